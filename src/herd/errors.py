@@ -1,0 +1,95 @@
+"""Errors herd raises. Every message says what happened, where, and what to do next.
+
+::
+
+    HerdError                   base; the CLI turns it into a message and an exit code
+    ├── SpecError               a workflow file is malformed (exit 2)
+    │   └── ValidationError     the DAG is wrong: cycle, unknown need, duplicate name,
+    │                           a task that can never fit the limits (exit 2)
+    ├── UsageError              a command-line argument is wrong (exit 2)
+    ├── StoreError              the state store failed (exit 3)
+    │   └── LockedError         another herd process holds this working directory (exit 3)
+    ├── TransitionError         a task moved between states illegally: a bug in herd (exit 70)
+    └── ExecutionError          herd could not start a task's process (exit 1)
+
+Each class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+
+class HerdError(Exception):
+    """herd failed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class SpecError(HerdError):
+    """The workflow file is not valid: fix the field named and run again."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        problem: str | None = None,
+        *,
+        file: str | None = None,
+        task: str | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file, self.task, self.field, self.hint = file, task, field, hint
+        self.problem = problem or (type(self).__doc__ or "").strip()
+        where = []
+        if file:
+            where.append(file)
+        if task:
+            where.append(f"task '{task}'")
+        if field:
+            where.append(f"field '{field}'")
+        text = ": ".join([*where, self.problem])
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)
+
+
+class ValidationError(SpecError):
+    """The workflow is not a valid DAG."""
+
+
+class UsageError(HerdError):
+    """A command-line argument is not valid: see `herd COMMAND --help`."""
+
+    exit_code = 2
+
+
+class StoreError(HerdError):
+    """The state store failed: check that .herd/ is writable and not on a full disk."""
+
+    exit_code = 3
+
+
+class LockedError(StoreError):
+    """Another herd process is running in this working directory: wait for it or stop it."""
+
+
+class TransitionError(HerdError):
+    """A task moved between states that are not connected: this is a bug in herd, please report it."""
+
+    exit_code = 70
+
+    def __init__(self, task: str, old: object, new: object) -> None:
+        super().__init__(
+            f"task '{task}' cannot go from {old} to {new}: this is a bug in herd, please report it"
+        )
+
+
+class ExecutionError(HerdError):
+    """herd could not start a task."""

@@ -1,0 +1,163 @@
+"""The workflow model: plain typed data, no I/O.
+
+Every spec format (native YAML/JSON, O2DPG ``workflow.json``, Pegasus ``wf.yml``, WfFormat, DAMPE
+XML) and the Python API produce the same two types: a :class:`Workflow` holding a tuple of
+:class:`Task`. Everything downstream — validation and graph building (``graph.py``), planning
+(``plan.py``), the scheduler, the store — reads only these.
+
+Conventions
+-----------
+- Resources are a plain mapping ``name -> float``. ``cpu`` is cores (fractions allowed, 0 allowed:
+  such a task takes no core), ``mem`` is MB, ``gpu`` is devices; any other name is a user pool
+  (``tape_drive: 1``). A resource a task does not name is 0 for it.
+- ``cmd`` is either a shell string (run by ``/bin/sh -c``) or an argv tuple (run directly).
+- Paths in ``inputs``/``outputs``/``done_marker`` are relative to the task's ``cwd`` unless
+  absolute; ``cwd`` is relative to the workflow's working directory.
+- ``env`` on a task is layered over the workflow's ``env``, which is layered over herd's own
+  environment. Values are strings; ``${VAR}`` references are expanded by the shell at run time.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+#: resources every task has a value for (0 when not given), in this order in tables and arrays
+STANDARD_RESOURCES: tuple[str, ...] = ("cpu", "mem", "gpu")
+
+#: an immutable empty mapping, shared so that a million tasks do not each carry an empty dict
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def frozen_map(values: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A read-only view of ``values`` (the shared :data:`EMPTY` when there are none)."""
+    if not values:
+        return EMPTY
+    return MappingProxyType(dict(values))
+
+
+class TaskState(enum.Enum):
+    """Where a task stands in one run. Legal moves are in ``scheduler.TRANSITIONS``."""
+
+    WAITING = "waiting"  # some needed task has not succeeded yet
+    READY = "ready"  # all needs met, waiting for resources
+    RUNNING = "running"  # an attempt is executing
+    RETRYING = "retrying"  # an attempt failed; the next waits for its back-off delay
+    SUCCEEDED = "succeeded"  # the last attempt exited 0 (or the task was found done)
+    FAILED = "failed"  # the last attempt failed and no retries are left
+    CANCELLED = "cancelled"  # will not run: a task it needs failed, or the run was stopped
+    SKIPPED = "skipped"  # done in an earlier run (unchanged fingerprint) or by a done marker
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset(
+    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.SKIPPED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What to do after the watchdog kills an attempt (torc's ``recover``).
+
+    After an out-of-memory kill the next attempt asks for ``mem * mem_factor``; after a timeout
+    kill it gets ``timeout * time_factor``. ``attempts`` bounds how many such recoveries happen,
+    independently of ordinary ``retries``.
+    """
+
+    mem_factor: float = 1.5
+    time_factor: float = 1.5
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One node of a workflow: a command with its needs, files, resources and policy."""
+
+    name: str
+    cmd: str | tuple[str, ...]
+    needs: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    #: outputs that may be deleted once every task reading them has succeeded
+    temp: tuple[str, ...] = ()
+    resources: Mapping[str, float] = EMPTY
+    labels: tuple[str, ...] = ()
+    cwd: str | None = None
+    env: Mapping[str, str] = EMPTY
+    #: seconds; the attempt is killed when it runs longer
+    timeout: float | None = None
+    #: extra attempts after a failure (0: run once)
+    retries: int = 0
+    #: seconds before the first retry; doubles with every further retry
+    backoff: float = 1.0
+    #: tasks naming the same semaphore never run at the same time
+    semaphore: str | None = None
+    #: higher runs first; beats the critical-path order
+    priority: int = 0
+    #: the instance group (O2DPG timeframe, CMS run, sweep point); None when not part of one
+    timeframe: int | None = None
+    #: expected runtime in seconds, when known (WfFormat runtimes, hints, earlier runs)
+    duration: float | None = None
+    #: a file whose existence means the task is done (O2DPG ``<cwd>/<name>.log_done``)
+    done_marker: str | None = None
+    #: redirections (Pegasus): paths relative to cwd; None means the task's own log files
+    stdin: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    recovery: Recovery | None = None
+    #: format-specific extras kept for round trips (WfFormat ids, Pegasus job ids, ...)
+    meta: Mapping[str, Any] = EMPTY
+
+    def resource(self, name: str) -> float:
+        return float(self.resources.get(name, 0.0))
+
+    @property
+    def argv_or_shell(self) -> str:
+        """The command as one line, for display and scripts."""
+        if isinstance(self.cmd, str):
+            return self.cmd
+        import shlex
+
+        return shlex.join(self.cmd)
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A named DAG of tasks, as loaded from one spec or built with the API."""
+
+    name: str
+    tasks: tuple[Task, ...]
+    env: Mapping[str, str] = EMPTY
+    #: a command run once before any task in every ``herd run`` (O2DPG ``__global_init_task__``)
+    init: str | None = None
+    #: the file it was loaded from, for messages; None when built in Python
+    source: str | None = None
+    #: ``native``, ``o2dpg``, ``pegasus``, ``wfformat``, ``dampe`` or ``api``
+    format: str = "native"
+    #: named resource limits the spec itself declares (``limits: {tape_drive: 2}``)
+    limits: Mapping[str, float] = EMPTY
+    meta: Mapping[str, Any] = EMPTY
+
+    def task(self, name: str) -> Task:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one run may use at once: resource capacities and a task-count cap (``-j``)."""
+
+    resources: Mapping[str, float] = field(default_factory=dict)
+    max_tasks: int | None = None
+
+    def capacity(self, name: str) -> float:
+        """The capacity of a pool; a pool that is not limited is unbounded."""
+        return float(self.resources.get(name, float("inf")))

@@ -1,0 +1,284 @@
+"""The Store protocol: where workflow state lives, and the records that cross it.
+
+One narrow protocol with intention-named methods; ``sqlite.py`` implements it (the embedded
+default, ``.herd/herd.db``), a PostgreSQL implementation will follow. Implementations hold code
+only: the contract is documented here, once, and tested once by ``tests/integration/
+test_store_contract.py`` for every implementation.
+
+Writes come in batches: the runner collects every change one turn of its loop produced (attempts
+started, attempts finished, task states, samples, user data) and hands them to :meth:`Store.write`,
+which applies them in a single transaction. A batch is committed before the runner acts on it (starts
+a dependent, reports success), so ``kill -9`` at any moment loses no finished task.
+
+Records
+-------
+``WorkflowRecord``  a workflow known to the store (by name)
+``TaskRecord``      the last known state of a task, and what its last success was computed from
+``RunRecord``       one ``herd run`` invocation
+``AttemptRecord``   one execution of a task, with its provenance
+Changes (the batch vocabulary): ``AttemptStarted``, ``AttemptFinished``, ``TaskChanged``,
+``Sample``, ``UserData``, ``UserEvent``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from herd.model import EMPTY, TaskState, Workflow
+
+#: a file as seen at some moment: (size in bytes, mtime in ns, content digest or "")
+FileStamp = tuple[int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    id: int
+    name: str
+    source: str | None
+    format: str
+    created: float
+    tasks: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """The state of one task as the store last saw it.
+
+    ``fingerprint``, ``cmd_digest``, ``env_digest`` and ``inputs`` describe the last *successful*
+    attempt (empty when it never succeeded); the planner compares them with the current ones to
+    decide whether the task must rerun and why.
+    """
+
+    name: str
+    state: TaskState
+    attempts: int = 0
+    fingerprint: str = ""
+    cmd_digest: str = ""
+    env_digest: str = ""
+    inputs: Mapping[str, FileStamp] = EMPTY
+    #: why the last attempt ended as it did (``exit 1``, ``killed: memory 5.1 GB > 4.0 GB limit``)
+    reason: str = ""
+    exit_code: int | None = None
+    #: when the task last changed state (epoch seconds)
+    updated: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    workflow_id: int
+    started: float
+    ended: float | None
+    #: ``running`` until it ends; then ``succeeded``, ``failed`` or ``interrupted``
+    status: str
+    host: str
+    user: str
+    pid: int
+    argv: tuple[str, ...] = ()
+    limits: Mapping[str, float] = EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One execution of a task: the provenance record (Pegasus kickstart is the model)."""
+
+    workflow_id: int
+    run_id: int
+    task: str
+    number: int  # 1, 2, ... counted over all runs of the task
+    host: str
+    user: str
+    pid: int
+    start: float
+    cmd: str  # as executed, after variable expansion where herd did it
+    env_digest: str
+    fingerprint: str
+    reason: str  # why it ran (``new``, ``command changed``, ...)
+    end: float | None = None
+    state: TaskState = TaskState.RUNNING
+    exit_code: int | None = None
+    signal: int | None = None
+    kill_reason: str = ""
+    utime: float | None = None  # seconds of user CPU (rusage of the process and its children)
+    stime: float | None = None
+    max_rss: int | None = None  # bytes, rusage
+    peak_mem: int | None = None  # bytes, whole process tree, from sampling
+    mean_cpu: float | None = None  # cores, whole process tree, from sampling
+    cwd: str = ""
+    stdout_path: str = ""
+    stderr_path: str = ""
+    inputs: Mapping[str, FileStamp] = EMPTY
+    outputs: Mapping[str, FileStamp] = EMPTY
+    resources: Mapping[str, float] = EMPTY
+
+
+# --- changes: what a batch is made of -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted:
+    attempt: AttemptRecord
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    """Completes the attempt ``(workflow_id, task, number)`` with its outcome fields."""
+
+    workflow_id: int
+    task: str
+    number: int
+    end: float
+    state: TaskState
+    exit_code: int | None = None
+    signal: int | None = None
+    kill_reason: str = ""
+    utime: float | None = None
+    stime: float | None = None
+    max_rss: int | None = None
+    peak_mem: int | None = None
+    mean_cpu: float | None = None
+    inputs: Mapping[str, FileStamp] = EMPTY
+    outputs: Mapping[str, FileStamp] = EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class TaskChanged:
+    """A task's new state. With ``state=SUCCEEDED`` the digest fields record what it ran from."""
+
+    workflow_id: int
+    task: str
+    state: TaskState
+    time: float
+    attempts: int | None = None  # new attempt count, None to keep
+    reason: str = ""
+    exit_code: int | None = None
+    fingerprint: str | None = None  # None keeps the stored value
+    cmd_digest: str | None = None
+    env_digest: str | None = None
+    inputs: Mapping[str, FileStamp] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One monitoring sample of an attempt's whole process tree."""
+
+    workflow_id: int
+    task: str
+    number: int
+    time: float
+    rss: int  # bytes
+    cpu: float  # cores in use since the previous sample
+    processes: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserData:
+    """A key/value result a task recorded (torc's user data)."""
+
+    workflow_id: int
+    task: str
+    number: int
+    key: str
+    value: Any  # JSON-serialisable
+
+
+@dataclass(frozen=True, slots=True)
+class UserEvent:
+    """A timestamped structured event a task recorded (torc's events)."""
+
+    workflow_id: int
+    task: str
+    number: int
+    time: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+Change = AttemptStarted | AttemptFinished | TaskChanged | Sample | UserData | UserEvent
+
+
+class Store(Protocol):
+    """Workflow state: workflows, task states, runs, attempts with provenance, samples, user data.
+
+    Every method either completes or raises :class:`herd.errors.StoreError` (driver errors are
+    wrapped at the boundary); a failed :meth:`write` leaves nothing of its batch behind.
+    """
+
+    def close(self) -> None:
+        """Release the connection. The store is unusable afterwards."""
+
+    def add_workflow(self, workflow: Workflow) -> int:
+        """Record ``workflow`` (by name) and its tasks; return its id.
+
+        Tasks new to the store start in ``WAITING`` with no history; tasks that exist keep their
+        state and history; tasks no longer in the workflow are kept (history is never lost) but
+        are not returned by :meth:`task_records`. Idempotent and fast: a million tasks in seconds.
+        """
+        ...
+
+    def workflow(self, name: str) -> WorkflowRecord | None:
+        """The workflow called ``name``, or None."""
+        ...
+
+    def workflows(self) -> list[WorkflowRecord]:
+        """Every workflow in the store, oldest first."""
+        ...
+
+    def task_records(self, workflow_id: int) -> dict[str, TaskRecord]:
+        """The last known state of every task currently in the workflow, by name."""
+        ...
+
+    def begin_run(
+        self,
+        workflow_id: int,
+        *,
+        started: float,
+        host: str,
+        user: str,
+        pid: int,
+        argv: Sequence[str],
+        limits: Mapping[str, float],
+    ) -> int:
+        """Open a run (status ``running``) and return its id.
+
+        Attempts still marked running from a run that never ended (herd was killed) are closed as
+        ``interrupted`` and their tasks set back to ``WAITING``, so they run again.
+        """
+        ...
+
+    def write(self, changes: Sequence[Change]) -> None:
+        """Apply a batch of changes in one transaction, in order."""
+        ...
+
+    def end_run(self, run_id: int, *, ended: float, status: str) -> None:
+        """Close a run with its final status."""
+        ...
+
+    def runs(self, workflow_id: int) -> list[RunRecord]:
+        """The runs of a workflow, oldest first."""
+        ...
+
+    def attempts(self, workflow_id: int, task: str | None = None) -> list[AttemptRecord]:
+        """Attempts of a workflow (or of one task), in start order."""
+        ...
+
+    def samples(self, workflow_id: int, task: str, number: int) -> list[Sample]:
+        """The monitoring time series of one attempt, in time order."""
+        ...
+
+    def user_data(self, workflow_id: int, task: str | None = None) -> list[UserData]:
+        """User data recorded by tasks, in recording order."""
+        ...
+
+    def user_events(self, workflow_id: int, task: str | None = None) -> list[UserEvent]:
+        """User events recorded by tasks, in time order."""
+        ...
+
+    def reset(self, workflow_id: int, tasks: Sequence[str]) -> None:
+        """Forget that ``tasks`` ever succeeded: they run again next time. History is kept."""
+        ...
+
+    def forget(self, workflow_id: int) -> None:
+        """Drop every record of the workflow (files on disk are not touched)."""
+        ...
