@@ -39,8 +39,8 @@ class FrozenDict(dict[str, Any]):
     def _readonly(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("herd model mappings are read-only; build a new one with dataclasses.replace")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
-    __ior__ = _readonly  # type: ignore[assignment]
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly
+    __ior__ = _readonly
 
     def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
         return (FrozenDict, (dict(self),))

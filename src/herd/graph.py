@@ -1,0 +1,332 @@
+"""The DAG of a workflow as integer arrays: validation, file-derived edges, selection, ranks.
+
+A :class:`Graph` numbers tasks ``0..n-1`` in declaration order and keeps edges in CSR form
+(``parent_ptr``/``parent_ids`` and ``child_ptr``/``child_ids``, ``array('l')``), so that a
+million-task workflow costs a few arrays rather than a million Python lists. Everything here is
+pure: no file is read, paths are compared as normalised strings.
+
+Edges come from two places: a task's explicit ``needs``, and files — a task whose ``inputs`` name a
+path another task lists in its ``outputs`` depends on that task (torc's implicit dependencies).
+Paths are resolved against each task's ``cwd`` before comparing.
+
+:func:`build` raises :class:`~herd.errors.ValidationError` naming the file, the task and the field
+for: a duplicate task name, a need naming no task, two tasks writing the same file, and a cycle
+(whose path is printed: ``a -> b -> c -> a``). :func:`check_limits` rejects a task that could never
+fit the run's limits.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import re
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from herd.errors import ValidationError
+from herd.model import Limits, Task, Workflow
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Graph:
+    """A validated workflow DAG with integer task ids (declaration order)."""
+
+    workflow: Workflow
+    index: dict[str, int]
+    parent_ptr: array[int]
+    parent_ids: array[int]
+    child_ptr: array[int]
+    child_ids: array[int]
+    #: a topological order (parents before children; ties in declaration order)
+    order: array[int]
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        return self.workflow.tasks
+
+    def __len__(self) -> int:
+        return len(self.workflow.tasks)
+
+    def parents(self, i: int) -> array[int]:
+        return self.parent_ids[self.parent_ptr[i] : self.parent_ptr[i + 1]]
+
+    def children(self, i: int) -> array[int]:
+        return self.child_ids[self.child_ptr[i] : self.child_ptr[i + 1]]
+
+    def name(self, i: int) -> str:
+        return self.workflow.tasks[i].name
+
+    @property
+    def edges(self) -> int:
+        return len(self.parent_ids)
+
+
+def build(workflow: Workflow) -> Graph:
+    """Validate ``workflow`` and build its graph."""
+    index = _index(workflow)
+    src, dst = _edges(workflow, index)
+    n = len(workflow.tasks)
+    parent_ptr, parent_ids = _csr(n, dst, src)
+    child_ptr, child_ids = _csr(n, src, dst)
+    order = _toposort(n, parent_ptr, child_ptr, child_ids)
+    if len(order) < n:
+        cycle = _find_cycle(workflow, order, parent_ptr, parent_ids)
+        raise ValidationError(
+            "cycle: " + " -> ".join(cycle),
+            file=workflow.source,
+            task=cycle[0],
+            field="needs",
+            hint="a task cannot depend on itself through other tasks; remove one of these needs",
+        )
+    return Graph(workflow, index, parent_ptr, parent_ids, child_ptr, child_ids, order)
+
+
+def _index(workflow: Workflow) -> dict[str, int]:
+    index: dict[str, int] = {}
+    for i, task in enumerate(workflow.tasks):
+        if index.setdefault(task.name, i) != i:
+            raise ValidationError(
+                f"duplicate task name (also task #{index[task.name] + 1})",
+                file=workflow.source,
+                task=task.name,
+                field="name",
+                hint="every task needs a unique name",
+            )
+    return index
+
+
+def file_key(task: Task, path: str) -> str:
+    """The path a task's file refers to, relative to the workflow directory, normalised."""
+    if task.cwd and not os.path.isabs(path):
+        path = os.path.join(task.cwd, path)
+    return os.path.normpath(path)
+
+
+def _edges(workflow: Workflow, index: dict[str, int]) -> tuple[array[int], array[int]]:
+    src, dst = array("l"), array("l")
+    for i, task in enumerate(workflow.tasks):
+        for need in task.needs:
+            j = index.get(need)
+            if j is None:
+                raise _unknown_need(workflow, task, need, index)
+            src.append(j)
+            dst.append(i)
+    producers = _producers(workflow)
+    if producers:
+        _file_edges(workflow, producers, src, dst)
+    return src, dst
+
+
+def _producers(workflow: Workflow) -> dict[str, int]:
+    producers: dict[str, int] = {}
+    for i, task in enumerate(workflow.tasks):
+        for path in task.outputs:
+            key = file_key(task, path)
+            j = producers.setdefault(key, i)
+            if j != i:
+                raise ValidationError(
+                    f"output '{path}' is also written by task '{workflow.tasks[j].name}'",
+                    file=workflow.source,
+                    task=task.name,
+                    field="outputs",
+                    hint="two tasks writing one file make the result depend on timing; rename one",
+                )
+    return producers
+
+
+def _file_edges(
+    workflow: Workflow, producers: dict[str, int], src: array[int], dst: array[int]
+) -> None:
+    for i, task in enumerate(workflow.tasks):
+        for path in task.inputs:
+            j = producers.get(file_key(task, path))
+            if j is not None and j != i:
+                src.append(j)
+                dst.append(i)
+
+
+def _unknown_need(
+    workflow: Workflow, task: Task, need: str, index: dict[str, int]
+) -> ValidationError:
+    import difflib
+
+    close = difflib.get_close_matches(need, list(index)[:100_000], n=1)
+    hint = f"did you mean '{close[0]}'?" if close else "check the spelling or add that task"
+    return ValidationError(
+        f"needs '{need}', which is not a task of this workflow",
+        file=workflow.source,
+        task=task.name,
+        field="needs",
+        hint=hint,
+    )
+
+
+def _csr(n: int, keys: array[int], values: array[int]) -> tuple[array[int], array[int]]:
+    """Group ``values`` by ``keys`` (both length m) into CSR form, dropping duplicate pairs."""
+    buckets: list[list[int] | None] = [None] * n
+    for k, v in zip(keys, values, strict=True):
+        bucket = buckets[k]
+        if bucket is None:
+            buckets[k] = [v]
+        elif v not in bucket:
+            bucket.append(v)
+    ptr = array("l", [0]) * (n + 1)
+    ids = array("l")
+    total = 0
+    for i, bucket in enumerate(buckets):
+        if bucket:
+            bucket.sort()
+            ids.extend(bucket)
+            total += len(bucket)
+        ptr[i + 1] = total
+    return ptr, ids
+
+
+def _toposort(
+    n: int, parent_ptr: array[int], child_ptr: array[int], child_ids: array[int]
+) -> array[int]:
+    """Kahn's algorithm with a min-heap, so ties keep declaration order (deterministic)."""
+    unmet = array("l", (parent_ptr[i + 1] - parent_ptr[i] for i in range(n)))
+    heap = [i for i in range(n) if unmet[i] == 0]
+    order = array("l")
+    push, pop = heapq.heappush, heapq.heappop
+    while heap:
+        i = pop(heap)
+        order.append(i)
+        for c in child_ids[child_ptr[i] : child_ptr[i + 1]]:
+            unmet[c] -= 1
+            if unmet[c] == 0:
+                push(heap, c)
+    return order
+
+
+def _find_cycle(
+    workflow: Workflow, order: array[int], parent_ptr: array[int], parent_ids: array[int]
+) -> list[str]:
+    """A cycle among the tasks Kahn's algorithm could not order, as names, closed."""
+    left = set(range(len(workflow.tasks))) - set(order)
+    start = min(left)
+    path: list[int] = []
+    seen: dict[int, int] = {}
+    node = start
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        # every remaining node has a remaining parent, so walking up always finds a cycle
+        node = next(p for p in parent_ids[parent_ptr[node] : parent_ptr[node + 1]] if p in left)
+    cycle = path[seen[node] :]
+    cycle.reverse()  # walked child -> parent; print in dependency order
+    first = cycle.index(min(cycle))  # start at the task declared first: stable and readable
+    cycle = cycle[first:] + cycle[:first]
+    names = [workflow.tasks[i].name for i in cycle]
+    return [*names, names[0]]
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+def check_limits(graph: Graph, limits: Limits) -> None:
+    """Reject the first task that needs more of a resource than the run may ever give."""
+    caps = {name: cap for name, cap in limits.resources.items() if cap != float("inf")}
+    for task in graph.tasks:
+        for name, need in task.resources.items():
+            cap = caps.get(name)
+            if cap is not None and need > cap + 1e-9:
+                raise ValidationError(
+                    f"needs {name} {_fmt(need)} but the limit is {_fmt(cap)}",
+                    file=graph.workflow.source,
+                    task=task.name,
+                    field=f"resources.{name}",
+                    hint=_limit_hint(name, need),
+                )
+
+
+def _limit_hint(name: str, need: float) -> str:
+    flag = {"cpu": "--cpu-limit", "mem": "--mem-limit", "gpu": "--gpu-limit"}.get(name)
+    raise_it = f"pass {flag} {_fmt(need)}" if flag else f"pass --limit {name}={_fmt(need)}"
+    return f"{raise_it} or lower the task's request; herd never clamps a request silently"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+# --- selection ------------------------------------------------------------------------------
+
+
+def ancestors(graph: Graph, roots: Iterable[int]) -> set[int]:
+    """``roots`` and every task they need, directly or not."""
+    return _closure(roots, graph.parent_ptr, graph.parent_ids)
+
+
+def descendants(graph: Graph, roots: Iterable[int]) -> set[int]:
+    """``roots`` and every task that needs them, directly or not."""
+    return _closure(roots, graph.child_ptr, graph.child_ids)
+
+
+def _closure(roots: Iterable[int], ptr: array[int], ids: array[int]) -> set[int]:
+    seen = set(roots)
+    stack = list(seen)
+    while stack:
+        i = stack.pop()
+        for j in ids[ptr[i] : ptr[i + 1]]:
+            if j not in seen:
+                seen.add(j)
+                stack.append(j)
+    return seen
+
+
+def match(graph: Graph, patterns: Sequence[str], labels: Sequence[str] = ()) -> set[int]:
+    """Tasks whose name fully matches one of the regexes, or that carry one of the labels."""
+    regexes = [_compile(p) for p in patterns]
+    wanted = set(labels)
+    return {
+        i
+        for i, task in enumerate(graph.tasks)
+        if any(r.fullmatch(task.name) for r in regexes) or wanted.intersection(task.labels)
+    }
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    from herd.errors import UsageError
+
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"'{pattern}' is not a valid regular expression: {exc}") from exc
+
+
+def select(graph: Graph, targets: Sequence[str], labels: Sequence[str] = ()) -> set[int]:
+    """The tasks to run for ``targets``/``labels`` (O2DPG ``-tt``/``--target-labels``): the
+    matching tasks and everything they need. No targets and no labels selects every task."""
+    if not targets and not labels:
+        return set(range(len(graph)))
+    return ancestors(graph, match(graph, targets, labels))
+
+
+# --- ranks ----------------------------------------------------------------------------------
+
+
+def upward_ranks(graph: Graph, durations: Sequence[float]) -> list[float]:
+    """Length of the longest path from each task to the end, its own duration included.
+
+    With real durations this is HEFT's upward rank (zero communication cost); with unit durations
+    it counts the tasks on the longest remaining chain. Ordering ready tasks by it puts the
+    critical path first.
+    """
+    rank = [0.0] * len(graph)
+    child_ptr, child_ids = graph.child_ptr, graph.child_ids
+    for i in reversed(graph.order):
+        best = 0.0
+        for c in child_ids[child_ptr[i] : child_ptr[i + 1]]:
+            if rank[c] > best:
+                best = rank[c]
+        rank[i] = durations[i] + best
+    return rank
+
+
+def critical_path(graph: Graph, durations: Sequence[float]) -> float:
+    """The longest chain of durations through the graph: no schedule can be shorter."""
+    ranks = upward_ranks(graph, durations)
+    return max(ranks, default=0.0)

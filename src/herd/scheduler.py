@@ -1,0 +1,483 @@
+"""The scheduling core: a pure state machine. Events in, decisions out.
+
+The scheduler never reads a clock, a file or a process: drivers (``runner.py`` for real processes,
+``simulate.py`` for a virtual clock) feed it :class:`Finished`, :class:`RetryDue` and :class:`Stop`
+events carrying ``now``, and carry out the :class:`Start`, :class:`RetryAt` and :class:`Cancel`
+decisions it returns. The same inputs always give the same decisions.
+
+Policy
+------
+- **Order.** Ready tasks are ordered by a key: user ``priority`` first (higher first), then the
+  policy: ``critical-path`` (default) puts the longest remaining chain of work first (upward rank,
+  from expected durations when known, else unit durations), ``timeframe`` finishes early timeframes
+  first (O2DPG's order), ``fifo`` keeps declaration order. Ties: declaration order.
+- **Packing without head-of-line blocking.** At every decision point the scheduler starts, in key
+  order, every ready task that fits the free resources, the ``-j`` cap and its semaphore; a task
+  that does not fit does not stop smaller ones behind it from starting.
+- **No starvation.** When the first task in key order does not fit, it is *blocked*; each task
+  started past it counts as a bypass. After ``max_bypass`` bypasses the scheduler *drains*: it
+  starts nothing more until the blocked task has started, so the big task gets its resources as
+  soon as running tasks release them. The bypass count resets whenever the blocked task changes.
+- **Failure.** A failed attempt is retried after ``backoff * 2**(k-1)`` seconds while retries are
+  left (:class:`RetryAt`, then the driver sends :class:`RetryDue`). After a watchdog kill for
+  memory or time, a task with a :class:`~herd.model.Recovery` policy is retried at once with memory
+  or timeout scaled up (capped at the run's limit). A task that finally fails cancels its
+  descendants; without ``keep_going`` nothing new starts after the first final failure (running
+  tasks finish), as the O2DPG runner does.
+
+State collections
+-----------------
+``state[i]``     the :class:`~herd.model.TaskState` of every task
+``unmet[i]``     how many of a task's parents have not succeeded yet
+``_classes``     ready tasks grouped by (resource demand, semaphore); one heap of keys per class
+``_running``     running task -> the demand it holds
+``_used``        resources in use, per limited resource
+``_held``        semaphores held by running tasks
+``attempts[i]``  attempts started in this run
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from herd.errors import TransitionError
+from herd.graph import Graph, upward_ranks
+from herd.model import Limits, TaskState
+
+W, R, RUN, RETRY = TaskState.WAITING, TaskState.READY, TaskState.RUNNING, TaskState.RETRYING
+OK, FAIL, CANCEL, SKIP = (
+    TaskState.SUCCEEDED,
+    TaskState.FAILED,
+    TaskState.CANCELLED,
+    TaskState.SKIPPED,
+)
+
+#: every legal move; anything else raises TransitionError
+TRANSITIONS: frozenset[tuple[TaskState, TaskState]] = frozenset(
+    {
+        (W, R),
+        (W, CANCEL),
+        (R, RUN),
+        (R, CANCEL),
+        (RUN, OK),
+        (RUN, FAIL),
+        (RUN, RETRY),
+        (RUN, CANCEL),  # stopped while running
+        (RUN, R),  # recovery: rerun at once with more memory or time
+        (RETRY, R),
+        (RETRY, CANCEL),
+    }
+)
+
+_EPS = 1e-9
+
+
+class Policy(enum.Enum):
+    """How ready tasks are ordered after user priority."""
+
+    CRITICAL_PATH = "critical-path"
+    TIMEFRAME = "timeframe"
+    FIFO = "fifo"
+
+
+class Kill(enum.Enum):
+    """Why the watchdog ended an attempt, when it did."""
+
+    MEMORY = "memory"
+    TIMEOUT = "timeout"
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An attempt of ``task`` ended: ``ok`` when it exited 0."""
+
+    task: int
+    ok: bool
+    now: float
+    kill: Kill | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDue:
+    """The back-off delay of ``task`` has passed."""
+
+    task: int
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Start nothing more; cancel everything not yet running (Ctrl-C, SIGTERM)."""
+
+    now: float
+    reason: str = "run stopped"
+
+
+Event = Finished | RetryDue | Stop
+
+# --- decisions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Run attempt ``attempt`` (1-based, in this run) of ``task`` with these resources."""
+
+    task: int
+    attempt: int
+    resources: Mapping[str, float]
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAt:
+    """Send :class:`RetryDue` for ``task`` at time ``at``."""
+
+    task: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """``task`` will not run in this run."""
+
+    task: int
+    reason: str
+
+
+Decision = Start | RetryAt | Cancel
+
+
+@dataclass(slots=True)
+class _Class:
+    """Ready tasks that need the same resources and semaphore: all fit or none does."""
+
+    demand: tuple[float, ...]
+    semaphore: str | None
+    heap: list[tuple[tuple[float, ...], int]] = field(default_factory=list)
+
+
+class Scheduler:
+    """Decides which task runs next. See the module docstring for the policy."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        limits: Limits,
+        *,
+        todo: Iterable[int] | None = None,
+        policy: Policy = Policy.CRITICAL_PATH,
+        durations: Sequence[float | None] | None = None,
+        keep_going: bool = False,
+        max_bypass: int = 32,
+    ) -> None:
+        self.graph = graph
+        self.limits = limits
+        self.policy = policy
+        self.keep_going = keep_going
+        self.max_bypass = max_bypass
+        n = len(graph)
+        self.pools = tuple(
+            name for name, cap in sorted(limits.resources.items()) if cap != float("inf")
+        )
+        self._cap = tuple(float(limits.resources[p]) for p in self.pools)
+        self._used = [0.0] * len(self.pools)
+        self._max_tasks = limits.max_tasks or n or 1
+        self.state: list[TaskState] = [SKIP] * n
+        self.unmet = [0] * n
+        self.attempts = [0] * n
+        self._recoveries = [0] * n
+        self._overrides: dict[int, tuple[dict[str, float], float | None]] = {}
+        self._running: dict[int, tuple[float, ...]] = {}
+        self._held: set[str] = set()
+        self._classes: dict[tuple[tuple[float, ...], str | None], _Class] = {}
+        self._blocked: int | None = None
+        self._bypass = 0
+        self._failed_final = False
+        self._stopped = False
+        self.counts = dict.fromkeys(TaskState, 0)
+        self.counts[SKIP] = n
+        self._keys = self._priority_keys(durations)
+        self._init_todo(set(range(n)) if todo is None else set(todo))
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def _priority_keys(self, durations: Sequence[float | None] | None) -> list[tuple[float, ...]]:
+        tasks = self.graph.tasks
+        if self.policy is Policy.FIFO:
+            return [(-t.priority, i) for i, t in enumerate(tasks)]
+        dur = [1.0] * len(tasks)
+        if durations is not None:
+            dur = [1.0 if d is None else float(d) for d in durations]
+        rank = upward_ranks(self.graph, dur)
+        if self.policy is Policy.TIMEFRAME:
+            return [
+                (-t.priority, -1 if t.timeframe is None else t.timeframe, -rank[i], i)
+                for i, t in enumerate(tasks)
+            ]
+        return [(-t.priority, -rank[i], i) for i, t in enumerate(tasks)]
+
+    def _init_todo(self, todo: set[int]) -> None:
+        ptr, ids = self.graph.parent_ptr, self.graph.parent_ids
+        ready = []
+        for i in sorted(todo):
+            unmet = sum(1 for p in ids[ptr[i] : ptr[i + 1]] if p in todo)
+            self.unmet[i] = unmet
+            self.state[i] = W
+            self.counts[SKIP] -= 1
+            self.counts[W] += 1
+            if unmet == 0:
+                ready.append(i)
+        for i in ready:
+            self._set(i, R)
+            self._push(i)
+
+    # --- public -----------------------------------------------------------------------------
+
+    def start(self) -> list[Decision]:
+        """The first decisions: start what can start."""
+        return self._fill()
+
+    def handle(self, event: Event) -> list[Decision]:
+        """Take one event and return what to do now."""
+        if isinstance(event, Finished):
+            out = self._finished(event)
+        elif isinstance(event, RetryDue):
+            out = self._retry_due(event)
+        else:
+            out = self._stop(event)
+        out.extend(self._fill())
+        return out
+
+    @property
+    def active(self) -> bool:
+        """True while something runs, waits for a retry, or can still start."""
+        c = self.counts
+        return bool(c[RUN] or c[RETRY] or c[R] or c[W])
+
+    @property
+    def succeeded(self) -> bool:
+        """Everything in this run succeeded (or was done before)."""
+        c = self.counts
+        return not self.active and c[FAIL] == 0 and c[CANCEL] == 0
+
+    @property
+    def _halted(self) -> bool:
+        return self._stopped or (self._failed_final and not self.keep_going)
+
+    def used(self) -> dict[str, float]:
+        """Resources in use now, per limited pool."""
+        return dict(zip(self.pools, self._used, strict=True))
+
+    def demand(self, i: int) -> dict[str, float]:
+        """What task ``i`` asks for now (after any recovery scaling)."""
+        override = self._overrides.get(i)
+        if override is not None:
+            return override[0]
+        return {k: float(v) for k, v in self.graph.tasks[i].resources.items()}
+
+    # --- transitions ------------------------------------------------------------------------
+
+    def _set(self, i: int, new: TaskState) -> None:
+        old = self.state[i]
+        if (old, new) not in TRANSITIONS:
+            raise TransitionError(self.graph.name(i), old.value, new.value)
+        self.state[i] = new
+        self.counts[old] -= 1
+        self.counts[new] += 1
+
+    def _finished(self, ev: Finished) -> list[Decision]:
+        i = ev.task
+        self._release(i)
+        if ev.ok:
+            self._set(i, OK)
+            return self._unlock_children(i)
+        if self._stopped:
+            self._set(i, CANCEL)
+            return []
+        if ev.kill is not None and self._recover(i, ev.kill):
+            self._set(i, R)
+            self._push(i)
+            return []
+        task = self.graph.tasks[i]
+        if self.attempts[i] - self._recoveries[i] <= task.retries and not self._halted:
+            self._set(i, RETRY)
+            k = self.attempts[i] - self._recoveries[i]
+            return [RetryAt(i, ev.now + task.backoff * 2 ** (k - 1))]
+        self._set(i, FAIL)
+        self._failed_final = True
+        out = self._cancel_descendants(i, f"needs '{task.name}', which failed")
+        if not self.keep_going:
+            out.extend(
+                self._cancel_pending(
+                    f"not started: '{task.name}' failed (--keep-going runs the rest)"
+                )
+            )
+        return out
+
+    def _recover(self, i: int, kill: Kill) -> bool:
+        policy = self.graph.tasks[i].recovery
+        if policy is None or self._recoveries[i] >= policy.attempts or self._halted:
+            return False
+        self._recoveries[i] += 1
+        res, timeout = self._overrides.get(i, (self.demand(i), self.graph.tasks[i].timeout))
+        res = dict(res)
+        if kill is Kill.MEMORY and res.get("mem"):
+            cap = self.limits.capacity("mem")
+            res["mem"] = min(res["mem"] * policy.mem_factor, cap)
+        if kill is Kill.TIMEOUT and timeout is not None:
+            timeout = timeout * policy.time_factor
+        self._overrides[i] = (res, timeout)
+        return True
+
+    def _retry_due(self, ev: RetryDue) -> list[Decision]:
+        i = ev.task
+        if self.state[i] is not RETRY:
+            return []  # cancelled meanwhile (stop); the timer is stale
+        self._set(i, R)
+        self._push(i)
+        return []
+
+    def _stop(self, ev: Stop) -> list[Decision]:
+        self._stopped = True
+        return self._cancel_pending(ev.reason)
+
+    def _cancel_pending(self, reason: str) -> list[Decision]:
+        """Cancel every task that is not running and not finished."""
+        out: list[Decision] = []
+        for i, s in enumerate(self.state):
+            if s is W or s is R or s is RETRY:
+                self._set(i, CANCEL)
+                out.append(Cancel(i, reason))
+        self._classes.clear()
+        return out
+
+    def _unlock_children(self, i: int) -> list[Decision]:
+        g = self.graph
+        for c in g.child_ids[g.child_ptr[i] : g.child_ptr[i + 1]]:
+            if self.state[c] is W:
+                self.unmet[c] -= 1
+                if self.unmet[c] == 0:
+                    self._set(c, R)
+                    self._push(c)
+        return []
+
+    def _cancel_descendants(self, i: int, reason: str) -> list[Decision]:
+        g = self.graph
+        out: list[Decision] = []
+        stack = [i]
+        while stack:
+            j = stack.pop()
+            for c in g.child_ids[g.child_ptr[j] : g.child_ptr[j + 1]]:
+                if self.state[c] is W:
+                    self._set(c, CANCEL)
+                    out.append(Cancel(c, reason))
+                    stack.append(c)
+        return out
+
+    # --- packing ----------------------------------------------------------------------------
+
+    def _demand_vector(self, i: int) -> tuple[float, ...]:
+        res = self.demand(i)
+        return tuple(float(res.get(p, 0.0)) for p in self.pools)
+
+    def _push(self, i: int) -> None:
+        task = self.graph.tasks[i]
+        demand = self._demand_vector(i)
+        key = (demand, task.semaphore)
+        cls = self._classes.get(key)
+        if cls is None:
+            cls = self._classes[key] = _Class(demand, task.semaphore)
+        heapq.heappush(cls.heap, (self._keys[i], i))
+
+    def _fits(self, demand: tuple[float, ...]) -> bool:
+        used, cap = self._used, self._cap
+        return all(used[k] + d <= cap[k] + _EPS for k, d in enumerate(demand) if d)
+
+    def _fill(self) -> list[Decision]:
+        """Start, in key order, every ready task that fits (see the module docstring)."""
+        if self._halted:
+            return []
+        out: list[Decision] = []
+        heads = [(c.heap[0][0], id(c), c) for c in self._classes.values() if c.heap]
+        heapq.heapify(heads)
+        top = True  # the first head looked at is the first task in key order
+        while heads and len(self._running) < self._max_tasks:
+            _, _, cls = heads[0]
+            i = cls.heap[0][1]
+            if cls.semaphore is not None and cls.semaphore in self._held:
+                heapq.heappop(heads)  # waits for the semaphore, not for resources
+                continue
+            if not self._fits(cls.demand):
+                heapq.heappop(heads)  # nothing in this class can start until something ends
+                if top and not self._note_blocked(i):
+                    break  # drain: let the blocked task have the next free resources
+                top = False
+                continue
+            heapq.heappop(cls.heap)
+            out.append(self._launch(i, cls))
+            if not top:
+                self._bypass += 1
+            elif self._blocked == i:
+                self._blocked, self._bypass = None, 0
+            if cls.heap:
+                heapq.heapreplace(heads, (cls.heap[0][0], id(cls), cls))
+            else:
+                heapq.heappop(heads)
+        return out
+
+    def _note_blocked(self, i: int) -> bool:
+        """Record that ``i``, first in order, cannot start; False when it is time to drain."""
+        if self._blocked != i:
+            self._blocked, self._bypass = i, 0
+        return self._bypass < self.max_bypass
+
+    def _launch(self, i: int, cls: _Class) -> Start:
+        self._set(i, RUN)
+        self.attempts[i] += 1
+        self._running[i] = cls.demand
+        for k, d in enumerate(cls.demand):
+            self._used[k] += d
+        if cls.semaphore is not None:
+            self._held.add(cls.semaphore)
+        res, timeout = self._overrides.get(i, (None, self.graph.tasks[i].timeout))
+        return Start(i, self.attempts[i], res if res is not None else self.demand(i), timeout)
+
+    def _release(self, i: int) -> None:
+        demand = self._running.pop(i)
+        for k, d in enumerate(demand):
+            self._used[k] -= d
+        sem = self.graph.tasks[i].semaphore
+        if sem is not None:
+            self._held.discard(sem)
+
+    # --- invariants -------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check every invariant; tests call this after every event."""
+        n = len(self.graph)
+        assert sum(self.counts.values()) == n
+        for s in TaskState:
+            assert self.counts[s] == sum(1 for x in self.state if x is s), s
+        running = [i for i in range(n) if self.state[i] is RUN]
+        assert sorted(running) == sorted(self._running)
+        assert len(running) <= self._max_tasks
+        for k, cap in enumerate(self._cap):
+            used = sum(self._running[i][k] for i in running)
+            assert abs(used - self._used[k]) < 1e-6, (self.pools[k], used, self._used[k])
+            assert used <= cap + 1e-6, (self.pools[k], used, cap)
+        sems = [self.graph.tasks[i].semaphore for i in running if self.graph.tasks[i].semaphore]
+        assert len(sems) == len(set(sems)), sems
+        queued = sorted(i for c in self._classes.values() for _, i in c.heap)
+        assert queued == sorted(i for i in range(n) if self.state[i] is R), "ready != queued"
+        for i in range(n):
+            if self.state[i] in (W, R):
+                done = sum(1 for p in self.graph.parents(i) if self.state[p] in (OK, SKIP))
+                assert self.unmet[i] == len(self.graph.parents(i)) - done, self.graph.name(i)
+                assert (self.unmet[i] == 0) == (self.state[i] is R), self.graph.name(i)
