@@ -18,7 +18,7 @@ fit the run's limits.
 from __future__ import annotations
 
 import heapq
-import os
+import posixpath
 import re
 from array import array
 from collections.abc import Iterable, Sequence
@@ -98,9 +98,9 @@ def _index(workflow: Workflow) -> dict[str, int]:
 
 def file_key(task: Task, path: str) -> str:
     """The path a task's file refers to, relative to the workflow directory, normalised."""
-    if task.cwd and not os.path.isabs(path):
-        path = os.path.join(task.cwd, path)
-    return os.path.normpath(path)
+    if task.cwd and not posixpath.isabs(path):
+        path = posixpath.join(task.cwd, path)
+    return posixpath.normpath(path)
 
 
 def _edges(workflow: Workflow, index: dict[str, int]) -> tuple[array[int], array[int]]:
@@ -232,6 +232,14 @@ def check_limits(graph: Graph, limits: Limits) -> None:
     for task in graph.tasks:
         for name, need in task.resources.items():
             cap = caps.get(name)
+            if cap is None and need and name not in limits.resources:
+                raise ValidationError(
+                    f"uses resource '{name}', which has no limit",
+                    file=graph.workflow.source,
+                    task=task.name,
+                    field=f"resources.{name}",
+                    hint=f"declare `limits: {{{name}: N}}` in the spec or pass --limit {name}=N",
+                )
             if cap is not None and need > cap + 1e-9:
                 raise ValidationError(
                     f"needs {name} {_fmt(need)} but the limit is {_fmt(cap)}",

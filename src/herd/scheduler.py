@@ -271,6 +271,11 @@ class Scheduler:
     def _halted(self) -> bool:
         return self._stopped or (self._failed_final and not self.keep_going)
 
+    @property
+    def in_use(self) -> tuple[float, ...]:
+        """Resources in use now, in :attr:`pools` order."""
+        return tuple(self._used)
+
     def used(self) -> dict[str, float]:
         """Resources in use now, per limited pool."""
         return dict(zip(self.pools, self._used, strict=True))

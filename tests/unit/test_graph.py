@@ -77,7 +77,8 @@ def test_limits_rejected_with_flag_hint() -> None:
     assert "--cpu-limit 8" in str(e.value)
     with pytest.raises(ValidationError, match="--limit tape=2"):
         check_limits(g, Limits({"cpu": 8, "tape": 1}))
-    check_limits(g, Limits({"cpu": 8}))  # tape is not limited: fine
+    with pytest.raises(ValidationError, match="uses resource .tape., which has no limit"):
+        check_limits(g, Limits({"cpu": 8}))
 
 
 def test_selection_ancestors_descendants_ranks() -> None:

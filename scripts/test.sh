@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, then unit, integration and acceptance tests.
+# Installs what it needs into .venv first. Extra arguments go to pytest.
+set -euo pipefail
+source "$(dirname "$0")/bootstrap.sh" test
+cd "$ROOT"
+echo "== ruff"; ruff check src tests bench examples
+echo "== mypy"; mypy
+echo "== pytest"
+exec pytest -q "$@"

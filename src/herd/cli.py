@@ -1,0 +1,512 @@
+"""The ``herd`` command line: parse, call one library function, render.
+
+Exit codes: 0 success; 1 a task failed; 2 invalid workflow file or arguments; 3 state store or lock
+problem (another herd runs here); 70 internal error; 128+N stopped by signal N (130 Ctrl-C,
+143 SIGTERM). Every command has ``--help`` with an example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from herd.errors import HerdError, UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Handler, str]] = {}
+
+
+def command(name: str, help: str, example: str) -> Callable[[Handler], Handler]:
+    """Register ``herd NAME``; the example is shown at the end of its --help."""
+
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = (fn, f"{help}\n\nexample:\n  {example}")
+        return fn
+
+    return register
+
+
+# --- shared arguments -----------------------------------------------------------------------
+
+
+def _add_file(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", help="workflow file (any format herd reads)")
+    p.add_argument(
+        "-f", "--file", dest="file_opt", metavar="FILE", help="the same, as an option (O2DPG style)"
+    )
+    p.add_argument(
+        "-C", "--workdir", type=Path, default=Path("."), help="working directory (default: .)"
+    )
+
+
+def _file(args: argparse.Namespace) -> str:
+    path: str | None = args.file_opt or args.file
+    if not path:
+        raise UsageError("name a workflow file: `herd run wf.yaml` or `herd run -f workflow.json`")
+    return path
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from herd.formats import load
+
+    return load(_file(args))
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("limits (default: this machine)")
+    g.add_argument("--cpu-limit", type=float, metavar="CORES", help="cores to use at once")
+    g.add_argument("--mem-limit", type=float, metavar="MB", help="memory to use at once, MB")
+    g.add_argument("--gpu-limit", type=float, metavar="N", help="GPUs to use at once")
+    g.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="a named pool, e.g. tape_drive=2 (repeatable)",
+    )
+    g.add_argument(
+        "-j",
+        "-jmax",
+        "--jobs",
+        dest="jobs",
+        type=int,
+        metavar="N",
+        help="tasks at once, whatever their resources",
+    )
+
+
+def _limits(args: argparse.Namespace, workflow: Any) -> Any:
+    from herd.machine import parse_named, run_limits
+
+    return run_limits(
+        workflow,
+        cpu=args.cpu_limit,
+        mem=args.mem_limit,
+        gpu=args.gpu_limit,
+        named=parse_named(args.limit),
+        jobs=args.jobs,
+    )
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to run")
+    g.add_argument(
+        "-tt",
+        "--target-tasks",
+        nargs="+",
+        default=[],
+        metavar="REGEX",
+        help="run these tasks (full-match regexes) and what they need",
+    )
+    g.add_argument(
+        "--target-labels",
+        nargs="+",
+        default=[],
+        metavar="LABEL",
+        help="run tasks with these labels and what they need",
+    )
+    g.add_argument(
+        "--rerun-from",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="rerun matching tasks and everything after them",
+    )
+    g.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="rerun matching tasks even if up to date",
+    )
+    g.add_argument(
+        "--checksum",
+        action="store_true",
+        help="compare input files by content digest, not size and mtime",
+    )
+
+
+def _options(args: argparse.Namespace, workflow: Any) -> Any:
+    from herd.runner import RunOptions
+    from herd.scheduler import Policy
+
+    return RunOptions(
+        workdir=args.workdir,
+        limits=_limits(args, workflow),
+        keep_going=getattr(args, "keep_going", False),
+        targets=tuple(args.target_tasks),
+        target_labels=tuple(args.target_labels),
+        rerun_from=tuple(args.rerun_from),
+        force=tuple(args.force),
+        checksum=args.checksum,
+        policy=Policy(getattr(args, "policy", "critical-path")),
+        mem_kill_ratio=getattr(args, "mem_kill_ratio", 2.0),
+        argv=tuple(sys.argv),
+    )
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _setup_run(p: argparse.ArgumentParser) -> None:
+    _add_file(p)
+    _add_limits(p)
+    _add_selection(p)
+    p.add_argument(
+        "-k",
+        "--keep-going",
+        action="store_true",
+        help="after a failure, run everything that does not need the failed task",
+    )
+    p.add_argument(
+        "--policy",
+        choices=["critical-path", "timeframe", "fifo"],
+        default="critical-path",
+        help="order of ready tasks after user priority (default: critical-path)",
+    )
+    p.add_argument(
+        "--mem-kill-ratio",
+        type=float,
+        default=2.0,
+        metavar="R",
+        help="kill a task using more than R x its declared mem (0: never; default 2)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would run and why, run nothing")
+    p.add_argument(
+        "--list-tasks", action="store_true", help="list the tasks and exit (like `herd list`)"
+    )
+    p.add_argument(
+        "--produce-script",
+        metavar="OUT",
+        help="write a serial bash script and exit (like `herd script`)",
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run: machine-readable plan")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+
+
+@command(
+    "run",
+    "Run a workflow: resource-aware, parallel, resumable.",
+    "herd run wf.yaml --cpu-limit 8 -k",
+)
+def cmd_run(args: argparse.Namespace) -> int:
+    workflow = _load(args)
+    if args.list_tasks:
+        return _print_list(workflow, as_json=False)
+    if args.produce_script:
+        return _write_script(workflow, args, args.produce_script)
+    options = _options(args, workflow)
+    if args.dry_run:
+        return _dry_run(workflow, options, as_json=args.json)
+    from herd.progress import reporter_for
+    from herd.runner import run_workflow
+
+    result = run_workflow(workflow, options, reporter_for(sys.stdout, quiet=args.quiet))
+    return result.exit_code
+
+
+def _dry_run(workflow: Any, options: Any, *, as_json: bool) -> int:
+    from herd.runner import existing_store, prepare
+
+    with existing_store(options.workdir) as store:
+        prepared = prepare(workflow, options, store)
+    graph, plan = prepared.graph, prepared.plan
+    rows = [
+        {"task": graph.name(i), "run": v.run, "reason": v.reason}
+        for i in graph.order
+        if (v := plan.verdicts.get(i)) is not None
+    ]
+    if as_json:
+        print(json.dumps({"workflow": workflow.name, "tasks": rows}, indent=1))
+        return 0
+    width = max((len(r["task"]) for r in rows), default=4)
+    for r in rows:
+        print(f"{'run ' if r['run'] else 'skip'}  {r['task']:<{width}}  {r['reason']}")
+    todo = sum(1 for r in rows if r["run"])
+    print(
+        f"herd: dry run of '{workflow.name}': {todo} to run, {len(rows) - todo} up to date, nothing started"
+    )
+    return 0
+
+
+@command(
+    "validate",
+    "Check a workflow file: format, fields, DAG, limits.",
+    "herd validate workflow.json --cpu-limit 8",
+)
+def cmd_validate(args: argparse.Namespace) -> int:
+    from herd.graph import build, check_limits
+
+    workflow = _load(args)
+    graph = build(workflow)
+    check_limits(graph, _limits(args, workflow))
+    print(
+        f"{workflow.source}: valid {workflow.format} workflow '{workflow.name}': {len(graph)} tasks, {graph.edges} dependencies"
+    )
+    for warning in workflow.meta.get("warnings", ()):
+        print(f"warning: {warning}")
+    return 0
+
+
+def _setup_validate(p: argparse.ArgumentParser) -> None:
+    _add_file(p)
+    _add_limits(p)
+
+
+@command(
+    "list", "List the tasks of a workflow in dependency order.", "herd list workflow.json --json"
+)
+def cmd_list(args: argparse.Namespace) -> int:
+    return _print_list(_load(args), as_json=args.json)
+
+
+def _print_list(workflow: Any, *, as_json: bool) -> int:
+    from herd.graph import build
+
+    graph = build(workflow)
+    rows = [
+        {
+            "name": graph.name(i),
+            "needs": [graph.name(p) for p in graph.parents(i)],
+            "resources": dict(graph.tasks[i].resources),
+            "labels": list(graph.tasks[i].labels),
+            "timeframe": graph.tasks[i].timeframe,
+        }
+        for i in graph.order
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        res = " ".join(f"{k}={v:g}" for k, v in r["resources"].items())
+        needs = ",".join(r["needs"])
+        print(f"{r['name']}  [{res}]" + (f"  <- {needs}" if needs else ""))
+    return 0
+
+
+def _setup_list(p: argparse.ArgumentParser) -> None:
+    _add_file(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+@command(
+    "script", "Write the workflow as a serial bash script.", "herd script workflow.json -o run.sh"
+)
+def cmd_script(args: argparse.Namespace) -> int:
+    return _write_script(_load(args), args, args.output)
+
+
+def _write_script(workflow: Any, args: argparse.Namespace, out: str | None) -> int:
+    from herd.graph import build, select
+    from herd.script import serial_script
+
+    graph = build(workflow)
+    targets, labels = getattr(args, "target_tasks", []), getattr(args, "target_labels", [])
+    text = serial_script(graph, select(graph, targets, labels))
+    if out in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text)
+        Path(out).chmod(0o755)
+        print(f"wrote {out}")
+    return 0
+
+
+def _setup_script(p: argparse.ArgumentParser) -> None:
+    _add_file(p)
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.add_argument("-tt", "--target-tasks", nargs="+", default=[], metavar="REGEX")
+    p.add_argument("--target-labels", nargs="+", default=[], metavar="LABEL")
+
+
+@command(
+    "graph",
+    "Print the DAG in Graphviz DOT, coloured by task state.",
+    "herd graph wf.yaml | dot -Tsvg > wf.svg",
+)
+def cmd_graph(args: argparse.Namespace) -> int:
+    from herd.dot import to_dot
+    from herd.graph import build
+    from herd.runner import existing_store
+
+    workflow = _load(args)
+    states = None
+    with existing_store(args.workdir) as store:
+        rec = store.workflow(workflow.name) if store else None
+        if store is not None and rec is not None:
+            states = {name: r.state for name, r in store.task_records(rec.id).items()}
+    text = to_dot(build(workflow), states)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _setup_graph(p: argparse.ArgumentParser) -> None:
+    _add_file(p)
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+
+
+@command(
+    "status",
+    "Show where every task stands (from the store; safe during a run).",
+    "herd status --json",
+)
+def cmd_status(args: argparse.Namespace) -> int:
+    from herd.runner import existing_store
+    from herd.status import render, status
+
+    name = args.workflow
+    if name is None and (args.file or args.file_opt):
+        name = _load(args).name
+    with existing_store(args.workdir) as store:
+        if store is None:
+            raise UsageError(
+                f"herd has not run anything in {args.workdir} yet: run `herd run FILE` first"
+            )
+        st = status(store, name)
+    if args.json:
+        print(json.dumps(st.to_json(), indent=1))
+    else:
+        print(render(st, all_tasks=args.all))
+    return 0
+
+
+def _setup_status(p: argparse.ArgumentParser) -> None:
+    _add_file(p)
+    p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
+    p.add_argument(
+        "-a", "--all", action="store_true", help="list every task, not only those needing attention"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+@command(
+    "simulate",
+    "Run the real scheduler on a virtual clock: makespan vs lower bound.",
+    "herd simulate montage.json.gz --cpu-limit 16 --json",
+)
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from herd.graph import build, check_limits
+    from herd.scheduler import Policy
+    from herd.simulate import durations_of, simulate
+
+    workflow = _load(args)
+    graph = build(workflow)
+    limits = _limits(args, workflow)
+    check_limits(graph, limits)
+    durations = durations_of(graph, args.duration)
+    result = simulate(
+        graph,
+        limits,
+        durations,
+        policy=Policy(args.policy),
+        use_durations=not args.blind,
+        keep_schedule=bool(args.schedule),
+    )
+    if args.schedule:
+        rows = [
+            {"task": s.task, "start": s.start, "end": s.end, "resources": s.resources}
+            for s in result.schedule
+        ]
+        Path(args.schedule).write_text(json.dumps({"workflow": workflow.name, "schedule": rows}))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=1))
+        return 0
+    print(f"workflow {workflow.name}: {result.tasks} tasks")
+    print(f"makespan     {result.makespan:.3f} s")
+    print(
+        f"lower bound  {result.lower_bound:.3f} s ({result.bound_by}); critical path {result.critical_path:.3f} s"
+    )
+    print(f"ratio        {result.ratio:.3f}")
+    for pool in result.peak:
+        print(f"{pool:<12} peak {result.peak[pool]:.0%}  mean {result.mean[pool]:.0%}")
+    return 0
+
+
+def _setup_simulate(p: argparse.ArgumentParser) -> None:
+    _add_file(p)
+    _add_limits(p)
+    p.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="duration of tasks the spec gives none for",
+    )
+    p.add_argument(
+        "--policy", choices=["critical-path", "timeframe", "fifo"], default="critical-path"
+    )
+    p.add_argument(
+        "--blind",
+        action="store_true",
+        help="schedule without looking at durations (as on a first run)",
+    )
+    p.add_argument(
+        "--schedule", metavar="OUT.json", help="write the simulated schedule (for herd plot)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+SETUP: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "simulate": _setup_simulate,
+    "run": _setup_run,
+    "validate": _setup_validate,
+    "list": _setup_list,
+    "script": _setup_script,
+    "graph": _setup_graph,
+    "status": _setup_status,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    from herd import __version__
+
+    top = argparse.ArgumentParser(
+        prog="herd",
+        description="herd: a resource-aware, restartable workflow engine for scientific computing.",
+        epilog="exit codes: 0 ok, 1 task failed, 2 bad input, 3 store/lock, 130/143 interrupted. See docs/cli.md.",
+    )
+    top.add_argument("--version", action="version", version=f"herd {__version__}")
+    top.add_argument("-v", "--verbose", action="store_true", help="log what herd does")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, text) in COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=text.split("\n")[0],
+            description=text,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        SETUP[name](p)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="herd: %(message)s",
+    )
+    if not args.command:
+        parser().print_help()
+        return 2
+    handler = COMMANDS[args.command][0]
+    try:
+        return handler(args)
+    except HerdError as exc:
+        print(f"herd: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("herd: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""This machine's capacities, and the run limits built from them and from the user's flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from herd.errors import UsageError
+from herd.model import Limits, Workflow
+
+
+def cores() -> float:
+    """Cores this process may use (its affinity mask, not just the machine's count)."""
+    try:
+        return float(len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return float(os.cpu_count() or 1)
+
+
+def memory_mb() -> float:
+    import psutil
+
+    return psutil.virtual_memory().total / 1e6
+
+
+def gpus() -> float:
+    """NVIDIA GPUs the driver shows, narrowed by CUDA_VISIBLE_DEVICES when set."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return float(len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]))
+    nvidia = Path("/proc/driver/nvidia/gpus")
+    return float(len(list(nvidia.iterdir()))) if nvidia.is_dir() else 0.0
+
+
+def parse_named(values: list[str]) -> dict[str, float]:
+    """``["tape=2", "license=1"]`` -> ``{"tape": 2.0, "license": 1.0}``."""
+    out: dict[str, float] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(
+                f"--limit wants NAME=NUMBER, e.g. --limit tape_drive=2; got '{item}'"
+            ) from None
+    return out
+
+
+def run_limits(
+    workflow: Workflow,
+    *,
+    cpu: float | None = None,
+    mem: float | None = None,
+    gpu: float | None = None,
+    named: Mapping[str, float] | None = None,
+    jobs: int | None = None,
+) -> Limits:
+    """Limits for a run: flags first, then the spec's own ``limits``, then this machine."""
+    values: dict[str, float] = {"cpu": cores(), "mem": memory_mb(), "gpu": gpus()}
+    values.update(workflow.limits)
+    for name, value in (("cpu", cpu), ("mem", mem), ("gpu", gpu)):
+        if value is not None:
+            values[name] = value
+    values.update(named or {})
+    for name, value in values.items():
+        if value < 0:
+            raise UsageError(f"the limit for {name} must be 0 or more, not {value:g}")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"-j/-jmax must be at least 1, not {jobs}")
+    return Limits(values, max_tasks=jobs)

@@ -1,0 +1,588 @@
+"""``herd run``: the driver that feeds real process exits to the pure scheduler.
+
+One turn of the loop: carry out the scheduler's decisions (start processes, arm retry timers,
+record cancellations), commit everything the turn produced to the store in one transaction, then
+block in :meth:`LocalExecutor.wait` until a process exits, a timer is due, a signal arrives or the
+progress display wants a refresh. A finished attempt is committed *before* the scheduler hears of
+it, so a dependent never starts on the strength of a success the store could lose: ``kill -9`` at
+any moment, and the next ``herd run`` resumes exactly (finished tasks skipped, the interrupted
+ones run again).
+
+The working directory is locked for the whole run (``.herd/lock``); a second ``herd run`` there
+refuses at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import heapq
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from herd.errors import ExecutionError
+from herd.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled
+from herd.graph import Graph, build, check_limits, select
+from herd.model import Limits, Task, TaskState, Workflow
+from herd.plan import Files, Plan, PlanRequest, expanded_command, make_plan, task_env
+from herd.scheduler import (
+    Cancel,
+    Decision,
+    Finished,
+    Kill,
+    Policy,
+    RetryAt,
+    RetryDue,
+    Scheduler,
+    Stop,
+)
+from herd.scheduler import Start as StartDecision
+from herd.store import open_store
+from herd.store.base import (
+    AttemptFinished,
+    AttemptRecord,
+    AttemptStarted,
+    Change,
+    FileStamp,
+    Sample,
+    Store,
+    TaskChanged,
+    TaskRecord,
+    UserData,
+    UserEvent,
+)
+from herd.workdir import Workdir
+
+logger = logging.getLogger(__name__)
+
+#: exit codes of ``herd run`` (documented in docs/cli.md)
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything ``herd run`` can be told, besides the workflow."""
+
+    workdir: Path = Path(".")
+    limits: Limits = field(default_factory=Limits)
+    keep_going: bool = False
+    targets: tuple[str, ...] = ()
+    target_labels: tuple[str, ...] = ()
+    rerun_from: tuple[str, ...] = ()
+    force: tuple[str, ...] = ()
+    checksum: bool = False
+    policy: Policy = Policy.CRITICAL_PATH
+    #: seconds between SIGTERM and SIGKILL when stopping a task
+    grace: float = 5.0
+    #: the watchdog kills a task whose memory exceeds its declared ``mem`` times this; 0: never
+    mem_kill_ratio: float = 2.0
+    argv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    status: str  # succeeded | failed | interrupted
+    counts: dict[TaskState, int]
+    elapsed: float
+    exit_code: int
+
+
+class Reporter(Protocol):
+    """What the runner tells the display (``progress.py``); all calls are cheap."""
+
+    def begin(self, workflow: Workflow, todo: int, skipped: int) -> None: ...
+    def started(self, task: Task, attempt: int, reason: str) -> None: ...
+    def finished(self, task: Task, state: TaskState, seconds: float, detail: str) -> None: ...
+    def refresh(self, scheduler: Scheduler, running: Sequence[str]) -> float | None:
+        """Redraw; return the monotonic time of the next wanted refresh, or None."""
+        ...
+
+    def end(self, result: RunResult) -> None: ...
+
+
+# --- preparing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated workflow and its plan against the store."""
+
+    graph: Graph
+    plan: Plan
+    records: dict[str, TaskRecord]
+    selected: frozenset[int]
+
+
+def prepare(workflow: Workflow, options: RunOptions, store: Store | None) -> Prepared:
+    """Validate, check limits, read the store and plan. ``store`` None: nothing ran before."""
+    graph = build(workflow)
+    check_limits(graph, options.limits)
+    records: dict[str, TaskRecord] = {}
+    if store is not None:
+        rec = store.workflow(workflow.name)
+        if rec is not None:
+            records = store.task_records(rec.id)
+    selected = frozenset(select(graph, options.targets, options.target_labels))
+    request = PlanRequest(selected, options.force, options.rerun_from)
+    plan = make_plan(graph, records, Files(options.workdir, checksum=options.checksum), request)
+    return Prepared(graph, plan, records, selected)
+
+
+@contextlib.contextmanager
+def existing_store(workdir: Path) -> Iterator[Store | None]:
+    """The store of ``workdir`` if herd ever ran there (read-only commands create nothing)."""
+    wd = Workdir(workdir)
+    if not wd.db_path.exists():
+        yield None
+        return
+    store = open_store(wd.db_path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def run_workflow(workflow: Workflow, options: RunOptions, reporter: Reporter) -> RunResult:
+    """Run ``workflow`` to the end (or until interrupted) and return how it went."""
+    wd = Workdir(options.workdir)
+    with wd.lock():
+        store = open_store(wd.db_path)
+        try:
+            prepared = prepare(workflow, options, store)
+            return _Run(workflow, options, reporter, store, wd, prepared).run()
+        finally:
+            store.close()
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+class _Run:
+    """The state of one ``herd run`` while it executes."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        options: RunOptions,
+        reporter: Reporter,
+        store: Store,
+        wd: Workdir,
+        prepared: Prepared,
+    ) -> None:
+        self.wf, self.options, self.reporter, self.store, self.wd = (
+            workflow,
+            options,
+            reporter,
+            store,
+            wd,
+        )
+        self.graph, self.plan = prepared.graph, prepared.plan
+        self.records, self.selected = prepared.records, prepared.selected
+        self.files = Files(options.workdir, checksum=options.checksum)
+        self.host, self.user, self.pid = socket.gethostname(), getpass.getuser(), os.getpid()
+        self.base_env = dict(os.environ)
+        self.batch: list[Change] = []
+        self.timers: list[tuple[float, int]] = []
+        self.running: dict[int, tuple[int, float]] = {}  # task -> (attempt number, start)
+        self.signum = 0
+        self.made_dirs: set[Path] = set()
+
+    def run(self) -> RunResult:
+        t0 = time.monotonic()
+        self.wid = self.store.add_workflow(self.wf)
+        self.run_id = self.store.begin_run(
+            self.wid,
+            started=time.time(),
+            host=self.host,
+            user=self.user,
+            pid=self.pid,
+            argv=self.options.argv,
+            limits={k: v for k, v in self.options.limits.resources.items()},
+        )
+        todo = self.plan.todo
+        self.reporter.begin(self.wf, len(todo), len(self.selected) - len(todo))
+        self._record_skips()
+        sched = Scheduler(
+            self.graph,
+            self.options.limits,
+            todo=todo,
+            policy=self.options.policy,
+            durations=self._durations(),
+            keep_going=self.options.keep_going,
+        )
+        with LocalExecutor() as ex:
+            self.ex = ex
+            if todo and self.wf.init and not self._run_init():
+                sched.handle(Stop(time.monotonic(), "the workflow's init command failed"))
+            else:
+                self._loop(sched)
+        return self._finish(sched, time.monotonic() - t0)
+
+    def _durations(self) -> list[float | None]:
+        return [t.duration for t in self.graph.tasks]
+
+    def _record_skips(self) -> None:
+        now = time.time()
+        for i, v in self.plan.verdicts.items():
+            rec = self.records.get(self.graph.name(i))
+            if not v.run and (rec is None or rec.state is not TaskState.SUCCEEDED):
+                self.batch.append(
+                    TaskChanged(
+                        self.wid, self.graph.name(i), TaskState.SKIPPED, now, reason=v.reason
+                    )
+                )
+        self._commit()
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _loop(self, sched: Scheduler) -> None:
+        self._apply(sched, sched.start())
+        refresh_at = self.reporter.refresh(sched, self._running_names())
+        while sched.active:
+            self._commit()
+            deadline = min(
+                self.timers[0][0] if self.timers else float("inf"),
+                refresh_at if refresh_at is not None else float("inf"),
+            )
+            events = self.ex.wait(None if deadline == float("inf") else deadline)
+            decisions: list[Decision] = []
+            for ev in events:
+                decisions.extend(self._event(sched, ev))
+            self._commit()  # every exit of this turn is durable before anything acts on it
+            self._apply(sched, decisions)
+            self._fire_timers(sched)
+            now = time.monotonic()
+            if refresh_at is not None and now >= refresh_at:
+                refresh_at = self.reporter.refresh(sched, self._running_names())
+        self._commit()
+
+    def _event(self, sched: Scheduler, ev: Exited | Sampled | Interrupted) -> list[Decision]:
+        if isinstance(ev, Exited):
+            return self._exited(sched, ev)
+        if isinstance(ev, Sampled):
+            task, number = ev.key
+            self.batch.append(Sample(self.wid, task, number, ev.time, ev.rss, ev.cpu, ev.processes))
+            return []
+        return self._interrupted(sched, ev.signum)
+
+    def _interrupted(self, sched: Scheduler, signum: int) -> list[Decision]:
+        if self.signum:
+            return []
+        self.signum = signum
+        logger.warning("%s received: stopping every task", signal.Signals(signum).name)
+        decisions = sched.handle(Stop(time.monotonic(), "run interrupted"))
+        for ev in self.ex.shutdown(grace=self.options.grace):
+            decisions.extend(self._exited(sched, ev))
+        return decisions
+
+    def _fire_timers(self, sched: Scheduler) -> None:
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _, i = heapq.heappop(self.timers)
+            self._apply(sched, sched.handle(RetryDue(i, now)))
+
+    def _apply(self, sched: Scheduler, decisions: list[Decision]) -> None:
+        for d in decisions:
+            if isinstance(d, StartDecision):
+                self._start(sched, d)
+            elif isinstance(d, RetryAt):
+                heapq.heappush(self.timers, (d.at, d.task))
+            elif isinstance(d, Cancel):
+                self._cancel(d)
+
+    # --- starting ---------------------------------------------------------------------------
+
+    def _start(self, sched: Scheduler, d: StartDecision) -> None:
+        task = self.graph.tasks[d.task]
+        rec = self.records.get(task.name)
+        number = (rec.attempts if rec else 0) + d.attempt
+        verdict = self.plan.verdicts[d.task]
+        reason = verdict.reason if d.attempt == 1 else f"retry {d.attempt - 1}"
+        env = self._env(task, number)
+        cwd = self._cwd(task)
+        out, err = self.wd.task_log_paths(self.wf.name, task.name, number)
+        launch = Launch(
+            key=(task.name, number),
+            cmd=task.cmd,
+            cwd=cwd,
+            env=env,
+            stdout=cwd / task.stdout if task.stdout else out,
+            stderr=cwd / task.stderr if task.stderr else err,
+            stdin=cwd / task.stdin if task.stdin else None,
+            timeout=d.timeout,
+            mem_limit=int(d.resources.get("mem", 0) * 1e6) or None,
+            mem_ratio=self.options.mem_kill_ratio,
+        )
+        pid = self.ex.start(launch)
+        start = time.time()
+        self.running[d.task] = (number, start)
+        self.batch.append(
+            AttemptStarted(
+                self._attempt(task, number, pid, start, launch, verdict.fingerprint, reason, d)
+            )
+        )
+        self.batch.append(
+            TaskChanged(self.wid, task.name, TaskState.RUNNING, start, attempts=number)
+        )
+        self.reporter.started(task, number, reason)
+
+    def _attempt(
+        self,
+        task: Task,
+        number: int,
+        pid: int,
+        start: float,
+        launch: Launch,
+        fingerprint: str,
+        reason: str,
+        d: StartDecision,
+    ) -> AttemptRecord:
+        return AttemptRecord(
+            workflow_id=self.wid,
+            run_id=self.run_id,
+            task=task.name,
+            number=number,
+            host=self.host,
+            user=self.user,
+            pid=pid,
+            start=start,
+            cmd=expanded_command(task, task_env(self.wf, task)),
+            env_digest=self.plan.verdicts[self.graph.index[task.name]].env_digest,
+            fingerprint=fingerprint,
+            reason=reason,
+            cwd=str(launch.cwd),
+            stdout_path=str(launch.stdout),
+            stderr_path=str(launch.stderr),
+            resources=dict(d.resources),
+        )
+
+    def _env(self, task: Task, number: int) -> dict[str, str]:
+        env = {**self.base_env, **self.wf.env, **task.env}
+        env["HERD_WORKFLOW"] = self.wf.name
+        env["HERD_TASK"] = task.name
+        env["HERD_ATTEMPT"] = str(number)
+        env["HERD_USER_DATA"] = str(self._user_data_path(task.name, number))
+        return env
+
+    def _user_data_path(self, task: str, number: int) -> Path:
+        out, _ = self.wd.task_log_paths(self.wf.name, task, number)
+        return out.with_suffix(".data.jsonl")
+
+    def _cwd(self, task: Task) -> Path:
+        cwd = self.options.workdir / task.cwd if task.cwd else self.options.workdir
+        if cwd not in self.made_dirs:
+            cwd.mkdir(parents=True, exist_ok=True)  # the O2DPG runner creates task dirs too
+            self.made_dirs.add(cwd)
+        return cwd
+
+    def _run_init(self) -> bool:
+        """Run the workflow's init command once, before any task (O2DPG global init)."""
+        out, err = self.wd.task_log_paths(self.wf.name, "__init__", 1)
+        env = {**self.base_env, **self.wf.env}
+        assert self.wf.init is not None
+        self.ex.start(
+            Launch(
+                ("__init__", 1),
+                self.wf.init,
+                self.options.workdir,
+                env,
+                out,
+                err,
+                None,
+                None,
+                None,
+                0.0,
+            )
+        )
+        while True:
+            for ev in self.ex.wait(None):
+                if isinstance(ev, Exited):
+                    if ev.exit_code != 0:
+                        logger.error("the init command failed (%s); see %s", _outcome(ev), err)
+                    return ev.exit_code == 0
+                if isinstance(ev, Interrupted):
+                    self.ex.shutdown(grace=self.options.grace)
+                    self.signum = ev.signum
+                    return False
+
+    def _running_names(self) -> list[str]:
+        return [self.graph.name(i) for i in self.running]
+
+    # --- finishing --------------------------------------------------------------------------
+
+    def _exited(self, sched: Scheduler, ev: Exited) -> list[Decision]:
+        name, number = ev.key
+        i = self.graph.index[name]
+        self.running.pop(i, None)
+        task = self.graph.tasks[i]
+        ok = ev.exit_code == 0 and not ev.kill_reason
+        detail = "" if ok else _outcome(ev)
+        inputs = outputs = None
+        if ok:
+            inputs, outputs = self._stamps(task, "inputs"), self._stamps(task, "outputs")
+            missing = [p for p in task.outputs if p not in (outputs or {})]
+            if missing:
+                ok, detail = False, f"declared output {missing[0]} was not created"
+            elif task.done_marker:
+                _touch(self.files.path(task, task.done_marker))
+        kill = _kill_kind(ev.kill_reason)
+        decisions = sched.handle(Finished(i, ok, time.monotonic(), kill, detail))
+        state = sched.state[i]
+        self._record_exit(task, number, ev, ok, detail, state, inputs, outputs)
+        self.reporter.finished(task, state, ev.end - ev.start, detail)
+        return decisions  # the caller commits before applying them
+
+    def _record_exit(
+        self,
+        task: Task,
+        number: int,
+        ev: Exited,
+        ok: bool,
+        detail: str,
+        state: TaskState,
+        inputs: dict[str, FileStamp] | None,
+        outputs: dict[str, FileStamp] | None,
+    ) -> None:
+        attempt_state = (
+            TaskState.SUCCEEDED
+            if ok
+            else (TaskState.CANCELLED if state is TaskState.CANCELLED else TaskState.FAILED)
+        )
+        self.batch.append(
+            AttemptFinished(
+                self.wid,
+                task.name,
+                number,
+                ev.end,
+                attempt_state,
+                ev.exit_code,
+                ev.signal,
+                ev.kill_reason or ("" if ok else detail),
+                ev.utime,
+                ev.stime,
+                ev.max_rss,
+                ev.peak_mem,
+                ev.mean_cpu,
+                inputs or {},
+                outputs or {},
+            )
+        )
+        self._user_data(task.name, number)
+        v = self.plan.verdicts[self.graph.index[task.name]]
+        if ok:
+            change = TaskChanged(
+                self.wid,
+                task.name,
+                TaskState.SUCCEEDED,
+                ev.end,
+                reason="",
+                exit_code=0,
+                fingerprint=v.fingerprint,
+                cmd_digest=v.cmd_digest,
+                env_digest=v.env_digest,
+                inputs=inputs or {},
+            )
+        else:
+            change = TaskChanged(
+                self.wid, task.name, state, ev.end, reason=detail, exit_code=ev.exit_code
+            )
+        self.batch.append(change)
+
+    def _stamps(self, task: Task, which: str) -> dict[str, FileStamp]:
+        paths: tuple[str, ...] = getattr(task, which)
+        known = self.records.get(task.name)
+        prior = known.inputs if known is not None and which == "inputs" else {}
+        out: dict[str, FileStamp] = {}
+        for p in paths:
+            stamp = self.files.stamp(task, p, prior.get(p))
+            if stamp is not None:
+                out[p] = stamp
+        return out
+
+    def _user_data(self, task: str, number: int) -> None:
+        path = self._user_data_path(task, number)
+        try:
+            lines = path.read_text().splitlines()
+        except FileNotFoundError:
+            return
+        for n, line in enumerate(lines, 1):
+            change = _user_record(self.wid, task, number, line)
+            if change is None:
+                logger.warning("%s:%d: not a JSON object, ignored", path, n)
+            else:
+                self.batch.append(change)
+
+    def _cancel(self, d: Cancel) -> None:
+        task = self.graph.tasks[d.task]
+        self.batch.append(
+            TaskChanged(self.wid, task.name, TaskState.CANCELLED, time.time(), reason=d.reason)
+        )
+        self.reporter.finished(task, TaskState.CANCELLED, 0.0, d.reason)
+
+    def _commit(self) -> None:
+        if self.batch:
+            self.store.write(self.batch)
+            self.batch = []
+
+    def _finish(self, sched: Scheduler, elapsed: float) -> RunResult:
+        if self.signum:
+            status, code = "interrupted", 128 + self.signum
+        elif sched.succeeded:
+            status, code = "succeeded", EXIT_OK
+        else:
+            status, code = "failed", EXIT_FAILED
+        self.store.end_run(self.run_id, ended=time.time(), status=status)
+        result = RunResult(status, dict(sched.counts), elapsed, code)
+        self.reporter.end(result)
+        return result
+
+
+def _user_record(wid: int, task: str, number: int, line: str) -> Change | None:
+    """A line a task wrote to ``$HERD_USER_DATA``: ``{"key": k, "value": v}`` is user data,
+    any other object an event (its ``time`` field, epoch seconds, defaults to now)."""
+    if not line.strip():
+        return None
+    try:
+        obj: Any = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if set(obj) == {"key", "value"}:
+        return UserData(wid, task, number, str(obj["key"]), obj["value"])
+    when = obj.pop("time", None)
+    return UserEvent(
+        wid, task, number, float(when) if isinstance(when, int | float) else time.time(), obj
+    )
+
+
+def _outcome(ev: Exited) -> str:
+    if ev.kill_reason:
+        return f"killed: {ev.kill_reason}"
+    if ev.signal:
+        return f"signal {signal.Signals(ev.signal).name}"
+    return f"exit {ev.exit_code}"
+
+
+def _kill_kind(reason: str) -> Kill | None:
+    if reason.startswith("memory"):
+        return Kill.MEMORY
+    if reason.startswith("timeout"):
+        return Kill.TIMEOUT
+    return None
+
+
+def _touch(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:
+        raise ExecutionError(f"cannot write done marker {path}: {exc}") from exc

@@ -1,0 +1,88 @@
+"""``herd status``: where every task of a workflow stands, from the store alone."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from herd.errors import UsageError
+from herd.model import TaskState
+from herd.store.base import RunRecord, Store, TaskRecord, WorkflowRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    workflow: WorkflowRecord
+    tasks: list[TaskRecord]
+    last_run: RunRecord | None
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in TaskState}
+        for t in self.tasks:
+            out[t.state.value] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow.name,
+            "source": self.workflow.source,
+            "counts": self.counts(),
+            "last_run": asdict(self.last_run) if self.last_run else None,
+            "tasks": [
+                {
+                    "name": t.name,
+                    "state": t.state.value,
+                    "attempts": t.attempts,
+                    "exit_code": t.exit_code,
+                    "reason": t.reason,
+                    "updated": t.updated,
+                }
+                for t in self.tasks
+            ],
+        }
+
+
+def pick_workflow(store: Store, name: str | None) -> WorkflowRecord:
+    """The workflow called ``name``, or the only one in the store."""
+    known = store.workflows()
+    if name is not None:
+        rec = store.workflow(name)
+        if rec is None:
+            names = ", ".join(w.name for w in known) or "none"
+            raise UsageError(f"no workflow '{name}' in this directory's store (known: {names})")
+        return rec
+    if not known:
+        raise UsageError(
+            "herd has not run anything in this directory yet: run `herd run FILE` first"
+        )
+    if len(known) > 1:
+        names = ", ".join(w.name for w in known)
+        raise UsageError(
+            f"this directory holds several workflows ({names}): name one with --workflow"
+        )
+    return known[0]
+
+
+def status(store: Store, name: str | None = None) -> Status:
+    wf = pick_workflow(store, name)
+    records = store.task_records(wf.id)
+    runs = store.runs(wf.id)
+    return Status(wf, list(records.values()), runs[-1] if runs else None)
+
+
+def render(st: Status, *, all_tasks: bool = False) -> str:
+    """A table: counts, the last run, and the tasks that need attention (all with all_tasks)."""
+    counts = "  ".join(f"{n} {s}" for s, n in st.counts().items() if n)
+    lines = [f"workflow {st.workflow.name} ({st.workflow.tasks} tasks): {counts}"]
+    if st.last_run:
+        r = st.last_run
+        lines.append(f"last run #{r.id}: {r.status} on {r.host} by {r.user} (pid {r.pid})")
+    show = [
+        t for t in st.tasks if all_tasks or t.state not in (TaskState.SUCCEEDED, TaskState.SKIPPED)
+    ]
+    if show:
+        width = max(len(t.name) for t in show)
+        lines.append(f"{'task':<{width}}  {'state':<9}  tries  detail")
+        for t in show:
+            lines.append(f"{t.name:<{width}}  {t.state.value:<9}  {t.attempts:>5}  {t.reason}")
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""Planning: fingerprints and the one reason each task runs for. Real files in tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from herd.graph import build
+from herd.model import Task, TaskState, Workflow, frozen_map
+from herd.plan import Files, Plan, PlanRequest, make_plan
+from herd.store.base import TaskRecord
+
+
+def chain(env: dict[str, str] | None = None, cmd_b: str = "b") -> Workflow:
+    return Workflow(
+        "p",
+        (
+            Task("a", "gen", inputs=("in.txt",), outputs=("a.out",)),
+            Task("b", cmd_b, inputs=("a.out",), outputs=("b.out",)),
+            Task("c", "ana $X", inputs=("b.out",), outputs=("c.out",)),
+        ),
+        env=frozen_map(env or {"X": "1"}),
+    )
+
+
+def plan(wf: Workflow, root: Path, records: dict[str, TaskRecord], **kw: object) -> Plan:
+    g = build(wf)
+    return make_plan(g, records, Files(root), PlanRequest(set(range(len(g))), **kw))  # type: ignore[arg-type]
+
+
+def succeed_all(wf: Workflow, root: Path, p: Plan) -> dict[str, TaskRecord]:
+    """What the store holds after every task of ``p`` ran and succeeded (outputs written)."""
+    files = Files(root)
+    out = {}
+    for i, v in p.verdicts.items():
+        task = wf.tasks[i]
+        for o in task.outputs:
+            (root / o).write_text(f"{task.name} output")
+        inputs = {path: files.stamp(task, path) for path in task.inputs}
+        out[task.name] = TaskRecord(
+            task.name,
+            TaskState.SUCCEEDED,
+            attempts=1,
+            fingerprint=v.fingerprint,
+            cmd_digest=v.cmd_digest,
+            env_digest=v.env_digest,
+            inputs=frozen_map({k: s for k, s in inputs.items() if s}),
+        )
+    return out
+
+
+def reasons(wf: Workflow, root: Path, records: dict[str, TaskRecord], **kw: object) -> dict[str, str]:
+    p = plan(wf, root, records, **kw)
+    return {wf.tasks[i].name: v.reason for i, v in p.verdicts.items() if v.run}
+
+
+def test_new_then_up_to_date(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x")
+    wf = chain()
+    p = plan(wf, tmp_path, {})
+    assert p.reasons(build(wf)) == {"a": "new", "b": "new", "c": "new"}
+    records = succeed_all(wf, tmp_path, p)
+    again = plan(wf, tmp_path, records)
+    assert not again.todo
+    assert {v.reason for v in again.verdicts.values()} == {"up to date"}
+
+
+def test_input_edit_reruns_everything_downstream(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x")
+    wf = chain()
+    records = succeed_all(wf, tmp_path, plan(wf, tmp_path, {}))
+    (tmp_path / "in.txt").write_text("y")
+    assert reasons(wf, tmp_path, records) == {
+        "a": "input in.txt changed",
+        "b": "upstream a reran",
+        "c": "upstream b reran",
+    }
+
+
+def test_touch_without_change_reruns_nothing(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x")
+    wf = chain()
+    records = succeed_all(wf, tmp_path, plan(wf, tmp_path, {}))
+    st = os.stat(tmp_path / "in.txt")
+    os.utime(tmp_path / "in.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert reasons(wf, tmp_path, records) == {}
+
+
+def test_command_and_env_changes(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x")
+    wf = chain()
+    records = succeed_all(wf, tmp_path, plan(wf, tmp_path, {}))
+    assert reasons(chain(cmd_b="b --new"), tmp_path, records) == {
+        "b": "command changed",
+        "c": "upstream b reran",
+    }
+    # X is expanded in c's command: the command changes, and so does the env
+    assert reasons(chain(env={"X": "2"}), tmp_path, records)["c"] == "command changed"
+    assert reasons(chain(env={"X": "1", "Y": "0"}), tmp_path, records) == {
+        "a": "env changed",
+        "b": "env changed",
+        "c": "env changed",
+    }
+
+
+def test_output_missing_failed_interrupted_forced(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x")
+    wf = chain()
+    records = succeed_all(wf, tmp_path, plan(wf, tmp_path, {}))
+    (tmp_path / "c.out").unlink()
+    assert reasons(wf, tmp_path, records) == {"c": "output c.out missing"}
+    (tmp_path / "c.out").write_text("back")
+    records["b"] = TaskRecord("b", TaskState.FAILED, attempts=2)
+    assert reasons(wf, tmp_path, records) == {"b": "failed before", "c": "upstream b reran"}
+    records["b"] = TaskRecord("b", TaskState.WAITING, attempts=2)
+    assert reasons(wf, tmp_path, records)["b"] == "interrupted"
+    ok = succeed_all(wf, tmp_path, plan(wf, tmp_path, {}))
+    assert reasons(wf, tmp_path, ok, force=("b",)) == {"b": "forced", "c": "upstream b reran"}
+    assert reasons(wf, tmp_path, ok, rerun_from=("a",)) == {"a": "forced", "b": "forced", "c": "forced"}
+
+
+def test_done_marker_counts_when_store_knows_nothing(tmp_path: Path) -> None:
+    wf = Workflow("m", (Task("sim", "x", cwd="tf1", done_marker="sim.log_done"), Task("reco", "y", needs=("sim",))))
+    (tmp_path / "tf1").mkdir()
+    (tmp_path / "tf1" / "sim.log_done").touch()
+    p = plan(wf, tmp_path, {})
+    assert p.reasons(build(wf)) == {"reco": "new"}
+    assert p.verdicts[0].reason == "done (marker file exists)"
+
+
+def test_temp_output_regenerated_only_when_a_reader_runs(tmp_path: Path) -> None:
+    wf = Workflow(
+        "t",
+        (
+            Task("make", "m", outputs=("big.tmp",), temp=("big.tmp",)),
+            Task("use", "u", inputs=("big.tmp",), outputs=("small.out",)),
+        ),
+    )
+    records = succeed_all(wf, tmp_path, plan(wf, tmp_path, {}))
+    (tmp_path / "big.tmp").unlink()  # cleaned after use
+    assert reasons(wf, tmp_path, records) == {}
+    (tmp_path / "small.out").unlink()
+    assert reasons(wf, tmp_path, records) == {
+        "make": "output big.tmp missing (temp, needed by use)",
+        "use": "output small.out missing",
+    }
