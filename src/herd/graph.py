@@ -230,7 +230,7 @@ def check_limits(graph: Graph, limits: Limits) -> None:
     """Reject the first task that needs more of a resource than the run may ever give."""
     caps = {name: cap for name, cap in limits.resources.items() if cap != float("inf")}
     for task in graph.tasks:
-        for name, need in task.resources.items():
+        for name, need in task.demand.items():
             cap = caps.get(name)
             if cap is None and need and name not in limits.resources:
                 raise ValidationError(

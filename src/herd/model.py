@@ -9,7 +9,9 @@ Conventions
 -----------
 - Resources are a plain mapping ``name -> float``. ``cpu`` is cores (fractions allowed, 0 allowed:
   such a task takes no core), ``mem`` is MB, ``gpu`` is devices; any other name is a user pool
-  (``tape_drive: 1``). A resource a task does not name is 0 for it.
+  (``tape_drive: 1``). A resource a task does not name is 0 for it, except ``cpu``, which is 1: a
+  command uses a core unless it says otherwise. :attr:`Task.demand` applies that rule; read it
+  rather than ``resources`` when accounting.
 - ``cmd`` is either a shell string (run by ``/bin/sh -c``) or an argv tuple (run directly).
 - Paths in ``inputs``/``outputs``/``done_marker`` are relative to the task's ``cwd`` unless
   absolute; ``cwd`` is relative to the workflow's working directory.
@@ -37,7 +39,9 @@ class FrozenDict(dict[str, Any]):
     __slots__ = ()
 
     def _readonly(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError("herd model mappings are read-only; build a new one with dataclasses.replace")
+        raise TypeError(
+            "herd model mappings are read-only; build a new one with dataclasses.replace"
+        )
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly
     __ior__ = _readonly
@@ -138,7 +142,15 @@ class Task:
     meta: Mapping[str, Any] = EMPTY
 
     def resource(self, name: str) -> float:
-        return float(self.resources.get(name, 0.0))
+        """What the task asks of one pool (``cpu`` defaults to 1, any other pool to 0)."""
+        return float(self.resources.get(name, 1.0 if name == "cpu" else 0.0))
+
+    @property
+    def demand(self) -> dict[str, float]:
+        """Every pool the task asks of, with the default ``cpu: 1`` filled in."""
+        out = {k: float(v) for k, v in self.resources.items()}
+        out.setdefault("cpu", 1.0)
+        return out
 
     @property
     def argv_or_shell(self) -> str:

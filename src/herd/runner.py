@@ -23,7 +23,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -318,7 +318,7 @@ class _Run:
             stderr=cwd / task.stderr if task.stderr else err,
             stdin=cwd / task.stdin if task.stdin else None,
             timeout=d.timeout,
-            mem_limit=int(d.resources.get("mem", 0) * 1e6) or None,
+            mem_limit=self._mem_limit(d.resources),
             mem_ratio=self.options.mem_kill_ratio,
         )
         pid = self.ex.start(launch)
@@ -333,6 +333,12 @@ class _Run:
             TaskChanged(self.wid, task.name, TaskState.RUNNING, start, attempts=number)
         )
         self.reporter.started(task, number, reason)
+
+    def _mem_limit(self, resources: Mapping[str, float]) -> int | None:
+        """Bytes the watchdog allows (times the ratio); None when the task declares no memory."""
+        if self.options.mem_kill_ratio <= 0:
+            return None
+        return int(resources.get("mem", 0) * 1e6) or None
 
     def _attempt(
         self,

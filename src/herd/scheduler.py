@@ -285,7 +285,7 @@ class Scheduler:
         override = self._overrides.get(i)
         if override is not None:
             return override[0]
-        return {k: float(v) for k, v in self.graph.tasks[i].resources.items()}
+        return self.graph.tasks[i].demand
 
     # --- transitions ------------------------------------------------------------------------
 

@@ -1,0 +1,318 @@
+"""Spec formats: read any workflow file herd knows, telling the format from the content.
+
+:func:`load` reads a file (gzip-compressed or not), parses it once (JSON, YAML or XML), lets
+:func:`detect_data` name its format and hands the parsed data to that format's loader, imported
+lazily from :data:`LOADERS`. The rules, first match wins:
+
+=========  =================================================================================
+dampe      XML whose root element is ``<Jobs>`` (DAMPE DmpWorkflow)
+o2dpg      a mapping with a ``stages`` list (ALICE O2DPG ``workflow.json``)
+pegasus    a mapping with a ``pegasus`` key, or with a ``jobs`` list and no ``tasks`` (Pegasus 5)
+wfformat   a mapping with ``schemaVersion`` and ``workflow.specification`` or ``workflow.tasks``
+native     a mapping with ``tasks`` (herd's own format, ``docs/spec.md``)
+=========  =================================================================================
+
+Anything else — a missing or unreadable file, invalid JSON/YAML/XML (with line and column), a
+document of no known format — is a :class:`~herd.errors.SpecError` naming the file.
+
+:func:`dump` writes a workflow in the native format, YAML or JSON by the file's extension.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import importlib
+import json
+import os
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import yaml
+
+from herd.errors import HerdError, SpecError
+from herd.model import Workflow
+
+__all__ = [
+    "FORMATS",
+    "LOADERS",
+    "Document",
+    "detect",
+    "detect_data",
+    "dump",
+    "dumps",
+    "load",
+    "load_text",
+    "parse",
+]
+
+#: the formats herd reads, in detection order
+FORMATS: tuple[str, ...] = ("dampe", "o2dpg", "pegasus", "wfformat", "native")
+
+#: format -> "module:function"; XML loaders take the text, the others the parsed data
+LOADERS: dict[str, str] = {
+    "native": "herd.formats.native:load_data",
+    "o2dpg": "herd.formats.o2dpg:load_data",
+    "pegasus": "herd.formats.pegasus:load_data",
+    "wfformat": "herd.formats.wfformat:load_data",
+    "dampe": "herd.formats.dampe:load_text",
+}
+
+_KNOWN = (
+    "herd reads: native herd YAML/JSON (name + tasks), ALICE O2DPG workflow.json (stages), "
+    "Pegasus 5 YAML (pegasus + jobs), WfCommons WfFormat JSON (schemaVersion + workflow), "
+    "DAMPE DmpWorkflow XML (<Jobs>)"
+)
+_XML_ROOT = re.compile(
+    r"(?:\s+|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)*<([A-Za-z_][\w.:-]*)", re.DOTALL
+)
+_Loader = Callable[[Any, str], Workflow]
+
+#: the libyaml-backed loader and dumper when PyYAML was built with them (about 10x faster)
+_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YamlDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A parsed spec file: JSON/YAML ``data``, or XML ``text`` with its ``root`` element name."""
+
+    source: str
+    data: Any = None
+    text: str | None = None
+    root: str | None = None
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def load(path: str | os.PathLike[str]) -> Workflow:
+    """The workflow in ``path``, whatever its format (detected from the content)."""
+    source = os.fspath(path)
+    text = read_text(source)
+    with gc_paused():
+        return load_document(parse(text, source))
+
+
+def load_text(text: str, source: str = "<text>") -> Workflow:
+    """The workflow in ``text``; ``source`` names it in messages and in ``Workflow.source``."""
+    with gc_paused():
+        return load_document(parse(text, source))
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a spec is built.
+
+    Parsing and building only allocate (no cycles to free), and with a million tasks the
+    collector would rescan the growing heap again and again: pausing it halves the load time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def load_document(doc: Document) -> Workflow:
+    """Hand a parsed document to the loader of its format."""
+    fmt = detect_data(doc)
+    if doc.text is not None:
+        try:
+            return loader(fmt)(doc.text, doc.source)
+        except ElementTree.ParseError as exc:
+            raise _xml_error(exc, doc.source) from None
+    return loader(fmt)(doc.data, doc.source)
+
+
+def loader(fmt: str) -> _Loader:
+    """The load function of a format, imported on first use."""
+    module_name, _, function = LOADERS[fmt].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise SpecError(
+            f"this herd installation cannot read {fmt} files ({module_name} is missing)"
+        ) from None
+    found: _Loader = getattr(module, function)
+    return found
+
+
+def read_text(path: str) -> str:
+    """The text of a spec file (gunzipped when compressed), or a SpecError saying why not."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SpecError("file not found", file=path, hint="check the path") from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, not a workflow file", file=path) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read the file: {exc.strerror or exc}", file=path) from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SpecError(f"corrupt gzip data: {exc}", file=path) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text (bad byte at offset {exc.start})", file=path) from None
+
+
+def parse(text: str, source: str) -> Document:
+    """Parse ``text`` once: XML is recognised by its first ``<``, JSON by ``{``/``[``, else YAML."""
+    text = text.removeprefix("\ufeff")
+    head = text.lstrip()[:1]
+    if not head:
+        raise SpecError("the file is empty", file=source, hint=_KNOWN)
+    if head == "<":
+        return Document(source, text=text, root=_xml_root(text, source))
+    if head in "{[":
+        try:
+            return Document(source, data=json.loads(text))
+        except json.JSONDecodeError as exc:
+            try:  # YAML flow style also starts with a brace
+                return Document(source, data=yaml.load(text, Loader=_YamlLoader))
+            except yaml.YAMLError:
+                problem = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+                raise SpecError(problem, file=source) from None
+    try:
+        return Document(source, data=yaml.load(text, Loader=_YamlLoader))
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, source) from None
+
+
+def _xml_root(text: str, source: str) -> str:
+    match = _XML_ROOT.match(text)
+    if match is not None:
+        return match.group(1).rpartition(":")[2]
+    try:  # not a simple prolog: let the real parser find the root or the error
+        return ElementTree.fromstring(text).tag.rpartition("}")[2]
+    except ElementTree.ParseError as exc:
+        raise _xml_error(exc, source) from None
+
+
+def _xml_error(exc: ElementTree.ParseError, source: str) -> SpecError:
+    line, column = getattr(exc, "position", (0, 0))
+    message = str(exc).split(":")[0]
+    return SpecError(f"invalid XML at line {line}, column {column + 1}: {message}", file=source)
+
+
+def _yaml_error(exc: yaml.YAMLError, source: str) -> SpecError:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        problem = f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+        hint = None
+        if "expected ','" in str(exc.problem) or "found unexpected ':'" in str(exc.problem):
+            hint = 'inside [ ] and { }, quote strings holding braces or colons: ["sim_{tf}"]'
+        return SpecError(problem, file=source, hint=hint)
+    return SpecError(f"invalid YAML: {exc}", file=source)
+
+
+# -- detection ----------------------------------------------------------------------------------
+
+
+def detect(path: str | os.PathLike[str], text: str) -> str:
+    """The format of ``text`` (read from ``path``): one of :data:`FORMATS`."""
+    return detect_data(parse(text, os.fspath(path)))
+
+
+def detect_data(doc: Document) -> str:
+    """The format of a parsed document, by the rules in this module's docstring."""
+    if doc.root is not None:
+        if doc.root == "Jobs":
+            return "dampe"
+        raise SpecError(
+            f"XML with root <{doc.root}> is not a workflow format herd reads",
+            file=doc.source,
+            hint=_KNOWN,
+        )
+    data = doc.data
+    if isinstance(data, dict):
+        if isinstance(data.get("stages"), list):
+            return "o2dpg"
+        if "pegasus" in data or (isinstance(data.get("jobs"), list) and "tasks" not in data):
+            return "pegasus"
+        workflow = data.get("workflow")
+        wf_like = isinstance(workflow, dict) and (
+            "specification" in workflow or "tasks" in workflow
+        )
+        if wf_like and "schemaVersion" in data:
+            return "wfformat"
+        if "tasks" in data:
+            return "native"
+        if wf_like:
+            raise SpecError(
+                "looks like WfFormat but has no schemaVersion",
+                file=doc.source,
+                hint='add schemaVersion, e.g. "1.5"',
+            )
+    kind = "a mapping" if isinstance(data, dict) else type(data).__name__
+    raise SpecError(
+        f"not a workflow format herd reads (found {kind} without tasks)",
+        file=doc.source,
+        hint=_KNOWN,
+    )
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def dumps(workflow: Workflow, fmt: str = "yaml") -> str:
+    """``workflow`` as native ``yaml`` or ``json`` text."""
+    from herd.formats.native import dump_data
+
+    data = dump_data(workflow)
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "yaml":
+        text: str = yaml.dump(
+            data,
+            Dumper=_Dumper,
+            sort_keys=False,
+            allow_unicode=True,
+            default_flow_style=None,
+            width=1 << 30,
+        )
+        return text
+    raise ValueError(f"unknown native flavour {fmt!r}: use 'yaml' or 'json'")
+
+
+def dump(workflow: Workflow, path: str | os.PathLike[str]) -> None:
+    """Write ``workflow`` as a native spec: JSON for ``.json``, YAML for ``.yaml``/``.yml``."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".json", ".yaml", ".yml"):
+        raise SpecError(
+            "cannot tell the format from the extension",
+            file=str(path),
+            hint="use .yaml, .yml or .json",
+        )
+    text = dumps(workflow, "json" if suffix == ".json" else "yaml")
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise HerdError(f"{path}: cannot write the workflow: {exc.strerror or exc}") from None
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    """Multi-line strings (scripts) as literal blocks, everything else as PyYAML would."""
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper: Any = type("_Dumper", (_YamlDumper,), {})
+_Dumper.add_representer(str, _represent_str)

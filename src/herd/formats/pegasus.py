@@ -1,0 +1,798 @@
+"""Pegasus 5 abstract workflows (``wf.yml``, as written by ``Pegasus.api``) → herd.
+
+A Pegasus job becomes a task named by its ``id``; its transformation ``name`` and ``nodeLabel``
+become labels. The inline catalogs are resolved here, so the task runs on this machine:
+
+- **transformations**: an ``installed`` executable runs from its ``pfn`` (argv, no shell); a
+  ``stageable`` one is copied next to the job first, as Pegasus would stage it:
+  ``cp PFN ./.NAME.<id>.herd-stage && chmod +x … && mv -f … ./NAME && ./NAME ARGS``. The copy goes
+  through a per-job temporary name and an atomic rename, so that parallel jobs sharing the
+  executable never write a file another job is running (``Text file busy``). An unknown
+  transformation runs by name from ``PATH``, with a warning.
+- **replicas**: an input with a replica catalog entry is read as its ``lfn`` in the working
+  directory; :attr:`~herd.model.Workflow.init` copies it there from the ``pfn`` (``cp`` for paths
+  and ``file://``, ``curl`` for ``http(s)://``) when it is not there yet. ``task.meta["replicas"]``
+  keeps the pfn.
+- **profiles** merge key by key, job > transformation site entry > transformation > site catalog
+  > workflow: ``env`` → env; ``pegasus`` cores/memory (MB)/gpus → resources, runtime →
+  duration, maxwalltime (minutes) → timeout; ``dagman`` RETRY → retries, PRIORITY → priority;
+  ``condor`` request_cpus/request_memory/request_gpus/priority fill what ``pegasus`` leaves.
+- **uses**: input → inputs, output → outputs, inout → both, checkpoint → outputs (and
+  ``meta["checkpoints"]``). ``stdin``/``stdout``/``stderr`` map to the task's redirections.
+- **hooks**: job and transformation ``shell`` hooks run in a wrapper around the command, after the
+  job's own exit (``start`` before it), with ``PEGASUS_EVENT``, ``PEGASUS_JOBID`` and
+  ``PEGASUS_STATUS`` set; their output goes to stderr (or ``<id>.hooks.log`` when stderr is
+  redirected); their failure never changes the job's result. Workflow-level hooks are not run.
+
+Everything herd cannot honour (remote sites, grid contacts, containers, other profile keys,
+``selector`` and ``globus`` profiles, data reuse, stage-out to an output site) is reported in
+``Workflow.meta["warnings"]``, one line per problem naming the file, the job(s) and the field.
+Sub-workflow jobs (``pegasusWorkflow``, ``condorWorkflow``) raise :class:`SpecError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from herd.formats.common import as_float, as_int, describe, env_value, fail, freeze
+from herd.model import Task, Workflow, frozen_map
+
+logger = logging.getLogger(__name__)
+
+#: sites whose jobs herd can run in place: this machine, and the pool Pegasus submits local jobs to
+LOCAL_SITES = frozenset({"local", "condorpool"})
+_LINK_TYPES = frozenset({"input", "output", "inout", "checkpoint", "none"})
+_JOB_KEYS = frozenset(
+    {"type", "name", "namespace", "version", "id", "nodeLabel", "node_label", "metadata",
+     "arguments", "stdin", "stdout", "stderr", "uses", "profiles", "hooks", "file"}
+)  # fmt: skip
+_TOP_KEYS = frozenset(
+    {"pegasus", "name", "version", "siteCatalog", "replicaCatalog", "transformationCatalog",
+     "jobs", "jobDependencies", "profiles", "hooks", "metadata"}
+)  # fmt: skip
+#: profile keys herd maps onto the task (dagman keys upper-cased); every other key is reported
+_MAPPED = {
+    "pegasus": frozenset({"cores", "memory", "runtime", "gpus", "maxwalltime", "checkpoint.time"}),
+    "dagman": frozenset({"RETRY", "PRIORITY"}),
+    "condor": frozenset({"request_cpus", "request_memory", "request_gpus", "priority"}),
+}
+#: memory units Pegasus.api accepts, in MB
+_MEMORY_UNITS = {
+    "": 1.0, "M": 1.0, "MB": 1.0, "MIB": 1.0, "K": 1 / 1024, "KB": 1 / 1024,
+    "G": 1024.0, "GB": 1024.0, "GIB": 1024.0, "T": 1024.0**2, "TB": 1024.0**2,
+}  # fmt: skip
+_HOOK_EVENTS = ("start", "error", "success", "end")
+
+Profiles = dict[str, dict[str, Any]]
+
+
+# --- warnings -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Report:
+    """Warnings, aggregated so that one problem on 2,000 jobs is one line."""
+
+    source: str
+    found: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    def warn(self, where: str, field: str, message: str) -> None:
+        self.found.setdefault((field, message), []).append(where)
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.source}: {_who(places)}: field '{field}': {message}"
+            for (field, message), places in self.found.items()
+        ]
+
+
+def _who(places: list[str]) -> str:
+    unique = list(dict.fromkeys(places))
+    if len(unique) == 1:
+        return unique[0]
+    shown = ", ".join(p.removeprefix("job ") for p in unique[:3])
+    more = f" and {len(unique) - 3} more" if len(unique) > 3 else ""
+    return f"jobs {shown}{more}" if unique[0].startswith("job ") else f"{shown}{more}"
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def load_data(data: Any, source: str) -> Workflow:
+    """Build a :class:`Workflow` from a parsed Pegasus 5 ``wf.yml``.
+
+    >>> wf = load_data({"pegasus": "5.0.4", "name": "w", "jobs": [
+    ...     {"type": "job", "name": "echo", "id": "a", "arguments": ["hi"], "uses": []}]}, "w.yml")
+    >>> wf.tasks[0].name, wf.tasks[0].cmd
+    ('a', ('echo', 'hi'))
+    """
+    if not isinstance(data, Mapping):
+        fail(f"expected a Pegasus workflow mapping, got {describe(data)}", source, None, None)
+    report = _Report(source)
+    _check_top(data, source, report)
+    sites = _sites(data.get("siteCatalog"), source, report)
+    catalog = _transformations(data.get("transformationCatalog"), source, report)
+    replicas = _replicas(data.get("replicaCatalog"), source, report)
+    base = _profiles(data.get("profiles"), source, None, "profiles", report)
+    jobs = _job_list(data.get("jobs"), source)
+    context = _Context(source, report, sites, catalog, replicas, base)
+    tasks = [_task(job, i, context) for i, job in enumerate(jobs)]
+    tasks = _add_dependencies(tasks, data.get("jobDependencies"), source)
+    produced = {path for task in tasks for path in task.outputs}
+    tasks = _resolve_optional(tasks, produced)
+    init = _stage_in(tasks, replicas, produced, report)
+    return _workflow(data, source, tasks, init, context, base)
+
+
+@dataclass(frozen=True)
+class _Transformation:
+    name: str
+    namespace: str | None
+    version: str | None
+    pfn: str
+    stageable: bool
+    site: str
+    #: profile layers, lowest precedence first: the transformation's, then its site entry's
+    layers: tuple[Profiles, ...]
+    hooks: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class _Context:
+    source: str
+    report: _Report
+    sites: dict[str, Profiles]
+    catalog: dict[str, list[_Transformation]]
+    replicas: dict[str, str]
+    base: Profiles
+
+
+def _check_top(data: Mapping[str, Any], source: str, report: _Report) -> None:
+    version = str(data.get("pegasus", ""))
+    if version and not version.startswith("5"):
+        fail(
+            f"Pegasus {version} workflows are not supported",
+            source,
+            None,
+            "pegasus",
+            "herd reads the YAML workflows of Pegasus 5",
+        )
+    for key in data:
+        if key not in _TOP_KEYS and not str(key).startswith("x-"):
+            report.warn("workflow", str(key), "unknown key ignored")
+    if data.get("hooks"):
+        report.warn("workflow", "hooks", "workflow-level hooks are not run by herd")
+
+
+def _workflow(
+    data: Mapping[str, Any],
+    source: str,
+    tasks: list[Task],
+    init: str | None,
+    context: _Context,
+    base: Profiles,
+) -> Workflow:
+    env = {k: str(v) for k, v in base.get("env", {}).items()}
+    meta: dict[str, Any] = {"pegasus": str(data.get("pegasus", ""))}
+    warnings = context.report.lines()
+    if warnings:
+        meta["warnings"] = warnings
+    for key in ("metadata", "x-pegasus"):
+        if data.get(key):
+            meta[key] = freeze(data[key])
+    for line in warnings:
+        logger.info("%s", line)
+    name = data.get("name")
+    return Workflow(
+        name=name if isinstance(name, str) and name else _stem(source),
+        tasks=tuple(tasks),
+        env=frozen_map(env),
+        init=init,
+        source=source,
+        format="pegasus",
+        meta=frozen_map(meta),
+    )
+
+
+def _stem(source: str) -> str:
+    base = source.rsplit("/", 1)[-1]
+    return base.split(".", 1)[0] or "pegasus"
+
+
+# --- catalogs -------------------------------------------------------------------------------
+
+
+def _sites(raw: Any, source: str, report: _Report) -> dict[str, Profiles]:
+    """Profiles of the local sites; every other site is reported as ignored."""
+    if raw is None:
+        return {}
+    sites = _list_of_maps(_get(raw, "sites", source, "siteCatalog"), source, "siteCatalog.sites")
+    found: dict[str, Profiles] = {}
+    for site in sites:
+        name = str(site.get("name", ""))
+        where = f"site '{name}'"
+        for grid in site.get("grids") or ():
+            contact = grid.get("contact") if isinstance(grid, Mapping) else grid
+            report.warn(where, "grids", f"grid contact '{contact}' ignored: herd runs jobs here")
+        if name not in LOCAL_SITES:
+            report.warn(where, "siteCatalog", "remote site ignored: herd runs every job here")
+            continue
+        found[name] = _profiles(site.get("profiles"), source, None, f"{where}.profiles", report)
+    return found
+
+
+def _transformations(raw: Any, source: str, report: _Report) -> dict[str, list[_Transformation]]:
+    if raw is None:
+        return {}
+    field_name = "transformationCatalog.transformations"
+    items = _list_of_maps(
+        _get(raw, "transformations", source, "transformationCatalog"), source, field_name
+    )
+    if isinstance(raw, Mapping) and raw.get("containers"):
+        message = "containers are not supported: herd runs executables on this machine"
+        report.warn("workflow", "transformationCatalog.containers", message)
+    catalog: dict[str, list[_Transformation]] = {}
+    for item in items:
+        tf = _transformation(item, source, report)
+        catalog.setdefault(tf.name, []).append(tf)
+    return catalog
+
+
+def _transformation(raw: Mapping[str, Any], source: str, report: _Report) -> _Transformation:
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        fail("a transformation needs a name", source, None, "transformationCatalog.transformations")
+    where = f"transformation '{name}'"
+    entry = _pick_site(raw, name, source, report)
+    pfn = entry.get("pfn")
+    if not isinstance(pfn, str) or not pfn:
+        fail("a transformation site needs a pfn", source, None, f"{where}.sites.pfn")
+    if entry.get("container"):
+        report.warn(where, "sites.container", "containers are not supported: runs on this machine")
+    if raw.get("requires"):
+        report.warn(where, "requires", "required transformations are not staged by herd")
+    layers = (
+        _profiles(raw.get("profiles"), source, None, f"{where}.profiles", report),
+        _profiles(entry.get("profiles"), source, None, f"{where}.sites.profiles", report),
+    )
+    return _Transformation(
+        name=name,
+        namespace=raw.get("namespace"),
+        version=raw.get("version"),
+        pfn=pfn,
+        stageable=entry.get("type") == "stageable",
+        site=str(entry.get("name", "")),
+        layers=layers,
+        hooks=_hooks(raw.get("hooks"), source, None, f"{where}.hooks"),
+    )
+
+
+def _pick_site(
+    raw: Mapping[str, Any], name: str, source: str, report: _Report
+) -> Mapping[str, Any]:
+    where = f"transformation '{name}'"
+    entries = _list_of_maps(raw.get("sites"), source, f"{where}.sites")
+    if not entries:
+        fail("a transformation needs at least one site", source, None, f"{where}.sites")
+    local = [e for w in ("local", "condorpool") for e in entries if e.get("name") == w]
+    if not local:
+        message = f"only catalogued for site '{entries[0].get('name')}': herd runs its pfn here"
+        report.warn(where, "sites", message)
+    return local[0] if local else entries[0]
+
+
+def _replicas(raw: Any, source: str, report: _Report) -> dict[str, str]:
+    """lfn → pfn, preferring the replica at site ``local``."""
+    if raw is None:
+        return {}
+    items = _list_of_maps(
+        _get(raw, "replicas", source, "replicaCatalog"), source, "replicaCatalog.replicas"
+    )
+    replicas: dict[str, str] = {}
+    for item in items:
+        lfn = item.get("lfn")
+        if not isinstance(lfn, str) or not lfn:
+            fail("a replica needs an lfn", source, None, "replicaCatalog.replicas")
+        if item.get("regex"):
+            report.warn(
+                f"replica '{lfn}'", "regex", "regular-expression replicas are not supported"
+            )
+            continue
+        pfns = _list_of_maps(item.get("pfns"), source, f"replicaCatalog '{lfn}'.pfns")
+        chosen = next((p for p in pfns if p.get("site") == "local"), pfns[0] if pfns else None)
+        if chosen is not None and isinstance(chosen.get("pfn"), str):
+            replicas[lfn] = chosen["pfn"]
+    return replicas
+
+
+# --- profiles -------------------------------------------------------------------------------
+
+
+def _profiles(raw: Any, source: str, task: str | None, where: str, report: _Report) -> Profiles:
+    """One profile block, validated, with what herd ignores reported."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        fail(f"expected a mapping of profile namespaces, got {describe(raw)}", source, task, where)
+    place = f"job '{task}'" if task else where.rsplit(".profiles", 1)[0]
+    found: Profiles = {}
+    for namespace, values in raw.items():
+        if str(namespace).startswith("x-"):
+            continue
+        if not isinstance(values, Mapping):
+            fail(
+                f"expected a mapping, got {describe(values)}", source, task, f"profiles.{namespace}"
+            )
+        kept = _namespace(str(namespace), values, source, task, place, report)
+        if kept:
+            found[str(namespace)] = kept
+    return found
+
+
+def _namespace(
+    namespace: str,
+    values: Mapping[str, Any],
+    source: str,
+    task: str | None,
+    place: str,
+    report: _Report,
+) -> dict[str, Any]:
+    if namespace == "env":
+        return {str(k): env_value(v, source, task, f"profiles.env.{k}") for k, v in values.items()}
+    known = _MAPPED.get(namespace, frozenset())
+    kept: dict[str, Any] = {}
+    for key, value in values.items():
+        name = str(key).upper() if namespace == "dagman" else str(key)
+        if name.startswith("x-"):
+            continue
+        if name in known:
+            kept[name] = _profile_value(namespace, name, value, source, task)
+        else:
+            report.warn(place, f"profiles.{namespace}.{key}", _ignored(namespace))
+    return kept
+
+
+def _ignored(namespace: str) -> str:
+    if namespace in ("selector", "hints"):
+        return "site selection ignored: herd runs every job on this machine"
+    if namespace in ("condor", "globus"):
+        return f"{namespace} profile ignored: herd does not submit to HTCondor or a grid"
+    return "ignored: herd has no equivalent"
+
+
+def _profile_value(namespace: str, key: str, value: Any, source: str, task: str | None) -> float:
+    where = f"profiles.{namespace}.{key}"
+    if key in ("memory", "request_memory"):
+        return _megabytes(value, source, task, where)
+    if key in ("RETRY",):
+        return as_int(value, source, task, where)
+    if key in ("PRIORITY", "priority"):
+        return as_int(value, source, task, where, None)
+    return as_float(value, source, task, where)
+
+
+def _megabytes(value: Any, source: str, task: str | None, where: str) -> float:
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", value)
+        unit = match.group(2).upper() if match else None
+        if match and unit in _MEMORY_UNITS:
+            return as_float(match.group(1), source, task, where) * _MEMORY_UNITS[unit]
+    return as_float(value, source, task, where)
+
+
+def _merge(layers: Iterable[Profiles]) -> Profiles:
+    merged: Profiles = {}
+    for layer in layers:
+        for namespace, values in layer.items():
+            merged.setdefault(namespace, {}).update(values)
+    return merged
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+def _job_list(raw: Any, source: str) -> list[Mapping[str, Any]]:
+    if raw is None:
+        fail("a Pegasus workflow needs jobs", source, None, "jobs")
+    jobs = _list_of_maps(raw, source, "jobs")
+    if not jobs:
+        fail("a Pegasus workflow needs at least one job", source, None, "jobs")
+    return jobs
+
+
+def _task(job: Mapping[str, Any], index: int, ctx: _Context) -> Task:
+    job_id = job.get("id")
+    if not isinstance(job_id, str) or not job_id:
+        fail("a job needs an id", ctx.source, None, f"jobs[{index}].id")
+    kind = job.get("type", "job")
+    if kind in ("pegasusWorkflow", "condorWorkflow"):
+        fail(
+            f"sub-workflow jobs ({kind}) are not supported",
+            ctx.source,
+            job_id,
+            "type",
+            f"run the sub-workflow '{job.get('file')}' as its own herd workflow",
+        )
+    if kind != "job":
+        fail(f"unknown job type {kind!r}", ctx.source, job_id, "type", "use type: job")
+    for key in job:
+        if key not in _JOB_KEYS and not str(key).startswith("x-"):
+            ctx.report.warn(f"job '{job_id}'", str(key), "unknown key ignored")
+    tf = _find_transformation(job, job_id, ctx)
+    files = _uses(job.get("uses"), job_id, ctx.source)
+    return _build_task(job, job_id, tf, files, ctx)
+
+
+def _find_transformation(
+    job: Mapping[str, Any], job_id: str, ctx: _Context
+) -> _Transformation | None:
+    name = job.get("name")
+    if not isinstance(name, str) or not name:
+        fail("a job needs the name of its transformation", ctx.source, job_id, "name")
+    candidates = ctx.catalog.get(name, [])
+    wanted = [
+        tf
+        for tf in candidates
+        if job.get("namespace") in (None, tf.namespace) and job.get("version") in (None, tf.version)
+    ]
+    if candidates:
+        return (wanted or candidates)[0]
+    ctx.report.warn(
+        f"job '{job_id}'",
+        "name",
+        f"transformation '{name}' is not in the inline transformation catalog: "
+        "herd runs it by name from PATH",
+    )
+    return None
+
+
+@dataclass
+class _Files:
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)
+    optional: list[str] = field(default_factory=list)
+    stage_out: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+
+
+def _uses(raw: Any, job_id: str, source: str) -> _Files:
+    files = _Files()
+    for i, use in enumerate(_list_of_maps(raw or [], source, "uses", job_id)):
+        lfn, link = use.get("lfn"), use.get("type")
+        if not isinstance(lfn, str) or not lfn:
+            fail("a use needs an lfn", source, job_id, f"uses[{i}].lfn")
+        if link not in _LINK_TYPES:
+            fail(
+                f"unknown link type {link!r}",
+                source,
+                job_id,
+                f"uses[{i}].type",
+                "use input, output, inout, checkpoint or none",
+            )
+        _add_use(files, lfn, str(link), use)
+    return files
+
+
+def _add_use(files: _Files, lfn: str, link: str, use: Mapping[str, Any]) -> None:
+    if link == "none":
+        files.unused.append(lfn)
+        return
+    if link in ("input", "inout"):
+        (files.optional if use.get("optional") else files.inputs).append(lfn)
+    if link in ("output", "inout", "checkpoint"):
+        files.outputs.append(lfn)
+    if link == "checkpoint":
+        files.checkpoints.append(lfn)
+    if use.get("stageOut") and link != "input":
+        files.stage_out.append(lfn)
+
+
+def _build_task(
+    job: Mapping[str, Any],
+    job_id: str,
+    tf: _Transformation | None,
+    files: _Files,
+    ctx: _Context,
+) -> Task:
+    own = _profiles(job.get("profiles"), ctx.source, job_id, "profiles", ctx.report)
+    site_layer = ctx.sites.get(tf.site, {}) if tf else {}
+    profiles = _merge([ctx.base, site_layer, *(tf.layers if tf else ()), own])
+    hooks = (*(tf.hooks if tf else ()), *_hooks(job.get("hooks"), ctx.source, job_id, "hooks"))
+    args = _arguments(job.get("arguments"), job_id, ctx.source)
+    stdio = {k: _lfn(job.get(k), job_id, k, ctx.source) for k in ("stdin", "stdout", "stderr")}
+    cmd = _command(job, job_id, tf, args)
+    if hooks:
+        cmd = _with_hooks(cmd, hooks, job_id, stdio["stderr"] is not None)
+    if files.stage_out:
+        ctx.report.warn(
+            f"job '{job_id}'",
+            "uses.stageOut",
+            "outputs stay in the working directory: herd does not copy them to an output site",
+        )
+    return Task(
+        name=job_id,
+        cmd=cmd,
+        inputs=tuple(dict.fromkeys(files.inputs)),
+        outputs=tuple(dict.fromkeys(files.outputs)),
+        labels=_labels(job, tf),
+        env=frozen_map(profiles.get("env")),
+        stdin=stdio["stdin"],
+        stdout=stdio["stdout"],
+        stderr=stdio["stderr"],
+        meta=_task_meta(job, tf, files, hooks, ctx.replicas, profiles),
+        **_policy(profiles),
+    )
+
+
+def _labels(job: Mapping[str, Any], tf: _Transformation | None) -> tuple[str, ...]:
+    labels = [str(job.get("name"))]
+    node_label = job.get("nodeLabel", job.get("node_label"))
+    if isinstance(node_label, str) and node_label:
+        labels.append(node_label)
+    return tuple(dict.fromkeys(labels))
+
+
+def _policy(profiles: Profiles) -> dict[str, Any]:
+    """Resources and run policy from the merged profiles (pegasus keys beat condor keys)."""
+    pegasus: dict[str, Any] = profiles.get("pegasus", {})
+    condor: dict[str, Any] = profiles.get("condor", {})
+    dagman: dict[str, Any] = profiles.get("dagman", {})
+    resources = {"cpu": pegasus.get("cores", condor.get("request_cpus", 1.0))}
+    for name, keys in (("mem", ("memory", "request_memory")), ("gpu", ("gpus", "request_gpus"))):
+        value = pegasus.get(keys[0], condor.get(keys[1]))
+        if value is not None:
+            resources[name] = value
+    walltime = pegasus.get("maxwalltime")
+    return {
+        "resources": frozen_map(resources),
+        "duration": pegasus.get("runtime"),
+        "timeout": walltime * 60.0 if walltime else None,
+        "retries": round(dagman.get("RETRY", 0)),
+        "priority": round(dagman.get("PRIORITY", condor.get("priority", 0))),
+    }
+
+
+def _task_meta(
+    job: Mapping[str, Any],
+    tf: _Transformation | None,
+    files: _Files,
+    hooks: tuple[tuple[str, str], ...],
+    replicas: Mapping[str, str],
+    profiles: Profiles,
+) -> Any:
+    meta: dict[str, Any] = {"transformation": str(job.get("name"))}
+    if tf is not None:
+        meta["pfn"] = tf.pfn
+        meta["stageable"] = tf.stageable
+    used = {lfn: replicas[lfn] for lfn in (*files.inputs, *files.optional) if lfn in replicas}
+    extras = {
+        "replicas": used,
+        "checkpoints": files.checkpoints,
+        "optional_inputs": files.optional,
+        "stage_out": files.stage_out,
+        "unused_files": files.unused,
+        "hooks": [{"on": on, "cmd": cmd} for on, cmd in hooks],
+        "metadata": job.get("metadata"),
+        "checkpoint_time": profiles.get("pegasus", {}).get("checkpoint.time"),
+    }
+    meta.update({k: v for k, v in extras.items() if v})
+    return freeze(meta)
+
+
+def _arguments(raw: Any, job_id: str, source: str) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        fail(f"expected a list, got {describe(raw)}", source, job_id, "arguments")
+    args = []
+    for i, arg in enumerate(raw):
+        if isinstance(arg, Mapping) and isinstance(arg.get("lfn"), str):
+            args.append(arg["lfn"])  # a File object written by an older Pegasus.api
+        elif isinstance(arg, str | int | float) and not isinstance(arg, bool):
+            args.append(str(arg))
+        else:
+            fail(
+                f"expected a string, number or file, got {describe(arg)}",
+                source,
+                job_id,
+                f"arguments[{i}]",
+            )
+    return args
+
+
+def _lfn(value: Any, job_id: str, key: str, source: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        value = value.get("lfn")
+    if not isinstance(value, str) or not value:
+        fail(f"expected a file name, got {describe(value)}", source, job_id, key)
+    return value
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _command(
+    job: Mapping[str, Any], job_id: str, tf: _Transformation | None, args: list[str]
+) -> str | tuple[str, ...]:
+    if tf is None:
+        return (str(job.get("name")), *args)
+    pfn = tf.pfn.removeprefix("file://")
+    if not tf.stageable:
+        return (pfn, *args)
+    return _staged(tf, pfn, job_id, args)
+
+
+def _staged(tf: _Transformation, pfn: str, job_id: str, args: list[str]) -> str:
+    """Copy a stageable executable next to the job, atomically, then run it."""
+    name = "./" + re.sub(r"[^A-Za-z0-9._-]", "_", tf.name)
+    tmp = f"./.{name[2:]}.{job_id}.herd-stage"
+    if re.match(r"https?://", pfn):
+        fetch = f"curl -fsSL -o {shlex.quote(tmp)} {shlex.quote(pfn)}"
+    else:
+        fetch = f"cp {shlex.quote(pfn)} {shlex.quote(tmp)}"
+    install = f"chmod +x {shlex.quote(tmp)} && mv -f {shlex.quote(tmp)} {shlex.quote(name)}"
+    return f"{fetch} && {install} && {shlex.join([name, *args])}"
+
+
+def _hooks(raw: Any, source: str, task: str | None, where: str) -> tuple[tuple[str, str], ...]:
+    if not raw:
+        return ()
+    if not isinstance(raw, Mapping):
+        fail(f"expected a mapping, got {describe(raw)}", source, task, where)
+    found = []
+    for i, hook in enumerate(_list_of_maps(raw.get("shell") or [], source, f"{where}.shell", task)):
+        on, cmd = hook.get("_on"), hook.get("cmd")
+        if on not in (*_HOOK_EVENTS, "all", "never") or not isinstance(cmd, str):
+            fail(
+                "a shell hook needs _on (start, error, success, end, all or never) and cmd",
+                source,
+                task,
+                f"{where}.shell[{i}]",
+            )
+        if on != "never":
+            found.append((str(on), cmd))
+    return tuple(found)
+
+
+def _with_hooks(
+    cmd: str | tuple[str, ...], hooks: tuple[tuple[str, str], ...], job_id: str, log: bool
+) -> str:
+    """Wrap the job so that its hooks run on its events, keeping its exit status."""
+    body = shlex.join(cmd) if isinstance(cmd, tuple) else cmd
+    sink = f">>{shlex.quote(job_id + '.hooks.log')} 2>&1" if log else "1>&2"
+
+    def run(event: str) -> list[str]:
+        return [
+            f"( export PEGASUS_EVENT={event} PEGASUS_JOBID={shlex.quote(job_id)} "
+            f'PEGASUS_STATUS="$herd_rc"; {hook} ) </dev/null {sink} || true'
+            for on, hook in hooks
+            if on in (event, "all")
+        ]
+
+    lines = ["herd_rc=0", *run("start"), f"( {body} )", "herd_rc=$?"]
+    for test, event in (("-eq", "success"), ("-ne", "error")):
+        if commands := run(event):
+            lines += [f'if [ "$herd_rc" {test} 0 ]; then', *commands, "fi"]
+    lines += [*run("end"), 'exit "$herd_rc"']
+    return "\n".join(lines)
+
+
+# --- dependencies and stage-in --------------------------------------------------------------
+
+
+def _add_dependencies(tasks: list[Task], raw: Any, source: str) -> list[Task]:
+    index: dict[str, int] = {}
+    for i, task in enumerate(tasks):
+        if index.setdefault(task.name, i) != i:
+            fail("duplicate job id", source, task.name, "id", "every job id must be unique")
+    needs: dict[str, list[str]] = {}
+    for i, entry in enumerate(_list_of_maps(raw or [], source, "jobDependencies")):
+        parent = entry.get("id")
+        if parent not in index:
+            fail(
+                f"parent job {parent!r} is not a job of this workflow",
+                source,
+                None,
+                f"jobDependencies[{i}].id",
+            )
+        for child in entry.get("children") or ():
+            if child not in index:
+                fail(
+                    f"child job {child!r} is not a job of this workflow",
+                    source,
+                    str(parent),
+                    f"jobDependencies[{i}].children",
+                )
+            needs.setdefault(child, []).append(str(parent))
+    return [_with_needs(t, needs.get(t.name)) for t in tasks]
+
+
+def _with_needs(task: Task, needs: list[str] | None) -> Task:
+    return replace(task, needs=tuple(dict.fromkeys(needs))) if needs else task
+
+
+def _resolve_optional(tasks: list[Task], produced: set[str]) -> list[Task]:
+    """An optional input is a real input (an edge) only when some job produces it."""
+    return [
+        replace(t, inputs=(*t.inputs, *extra)) if extra else t
+        for t in tasks
+        for extra in [[p for p in t.meta.get("optional_inputs", ()) if p in produced]]
+    ]
+
+
+def _stage_in(
+    tasks: list[Task], replicas: Mapping[str, str], produced: set[str], report: _Report
+) -> str | None:
+    """The init command copying replica-catalog inputs into the working directory."""
+    wanted: dict[str, str] = {}
+    for task in tasks:
+        for lfn in (*task.inputs, *task.meta.get("optional_inputs", ())):
+            if lfn not in replicas:
+                continue
+            if lfn in produced:
+                report.warn(
+                    f"replica '{lfn}'",
+                    "replicaCatalog",
+                    "the file is also produced by a job: herd runs that job (no data reuse)",
+                )
+                continue
+            wanted[lfn] = replicas[lfn]
+    if not wanted:
+        return None
+    return "\n".join(["set -e", *(_fetch(lfn, pfn, report) for lfn, pfn in wanted.items())])
+
+
+def _fetch(lfn: str, pfn: str, report: _Report) -> str:
+    target = shlex.quote(lfn)
+    mkdir = f"mkdir -p {shlex.quote(lfn.rsplit('/', 1)[0])} && " if "/" in lfn else ""
+    if pfn.startswith("file://") or "://" not in pfn:
+        copy = f"cp {shlex.quote(pfn.removeprefix('file://'))} {target}"
+    elif re.match(r"https?://", pfn):
+        copy = f"curl -fsSL -o {target} {shlex.quote(pfn)}"
+    else:
+        report.warn(
+            f"replica '{lfn}'",
+            "replicaCatalog.pfns",
+            f"herd cannot fetch '{pfn}': place the file in the working directory",
+        )
+        message = f"herd: cannot fetch {pfn}: copy it to {lfn} in the working directory"
+        copy = f"{{ echo {shlex.quote(message)} >&2; exit 1; }}"
+    return f"[ -e {target} ] || {{ {mkdir}{copy}; }}"
+
+
+# --- small parsing helpers ------------------------------------------------------------------
+
+
+def _get(raw: Any, key: str, source: str, where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        fail(f"expected a mapping, got {describe(raw)}", source, None, where)
+    if "$ref" in raw:
+        fail(
+            "catalogs given by reference are not supported",
+            source,
+            None,
+            f"{where}.$ref",
+            "inline the catalog in the workflow file",
+        )
+    return raw.get(key)
+
+
+def _list_of_maps(
+    raw: Any, source: str, where: str, task: str | None = None
+) -> list[Mapping[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        fail(f"expected a list, got {describe(raw)}", source, task, where)
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            fail(f"expected a mapping, got {describe(item)}", source, task, f"{where}[{i}]")
+    return raw

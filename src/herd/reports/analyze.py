@@ -1,0 +1,312 @@
+"""``herd analyze``: why tasks failed, like ``pegasus-analyzer``.
+
+For each task whose last state is failed (and, with ``all_attempts``, for every failed attempt of
+any task, such as those retried later) the report gives: the task and attempt number, the host,
+how it ended (``exit 3``, ``signal SIGKILL``), the kill reason herd recorded (``timeout: ran 0.6 s >
+0.5 s limit``, ``memory ...``), the command as executed and its cwd, the last lines of its stderr
+and stdout files (saying so when a log is missing), the user data and events it recorded, and the
+command that reruns just that task. Tasks cancelled because a task failed are listed under it.
+
+Which failure cancelled a task is read from the reason the scheduler gave it (``needs 'x', which
+failed`` or ``not started: 'x' failed``); a cancellation for another reason (the run was stopped)
+is counted in the summary only.
+
+The first line sums up the workflow: ``N failed, M cancelled, K succeeded``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from herd.model import TaskState
+from herd.reports.stats import fmt_seconds, workflow_record
+from herd.store.base import AttemptRecord, Store, TaskRecord, UserData, UserEvent
+
+#: lines of each log shown by default
+DEFAULT_LINES = 20
+#: cancelled dependents named per failed task (the rest are counted)
+SHOW_CANCELLED = 5
+
+_CANCELLED_BY = re.compile(r"^(?:needs '(?P<a>.*)', which failed|not started: '(?P<b>.*)' failed)")
+#: how the kill reasons of attempts herd stopped begin (executor watchdog, store, runner)
+_KILLS = ("timeout", "memory", "cancelled", "interrupted", "killed")
+#: bytes read per step when looking for the last lines of a log
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LogTail:
+    """The last lines of a log file, or why it could not be read."""
+
+    path: str
+    lines: tuple[str, ...] = ()
+    #: why there are no lines (``missing``, ``empty``, an OS error); empty when read
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """One failed attempt and everything needed to see why."""
+
+    task: str
+    number: int
+    host: str
+    outcome: str  # exit 3 | signal SIGKILL | killed: <reason>
+    exit_code: int | None
+    signal: str | None  # the signal's name
+    kill_reason: str
+    cmd: str
+    cwd: str
+    start: float
+    end: float | None
+    stderr: LogTail
+    stdout: LogTail
+    user_data: Mapping[str, Any] = field(default_factory=dict)
+    events: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A task with failed attempts: the attempts, the rerun command and what it cancelled."""
+
+    task: str
+    state: TaskState  # the task's current state (failed, or succeeded after a retry)
+    attempts: tuple[FailedAttempt, ...]
+    rerun: str
+    cancelled: int  # tasks cancelled because this one failed
+    cancelled_names: tuple[str, ...]  # the first few of them
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    workflow: str
+    source: str | None
+    failed: int
+    cancelled: int
+    succeeded: int
+    failures: tuple[Failure, ...]
+
+
+def analyze(
+    store: Store, workflow_id: int, *, lines: int = DEFAULT_LINES, all_attempts: bool = False
+) -> Analysis:
+    """The failures of workflow ``workflow_id`` (see the module docstring)."""
+    wf = workflow_record(store, workflow_id)
+    records = store.task_records(workflow_id)
+    attempts = store.attempts(workflow_id)
+    cancelled = _cancelled_by(records.values())
+    failures = []
+    for name in _failed_tasks(records, attempts, all_attempts):
+        mine = [a for a in attempts if a.task == name and a.state is TaskState.FAILED]
+        if not all_attempts:
+            mine = mine[-1:]
+        shown = tuple(_failed_attempt(store, a, lines) for a in mine)
+        victims = cancelled.get(name, [])
+        failures.append(
+            Failure(
+                name,
+                records[name].state,
+                shown,
+                rerun_command(wf.source, name),
+                len(victims),
+                tuple(victims[:SHOW_CANCELLED]),
+            )
+        )
+    states = [r.state for r in records.values()]
+    return Analysis(
+        wf.name,
+        wf.source,
+        states.count(TaskState.FAILED),
+        states.count(TaskState.CANCELLED),
+        states.count(TaskState.SUCCEEDED),
+        tuple(failures),
+    )
+
+
+def _failed_tasks(
+    records: Mapping[str, TaskRecord], attempts: Sequence[AttemptRecord], all_attempts: bool
+) -> list[str]:
+    """Names of the tasks to report, in the order their last failed attempt started."""
+    order: dict[str, None] = {}
+    for a in attempts:
+        if a.state is TaskState.FAILED and a.task in records:
+            order.pop(a.task, None)
+            order[a.task] = None
+    return [
+        n for n in order if all_attempts or records[n].state is TaskState.FAILED
+    ] + [  # a failed task with no attempt recorded (its process could not start)
+        n for n, r in records.items() if r.state is TaskState.FAILED and n not in order
+    ]
+
+
+def _cancelled_by(records: Iterable[TaskRecord]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in records:
+        if r.state is TaskState.CANCELLED:
+            m = _CANCELLED_BY.match(r.reason)
+            if m:
+                out.setdefault(m["a"] or m["b"], []).append(r.name)
+    return out
+
+
+def _failed_attempt(store: Store, a: AttemptRecord, lines: int) -> FailedAttempt:
+    data = {d.key: d.value for d in _of_attempt(store.user_data(a.workflow_id, a.task), a)}
+    events = tuple(
+        {"time": e.time, **e.data} for e in _of_attempt(store.user_events(a.workflow_id, a.task), a)
+    )
+    return FailedAttempt(
+        task=a.task,
+        number=a.number,
+        host=a.host,
+        outcome=outcome(a),
+        exit_code=a.exit_code,
+        signal=signal_name(a.signal),
+        kill_reason=a.kill_reason if is_kill(a.kill_reason) else "",
+        cmd=a.cmd,
+        cwd=a.cwd,
+        start=a.start,
+        end=a.end,
+        stderr=tail(a.stderr_path, lines),
+        stdout=tail(a.stdout_path, lines),
+        user_data=data,
+        events=events,
+    )
+
+
+def _of_attempt(items: Iterable[UserData | UserEvent], a: AttemptRecord) -> Iterable[Any]:
+    return (i for i in items if i.number == a.number)
+
+
+def signal_name(number: int | None) -> str | None:
+    """``SIGKILL`` for 9; ``signal 99`` for a number Python does not name."""
+    if number is None:
+        return None
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def outcome(a: AttemptRecord) -> str:
+    """How an attempt ended, in a few words: ``exit 3``, ``signal SIGSEGV``, ``killed: timeout:
+    ran 0.6 s > 0.5 s limit``, ``exit 0: declared output out.txt was not created``."""
+    if a.signal:
+        base = f"signal {signal_name(a.signal)}"
+    else:
+        base = f"exit {a.exit_code}" if a.exit_code is not None else a.state.value
+    why = a.kill_reason
+    if not why or why == base:
+        return base
+    if is_kill(why):
+        return why if why.startswith("killed") else f"killed: {why}"
+    return f"{base}: {why}"
+
+
+def is_kill(reason: str) -> bool:
+    """Whether ``reason`` says herd stopped the attempt (the runner also records plain failure
+    details such as ``exit 3`` in the kill reason field)."""
+    return reason.startswith(_KILLS)
+
+
+def rerun_command(source: str | None, task: str) -> str:
+    """The command that reruns just ``task`` (``FILE`` when the spec file is unknown)."""
+    pattern = shlex.quote(f"^{re.escape(task)}$")
+    spec = shlex.quote(source) if source else "FILE"
+    return f"herd run {spec} --force {pattern} -tt {pattern}"
+
+
+def tail(path: str, lines: int) -> LogTail:
+    """The last ``lines`` lines of the file at ``path``, read from its end."""
+    if not path:
+        return LogTail(path, problem="no log recorded")
+    try:
+        with open(path, "rb") as f:
+            data = _read_tail(f, lines)
+    except FileNotFoundError:
+        return LogTail(path, problem="missing")
+    except OSError as exc:
+        return LogTail(path, problem=f"unreadable: {exc.strerror or exc}")
+    if not data:
+        return LogTail(path, problem="empty")
+    text = data.decode("utf-8", errors="replace").splitlines()
+    return LogTail(path, tuple(text[-lines:]) if lines > 0 else ())
+
+
+def _read_tail(f: Any, lines: int) -> bytes:
+    size = f.seek(0, os.SEEK_END)
+    pos, data = size, b""
+    while pos > 0 and data.count(b"\n") <= lines:
+        step = min(_CHUNK, pos)
+        pos -= step
+        f.seek(pos)
+        data = f.read(step) + data
+    return data
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def render_text(an: Analysis) -> str:
+    """The report as a human reads it."""
+    head = f"workflow {an.workflow}: {an.failed} failed, {an.cancelled} cancelled, {an.succeeded} succeeded"
+    out = [head]
+    if not an.failures:
+        out.append("no failed attempts" if an.failed == 0 else "")
+    for f in an.failures:
+        out += ["", *_failure_lines(f)]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _failure_lines(f: Failure) -> list[str]:
+    title = f"=== {f.task} ({f.state.value}"
+    title += f", {len(f.attempts)} failed attempts shown)" if len(f.attempts) > 1 else ")"
+    out = [title]
+    for a in f.attempts:
+        out += _attempt_lines(a)
+    if f.cancelled:
+        more = (
+            f", ... ({f.cancelled - len(f.cancelled_names)} more)"
+            if f.cancelled > len(f.cancelled_names)
+            else ""
+        )
+        out.append(f"cancelled because of it: {f.cancelled}: {', '.join(f.cancelled_names)}{more}")
+    out.append(f"rerun it: {f.rerun}")
+    return out
+
+
+def _attempt_lines(a: FailedAttempt) -> list[str]:
+    took = fmt_seconds(a.end - a.start) if a.end is not None else "still running"
+    out = [
+        f"attempt {a.number} on {a.host}: {a.outcome} after {took}",
+        f"  command: {a.cmd}",
+        f"  cwd:     {a.cwd}",
+    ]
+    for name, log in (("stderr", a.stderr), ("stdout", a.stdout)):
+        out += _log_lines(name, log)
+    if a.user_data:
+        out.append("  user data: " + ", ".join(f"{k}={v!r}" for k, v in a.user_data.items()))
+    for e in a.events:
+        out.append(f"  event: {dict(e)}")
+    return out
+
+
+def _log_lines(name: str, log: LogTail) -> list[str]:
+    if log.problem:
+        return [f"  {name}: {log.path or '-'} ({log.problem})"]
+    out = [f"  {name}: {log.path} (last {len(log.lines)} lines)"]
+    out += [f"    | {line}" for line in log.lines]
+    return out
+
+
+def to_json(an: Analysis) -> dict[str, Any]:
+    """The report as JSON-ready data: every field of :class:`Analysis`."""
+    data = asdict(an)
+    for f in data["failures"]:
+        f["state"] = f["state"].value
+    return data

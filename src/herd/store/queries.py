@@ -1,0 +1,129 @@
+"""The SQL of the SQLite store, read once from the ``.sql`` files in ``herd/store/sql/``.
+
+``schema.sql``          the schema a new database is created with (the truth)
+``queries.sql``         named queries: a line ``-- name --`` starts each one; parameters are
+                        named (``:workflow_id``) for reading, and bound by position for speed
+                        (see :class:`Query`)
+``migrations/``         ``NNNN_description.sql``, applied in order to bring an older database to
+                        ``schema.sql``; ``PRAGMA user_version`` is the number of the last one applied
+
+The module holds no connection: it only reads and parses text (procrastinate's ``sql/queries.sql``
+is the model).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
+from operator import itemgetter
+from typing import Any
+
+_QUERY_NAME = re.compile(r"^-- ([a-z][a-z0-9_]*) --$", re.MULTILINE)
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+#: a string literal, a quoted name or a comment (kept as they are), or a named parameter
+_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|(?<![:\w]):([A-Za-z_]\w*)""")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A named query, its ``:name`` parameters turned into numbered ``?N`` ones.
+
+    SQLite binds a tuple faster than it looks names up in a dict (a million-row ``executemany`` is
+    a second quicker), so :attr:`sql` takes the values of :attr:`params` in that order: build the
+    tuple with :meth:`args`, or directly where speed matters.
+    """
+
+    name: str
+    sql: str
+    params: tuple[str, ...]
+    _get: Callable[[Mapping[str, Any]], Any] | None = field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> Query:
+        params: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            param = match[1]
+            if param is None:
+                return match[0]
+            if param not in params:
+                params.append(param)
+            return f"?{params.index(param) + 1}"
+
+        sql = _TOKEN.sub(number, text)
+        get = itemgetter(*params) if len(params) > 1 else None
+        return cls(name, sql, tuple(params), get)
+
+    def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The values of :attr:`params`, in order, from ``values`` (extra keys are ignored)."""
+        if self._get is not None:
+            return tuple(self._get(values))
+        return tuple(values[param] for param in self.params)
+
+    def args_of(self, obj: object, **override: Any) -> tuple[Any, ...]:
+        """The values of :attr:`params` from the attributes of ``obj``, or from ``override``."""
+        return tuple(
+            override[param] if param in override else getattr(obj, param) for param in self.params
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered step of the schema: applying it sets ``PRAGMA user_version`` to ``version``."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def sql_dir() -> Traversable:
+    """The folder of the store's ``.sql`` files, inside the installed package."""
+    return resources.files("herd.store") / "sql"
+
+
+def parse_queries(text: str, *, source: str = "queries.sql") -> dict[str, Query]:
+    """Split ``text`` into ``{name: query}`` at each ``-- name --`` line."""
+    parts = _QUERY_NAME.split(text)
+    queries: dict[str, Query] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in queries:
+            raise ValueError(f"{source}: query '{name}' is defined twice; rename one")
+        queries[name] = Query.parse(name, body.strip())
+    return queries
+
+
+def parse_migrations(files: dict[str, str]) -> tuple[Migration, ...]:
+    """Order ``{file name: sql}`` into migrations numbered 1, 2, ... with no gap."""
+    migrations = []
+    for file_name, sql in files.items():
+        match = _MIGRATION_NAME.match(file_name)
+        if match is None:
+            raise ValueError(f"migrations/{file_name}: name it NNNN_description.sql")
+        migrations.append(Migration(int(match[1]), match[2], sql))
+    migrations.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected:
+            raise ValueError(
+                f"migrations: expected number {expected:04d}, found {migration.version:04d}"
+                f"_{migration.name}.sql; number migrations 0001, 0002, ... without gaps"
+            )
+    return tuple(migrations)
+
+
+def _read_migrations(folder: Traversable) -> tuple[Migration, ...]:
+    files = {
+        entry.name: entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    }
+    return parse_migrations(files)
+
+
+SCHEMA: str = (sql_dir() / "schema.sql").read_text(encoding="utf-8")
+QUERIES: dict[str, Query] = parse_queries((sql_dir() / "queries.sql").read_text(encoding="utf-8"))
+MIGRATIONS: tuple[Migration, ...] = _read_migrations(sql_dir() / "migrations")
+#: the schema version a database has once every migration is applied
+SCHEMA_VERSION: int = MIGRATIONS[-1].version

@@ -1,0 +1,132 @@
+-- 0001: the first schema of herd's SQLite store (a copy of schema.sql as it was then).
+
+-- The schema of herd's SQLite store (.herd/herd.db). This file is the truth: a new database is
+-- created from it, and migrations/NNNN_*.sql must bring any older database to exactly this schema
+-- (tests/unit/test_migrations.py checks it). PRAGMA user_version holds the number of the last
+-- migration applied.
+--
+-- The database is meant to be queried by people, e.g.
+--     sqlite3 .herd/herd.db "SELECT state, count(*) FROM tasks WHERE is_current GROUP BY state"
+-- Conventions: times are epoch seconds (REAL); sizes are bytes; states are the lower-case names of
+-- herd.model.TaskState (waiting, ready, running, retrying, succeeded, failed, cancelled, skipped);
+-- JSON columns hold text: a file-stamp map is {"path": [size, mtime_ns, "digest or empty"]}.
+
+-- One row per workflow, found by name: adding a workflow of the same name again updates it.
+CREATE TABLE workflows (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    source      TEXT,                   -- the spec file it was last added from; NULL when built in Python
+    format      TEXT NOT NULL,          -- native, o2dpg, pegasus, wfformat, dampe or api
+    created     REAL NOT NULL,          -- first added
+    updated     REAL NOT NULL,          -- last added
+    task_count  INTEGER NOT NULL        -- tasks in the workflow as last added (rows of tasks with is_current = 1)
+) STRICT;
+
+-- The last known state of every task a workflow ever had. Tasks that left the workflow keep their
+-- row (and history) with is_current = 0.
+CREATE TABLE tasks (
+    workflow_id  INTEGER NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    is_current   INTEGER NOT NULL DEFAULT 1,    -- 1 when the task is in the workflow as last added
+    state        TEXT NOT NULL,                 -- a TaskState value
+    attempts     INTEGER NOT NULL DEFAULT 0,    -- attempts so far, over all runs
+    reason       TEXT NOT NULL DEFAULT '',      -- why the last attempt ended so ('exit 1', 'killed: ...')
+    exit_code    INTEGER,                       -- of the last attempt; NULL if none or killed by a signal
+    updated      REAL NOT NULL,                 -- when the state last changed
+    -- what the last *successful* attempt ran from ('' / {} when it never succeeded):
+    fingerprint  TEXT NOT NULL DEFAULT '',
+    cmd_digest   TEXT NOT NULL DEFAULT '',
+    env_digest   TEXT NOT NULL DEFAULT '',
+    inputs       TEXT NOT NULL DEFAULT '{}',    -- JSON file-stamp map of its inputs
+    -- what the task is, as last added (for status and reports without the spec):
+    cmd          TEXT NOT NULL,                 -- one shell line
+    labels       TEXT NOT NULL DEFAULT '[]',    -- JSON array of strings
+    resources    TEXT NOT NULL DEFAULT '{}',    -- JSON object {"cpu": 1.0, "mem": 2000.0, ...}
+    timeframe    INTEGER,                       -- instance group (O2DPG timeframe, ...); NULL if none
+    UNIQUE (workflow_id, name)
+) STRICT;
+
+-- One row per `herd run` (or other activation) of a workflow.
+CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY,
+    workflow_id  INTEGER NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    started      REAL NOT NULL,
+    ended        REAL,                          -- NULL while running
+    status       TEXT NOT NULL,                 -- running, succeeded, failed or interrupted
+    host         TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    argv         TEXT NOT NULL DEFAULT '[]',    -- JSON array: the command line
+    limits       TEXT NOT NULL DEFAULT '{}'     -- JSON object: resource limits of the run
+) STRICT;
+
+CREATE INDEX runs_by_workflow ON runs (workflow_id);
+
+-- One row per execution of a task: the provenance record.
+CREATE TABLE attempts (
+    id           INTEGER PRIMARY KEY,
+    workflow_id  INTEGER NOT NULL,
+    task         TEXT NOT NULL,
+    number       INTEGER NOT NULL,              -- 1, 2, ... over all runs of the task
+    run_id       INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    state        TEXT NOT NULL,                 -- running until it ends, then a finished TaskState
+    reason       TEXT NOT NULL,                 -- why it ran ('new', 'command changed', ...)
+    started      REAL NOT NULL,
+    ended        REAL,                          -- NULL while running
+    exit_code    INTEGER,
+    signal       INTEGER,                       -- the signal that ended it, if any
+    kill_reason  TEXT NOT NULL DEFAULT '',      -- why herd killed it ('timeout 60 s', 'interrupted: herd stopped')
+    host         TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    cwd          TEXT NOT NULL DEFAULT '',
+    cmd          TEXT NOT NULL,                 -- as executed
+    env_digest   TEXT NOT NULL DEFAULT '',
+    fingerprint  TEXT NOT NULL DEFAULT '',
+    utime        REAL,                          -- seconds of user CPU (rusage, with children)
+    stime        REAL,                          -- seconds of system CPU
+    max_rss      INTEGER,                       -- bytes (rusage)
+    peak_mem     INTEGER,                       -- bytes, whole process tree, from sampling
+    mean_cpu     REAL,                          -- cores, whole process tree, from sampling
+    stdout_path  TEXT NOT NULL DEFAULT '',
+    stderr_path  TEXT NOT NULL DEFAULT '',
+    inputs       TEXT NOT NULL DEFAULT '{}',    -- JSON file-stamp map
+    outputs      TEXT NOT NULL DEFAULT '{}',    -- JSON file-stamp map
+    resources    TEXT NOT NULL DEFAULT '{}',    -- JSON object: what it was given
+    UNIQUE (workflow_id, task, number),
+    FOREIGN KEY (workflow_id, task) REFERENCES tasks (workflow_id, name) ON DELETE CASCADE
+) STRICT;
+
+CREATE INDEX attempts_by_start ON attempts (workflow_id, started);
+CREATE INDEX attempts_by_run ON attempts (run_id);
+-- attempts still marked running: what begin_run closes after herd was killed
+CREATE INDEX attempts_running ON attempts (workflow_id) WHERE state = 'running';
+
+-- Monitoring time series of an attempt's whole process tree.
+CREATE TABLE samples (
+    attempt_id  INTEGER NOT NULL REFERENCES attempts (id) ON DELETE CASCADE,
+    time        REAL NOT NULL,
+    rss         INTEGER NOT NULL,               -- bytes
+    cpu         REAL NOT NULL,                  -- cores in use since the previous sample
+    processes   INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX samples_by_attempt ON samples (attempt_id, time);
+
+-- Key/value results recorded by tasks (torc's user data), in recording order (rowid).
+CREATE TABLE user_data (
+    attempt_id  INTEGER NOT NULL REFERENCES attempts (id) ON DELETE CASCADE,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL                   -- JSON
+) STRICT;
+
+CREATE INDEX user_data_by_attempt ON user_data (attempt_id);
+
+-- Timestamped structured events recorded by tasks (torc's events).
+CREATE TABLE user_events (
+    attempt_id  INTEGER NOT NULL REFERENCES attempts (id) ON DELETE CASCADE,
+    time        REAL NOT NULL,
+    data        TEXT NOT NULL                   -- JSON object
+) STRICT;
+
+CREATE INDEX user_events_by_attempt ON user_events (attempt_id, time);

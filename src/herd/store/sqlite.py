@@ -1,0 +1,646 @@
+"""The SQLite store: herd's embedded default, one file per working directory (``.herd/herd.db``).
+
+Implements :class:`herd.store.base.Store`; the contract is documented there. The schema is in
+``sql/schema.sql`` (every column is commented there), the queries in ``sql/queries.sql``.
+
+Tables
+------
+``workflows``    one row per workflow name
+``tasks``        the last known state of every task a workflow ever had (``is_current`` = still in it)
+``runs``         one row per ``herd run``
+``attempts``     one row per execution of a task: its provenance
+``samples``      monitoring time series of attempts (process-tree RSS and CPU)
+``user_data``    key/value results recorded by tasks
+``user_events``  timestamped structured events recorded by tasks
+
+Durability and concurrency
+--------------------------
+- ``journal_mode=WAL`` with ``synchronous=NORMAL``: a committed transaction survives the death of
+  the process at any moment (``kill -9``), which is what herd promises. A power loss or an OS crash
+  may lose the last commits (the database stays consistent); herd then reruns those tasks.
+- One writer: a run holds ``.herd/lock`` (see ``herd.workdir``), and every write is one
+  ``BEGIN IMMEDIATE`` transaction, rolled back whole when any part fails. Readers (``herd status``)
+  read a snapshot and never block the writer, nor does the writer block them.
+- ``busy_timeout`` makes a connection wait, rather than fail, while another takes the write lock
+  for a moment (a migration, a checkpoint).
+
+Schema versions
+---------------
+``PRAGMA user_version`` is the number of the last migration applied. A new database is created from
+``schema.sql``; an older one is brought up to date by ``migrations/NNNN_*.sql`` when opened for
+writing; a newer one (written by a later herd) is refused.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from herd.errors import StoreError
+from herd.model import EMPTY, FrozenDict, Task, TaskState, Workflow
+from herd.store.base import (
+    AttemptFinished,
+    AttemptRecord,
+    AttemptStarted,
+    Change,
+    FileStamp,
+    RunRecord,
+    Sample,
+    TaskChanged,
+    TaskRecord,
+    UserData,
+    UserEvent,
+    WorkflowRecord,
+)
+from herd.store.queries import MIGRATIONS, QUERIES, SCHEMA, Migration
+
+__all__ = ["INTERRUPTED", "SQLiteStore", "migrate"]
+
+logger = logging.getLogger(__name__)
+
+#: the kill reason of attempts found running when a new run begins (herd was killed meanwhile)
+INTERRUPTED = "interrupted: herd stopped"
+
+_Row = tuple[Any, ...]
+_STATES: dict[str, TaskState] = {state.value: state for state in TaskState}
+_ATTEMPT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AttemptRecord))
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _decode(text: str) -> Any:
+    # raw_decode skips the checks json.loads makes on every call: 3x faster on small documents,
+    # which counts when the resume path decodes the inputs of a million tasks
+    return _raw_decode(text)[0]
+
+
+#: the WAL file is truncated to this size after a checkpoint (a million-task add grows it a lot)
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+class SQLiteStore:
+    """The :class:`~herd.store.base.Store` in one SQLite file.
+
+    ``readonly`` opens an existing database without taking any write lock and without migrating it
+    (for ``herd status``). ``timeout`` is how long to wait for another connection's write lock.
+    ``clock`` gives the times the store stamps itself (workflow added, task reset).
+    Use a store from one thread at a time.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._clock = clock
+        self._conn = _connect(self.path, readonly=readonly, timeout=timeout)
+        try:
+            with self._errors("open the database"):
+                if readonly:
+                    _check_version(self._conn, self.path)
+                else:
+                    migrate(self._conn, self.path)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._errors("close the database"):
+            self._conn.close()
+
+    # --- workflows and tasks ---------------------------------------------------------------
+
+    def add_workflow(self, workflow: Workflow) -> int:
+        now = self._clock()
+        names = {task.name for task in workflow.tasks}
+        with self._transaction(f"add workflow '{workflow.name}'") as conn:
+            (workflow_id,) = _run(
+                conn,
+                "upsert_workflow",
+                {
+                    "name": workflow.name,
+                    "source": workflow.source,
+                    "format": workflow.format,
+                    "now": now,
+                    "task_count": len(names),
+                },
+            ).fetchone()
+            current = _run(conn, "current_task_names", {"workflow_id": workflow_id})
+            gone = [(workflow_id, name) for (name,) in current if name not in names]
+            conn.executemany(QUERIES["retire_task"].sql, gone)
+            conn.executemany(_UPSERT_TASK.sql, _task_rows(workflow_id, workflow.tasks, now))
+        return int(workflow_id)
+
+    def workflow(self, name: str) -> WorkflowRecord | None:
+        with self._errors(f"read workflow '{name}'"):
+            row = _run(self._conn, "workflow_by_name", {"name": name}).fetchone()
+        return None if row is None else _workflow_record(row)
+
+    def workflows(self) -> list[WorkflowRecord]:
+        with self._errors("read the workflows"):
+            return [_workflow_record(row) for row in _run(self._conn, "all_workflows", {})]
+
+    def task_records(self, workflow_id: int) -> dict[str, TaskRecord]:
+        with self._errors(f"read the tasks of workflow {workflow_id}"), _gc_paused():
+            rows = _run(self._conn, "task_records", {"workflow_id": workflow_id})
+            return {row[0]: _task_record(row) for row in rows}
+
+    def reset(self, workflow_id: int, tasks: Sequence[str]) -> None:
+        now = self._clock()
+        query = QUERIES["reset_task"]
+        params = [query.args({"workflow_id": workflow_id, "task": t, "time": now}) for t in tasks]
+        with self._transaction(f"reset {len(params)} tasks of workflow {workflow_id}") as conn:
+            conn.executemany(query.sql, params)
+
+    def forget(self, workflow_id: int) -> None:
+        with self._transaction(f"forget workflow {workflow_id}") as conn:
+            _run(conn, "forget_workflow", {"workflow_id": workflow_id})
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def begin_run(
+        self,
+        workflow_id: int,
+        *,
+        started: float,
+        host: str,
+        user: str,
+        pid: int,
+        argv: Sequence[str],
+        limits: Mapping[str, float],
+    ) -> int:
+        closing = {"workflow_id": workflow_id, "time": started, "reason": INTERRUPTED}
+        run = {
+            "workflow_id": workflow_id,
+            "started": started,
+            "host": host,
+            "user": user,
+            "pid": pid,
+            "argv": _encode(list(argv)),
+            "limits": _encode(dict(limits)),
+        }
+        with self._transaction(f"begin a run of workflow {workflow_id}") as conn:
+            _run(conn, "requeue_interrupted_tasks", closing)
+            closed = _run(conn, "interrupt_attempts", closing).rowcount
+            _run(conn, "interrupt_runs", closing)
+            (run_id,) = _run(conn, "insert_run", run).fetchone()
+        if closed:
+            logger.warning(
+                "workflow %d: %d attempts were left running by a herd that stopped; "
+                "they are recorded as interrupted and their tasks will run again",
+                workflow_id,
+                closed,
+            )
+        return int(run_id)
+
+    def end_run(self, run_id: int, *, ended: float, status: str) -> None:
+        params = {"run_id": run_id, "ended": ended, "status": status}
+        with self._transaction(f"end run {run_id}") as conn:
+            if _run(conn, "end_run", params).rowcount != 1:
+                raise StoreError(
+                    f"could not end run {run_id} in {self.path}: there is no such run "
+                    "(this is a bug in herd, please report it)"
+                )
+
+    def runs(self, workflow_id: int) -> list[RunRecord]:
+        with self._errors(f"read the runs of workflow {workflow_id}"):
+            rows = _run(self._conn, "runs_of_workflow", {"workflow_id": workflow_id})
+            return [_run_record(row) for row in rows]
+
+    # --- the batch -------------------------------------------------------------------------
+
+    def write(self, changes: Sequence[Change]) -> None:
+        if not changes:
+            return
+        with self._transaction(f"write a batch of {len(changes)} changes") as conn:
+            for index, change in enumerate(changes):
+                try:
+                    _APPLY[type(change)](conn, change)
+                except (sqlite3.Error, LookupError, TypeError, ValueError) as exc:
+                    raise StoreError(self._batch_message(changes, index, exc)) from exc
+
+    def _batch_message(self, changes: Sequence[Change], index: int, exc: Exception) -> str:
+        return (
+            f"could not write a batch of {len(changes)} changes to {self.path}: change "
+            f"{index + 1} ({_describe(changes[index])}) failed: {exc}. Nothing of the batch was "
+            f"written; {_advice(exc)}"
+        )
+
+    # --- history ---------------------------------------------------------------------------
+
+    def attempts(self, workflow_id: int, task: str | None = None) -> list[AttemptRecord]:
+        with self._errors(f"read the attempts of workflow {workflow_id}"):
+            return [
+                _attempt_record(row) for row in _by_task(self._conn, "attempts", workflow_id, task)
+            ]
+
+    def samples(self, workflow_id: int, task: str, number: int) -> list[Sample]:
+        params = {"workflow_id": workflow_id, "task": task, "number": number}
+        with self._errors(f"read the samples of task '{task}' attempt {number}"):
+            rows = _run(self._conn, "samples_of_attempt", params)
+            return [Sample(*row) for row in rows]
+
+    def user_data(self, workflow_id: int, task: str | None = None) -> list[UserData]:
+        with self._errors(f"read the user data of workflow {workflow_id}"):
+            return [_user_data(row) for row in _by_task(self._conn, "user_data", workflow_id, task)]
+
+    def user_events(self, workflow_id: int, task: str | None = None) -> list[UserEvent]:
+        with self._errors(f"read the user events of workflow {workflow_id}"):
+            rows = _by_task(self._conn, "user_events", workflow_id, task)
+            return [_user_event(row) for row in rows]
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Turn driver errors into a :class:`StoreError` saying what failed, where and what to do."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not {doing} in {self.path}: {exc}; {_advice(exc)}") from exc
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed whole, or rolled back whole."""
+        if self.readonly:
+            raise StoreError(f"could not {doing}: {self.path} was opened read-only")
+        with self._errors(doing):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.rollback()
+                raise
+
+
+# --- connection and schema -----------------------------------------------------------------
+
+
+def _connect(path: Path, *, readonly: bool, timeout: float) -> sqlite3.Connection:
+    if readonly and not path.is_file():
+        raise StoreError(
+            f"no herd database at {path}: run `herd run` in this working directory first"
+        )
+    target = f"file:{quote(str(path.absolute()))}?mode=ro" if readonly else str(path)
+    try:
+        conn = sqlite3.connect(
+            target, uri=readonly, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        _configure(conn, readonly=readonly, timeout=timeout)
+    except sqlite3.Error as exc:
+        raise StoreError(f"could not open {path}: {exc}; {_advice(exc)}") from exc
+    return conn
+
+
+def _configure(conn: sqlite3.Connection, *, readonly: bool, timeout: float) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        return
+    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode != "wal":
+        logger.warning("SQLite refused WAL mode (journal_mode=%s): readers may block the run", mode)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    path: Path,
+    *,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    schema: str = SCHEMA,
+) -> None:
+    """Bring the database behind ``conn`` to the last of ``migrations``.
+
+    An empty database gets ``schema`` directly. Runs in one transaction, so a failed migration
+    leaves the database as it was; a database from a newer herd, or not from herd, is refused.
+    """
+    latest = migrations[-1].version
+    if _user_version(conn) == latest:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _user_version(conn)  # another process may have migrated since the first look
+        if version != latest:
+            _upgrade(conn, path, version, migrations, schema)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def _upgrade(
+    conn: sqlite3.Connection,
+    path: Path,
+    version: int,
+    migrations: Sequence[Migration],
+    schema: str,
+) -> None:
+    latest = migrations[-1].version
+    _refuse_newer(path, version, latest)
+    if version == 0:
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise StoreError(
+                f"{path} is an SQLite database but not herd's (it has tables and no herd schema "
+                "version): move it aside and herd will create its own"
+            )
+        _run_script(conn, schema)
+    else:
+        for migration in migrations[version:]:
+            logger.info("%s: migrating to schema %04d_%s", path, migration.version, migration.name)
+            _run_script(conn, migration.sql)
+    conn.execute(f"PRAGMA user_version = {latest}")
+
+
+def _check_version(conn: sqlite3.Connection, path: Path) -> None:
+    version, latest = _user_version(conn), MIGRATIONS[-1].version
+    _refuse_newer(path, version, latest)
+    if version < latest:
+        raise StoreError(
+            f"{path} has schema version {version}, this herd needs {latest}: run any writing "
+            "herd command (such as `herd run`) once to upgrade it"
+        )
+
+
+def _refuse_newer(path: Path, version: int, latest: int) -> None:
+    if version > latest:
+        raise StoreError(
+            f"{path} was written by a newer herd (schema version {version}; this herd knows up to "
+            f"{latest}): upgrade herd to use this working directory"
+        )
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Execute ``script`` statement by statement, inside the caller's transaction.
+
+    (``executescript`` would commit the open transaction first.)
+    """
+    for statement in _statements(script):
+        conn.execute(statement)
+
+
+def _statements(script: str) -> Iterator[str]:
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    leftover = [
+        ln for ln in pending.splitlines() if ln.strip() and not ln.lstrip().startswith("--")
+    ]
+    if leftover:
+        raise ValueError(f"SQL script ends in an incomplete statement: {leftover[0]!r}...")
+
+
+def _advice(exc: BaseException) -> str:
+    """What the user can do about ``exc``."""
+    if isinstance(exc, sqlite3.IntegrityError | LookupError):
+        return (
+            "the change names a task, attempt or run the store does not know, or repeats one: "
+            "this is a bug in herd, please report it"
+        )
+    if isinstance(exc, TypeError | ValueError):
+        return "user data and events must be JSON-serialisable (strings, numbers, lists, dicts)"
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return "another process is writing to it: wait for it to finish and try again"
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return (
+            "the file is damaged or not a herd database: move it aside and herd will start a new "
+            "one (forgetting what ran before)"
+        )
+    if code == sqlite3.SQLITE_READONLY:
+        return "check that the file and its folder are writable"
+    return "check that the folder exists and is writable, and that the disk is not full"
+
+
+# --- changes -> rows -----------------------------------------------------------------------
+
+#: add_workflow binds a million of these tuples: built directly in the query's parameter order
+_UPSERT_TASK = QUERIES["upsert_task"]
+_TASK_ROW = ("workflow_id", "name", "now", "cmd", "labels", "resources", "timeframe")
+if _UPSERT_TASK.params != _TASK_ROW:
+    raise ImportError(f"queries.sql: upsert_task must take {_TASK_ROW}, not {_UPSERT_TASK.params}")
+
+
+def _run(conn: sqlite3.Connection, name: str, values: Mapping[str, Any]) -> sqlite3.Cursor:
+    query = QUERIES[name]
+    return conn.execute(query.sql, query.args(values))
+
+
+def _run_with(conn: sqlite3.Connection, name: str, obj: object, **encoded: Any) -> sqlite3.Cursor:
+    """Run query ``name`` with the attributes of ``obj`` (``encoded`` replaces some of them)."""
+    query = QUERIES[name]
+    return conn.execute(query.sql, query.args_of(obj, **encoded))
+
+
+def _task_rows(workflow_id: int, tasks: Sequence[Task], now: float) -> Iterator[tuple[Any, ...]]:
+    """The :data:`_UPSERT_TASK` arguments of ``tasks``, in :data:`_TASK_ROW` order."""
+    # many tasks share their labels and resources: encode each distinct value once
+    labels_json: dict[tuple[str, ...], str] = {(): "[]"}
+    resources_json: dict[tuple[tuple[str, float], ...], str] = {(): "{}"}
+    for task in tasks:
+        labels = labels_json.get(task.labels)
+        if labels is None:
+            labels = labels_json[task.labels] = _encode(list(task.labels))
+        items = tuple(task.resources.items())
+        resources = resources_json.get(items)
+        if resources is None:
+            resources = resources_json[items] = _encode(dict(items))
+        cmd = task.cmd if isinstance(task.cmd, str) else task.argv_or_shell
+        yield (workflow_id, task.name, now, cmd, labels, resources, task.timeframe)
+
+
+def _start_attempt(conn: sqlite3.Connection, change: AttemptStarted) -> None:
+    attempt = change.attempt
+    _run_with(
+        conn,
+        "insert_attempt",
+        attempt,
+        state=attempt.state.value,
+        inputs=_encode(dict(attempt.inputs)),
+        outputs=_encode(dict(attempt.outputs)),
+        resources=_encode(dict(attempt.resources)),
+    )
+
+
+def _finish_attempt(conn: sqlite3.Connection, change: AttemptFinished) -> None:
+    # stamps taken at the end replace those of the start; none given keeps those
+    cursor = _run_with(
+        conn,
+        "finish_attempt",
+        change,
+        state=change.state.value,
+        inputs=_encode(dict(change.inputs)) if change.inputs else None,
+        outputs=_encode(dict(change.outputs)) if change.outputs else None,
+    )
+    if cursor.rowcount != 1:
+        raise LookupError(f"no attempt {change.number} of task '{change.task}' was started")
+
+
+def _change_task(conn: sqlite3.Connection, change: TaskChanged) -> None:
+    inputs = None if change.inputs is None else _encode(dict(change.inputs))
+    cursor = _run_with(conn, "change_task", change, state=change.state.value, inputs=inputs)
+    if cursor.rowcount != 1:
+        raise LookupError(f"no task '{change.task}' in workflow {change.workflow_id}")
+
+
+def _add_sample(conn: sqlite3.Connection, change: Sample) -> None:
+    _run_with(conn, "insert_sample", change)
+
+
+def _add_user_data(conn: sqlite3.Connection, change: UserData) -> None:
+    _run_with(conn, "insert_user_data", change, value=_encode(change.value))
+
+
+def _add_user_event(conn: sqlite3.Connection, change: UserEvent) -> None:
+    _run_with(conn, "insert_user_event", change, data=_encode(dict(change.data)))
+
+
+_APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
+    AttemptStarted: _start_attempt,
+    AttemptFinished: _finish_attempt,
+    TaskChanged: _change_task,
+    Sample: _add_sample,
+    UserData: _add_user_data,
+    UserEvent: _add_user_event,
+}
+
+
+def _describe(change: Change) -> str:
+    if isinstance(change, AttemptStarted):
+        return f"AttemptStarted of task '{change.attempt.task}' attempt {change.attempt.number}"
+    if isinstance(change, TaskChanged):
+        return f"TaskChanged of task '{change.task}' to {change.state.value}"
+    return f"{type(change).__name__} of task '{change.task}' attempt {change.number}"
+
+
+def _by_task(
+    conn: sqlite3.Connection, table: str, workflow_id: int, task: str | None
+) -> sqlite3.Cursor:
+    """Read ``table`` for a whole workflow, or for one of its tasks."""
+    if task is None:
+        return _run(conn, f"{table}_of_workflow", {"workflow_id": workflow_id})
+    return _run(conn, f"{table}_of_task", {"workflow_id": workflow_id, "task": task})
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a million records are built.
+
+    The records make no reference cycles, and every collection would trace the caller's own
+    million objects (the workflow) again: pausing makes the resume path a third faster.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# --- rows -> records: the one place where rows become objects --------------------------------
+
+
+def _workflow_record(row: _Row) -> WorkflowRecord:
+    return WorkflowRecord(*row)
+
+
+def _task_record(row: _Row, state_of: Mapping[str, TaskState] = _STATES) -> TaskRecord:
+    # the resume path reads a million of these: positional arguments, no call for empty inputs
+    name, state, attempts, fingerprint, cmd_digest, env_digest, inputs, reason, code, updated = row
+    return TaskRecord(
+        name,
+        state_of[state],
+        attempts,
+        fingerprint,
+        cmd_digest,
+        env_digest,
+        EMPTY if inputs == "{}" else _stamps(inputs),
+        reason,
+        code,
+        updated,
+    )
+
+
+def _run_record(row: _Row) -> RunRecord:
+    run_id, workflow_id, started, ended, status, host, user, pid, argv, limits = row
+    return RunRecord(
+        run_id,
+        workflow_id,
+        started,
+        ended,
+        status,
+        host,
+        user,
+        pid,
+        tuple(_decode(argv)),
+        _floats(limits),
+    )
+
+
+def _attempt_record(row: _Row) -> AttemptRecord:
+    values = dict(zip(_ATTEMPT_FIELDS, row, strict=True))
+    values["state"] = _STATES[values["state"]]
+    values["inputs"] = _stamps(values["inputs"])
+    values["outputs"] = _stamps(values["outputs"])
+    values["resources"] = _floats(values["resources"])
+    return AttemptRecord(**values)
+
+
+def _user_data(row: _Row) -> UserData:
+    workflow_id, task, number, key, value = row
+    return UserData(workflow_id, task, number, key, _decode(value))
+
+
+def _user_event(row: _Row) -> UserEvent:
+    workflow_id, task, number, at, data = row
+    return UserEvent(workflow_id, task, number, at, _decode(data))
+
+
+def _stamps(text: str) -> Mapping[str, FileStamp]:
+    if text == "{}":
+        return EMPTY
+    return FrozenDict({path: tuple(stamp) for path, stamp in _decode(text).items()})
+
+
+def _floats(text: str) -> Mapping[str, float]:
+    return EMPTY if text == "{}" else FrozenDict(_decode(text))

@@ -1,0 +1,452 @@
+"""The local executor with real processes: spawning, reaping, watchdog, sampling, signals.
+
+Nothing here sleeps to wait: tests block in ``LocalExecutor.wait`` or on a pidfd, a FIFO or a
+pipe, always with a bound so that a broken executor fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable, Hashable, Iterator
+from pathlib import Path
+
+import pytest
+
+from herd.errors import HerdError
+from herd.executor import (
+    TOKEN_VAR,
+    Event,
+    Exited,
+    Interrupted,
+    Launch,
+    LocalExecutor,
+    Sampled,
+    human_bytes,
+)
+from herd.monitor import is_alive, own_children, read_stat, scan
+
+PY = sys.executable
+Make = Callable[..., Launch]
+
+
+@pytest.fixture
+def ex() -> Iterator[LocalExecutor]:
+    with LocalExecutor(grace=1.0) as executor:
+        yield executor
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Make:
+    def make(cmd: str | tuple[str, ...], key: Hashable = "t", **kw: object) -> Launch:
+        kw.setdefault("cwd", tmp_path)
+        kw.setdefault("env", dict(os.environ))
+        kw.setdefault("stdout", tmp_path / "logs" / f"{key}.out")
+        kw.setdefault("stderr", tmp_path / "logs" / f"{key}.err")
+        return Launch(key=key, cmd=cmd, **kw)  # type: ignore[arg-type]
+
+    return make
+
+
+def until_exit(
+    ex: LocalExecutor, key: Hashable, within: float = 30.0
+) -> tuple[Exited, list[Event]]:
+    """The Exited of ``key`` and every event seen up to it."""
+    deadline = time.monotonic() + within
+    seen: list[Event] = []
+    while time.monotonic() < deadline:
+        for event in ex.wait(deadline):
+            seen.append(event)
+            if isinstance(event, Exited) and event.key == key:
+                return event, seen
+    pytest.fail(f"task {key!r} did not exit within {within} s; events: {seen}")
+
+
+def run(ex: LocalExecutor, launch: Launch, within: float = 30.0) -> Exited:
+    ex.start(launch)
+    return until_exit(ex, launch.key, within)[0]
+
+
+def await_exit(pid: int, within: float = 10.0) -> None:
+    """Block until ``pid`` is dead (a zombie or reaped), on a pidfd: no polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        ready, _, _ = select.select([fd], [], [], within)
+        assert ready, f"pid {pid} still runs {within} s after its task was stopped"
+    finally:
+        os.close(fd)
+
+
+def read_fifo(path: Path, within: float = 10.0) -> str:
+    """What a task writes into the FIFO ``path``, waiting for it at most ``within`` seconds."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        ready, _, _ = select.select([fd], [], [], within)
+        assert ready, f"nothing written to {path} within {within} s"
+        return os.read(fd, 4096).decode()
+    finally:
+        os.close(fd)
+
+
+# a shell snippet: start a daemon that leaves the task's session, report "pid sid" to $1
+DAEMON = "setsid sh -c 'echo $$ $(cut -d\" \" -f6 /proc/$$/stat) > {out}; exec sleep 100' &"
+
+
+# -- exit status and files -----------------------------------------------------------------------
+
+
+def test_exit_code_is_reported(ex: LocalExecutor, make: Make) -> None:
+    before = time.time()
+    ev = run(ex, make("exit 3"))
+    assert (ev.exit_code, ev.signal, ev.kill_reason, ev.ok) == (3, None, "", False)
+    assert ev.pid > 0 and before <= ev.start <= ev.end <= time.time()
+    assert ev.utime >= 0 and ev.stime >= 0 and ev.mean_cpu is not None
+    assert ex.running == 0
+
+
+def test_death_by_signal_is_reported(ex: LocalExecutor, make: Make) -> None:
+    ev = run(ex, make("kill -USR1 $$"))
+    assert (ev.exit_code, ev.signal, ev.kill_reason) == (None, signal.SIGUSR1, "")
+
+
+def test_stdout_and_stderr_go_to_their_files(ex: LocalExecutor, make: Make, tmp_path: Path) -> None:
+    out, err = tmp_path / "a" / "b" / "out.txt", tmp_path / "c" / "err.txt"
+    err.parent.mkdir()
+    err.write_text("old content that must go\n" * 10)
+    assert run(ex, make("echo out; echo err >&2", stdout=out, stderr=err)).ok
+    assert out.read_text() == "out\n"
+    assert err.read_text() == "err\n"
+
+
+def test_same_path_for_both_gives_one_file_in_order(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    assert run(ex, make("echo 1; echo 2 >&2; echo 3", stdout=log, stderr=log)).ok
+    assert log.read_text() == "1\n2\n3\n"
+
+
+def test_stdin_comes_from_a_file_or_dev_null(ex: LocalExecutor, make: Make, tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("from the file\n")
+    assert run(ex, make(("cat",), key="file", stdin=source)).ok
+    assert (tmp_path / "logs" / "file.out").read_text() == "from the file\n"
+    assert run(ex, make(("cat",), key="null")).ok
+    assert (tmp_path / "logs" / "null.out").read_text() == ""
+
+
+def test_env_is_the_given_one_plus_the_task_token(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
+    env = {"PATH": os.environ["PATH"], "FOO": "bar baz"}
+    assert run(ex, make(("env",), env=env)).ok
+    lines = set((tmp_path / "logs" / "t.out").read_text().splitlines())
+    [token] = [line for line in lines if line.startswith(TOKEN_VAR + "=")]
+    assert re.fullmatch(rf"{TOKEN_VAR}={os.getpid()}:\d+", token)
+    assert lines - {token} == {f"PATH={env['PATH']}", "FOO=bar baz"}
+
+
+def test_an_inherited_token_is_extended(ex: LocalExecutor, make: Make, tmp_path: Path) -> None:
+    env = {**os.environ, TOKEN_VAR: "7:1"}
+    assert run(ex, make(f"echo ${TOKEN_VAR}", env=env)).ok
+    out = (tmp_path / "logs" / "t.out").read_text()
+    assert re.fullmatch(rf"7:1/{os.getpid()}:\d+\n", out)
+
+
+def test_cwd_is_honoured(ex: LocalExecutor, make: Make, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    assert run(ex, make(("pwd",), cwd=tmp_path / "sub")).ok
+    assert (tmp_path / "logs" / "t.out").read_text() == f"{tmp_path / 'sub'}\n"
+
+
+def test_a_string_is_shell_and_a_tuple_is_argv(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
+    env = {**os.environ, "FOO": "bar"}
+    assert run(ex, make("echo $FOO   'a  b'", key="shell", env=env)).ok
+    assert run(ex, make(("echo", "$FOO", "a  b"), key="argv", env=env)).ok
+    assert (tmp_path / "logs" / "shell.out").read_text() == "bar a  b\n"
+    assert (tmp_path / "logs" / "argv.out").read_text() == "$FOO a  b\n"
+
+
+# -- cannot start --------------------------------------------------------------------------------
+
+
+def _not_executable(tmp: Path) -> dict[str, object]:
+    script = tmp / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    return {"cmd": (str(script),)}
+
+
+def _not_a_program(tmp: Path) -> dict[str, object]:
+    script = tmp / "data.bin"
+    script.write_bytes(b"\x00\x01\x02garbage")
+    script.chmod(0o755)
+    return {"cmd": (str(script),)}
+
+
+@pytest.mark.parametrize(
+    ("setup", "code", "reason"),
+    [
+        (lambda t: {"cwd": t / "missing"}, 127, "cwd {tmp}/missing does not exist"),
+        (
+            lambda t: {"cmd": ("herd-no-such-program",)},
+            127,
+            "command 'herd-no-such-program' not found",
+        ),
+        (lambda t: {"cmd": ()}, 127, "the command is empty"),
+        (lambda t: {"stdin": t / "nope.txt"}, 127, "stdin file {tmp}/nope.txt does not exist"),
+        (_not_executable, 126, "command '{tmp}/script.sh' is not executable"),
+        (_not_a_program, 126, "command '{tmp}/data.bin' is not a program"),
+    ],
+    ids=["cwd", "not-found", "empty", "stdin", "not-executable", "not-a-program"],
+)
+def test_a_task_that_cannot_start_comes_back_as_exited(
+    ex: LocalExecutor,
+    make: Make,
+    tmp_path: Path,
+    setup: Callable[[Path], dict[str, object]],
+    code: int,
+    reason: str,
+) -> None:
+    kw: dict[str, object] = {"cmd": "echo never"} | setup(tmp_path)
+    launch = make(key="bad", **kw)
+    assert ex.start(launch) == 0
+    ev, _ = until_exit(ex, "bad", within=5)
+    expected = "cannot start: " + reason.format(tmp=tmp_path)
+    assert ev.kill_reason.startswith(expected), ev.kill_reason
+    assert (ev.exit_code, ev.signal, ev.pid, ev.peak_mem, ev.mean_cpu) == (
+        code,
+        None,
+        0,
+        None,
+        None,
+    )
+    assert (tmp_path / "logs" / "bad.err").read_text() == f"herd: {ev.kill_reason}\n"
+    assert run(ex, make("true", key="after")).ok, "the executor goes on after a failed start"
+
+
+# -- reaping -------------------------------------------------------------------------------------
+
+
+def test_a_burst_of_200_tasks_is_all_noticed(ex: LocalExecutor, make: Make) -> None:
+    for i in range(200):
+        ex.start(make("true" if i % 2 else ("true",), key=i, stdout=None, stderr=None))
+    exits: list[Exited] = []
+    deadline = time.monotonic() + 60
+    while ex.running and time.monotonic() < deadline:
+        exits += [e for e in ex.wait(deadline) if isinstance(e, Exited)]
+    assert sorted(e.key for e in exits) == list(range(200))  # type: ignore[type-var]
+    assert all(e.exit_code == 0 for e in exits)
+    assert ex.running == 0
+    assert own_children() == [], "every child was reaped"
+
+
+def test_wait_returns_at_the_deadline_or_at_once_when_idle(ex: LocalExecutor, make: Make) -> None:
+    assert ex.wait() == []
+    ex.start(make(("sleep", "100"), key="s"))
+    began = time.monotonic()
+    assert ex.wait(deadline=began + 0.05) == []
+    assert time.monotonic() - began >= 0.05
+    assert ex.kill("s")
+    ev, _ = until_exit(ex, "s")
+    assert (ev.kill_reason, ev.signal) == ("cancelled", signal.SIGTERM)
+    assert not ex.kill("s"), "a finished task cannot be killed"
+
+
+# -- watchdog ------------------------------------------------------------------------------------
+
+
+def test_timeout_terminates_the_whole_tree(ex: LocalExecutor, make: Make) -> None:
+    pid = ex.start(make("sleep 100 & sleep 100 & wait", timeout=1.0))
+    members: list[int] = []
+    deadline = time.monotonic() + 30
+    while not members and time.monotonic() < deadline:
+        for event in ex.wait(deadline):
+            assert isinstance(event, Sampled), f"the task ended before its tree was seen: {event}"
+            if event.processes == 3:
+                members = [p.pid for p in scan().values() if p.pgid == pid]
+    assert len(members) == 3
+    ev, _ = until_exit(ex, "t")
+    assert re.fullmatch(r"timeout: ran [\d.]+ s > 1\.0 s limit", ev.kill_reason), ev.kill_reason
+    assert ev.signal == signal.SIGTERM
+    assert 1.0 <= ev.end - ev.start < 5.0
+    for member in members:
+        await_exit(member)
+
+
+def test_a_task_ignoring_sigterm_is_killed_after_the_grace(ex: LocalExecutor, make: Make) -> None:
+    ev = run(ex, make("trap '' TERM; sleep 100", timeout=0.3))
+    assert ev.signal == signal.SIGKILL
+    assert ev.kill_reason.startswith("timeout: ran ")
+    assert 1.3 - 0.05 <= ev.end - ev.start < 10.0, "SIGKILL came after the 1 s grace"
+
+
+ALLOCATE = "import time; b = b'x' * 300_000_000; time.sleep(100)"
+
+
+@pytest.mark.parametrize(
+    ("limit", "ratio", "shown"),
+    [
+        (100_000_000, 1.0, r"100\.0 MB limit"),
+        (400_000_000, 0.25, r"100\.0 MB limit \(0\.25 x 400\.0 MB\)"),
+    ],
+)
+def test_memory_watchdog_kills_a_task_over_its_limit(
+    ex: LocalExecutor, make: Make, limit: int, ratio: float, shown: str
+) -> None:
+    ev = run(ex, make((PY, "-c", ALLOCATE), mem_limit=limit, mem_ratio=ratio))
+    assert ev.signal == signal.SIGKILL
+    assert re.fullmatch(r"memory: [\d.]+ MB > " + shown, ev.kill_reason), ev.kill_reason
+    assert ev.end - ev.start < 30.0
+    assert ev.peak_mem is not None and ev.peak_mem > 100_000_000
+
+
+def test_peak_mem_reflects_a_known_allocation(ex: LocalExecutor, make: Make) -> None:
+    hold = "import time; b = b'x' * 200_000_000; time.sleep(1.0)"
+    ex.start(make((PY, "-c", hold), key="big", mem_limit=10**10))
+    ev, seen = until_exit(ex, "big")
+    assert ev.ok, ev
+    assert ev.peak_mem is not None and 200_000_000 <= ev.peak_mem < 300_000_000
+    assert any(isinstance(s, Sampled) and s.rss >= 200_000_000 for s in seen)
+
+
+def test_peak_mem_is_unknown_for_a_task_too_short_to_measure(ex: LocalExecutor, make: Make) -> None:
+    ev = run(ex, make(("true",)))
+    # ru_maxrss of a child spawned by herd is at least herd's own peak: it says nothing here
+    assert ev.max_rss > 0 and ev.peak_mem is None
+
+
+# -- sampling ------------------------------------------------------------------------------------
+
+
+BURN = "import time\nt = time.time()\nwhile time.time() - t < 1.6: pass"
+
+
+def test_samples_of_a_cpu_burner_show_one_core(ex: LocalExecutor, make: Make) -> None:
+    ex.start(make((PY, "-c", BURN), key="burn"))
+    ev, seen = until_exit(ex, "burn")
+    samples = [s for s in seen if isinstance(s, Sampled)]
+    assert len(samples) >= 2  # at 0.2 s and 0.6 s, and 1.4 s on an idle machine
+    assert all(s.key == "burn" and s.processes == 1 and s.rss > 1_000_000 for s in samples)
+    assert all(0.4 <= s.cpu <= 1.3 for s in samples[1:]), samples
+    assert [s.time for s in samples] == sorted(s.time for s in samples)
+    assert ev.mean_cpu is not None and 0.4 <= ev.mean_cpu <= 1.2
+
+
+def test_samples_cover_the_whole_tree(ex: LocalExecutor, make: Make) -> None:
+    ex.start(make("sleep 100 & sleep 100 & wait"))
+    [first] = ex.wait(time.monotonic() + 10)
+    assert isinstance(first, Sampled) and first.key == "t" and first.processes == 3
+    assert ex.kill("t", reason="stop it")
+    ev, _ = until_exit(ex, "t")
+    assert ev.kill_reason == "stop it"
+
+
+# -- orphans and shutdown -----------------------------------------------------------------------
+
+
+def test_a_daemon_is_killed_when_its_task_ends(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
+    daemon = tmp_path / "daemon"
+    script = DAEMON.format(out=f"{daemon}.tmp && mv {daemon}.tmp {daemon}")
+    script += f" while [ ! -e {daemon} ]; do sleep 0.01; done"
+    assert run(ex, make(script)).ok
+    pid, sid = map(int, daemon.read_text().split())
+    assert sid == pid, "the daemon left the task's session, out of reach of killpg"
+    await_exit(pid)
+
+
+def test_a_daemon_of_a_running_task_lives_until_shutdown(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    ex.start(make(DAEMON.format(out=fifo) + " exec sleep 100", key="host"))
+    pid, sid = map(int, read_fifo(fifo).split())
+    assert sid == pid
+    assert run(ex, make("true", key="other")).ok
+    stat = read_stat(pid)
+    assert stat is not None and stat.alive, "another task's end leaves the daemon alone"
+    assert ex.running == 1
+
+    stubborn = ex.start(make(f"trap '' TERM; echo ready > {fifo}; sleep 100", key="stubborn"))
+    assert read_fifo(fifo) == "ready\n"
+    began = time.monotonic()
+    exits = ex.shutdown(grace=0.5)
+    assert time.monotonic() - began < 10.0
+    assert {(e.key, e.signal, e.kill_reason) for e in exits} == {
+        ("host", signal.SIGTERM, "shutdown"),
+        ("stubborn", signal.SIGKILL, "shutdown"),
+    }
+    assert ex.running == 0
+    for p in (pid, stubborn):
+        await_exit(p)
+    assert not is_alive(pid)
+
+
+def test_a_double_forked_daemon_and_its_children_die_with_the_task(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
+    done = tmp_path / "daemon"
+    report = f"echo $$ $! > {done}.tmp && mv {done}.tmp {done}"
+    script = f"(setsid sh -c 'sleep 100 & {report}; wait' &); "
+    script += f"while [ ! -e {done} ]; do sleep 0.01; done"
+    assert run(ex, make(script)).ok
+    daemon, child = map(int, done.read_text().split())
+    await_exit(daemon)
+    await_exit(child)
+
+
+# -- signals to herd ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_and_sigterm_become_events(ex: LocalExecutor, signum: int) -> None:
+    os.kill(os.getpid(), signum)  # no KeyboardInterrupt, no death
+    assert ex.wait(time.monotonic() + 5) == [Interrupted(signum)]
+
+
+def _subreaper() -> int:
+    value = ctypes.c_int(-1)
+    ctypes.CDLL(None).prctl(37, ctypes.byref(value), 0, 0, 0)
+    return value.value
+
+
+def test_close_restores_handlers_wakeup_fd_and_subreaper_flag() -> None:
+    signals = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM)
+    handlers = {s: signal.getsignal(s) for s in signals}
+    wakeup = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup)
+    reaper = _subreaper()
+    with LocalExecutor() as ex:
+        assert _subreaper() == 1
+        assert all(signal.getsignal(s) is not handlers[s] for s in signals)
+        with pytest.raises(HerdError, match="already open"):
+            LocalExecutor()
+        ex.start(Launch("s", ("sleep", "100"), Path.cwd(), dict(os.environ)))
+    assert {s: signal.getsignal(s) for s in signals} == handlers
+    assert signal.set_wakeup_fd(wakeup) == wakeup
+    assert _subreaper() == reaper
+    assert own_children() == [], "closing shut down the running task"
+    with LocalExecutor():
+        pass
+
+
+def test_human_bytes() -> None:
+    assert [human_bytes(n) for n in (999, 1000, 5_100_000_000, 4e12, 7e15)] == [
+        "999 B",
+        "1.0 kB",
+        "5.1 GB",
+        "4.0 TB",
+        "7000.0 TB",
+    ]

@@ -1,0 +1,373 @@
+"""herd stats / analyze / plot over a real run: real processes, a real SQLite store.
+
+One module-scoped run of a small workflow provides the store every test reads: tasks that fail
+(``exit 3``), one that fails once and succeeds on its retry, one killed by its timeout, two
+cancelled because a task they need failed, labels on most tasks. The workflow is written as a
+native spec file and loaded from it, so the store knows its source (labels, rerun commands).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from herd.cli import main
+from herd.formats import dump, load
+from herd.model import Limits, Task, TaskState, Workflow
+from herd.progress import QuietReporter
+from herd.reports.analyze import Analysis, analyze, rerun_command, tail
+from herd.reports.analyze import render_text as render_analysis
+from herd.reports.analyze import to_json as analysis_json
+from herd.reports.plot import (
+    Bar,
+    chart_from_schedule,
+    chart_from_store,
+    pack_lanes,
+    place,
+    save,
+)
+from herd.reports.stats import Stats, stats, to_csv, to_json
+from herd.reports.stats import render_text as render_stats
+from herd.runner import RunOptions, existing_store, run_workflow
+from herd.store.base import Store
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _workflow() -> Workflow:
+    def task(name: str, cmd: str, **kw: object) -> Task:
+        return Task(name, cmd, resources={"cpu": 1, "mem": 100}, **kw)  # type: ignore[arg-type]
+
+    return Workflow(
+        "reports",
+        (
+            task("prep", "echo prepared; echo prep-warning >&2", labels=("setup",)),
+            task(
+                "flaky",
+                "test -f marker || { touch marker; echo first try fails >&2; exit 1; }",
+                labels=("sim",),
+                retries=1,
+                backoff=0.1,
+            ),
+            task(
+                "broken",
+                'echo about to fail; echo \'{"key": "events", "value": 42}\' >> '
+                '"$HERD_USER_DATA"; echo "fatal: detector geometry missing" >&2; exit 3',
+                needs=("prep",),
+                labels=("sim", "reco"),
+            ),
+            task("after_broken", "echo never", needs=("broken",), labels=("reco",)),
+            task("after_after", "echo never", needs=("after_broken",), labels=("reco",)),
+            task("slow", "sleep 5", timeout=0.5, labels=("sim",)),
+            task("fine_1", "echo one", labels=("ana",)),
+            task("fine_2", "echo two", needs=("prep",), labels=("ana",)),
+            task("broken2", "exit 3", labels=("ana",)),
+            task("nolabel", "echo plain"),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Ran:
+    workdir: Path
+    spec: Path
+    exit_code: int
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    workdir = tmp_path_factory.mktemp("reports")
+    spec = workdir / "wf.yaml"
+    dump(_workflow(), spec)
+    options = RunOptions(workdir=workdir, limits=Limits({"cpu": 2, "mem": 4000}), keep_going=True)
+    result = run_workflow(load(spec), options, QuietReporter(io.StringIO()))
+    return Ran(workdir, spec, result.exit_code)
+
+
+@pytest.fixture
+def store(ran: Ran) -> Iterator[Store]:
+    with existing_store(ran.workdir) as opened:
+        assert opened is not None
+        yield opened
+
+
+def _wid(store: Store) -> int:
+    rec = store.workflow("reports")
+    assert rec is not None
+    return rec.id
+
+
+# --- stats -----------------------------------------------------------------------------------
+
+
+def test_the_run_failed(ran: Ran) -> None:
+    assert ran.exit_code == 1
+
+
+def test_stats_counts_tasks_by_state_and_retries(store: Store) -> None:
+    st = stats(store, _wid(store))
+    assert (st.succeeded, st.failed, st.incomplete, st.cancelled, st.skipped) == (5, 3, 0, 2, 0)
+    assert st.tasks == 10
+    assert st.attempts == 9  # 8 tasks ran, flaky twice
+    assert st.retries == 1
+    assert st.runs == 1
+    assert st.last_run_status == "failed"
+
+
+def test_stats_times(store: Store) -> None:
+    st = stats(store, _wid(store))
+    assert st.wall is not None and st.last_run_wall is not None
+    assert st.wall == pytest.approx(st.last_run_wall)  # one run
+    assert st.task_wall >= 0.5  # slow ran until its 0.5 s timeout
+    assert st.wall >= 0.5
+    assert 0 < st.cpu_time < st.task_wall
+
+
+def _rows(st: Stats) -> dict[str, tuple[int, int, int, int]]:
+    return {r.label: (r.tasks, r.succeeded, r.failed, r.attempts) for r in st.labels}
+
+
+def test_stats_per_label(store: Store) -> None:
+    st = stats(store, _wid(store))
+    assert st.labels_known
+    assert _rows(st) == {
+        "ana": (3, 2, 1, 3),
+        "reco": (3, 0, 1, 1),  # broken, and its two cancelled dependents
+        "setup": (1, 1, 0, 1),
+        "sim": (3, 1, 2, 4),  # flaky ran twice
+        "(none)": (1, 1, 0, 1),
+    }
+    sim = next(r for r in st.labels if r.label == "sim")
+    assert sim.runtime is not None and sim.runtime.n == 4
+    assert sim.runtime.max >= 0.5  # slow
+    assert sim.runtime.min <= sim.runtime.mean <= sim.runtime.max
+    assert sim.peak_mem is not None and sim.peak_mem.min > 0
+    reco = next(r for r in st.labels if r.label == "reco")
+    assert reco.runtime is not None and reco.runtime.n == 1
+
+
+def test_stats_without_labels_puts_every_task_under_none(store: Store, ran: Ran) -> None:
+    unlabelled = Workflow("reports", tuple(Task(t.name, t.cmd) for t in _workflow().tasks))
+    st = stats(store, _wid(store), spec=unlabelled)
+    assert _rows(st) == {"(none)": (10, 5, 3, 9)}
+
+
+def test_stats_renderings(store: Store) -> None:
+    st = stats(store, _wid(store))
+    text = render_stats(st)
+    assert "9 (1 retries)" in text
+    assert text.splitlines()[3].split() == ["5", "3", "0", "2", "0", "10"]
+    rows = list(csv.DictReader(io.StringIO(to_csv(st))))
+    assert [r["label"] for r in rows] == ["ana", "reco", "setup", "sim", "(none)"]
+    assert rows[3]["attempts"] == "4" and float(rows[3]["runtime_max"]) >= 0.5
+    data = json.loads(json.dumps(to_json(st)))
+    assert data["retries"] == 1 and data["labels"][0]["label"] == "ana"
+
+
+def test_stats_counts_a_reset_task_as_incomplete(ran: Ran, tmp_path: Path) -> None:
+    shutil.copytree(ran.workdir / ".herd", tmp_path / ".herd")
+    with existing_store(tmp_path) as copy:
+        assert copy is not None
+        copy.reset(_wid(copy), ["fine_1"])
+        st = stats(copy, _wid(copy))
+    assert (st.succeeded, st.incomplete) == (4, 1)
+
+
+# --- analyze ---------------------------------------------------------------------------------
+
+
+def _failure_names(an: Analysis) -> list[str]:
+    return [f.task for f in an.failures]
+
+
+def test_analyze_lists_failed_tasks_with_their_logs(store: Store, ran: Ran) -> None:
+    an = analyze(store, _wid(store))
+    assert (an.failed, an.cancelled, an.succeeded) == (3, 2, 5)
+    assert sorted(_failure_names(an)) == ["broken", "broken2", "slow"]
+    broken = next(f for f in an.failures if f.task == "broken")
+    (attempt,) = broken.attempts
+    assert attempt.outcome == "exit 3" and attempt.exit_code == 3
+    assert attempt.kill_reason == "" and attempt.signal is None
+    assert attempt.stderr.lines[-1] == "fatal: detector geometry missing"
+    assert attempt.stdout.lines == ("about to fail",)
+    assert "exit 3" in attempt.cmd and attempt.cwd == str(ran.workdir)
+    assert dict(attempt.user_data) == {"events": 42}
+    assert broken.rerun == f"herd run {ran.spec} --force '^broken$' -tt '^broken$'"
+    assert broken.cancelled == 2
+    assert set(broken.cancelled_names) == {"after_broken", "after_after"}
+
+
+def test_analyze_reports_the_timeout_kill(store: Store) -> None:
+    an = analyze(store, _wid(store))
+    slow = next(f for f in an.failures if f.task == "slow")
+    (attempt,) = slow.attempts
+    assert attempt.outcome.startswith("killed: timeout")
+    assert attempt.kill_reason.startswith("timeout")
+    assert attempt.signal in ("SIGTERM", "SIGKILL")
+    assert slow.cancelled == 0
+
+
+def test_analyze_says_when_a_log_is_empty(store: Store) -> None:
+    an = analyze(store, _wid(store))
+    (attempt,) = next(f for f in an.failures if f.task == "broken2").attempts
+    assert attempt.stderr.problem == "empty" and attempt.stdout.problem == "empty"
+
+
+def test_analyze_all_includes_retried_attempts(store: Store) -> None:
+    an = analyze(store, _wid(store), all_attempts=True, lines=1)
+    flaky = next(f for f in an.failures if f.task == "flaky")
+    assert flaky.state is TaskState.SUCCEEDED
+    assert [a.number for a in flaky.attempts] == [1]
+    assert flaky.attempts[0].stderr.lines == ("first try fails",)
+    assert "flaky" not in _failure_names(analyze(store, _wid(store)))
+
+
+def test_analyze_text(store: Store, ran: Ran) -> None:
+    text = render_analysis(analyze(store, _wid(store), lines=5))
+    first, *rest = text.splitlines()
+    assert first == "workflow reports: 3 failed, 2 cancelled, 5 succeeded"
+    assert "=== broken (failed)" in rest
+    assert "    | fatal: detector geometry missing" in rest
+    assert any(line.startswith("cancelled because of it: 2: ") for line in rest)
+    assert f"rerun it: herd run {ran.spec} --force '^broken$' -tt '^broken$'" in rest
+    assert any(line.startswith("  stderr: ") and line.endswith("(empty)") for line in rest)
+
+
+def test_analyze_json_is_serialisable(store: Store) -> None:
+    data = json.loads(json.dumps(analysis_json(analyze(store, _wid(store)))))
+    assert {f["task"] for f in data["failures"]} == {"broken", "broken2", "slow"}
+    assert data["failures"][0]["state"] == "failed"
+
+
+def test_tail_reads_the_last_lines_and_names_problems(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    log.write_text("".join(f"line {i}\n" for i in range(100_000)))
+    assert tail(str(log), 3).lines == ("line 99997", "line 99998", "line 99999")
+    assert tail(str(tmp_path / "gone.log"), 3).problem == "missing"
+    assert tail("", 3).problem == "no log recorded"
+
+
+def test_rerun_command_quotes_names_and_paths() -> None:
+    assert rerun_command("my wf.yaml", "sim.1") == (
+        "herd run 'my wf.yaml' --force '^sim\\.1$' -tt '^sim\\.1$'"
+    )
+    assert rerun_command(None, "a").startswith("herd run FILE ")
+
+
+# --- plot ------------------------------------------------------------------------------------
+
+
+def test_chart_of_the_run(store: Store) -> None:
+    chart = chart_from_store(store, _wid(store))
+    assert len(chart.bars) == 9 and not chart.lanes
+    assert sum(b.failed for b in chart.bars) == 4  # broken, broken2, slow, flaky's first try
+    flaky = sorted((b for b in chart.bars if b.task == "flaky"), key=lambda b: b.attempt)
+    assert [b.attempt for b in flaky] == [1, 2] and flaky[0].row == flaky[1].row
+    assert flaky[0].end <= flaky[1].start
+    assert {b.group for b in chart.bars} == {"setup", "sim", "ana", "(none)"}
+    assert chart.limits == {"cpu": 2.0, "mem": 4000.0}
+    assert chart.usage.cpu and min(chart.usage.cpu) >= 0 and max(chart.usage.cpu) > 0
+    assert chart.usage.cpu[-1] == 0 and chart.usage.mem[-1] == 0  # everything ended
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".html"])
+def test_plot_writes_each_format(store: Store, tmp_path: Path, suffix: str) -> None:
+    out = save(chart_from_store(store, _wid(store)), tmp_path / f"run{suffix}")
+    data = out.read_bytes()
+    assert len(data) > 10_000
+    if suffix == ".png":
+        assert data.startswith(PNG_SIGNATURE)
+    elif suffix == ".svg":
+        assert data.startswith(b"<?xml") and b"<svg" in data
+    else:
+        text = data.decode()
+        assert text.startswith("<!DOCTYPE html>") and "<svg" in text and "<table>" in text
+        assert "http://" not in text and "https://" not in text  # self-contained
+
+
+def test_lanes_pack_attempts_without_overlap() -> None:
+    bars = [Bar(f"t{i}", 1, float(i % 10), float(i % 10) + 2.5, "g", False) for i in range(100)]
+    placed, rows, lanes = place(bars)
+    assert lanes and len(rows) == 30  # 10 start at each second, each runs 2.5 s: 30 at once
+    by_lane: dict[int, list[Bar]] = {}
+    for b in placed:
+        by_lane.setdefault(b.row, []).append(b)
+    for members in by_lane.values():
+        members.sort(key=lambda b: b.start)
+        assert all(a.end <= b.start for a, b in itertools.pairwise(members))
+
+
+def test_pack_lanes_reuses_the_lowest_free_lane() -> None:
+    assert pack_lanes([(0, 2), (0, 1), (1, 3), (2, 4), (3, 5)]) == [0, 1, 1, 0, 1]
+
+
+def test_chart_of_a_schedule_uses_declared_resources() -> None:
+    data = {
+        "workflow": "sim",
+        "schedule": [
+            {"task": "a_1", "start": 0, "end": 2, "resources": {"cpu": 2, "mem": 1000}},
+            {"task": "a_2", "start": 1, "end": 3, "resources": {"cpu": 1}},
+        ],
+    }
+    chart = chart_from_schedule(data)
+    assert chart.usage.times == (0.0, 1.0, 2.0, 3.0)
+    assert chart.usage.cpu == (2.0, 3.0, 1.0, 0.0)
+    assert chart.usage.mem == (1e9, 1e9, 0.0, 0.0)
+    assert {b.group for b in chart.bars} == {"a"} and chart.legend_title == "task"
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+def test_cli_stats(ran: Ran, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats", "-C", str(ran.workdir)]) == 0
+    assert "cumulative CPU time" in capsys.readouterr().out
+    assert main(["stats", "-C", str(ran.workdir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["retries"] == 1
+    assert main(["stats", "-C", str(ran.workdir), "--csv", "-w", "reports"]) == 0
+    assert capsys.readouterr().out.startswith("label,tasks,succeeded,failed,attempts,")
+
+
+def test_cli_analyze_exits_0_despite_failures(ran: Ran, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "-C", str(ran.workdir), "--lines", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("workflow reports: 3 failed, 2 cancelled, 5 succeeded")
+    assert "fatal: detector geometry missing" in out
+    assert main(["analyze", "-C", str(ran.workdir), "--json", "--all"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["failures"]) == 4
+
+
+def test_cli_plot(ran: Ran, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run.png"
+    assert main(["plot", "-C", str(ran.workdir), "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    assert out.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_cli_plot_of_a_simulated_schedule(ran: Ran, tmp_path: Path) -> None:
+    sim, out = tmp_path / "sim.json", tmp_path / "sim.svg"
+    args = ["simulate", str(ran.spec), "--cpu-limit", "2", "--mem-limit", "4000"]
+    assert main([*args, "--duration", "1", "--schedule", str(sim)]) == 0
+    assert main(["plot", str(ran.spec), "--schedule", str(sim), "-o", str(out)]) == 0
+    assert b"<svg" in out.read_bytes()
+
+
+def test_cli_reports_refuse_an_empty_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("stats", "analyze", "plot"):
+        assert main([command, "-C", str(tmp_path)]) == 2
+        assert "has not run anything" in capsys.readouterr().err
+
+
+def test_cli_plot_refuses_an_unknown_format(ran: Ran, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plot", "-C", str(ran.workdir), "-o", "run.pdf"]) == 2
+    assert ".png, .svg or .html" in capsys.readouterr().err
