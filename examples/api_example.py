@@ -37,9 +37,9 @@ def build() -> Workflow:
     for tf in TIMEFRAMES:
         kine, digits, tracks = (File(f"tf{tf}/{kind}.root") for kind in ("sim", "digi", "reco"))
         wf.add_tasks(
-            stage("sim", tf, None, kine, cpu=2, mem=2000).add_env(SEED=tf),
-            stage("digi", tf, kine, digits, cpu=1, mem=1000),
-            stage("reco", tf, digits, tracks, cpu=4, mem=4000).set_timeout(3600),
+            stage("sim", tf, None, kine, cpu=1, mem=500).add_env(SEED=tf),
+            stage("digi", tf, kine, digits, cpu=0.5, mem=250),
+            stage("reco", tf, digits, tracks, cpu=1, mem=1000).set_timeout(3600),
         )
         recos.append(tracks)
     result = File("analysis.root")

@@ -433,9 +433,14 @@ class Workflow:
     def run(
         self, workdir: str | os.PathLike[str] = ".", *, reporter: Any = None, **options: Any
     ) -> RunResult:
-        """Run the workflow with ``herd.runner`` (options as :class:`herd.runner.RunOptions`)."""
+        """Run the workflow with ``herd.runner``; ``options`` are :class:`herd.runner.RunOptions`.
+
+        As ``herd run`` does, the limits default to this machine's cores, memory and GPUs over
+        the workflow's own ``limits``; pass ``limits=herd.Limits({...})`` to choose them.
+        """
         from dataclasses import fields
 
+        from herd.machine import run_limits
         from herd.runner import RunOptions, run_workflow
 
         known = {f.name for f in fields(RunOptions)} - {"workdir"}
@@ -448,8 +453,9 @@ class Workflow:
             from herd.progress import reporter_for
 
             reporter = reporter_for(sys.stderr, quiet=True)
-        run_options = RunOptions(workdir=Path(workdir), **options)
-        return run_workflow(self.build(), run_options, reporter)
+        workflow = self.build()
+        options.setdefault("limits", run_limits(workflow))
+        return run_workflow(workflow, RunOptions(workdir=Path(workdir), **options), reporter)
 
     def _known(self, task: Task | str, field: str) -> str:
         name = _task_name(task, None, field)

@@ -62,7 +62,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -75,6 +75,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "TOKEN_VAR",
+    "AttemptKey",
     "Event",
     "Exited",
     "Interrupted",
@@ -91,12 +92,16 @@ _WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 _SERIALS = itertools.count(1)
 
 
+#: how the runner names an attempt: (task name, attempt number)
+AttemptKey = tuple[str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Launch:
     """One attempt to run, as the runner asks for it."""
 
-    #: the runner's name for the attempt, e.g. ``("reco_1", 2)``; returned on its events
-    key: Hashable
+    #: the attempt, e.g. ``("reco_1", 2)``; returned on its events
+    key: AttemptKey
     #: a shell string (``/bin/sh -c``) or an argv tuple (run directly, looked up in env's PATH)
     cmd: str | tuple[str, ...]
     cwd: Path
@@ -119,7 +124,7 @@ class Launch:
 class Exited:
     """A task's main process ended and was reaped; nothing of its tree is left running."""
 
-    key: Hashable
+    key: AttemptKey
     #: 0 when the process never started
     pid: int
     #: epoch seconds
@@ -153,7 +158,7 @@ class Exited:
 class Sampled:
     """A monitoring sample of a running task's whole tree."""
 
-    key: Hashable
+    key: AttemptKey
     #: epoch seconds
     time: float
     #: bytes
@@ -237,7 +242,7 @@ class LocalExecutor:
         self.grace = grace
         self._monitor = Monitor(first=first_sample, cap=max_interval)
         self._tasks: dict[int, _Task] = {}
-        self._by_key: dict[Hashable, _Task] = {}
+        self._by_key: dict[AttemptKey, _Task] = {}
         self._timers: list[tuple[float, int, int, int, _Action]] = []
         self._ticks = itertools.count()
         self._pending: list[Event] = []
@@ -291,7 +296,7 @@ class LocalExecutor:
                 return events
             self._sleep(self._next_wake(deadline) - now)
 
-    def kill(self, key: Hashable, reason: str = "cancelled") -> bool:
+    def kill(self, key: AttemptKey, reason: str = "cancelled") -> bool:
         """Terminate a task's tree: SIGTERM now, SIGKILL after the grace. False if not running."""
         task = self._by_key.get(key)
         if task is None:

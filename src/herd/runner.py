@@ -59,9 +59,12 @@ from herd.store.base import (
     UserData,
     UserEvent,
 )
-from herd.workdir import Workdir
+from herd.workdir import Workdir, safe_name
 
 logger = logging.getLogger(__name__)
+
+#: seconds a start or a sample may wait for the next commit (exits never wait: see the loop)
+FRESHNESS = 0.5
 
 #: exit codes of ``herd run`` (documented in docs/cli.md)
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -194,6 +197,8 @@ class _Run:
         self.running: dict[int, tuple[int, float]] = {}  # task -> (attempt number, start)
         self.signum = 0
         self.made_dirs: set[Path] = set()
+        self.committed = 0.0
+        self.log_dir = wd.make_logs_dir(workflow.name)
 
     def run(self) -> RunResult:
         t0 = time.monotonic()
@@ -247,7 +252,8 @@ class _Run:
         self._apply(sched, sched.start())
         refresh_at = self.reporter.refresh(sched, self._running_names())
         while sched.active:
-            self._commit()
+            if time.monotonic() - self.committed > FRESHNESS:
+                self._commit()  # starts and samples: for `herd status`, not for correctness
             deadline = min(
                 self.timers[0][0] if self.timers else float("inf"),
                 refresh_at if refresh_at is not None else float("inf"),
@@ -308,7 +314,7 @@ class _Run:
         reason = verdict.reason if d.attempt == 1 else f"retry {d.attempt - 1}"
         env = self._env(task, number)
         cwd = self._cwd(task)
-        out, err = self.wd.task_log_paths(self.wf.name, task.name, number)
+        out, err = self._log_paths(task.name, number)
         launch = Launch(
             key=(task.name, number),
             cmd=task.cmd,
@@ -378,9 +384,13 @@ class _Run:
         env["HERD_USER_DATA"] = str(self._user_data_path(task.name, number))
         return env
 
+    def _log_paths(self, task: str, number: int) -> tuple[Path, Path]:
+        """(stdout, stderr) of an attempt: ``.herd/logs/<workflow>/<task>.<n>.out|err``."""
+        stem = f"{self.log_dir}/{safe_name(task)}.{number}"
+        return Path(stem + ".out"), Path(stem + ".err")
+
     def _user_data_path(self, task: str, number: int) -> Path:
-        out, _ = self.wd.task_log_paths(self.wf.name, task, number)
-        return out.with_suffix(".data.jsonl")
+        return Path(f"{self.log_dir}/{safe_name(task)}.{number}.data.jsonl")
 
     def _cwd(self, task: Task) -> Path:
         cwd = self.options.workdir / task.cwd if task.cwd else self.options.workdir
@@ -537,6 +547,7 @@ class _Run:
         if self.batch:
             self.store.write(self.batch)
             self.batch = []
+        self.committed = time.monotonic()
 
     def _finish(self, sched: Scheduler, elapsed: float) -> RunResult:
         if self.signum:

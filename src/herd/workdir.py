@@ -154,7 +154,7 @@ def safe_name(name: str) -> str:
     """``name`` as one file name: ``%``-escaped, never ``.``/``..``, at most 200 bytes."""
     escaped = quote(name, safe=_SAFE_CHARS)
     if escaped in ("", ".", ".."):
-        escaped = escaped.replace(".", "%2E") or "%00"
+        escaped = escaped.replace(".", "%2E") or "%"  # quote() never makes a bare "%"
     if len(escaped) > _MAX_STEM:
         digest = hashlib.sha1(name.encode()).hexdigest()[:16]
         escaped = f"{escaped[: _MAX_STEM - 17]}~{digest}"

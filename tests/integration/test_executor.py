@@ -11,9 +11,10 @@ import os
 import re
 import select
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,33 +44,31 @@ def ex() -> Iterator[LocalExecutor]:
 
 @pytest.fixture
 def make(tmp_path: Path) -> Make:
-    def make(cmd: str | tuple[str, ...], key: Hashable = "t", **kw: object) -> Launch:
+    def make(cmd: str | tuple[str, ...], name: str = "t", attempt: int = 1, **kw: object) -> Launch:
         kw.setdefault("cwd", tmp_path)
         kw.setdefault("env", dict(os.environ))
-        kw.setdefault("stdout", tmp_path / "logs" / f"{key}.out")
-        kw.setdefault("stderr", tmp_path / "logs" / f"{key}.err")
-        return Launch(key=key, cmd=cmd, **kw)  # type: ignore[arg-type]
+        kw.setdefault("stdout", tmp_path / "logs" / f"{name}.out")
+        kw.setdefault("stderr", tmp_path / "logs" / f"{name}.err")
+        return Launch(key=(name, attempt), cmd=cmd, **kw)  # type: ignore[arg-type]
 
     return make
 
 
-def until_exit(
-    ex: LocalExecutor, key: Hashable, within: float = 30.0
-) -> tuple[Exited, list[Event]]:
-    """The Exited of ``key`` and every event seen up to it."""
+def until_exit(ex: LocalExecutor, name: str, within: float = 30.0) -> tuple[Exited, list[Event]]:
+    """The Exited of task ``name`` (attempt 1) and every event seen up to it."""
     deadline = time.monotonic() + within
     seen: list[Event] = []
     while time.monotonic() < deadline:
         for event in ex.wait(deadline):
             seen.append(event)
-            if isinstance(event, Exited) and event.key == key:
+            if isinstance(event, Exited) and event.key == (name, 1):
                 return event, seen
-    pytest.fail(f"task {key!r} did not exit within {within} s; events: {seen}")
+    pytest.fail(f"task {name!r} did not exit within {within} s; events: {seen}")
 
 
 def run(ex: LocalExecutor, launch: Launch, within: float = 30.0) -> Exited:
     ex.start(launch)
-    return until_exit(ex, launch.key, within)[0]
+    return until_exit(ex, launch.key[0], within)[0]
 
 
 def await_exit(pid: int, within: float = 10.0) -> None:
@@ -137,9 +136,9 @@ def test_same_path_for_both_gives_one_file_in_order(
 def test_stdin_comes_from_a_file_or_dev_null(ex: LocalExecutor, make: Make, tmp_path: Path) -> None:
     source = tmp_path / "in.txt"
     source.write_text("from the file\n")
-    assert run(ex, make(("cat",), key="file", stdin=source)).ok
+    assert run(ex, make(("cat",), name="file", stdin=source)).ok
     assert (tmp_path / "logs" / "file.out").read_text() == "from the file\n"
-    assert run(ex, make(("cat",), key="null")).ok
+    assert run(ex, make(("cat",), name="null")).ok
     assert (tmp_path / "logs" / "null.out").read_text() == ""
 
 
@@ -171,8 +170,8 @@ def test_a_string_is_shell_and_a_tuple_is_argv(
     ex: LocalExecutor, make: Make, tmp_path: Path
 ) -> None:
     env = {**os.environ, "FOO": "bar"}
-    assert run(ex, make("echo $FOO   'a  b'", key="shell", env=env)).ok
-    assert run(ex, make(("echo", "$FOO", "a  b"), key="argv", env=env)).ok
+    assert run(ex, make("echo $FOO   'a  b'", name="shell", env=env)).ok
+    assert run(ex, make(("echo", "$FOO", "a  b"), name="argv", env=env)).ok
     assert (tmp_path / "logs" / "shell.out").read_text() == "bar a  b\n"
     assert (tmp_path / "logs" / "argv.out").read_text() == "$FOO a  b\n"
 
@@ -218,7 +217,7 @@ def test_a_task_that_cannot_start_comes_back_as_exited(
     reason: str,
 ) -> None:
     kw: dict[str, object] = {"cmd": "echo never"} | setup(tmp_path)
-    launch = make(key="bad", **kw)
+    launch = make(name="bad", **kw)
     assert ex.start(launch) == 0
     ev, _ = until_exit(ex, "bad", within=5)
     expected = "cannot start: " + reason.format(tmp=tmp_path)
@@ -231,7 +230,7 @@ def test_a_task_that_cannot_start_comes_back_as_exited(
         None,
     )
     assert (tmp_path / "logs" / "bad.err").read_text() == f"herd: {ev.kill_reason}\n"
-    assert run(ex, make("true", key="after")).ok, "the executor goes on after a failed start"
+    assert run(ex, make("true", name="after")).ok, "the executor goes on after a failed start"
 
 
 # -- reaping -------------------------------------------------------------------------------------
@@ -239,12 +238,14 @@ def test_a_task_that_cannot_start_comes_back_as_exited(
 
 def test_a_burst_of_200_tasks_is_all_noticed(ex: LocalExecutor, make: Make) -> None:
     for i in range(200):
-        ex.start(make("true" if i % 2 else ("true",), key=i, stdout=None, stderr=None))
+        ex.start(
+            make("true" if i % 2 else ("true",), name="burst", attempt=i, stdout=None, stderr=None)
+        )
     exits: list[Exited] = []
     deadline = time.monotonic() + 60
     while ex.running and time.monotonic() < deadline:
         exits += [e for e in ex.wait(deadline) if isinstance(e, Exited)]
-    assert sorted(e.key for e in exits) == list(range(200))  # type: ignore[type-var]
+    assert sorted(e.key for e in exits) == [("burst", i) for i in range(200)]
     assert all(e.exit_code == 0 for e in exits)
     assert ex.running == 0
     assert own_children() == [], "every child was reaped"
@@ -252,14 +253,14 @@ def test_a_burst_of_200_tasks_is_all_noticed(ex: LocalExecutor, make: Make) -> N
 
 def test_wait_returns_at_the_deadline_or_at_once_when_idle(ex: LocalExecutor, make: Make) -> None:
     assert ex.wait() == []
-    ex.start(make(("sleep", "100"), key="s"))
+    ex.start(make(("sleep", "100"), name="s"))
     began = time.monotonic()
     assert ex.wait(deadline=began + 0.05) == []
     assert time.monotonic() - began >= 0.05
-    assert ex.kill("s")
+    assert ex.kill(("s", 1))
     ev, _ = until_exit(ex, "s")
     assert (ev.kill_reason, ev.signal) == ("cancelled", signal.SIGTERM)
-    assert not ex.kill("s"), "a finished task cannot be killed"
+    assert not ex.kill(("s", 1)), "a finished task cannot be killed"
 
 
 # -- watchdog ------------------------------------------------------------------------------------
@@ -312,7 +313,7 @@ def test_memory_watchdog_kills_a_task_over_its_limit(
 
 def test_peak_mem_reflects_a_known_allocation(ex: LocalExecutor, make: Make) -> None:
     hold = "import time; b = b'x' * 200_000_000; time.sleep(1.0)"
-    ex.start(make((PY, "-c", hold), key="big", mem_limit=10**10))
+    ex.start(make((PY, "-c", hold), name="big", mem_limit=10**10))
     ev, seen = until_exit(ex, "big")
     assert ev.ok, ev
     assert ev.peak_mem is not None and 200_000_000 <= ev.peak_mem < 300_000_000
@@ -332,11 +333,11 @@ BURN = "import time\nt = time.time()\nwhile time.time() - t < 1.6: pass"
 
 
 def test_samples_of_a_cpu_burner_show_one_core(ex: LocalExecutor, make: Make) -> None:
-    ex.start(make((PY, "-c", BURN), key="burn"))
+    ex.start(make((PY, "-c", BURN), name="burn"))
     ev, seen = until_exit(ex, "burn")
     samples = [s for s in seen if isinstance(s, Sampled)]
     assert len(samples) >= 2  # at 0.2 s and 0.6 s, and 1.4 s on an idle machine
-    assert all(s.key == "burn" and s.processes == 1 and s.rss > 1_000_000 for s in samples)
+    assert all(s.key == ("burn", 1) and s.processes == 1 and s.rss > 1_000_000 for s in samples)
     assert all(0.4 <= s.cpu <= 1.3 for s in samples[1:]), samples
     assert [s.time for s in samples] == sorted(s.time for s in samples)
     assert ev.mean_cpu is not None and 0.4 <= ev.mean_cpu <= 1.2
@@ -345,8 +346,8 @@ def test_samples_of_a_cpu_burner_show_one_core(ex: LocalExecutor, make: Make) ->
 def test_samples_cover_the_whole_tree(ex: LocalExecutor, make: Make) -> None:
     ex.start(make("sleep 100 & sleep 100 & wait"))
     [first] = ex.wait(time.monotonic() + 10)
-    assert isinstance(first, Sampled) and first.key == "t" and first.processes == 3
-    assert ex.kill("t", reason="stop it")
+    assert isinstance(first, Sampled) and first.key == ("t", 1) and first.processes == 3
+    assert ex.kill(("t", 1), reason="stop it")
     ev, _ = until_exit(ex, "t")
     assert ev.kill_reason == "stop it"
 
@@ -371,22 +372,22 @@ def test_a_daemon_of_a_running_task_lives_until_shutdown(
 ) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    ex.start(make(DAEMON.format(out=fifo) + " exec sleep 100", key="host"))
+    ex.start(make(DAEMON.format(out=fifo) + " exec sleep 100", name="host"))
     pid, sid = map(int, read_fifo(fifo).split())
     assert sid == pid
-    assert run(ex, make("true", key="other")).ok
+    assert run(ex, make("true", name="other")).ok
     stat = read_stat(pid)
     assert stat is not None and stat.alive, "another task's end leaves the daemon alone"
     assert ex.running == 1
 
-    stubborn = ex.start(make(f"trap '' TERM; echo ready > {fifo}; sleep 100", key="stubborn"))
+    stubborn = ex.start(make(f"trap '' TERM; echo ready > {fifo}; sleep 100", name="stubborn"))
     assert read_fifo(fifo) == "ready\n"
     began = time.monotonic()
     exits = ex.shutdown(grace=0.5)
     assert time.monotonic() - began < 10.0
     assert {(e.key, e.signal, e.kill_reason) for e in exits} == {
-        ("host", signal.SIGTERM, "shutdown"),
-        ("stubborn", signal.SIGKILL, "shutdown"),
+        (("host", 1), signal.SIGTERM, "shutdown"),
+        (("stubborn", 1), signal.SIGKILL, "shutdown"),
     }
     assert ex.running == 0
     for p in (pid, stubborn):
@@ -405,6 +406,35 @@ def test_a_double_forked_daemon_and_its_children_die_with_the_task(
     daemon, child = map(int, done.read_text().split())
     await_exit(daemon)
     await_exit(child)
+
+
+def test_background_children_die_with_the_task(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    script = f"sleep 100 & echo $! > {pids}; (sleep 100 & echo $! >> {pids}); exit 0"
+    assert run(ex, make(script)).ok
+    for pid in map(int, pids.read_text().split()):
+        await_exit(pid)
+
+
+def test_shutdown_kills_marked_processes_and_spares_the_others(
+    ex: LocalExecutor, tmp_path: Path
+) -> None:
+    marked = {**os.environ, TOKEN_VAR: f"{os.getpid()}:999999"}
+    ready = b"ready\n"
+    argv = ["/bin/sh", "-c", "echo ready; sleep 100"]  # no exec: the environment stays readable
+    pipe = subprocess.PIPE
+    with (
+        subprocess.Popen(argv, env=marked, stdout=pipe, start_new_session=True) as left,
+        subprocess.Popen(argv, stdout=pipe, start_new_session=True) as other,
+    ):
+        assert left.stdout is not None and other.stdout is not None
+        assert left.stdout.readline() == ready and other.stdout.readline() == ready
+        assert ex.shutdown() == []
+        await_exit(left.pid)
+        assert is_alive(other.pid), "a child of herd that no task started is not herd's to kill"
+        os.killpg(other.pid, signal.SIGKILL)
 
 
 # -- signals to herd ----------------------------------------------------------------------------
@@ -433,7 +463,7 @@ def test_close_restores_handlers_wakeup_fd_and_subreaper_flag() -> None:
         assert all(signal.getsignal(s) is not handlers[s] for s in signals)
         with pytest.raises(HerdError, match="already open"):
             LocalExecutor()
-        ex.start(Launch("s", ("sleep", "100"), Path.cwd(), dict(os.environ)))
+        ex.start(Launch(("s", 1), ("sleep", "100"), Path.cwd(), dict(os.environ)))
     assert {s: signal.getsignal(s) for s in signals} == handlers
     assert signal.set_wakeup_fd(wakeup) == wakeup
     assert _subreaper() == reaper

@@ -269,4 +269,4 @@ def test_query_selects_the_fields_of_its_record(tmp_path: Path, name: str, raw: 
     query = QUERIES[name]
     cursor = raw(tmp_path / "herd.db").execute(query.sql, (None,) * len(query.params))
     columns = tuple(column[0] for column in cursor.description)
-    assert columns == tuple(f.name for f in fields(RECORD_QUERIES[name]))  # type: ignore[arg-type]
+    assert columns == tuple(f.name for f in fields(RECORD_QUERIES[name]))

@@ -7,7 +7,7 @@ subclasses it and provides ``make_store(tmp_path)``; a PostgreSQL store will add
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from herd.store.base import (
     AttemptFinished,
     AttemptRecord,
     AttemptStarted,
+    Change,
     Sample,
     Store,
     TaskChanged,
@@ -340,20 +341,19 @@ class StoreContract:
     @pytest.mark.parametrize(
         "bad",
         [
-            TaskChanged(1, "no-such-task", TaskState.RUNNING, 1.0),
-            AttemptFinished(1, "a", 7, 1.0, TaskState.SUCCEEDED),
-            Sample(1, "a", 7, 1.0, 10, 0.1, 1),
-            UserData(1, "a", 1, "key", object()),
+            lambda wid: TaskChanged(wid, "no-such-task", TaskState.RUNNING, 1.0),
+            lambda wid: AttemptFinished(wid, "a", 7, 1.0, TaskState.SUCCEEDED),
+            lambda wid: Sample(wid, "a", 7, 1.0, 10, 0.1, 1),
+            lambda wid: UserData(wid, "a", 1, "key", object()),
         ],
         ids=["unknown task", "unknown attempt", "sample of unknown attempt", "not JSON"],
     )
-    def test_failed_batch_leaves_nothing(self, store: Store, bad: Any) -> None:
+    def test_failed_batch_leaves_nothing(self, store: Store, bad: Callable[[int], Change]) -> None:
         wid = store.add_workflow(workflow("w", "a"))
-        assert wid == 1  # the bad changes name workflow 1
         run = self.begin(store, wid)
-        good = [AttemptStarted(attempt(wid, run, "a")), succeeded(wid, "a")]
+        good: list[Change] = [AttemptStarted(attempt(wid, run, "a")), succeeded(wid, "a")]
         with pytest.raises(StoreError):
-            store.write([*good, bad])
+            store.write([*good, bad(wid)])
         assert store.attempts(wid) == []
         assert store.task_records(wid)["a"].state is TaskState.WAITING
         store.write(good)  # the store is still usable

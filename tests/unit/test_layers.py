@@ -24,7 +24,7 @@ LAYERS = {
     "store": 2,
     "workdir": 2,
     "formats": 2,
-    "api": 2,
+    "api": 3,
     "machine": 2,
     "convert": 2,
     "runner": 3,

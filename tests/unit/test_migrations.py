@@ -181,3 +181,38 @@ def test_migrations_are_numbered_without_gaps() -> None:
 def test_schema_is_read_from_the_package() -> None:
     assert "CREATE TABLE tasks" in SCHEMA
     assert MIGRATIONS[0].name == "initial"
+
+
+def test_a_table_rebuild_does_not_cascade(conn: sqlite3.Connection) -> None:
+    from_migrations(conn, MIGRATIONS)
+    conn.execute("INSERT INTO workflows VALUES (1, 'w', NULL, 'native', 1.0, 1.0, 1)")
+    conn.execute(
+        "INSERT INTO tasks (workflow_id, name, state, updated, cmd) VALUES (1, 'a', 'waiting', 1.0, 'true')"
+    )
+    # SQLite's procedure to change a table in ways ALTER TABLE cannot: copy, drop, rename
+    create = re.search(r"CREATE TABLE workflows \(.*?\) STRICT;", SCHEMA, re.DOTALL)
+    assert create is not None
+    rebuild = Migration(
+        SCHEMA_VERSION + 1,
+        "rebuild_workflows",
+        create[0].replace("workflows", "new_workflows")
+        + "\nINSERT INTO new_workflows SELECT * FROM workflows;"
+        + "\nDROP TABLE workflows;"
+        + "\nALTER TABLE new_workflows RENAME TO workflows;",
+    )
+    migrate(conn, Path("herd.db"), migrations=(*MIGRATIONS, rebuild))
+    assert conn.execute("SELECT name FROM tasks").fetchall() == [("a",)]
+    assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+
+
+def test_a_migration_that_breaks_references_is_rolled_back(conn: sqlite3.Connection) -> None:
+    from_migrations(conn, MIGRATIONS)
+    conn.execute("INSERT INTO workflows VALUES (1, 'w', NULL, 'native', 1.0, 1.0, 1)")
+    conn.execute(
+        "INSERT INTO tasks (workflow_id, name, state, updated, cmd) VALUES (1, 'a', 'waiting', 1.0, 'true')"
+    )
+    bad = Migration(SCHEMA_VERSION + 1, "lose_workflows", "DELETE FROM workflows;")
+    with pytest.raises(StoreError, match="would break 1 references"):
+        migrate(conn, Path("herd.db"), migrations=(*MIGRATIONS, bad))
+    assert conn.execute("SELECT count(*) FROM workflows").fetchone() == (1,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)

@@ -265,7 +265,9 @@ def test_unknown_field_far_from_any_lists_the_known_ones() -> None:
     assert err.hint is not None and "known fields" in err.hint and "retries" in err.hint
 
 
-@pytest.mark.parametrize(("name", "problem"), [(None, "required"), (3, "expected a string")])
+@pytest.mark.parametrize(
+    ("name", "problem"), [(None, "required"), (3, "non-empty string"), ("", "non-empty string")]
+)
 def test_task_name_missing_or_not_a_string(name: Any, problem: str) -> None:
     err = spec_error(
         {"name": "wf", "tasks": [{"name": "a", "cmd": "x"}, {"name": name, "cmd": "x"}]}

@@ -379,3 +379,8 @@ def test_a_yaml_round_trip_of_the_loader_input_is_stable(shared_data: Path) -> N
     first = load_data(yaml.safe_load(text), "fanout.yml")
     second = load_data(yaml.safe_load(text), "fanout.yml")
     assert first == second
+
+
+def test_numeric_job_ids_read_as_strings() -> None:
+    wf = pegasus(job(7), job(8), jobDependencies=[{"id": 7, "children": [8]}])  # type: ignore[arg-type]
+    assert [(t.name, t.needs) for t in wf.tasks] == [("7", ()), ("8", ("7",))]

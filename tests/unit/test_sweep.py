@@ -209,12 +209,19 @@ def test_instances_get_params_meta_and_labels_after_their_own() -> None:
             "foreach": {"a": [1], "b": ["x"]},
             "cmd": "c",
             "labels": ["sim"],
-            "meta": {"k": 1},
+            "meta": {"k": [1, {"n": 2}]},
         }
     ).tasks
     assert task.labels == ("sim", "a=1", "b=x")
-    assert task.meta == {"k": 1, "params": {"a": 1, "b": "x"}}
+    assert task.meta == {"k": (1, {"n": 2}), "params": {"a": 1, "b": "x"}}
+    assert task.meta["k"] == (1, {"n": 2})  # frozen: a tuple, and hashable
     assert hash(task)
+
+
+@pytest.mark.parametrize("labels", ["sim", ["sim"]])
+def test_a_single_label_string_is_a_list_of_one(labels: Any) -> None:
+    (task,) = load({"name": "s{i}", "foreach": {"i": [1]}, "cmd": "c", "labels": labels}).tasks
+    assert task.labels == ("sim", "i=1")
 
 
 def test_defaults_apply_to_every_instance() -> None:

@@ -80,9 +80,13 @@ def test_lock_writes_the_holder_and_clears_it_on_release(tmp_path: Path) -> None
 
 
 def test_second_lock_in_the_same_process_is_refused(tmp_path: Path) -> None:
-    with Workdir(tmp_path).lock(), pytest.raises(LockedError, match=f"kill {os.getpid()}"):
-        with Workdir(tmp_path).lock():
-            pass
+    first, second = Workdir(tmp_path), Workdir(tmp_path)
+    with (
+        first.lock(),
+        pytest.raises(LockedError, match=f"kill {os.getpid()}"),
+        second.lock(),
+    ):
+        pass
 
 
 def test_lock_held_by_another_process_is_refused_at_once(

@@ -47,9 +47,13 @@ __all__ = [
     "detect_data",
     "dump",
     "dumps",
+    "gc_paused",
     "load",
+    "load_document",
     "load_text",
+    "loader",
     "parse",
+    "read_text",
 ]
 
 #: the formats herd reads, in detection order

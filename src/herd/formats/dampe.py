@@ -127,7 +127,7 @@ def load_text(text: str, source: str) -> Workflow:
         tasks=tuple(tasks),
         source=source,
         format="dampe",
-        meta=frozen_map(meta),
+        meta=freeze(meta) if meta else frozen_map(None),
     )
 
 
@@ -350,7 +350,7 @@ def _meta(job: _Job, number: int, storage_in: list[str], storage_out: list[str])
 
 def _batch(env: dict[str, str], report: _Report, job: str) -> dict[str, Any]:
     """Resources and timeout from DmpWorkflow's BATCH_OVERRIDE_* variables (taken out of env)."""
-    resources: dict[str, float] = {"cpu": 1.0}
+    resources: dict[str, float] = {}
     policy: dict[str, Any] = {"resources": resources}
     for key in [k for k in env if k.startswith("BATCH_OVERRIDE_")]:
         value = env.pop(key)

@@ -62,10 +62,11 @@ def load_data(data: Any, source: str) -> Workflow:
     if type(data) is not dict:
         fail(f"expected a mapping with name and tasks, got {describe(data)}", source, None, None)
     check_keys(data, WORKFLOW_FIELDS, source, None)
+    name = as_str(_required(data, "name", source), source, None, "name")
     parser = TaskParser(source)
     tasks = _raw_tasks(data, parser)
     return Workflow(
-        name=as_str(_required(data, "name", source), source, None, "name"),
+        name=name,
         tasks=tuple(parser.task(raw) for raw in tasks),
         env=_optional(data, "env", as_env, source),
         init=_optional(data, "init", as_str, source, None),
@@ -99,8 +100,9 @@ def _raw_tasks(data: Mapping[str, Any], parser: TaskParser) -> list[Any]:
     for i, raw in enumerate(tasks):
         if type(raw) is not dict:
             fail(f"expected a mapping, got {describe(raw)}", source, f"#{i + 1}", None)
-        if type(raw.get("name")) is not str or not raw["name"]:
-            problem = "'name' is required" if raw.get("name") is None else "expected a string"
+        name = raw.get("name")
+        if type(name) is not str or not name:
+            problem = "'name' is required" if name is None else "must be a non-empty string"
             fail(problem, source, f"#{i + 1}", "name", "every task needs a unique name")
     if defaults:
         tasks = [_with_defaults(defaults, raw) for raw in tasks]

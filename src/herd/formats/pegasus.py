@@ -14,9 +14,10 @@ become labels. The inline catalogs are resolved here, so the task runs on this m
   and ``file://``, ``curl`` for ``http(s)://``) when it is not there yet. ``task.meta["replicas"]``
   keeps the pfn.
 - **profiles** merge key by key, job > transformation site entry > transformation > site catalog
-  > workflow: ``env`` → env; ``pegasus`` cores/memory (MB)/gpus → resources, runtime →
-  duration, maxwalltime (minutes) → timeout; ``dagman`` RETRY → retries, PRIORITY → priority;
-  ``condor`` request_cpus/request_memory/request_gpus/priority fill what ``pegasus`` leaves.
+  > workflow: ``env`` → env; ``pegasus`` cores/memory (MB)/gpus → resources (no cores: the
+  model's default, 1), runtime → duration, maxwalltime (minutes) → timeout; ``dagman`` RETRY →
+  retries, PRIORITY → priority; ``condor`` request_cpus/request_memory/request_gpus/priority fill
+  what ``pegasus`` leaves.
 - **uses**: input → inputs, output → outputs, inout → both, checkpoint → outputs (and
   ``meta["checkpoints"]``). ``stdin``/``stdout``/``stderr`` map to the task's redirections.
 - **hooks**: job and transformation ``shell`` hooks run in a wrapper around the command, after the
@@ -61,6 +62,12 @@ _MAPPED = {
     "dagman": frozenset({"RETRY", "PRIORITY"}),
     "condor": frozenset({"request_cpus", "request_memory", "request_gpus", "priority"}),
 }
+#: herd resource, pegasus profile key, condor profile key (used when the pegasus key is absent)
+_POOLS = (
+    ("cpu", "cores", "request_cpus"),
+    ("mem", "memory", "request_memory"),
+    ("gpu", "gpus", "request_gpus"),
+)
 #: memory units Pegasus.api accepts, in MB
 _MEMORY_UNITS = {
     "": 1.0, "M": 1.0, "MB": 1.0, "MIB": 1.0, "K": 1 / 1024, "KB": 1 / 1024,
@@ -195,7 +202,7 @@ def _workflow(
         init=init,
         source=source,
         format="pegasus",
-        meta=frozen_map(meta),
+        meta=freeze(meta),
     )
 
 
@@ -406,8 +413,8 @@ def _job_list(raw: Any, source: str) -> list[Mapping[str, Any]]:
 
 
 def _task(job: Mapping[str, Any], index: int, ctx: _Context) -> Task:
-    job_id = job.get("id")
-    if not isinstance(job_id, str) or not job_id:
+    job_id = _node_id(job.get("id"))
+    if not job_id:
         fail("a job needs an id", ctx.source, None, f"jobs[{index}].id")
     kind = job.get("type", "job")
     if kind in ("pegasusWorkflow", "condorWorkflow"):
@@ -543,9 +550,9 @@ def _policy(profiles: Profiles) -> dict[str, Any]:
     pegasus: dict[str, Any] = profiles.get("pegasus", {})
     condor: dict[str, Any] = profiles.get("condor", {})
     dagman: dict[str, Any] = profiles.get("dagman", {})
-    resources = {"cpu": pegasus.get("cores", condor.get("request_cpus", 1.0))}
-    for name, keys in (("mem", ("memory", "request_memory")), ("gpu", ("gpus", "request_gpus"))):
-        value = pegasus.get(keys[0], condor.get(keys[1]))
+    resources: dict[str, float] = {}
+    for name, key, condor_key in _POOLS:
+        value = pegasus.get(key, condor.get(condor_key))
         if value is not None:
             resources[name] = value
     walltime = pegasus.get("maxwalltime")
@@ -695,23 +702,20 @@ def _add_dependencies(tasks: list[Task], raw: Any, source: str) -> list[Task]:
             fail("duplicate job id", source, task.name, "id", "every job id must be unique")
     needs: dict[str, list[str]] = {}
     for i, entry in enumerate(_list_of_maps(raw or [], source, "jobDependencies")):
-        parent = entry.get("id")
+        where = f"jobDependencies[{i}]"
+        parent = _node_id(entry.get("id"))
         if parent not in index:
             fail(
-                f"parent job {parent!r} is not a job of this workflow",
-                source,
-                None,
-                f"jobDependencies[{i}].id",
+                f"parent job {parent!r} is not a job of this workflow", source, None, f"{where}.id"
             )
-        for child in entry.get("children") or ():
+        children = entry.get("children") or []
+        if not isinstance(children, list):
+            fail(f"expected a list, got {describe(children)}", source, parent, f"{where}.children")
+        for child in map(_node_id, children):
             if child not in index:
-                fail(
-                    f"child job {child!r} is not a job of this workflow",
-                    source,
-                    str(parent),
-                    f"jobDependencies[{i}].children",
-                )
-            needs.setdefault(child, []).append(str(parent))
+                problem = f"child job {child!r} is not a job of this workflow"
+                fail(problem, source, parent, f"{where}.children")
+            needs.setdefault(child, []).append(parent)
     return [_with_needs(t, needs.get(t.name)) for t in tasks]
 
 
@@ -769,6 +773,13 @@ def _fetch(lfn: str, pfn: str, report: _Report) -> str:
 
 
 # --- small parsing helpers ------------------------------------------------------------------
+
+
+def _node_id(value: Any) -> str:
+    """A job id; YAML reads ``id: 7`` as a number, Pegasus means the string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) else ""
 
 
 def _get(raw: Any, key: str, source: str, where: str) -> Any:

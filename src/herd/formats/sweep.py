@@ -6,9 +6,9 @@ instance is checked by the same code as a hand-written task::
     - name: sim_{tf}
       foreach: {tf: "1:3"}          # or a list; several parameters make a product (or a zip)
       cmd: sim --seed {tf}
-      needs: [gen_{tf}]             # bound: instance tf=2 needs gen_2 (stream-aligned)
+      needs: ["gen_{tf}"]           # bound: instance tf=2 needs gen_2 (stream-aligned)
     - name: merge
-      needs: [sim_{tf}]             # a template name, unbound here: all of sim_1, sim_2, sim_3
+      needs: ["sim_{tf}"]           # a template name, unbound here: all of sim_1, sim_2, sim_3
 
 Placeholders ``{param}`` are replaced in the name, ``cmd`` (string or argv items), ``needs``,
 ``inputs``, ``outputs``, ``labels``, ``cwd``, env values, ``semaphore``, ``stdin``/``stdout``/
@@ -27,6 +27,7 @@ Rendering uses ``str.format_map`` on a template compiled once per distinct strin
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,6 +40,7 @@ from herd.model import FrozenDict
 #: fields whose string value (or, for lists, string items) are templated
 SCALAR_FIELDS = ("cwd", "semaphore", "stdin", "stdout", "stderr", "done_marker", "timeframe")
 LIST_FIELDS = ("inputs", "labels")
+_LISTS = frozenset({*LIST_FIELDS, "outputs"})
 
 _TOKEN = re.compile(r"\{\{|\}\}|\$\{|\{([A-Za-z_][A-Za-z0-9_]*)\}|[{}]")
 _RANGE = re.compile(r"\s*(-?\d+)\s*:\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?")
@@ -60,14 +62,9 @@ class Template:
         return self.fmt.format_map(params)
 
 
-_compiled: dict[str, Template] = {}
-
-
+@functools.lru_cache(maxsize=1 << 16)
 def compile_template(text: str) -> Template:
     """Compile ``text`` once; ``{name}`` placeholders, ``${`` kept, ``{{``/``}}`` literal."""
-    found = _compiled.get(text)
-    if found is not None:
-        return found
     parts: list[str] = []
     names: set[str] = set()
     end = 0
@@ -82,12 +79,7 @@ def compile_template(text: str) -> Template:
         end = match.end()
     parts.append(text[end:])
     fmt = "".join(parts)
-    constant = fmt.format_map({}) if not names else None
-    if len(_compiled) < 100_000:
-        _compiled[text] = result = Template(fmt, frozenset(names), constant)
-    else:
-        result = Template(fmt, frozenset(names), constant)
-    return result
+    return Template(fmt, frozenset(names), fmt.format_map({}) if not names else None)
 
 
 # -- parameter points ---------------------------------------------------------------------------
@@ -347,7 +339,6 @@ def _instances(sw: _Swept, resolver: _Resolver, file: str) -> Iterator[dict[str,
     if "needs" in base:
         renders.append(("needs", resolver.plan(base["needs"], task, params)))
     labels = base.get("labels", [])
-    labels = [labels] if type(labels) is str else labels
     meta = base.get("meta", {})
     frozen = freeze(meta) if type(meta) is dict else None  # else the task parser reports it
     for point, strs, name in zip(sw.points, sw.strs, sw.names, strict=True):
@@ -359,7 +350,7 @@ def _instances(sw: _Swept, resolver: _Resolver, file: str) -> Iterator[dict[str,
             inst["labels"] = [*inst.get("labels", labels), *[p + "=" + strs[p] for p in params]]
         if frozen is not None:
             inst["meta"] = FrozenDict(
-                {**meta, "params": FrozenDict(zip(params, point, strict=True))}
+                {**frozen, "params": FrozenDict(zip(params, point, strict=True))}
             )
         yield inst
 
@@ -374,6 +365,8 @@ def _template_fields(
         value = raw.get(key)
         if value is None:
             continue
+        if type(value) is str and key in _LISTS:
+            value = [value]  # a single string is a list of one
         render = _renderer(value, params, file, task, key)
         if type(render) is _Constant:
             base[key] = render.value

@@ -3,7 +3,7 @@
 Reading (:func:`load_data`): a WfFormat task becomes a herd task named by its ``id``.
 ``parents`` (and the ``children`` lists of other tasks) become ``needs``; ``inputFiles`` and
 ``outputFiles`` (file ids) become ``inputs``/``outputs``; ``runtimeInSeconds`` → ``duration``,
-``coreCount`` → ``cpu`` (1 when absent), ``memoryInBytes`` → ``mem`` (MB, 10^6 bytes),
+``coreCount`` → ``cpu`` (absent: the model's default, 1), ``memoryInBytes`` → ``mem`` (MB, 10^6 bytes),
 ``priority`` → ``priority``. The task's ``name`` (its category) becomes a label, the file sizes and
 other execution metrics go to ``task.meta["wfformat"]``. File ids that are absolute paths (Nextflow
 instances) are read relative to the working directory, with one warning.
@@ -320,7 +320,9 @@ def _decode(raw: _Raw, extra_parents: list[str], reader: _Reader) -> Task:
     duration = (
         as_float(runtime, source, raw.id, "runtimeInSeconds") if runtime is not None else None
     )
-    resources = {"cpu": as_float(run.get("coreCount", 1), source, raw.id, "coreCount")}
+    resources: dict[str, float] = {}
+    if run.get("coreCount") is not None:
+        resources["cpu"] = as_float(run["coreCount"], source, raw.id, "coreCount")
     if run.get("memoryInBytes") is not None:
         resources["mem"] = as_float(run["memoryInBytes"], source, raw.id, "memoryInBytes") / 1e6
     priority = run.get("priority")
@@ -372,7 +374,7 @@ def _cmd(
             "id": raw.id,
             "name": raw.name,
             "runtime": duration or 0.0,
-            "cores": _number(resources["cpu"]),
+            "cores": _number(resources.get("cpu", 1.0)),
             "mem": _number(resources.get("mem", 0.0)),
             "inputs": " ".join(map(shlex.quote, inputs)),
             "outputs": " ".join(map(shlex.quote, outputs)),
@@ -626,7 +628,7 @@ def _measured(task: Task, attempt: AttemptRecord) -> dict[str, Any]:
 
 def _resources(resources: Mapping[str, float]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if resources.get("cpu", 0.0) >= 1:
+    if resources.get("cpu", 0.0) >= 1:  # not written when absent: the model's default, 1
         out["coreCount"] = _number(float(resources["cpu"]))
     if "mem" in resources:
         out["memoryInBytes"] = round(resources["mem"] * 1e6)

@@ -101,22 +101,19 @@ def analyze(
     records = store.task_records(workflow_id)
     attempts = store.attempts(workflow_id)
     cancelled = _cancelled_by(records.values())
+    failed: dict[str, list[AttemptRecord]] = {}
+    for a in attempts:
+        if a.state is TaskState.FAILED:
+            failed.setdefault(a.task, []).append(a)
     failures = []
     for name in _failed_tasks(records, attempts, all_attempts):
-        mine = [a for a in attempts if a.task == name and a.state is TaskState.FAILED]
-        if not all_attempts:
-            mine = mine[-1:]
-        shown = tuple(_failed_attempt(store, a, lines) for a in mine)
+        mine = failed.get(name, [])
+        shown = tuple(_failed_attempt(store, a, lines) for a in mine[0 if all_attempts else -1 :])
         victims = cancelled.get(name, [])
+        rerun = rerun_command(wf.source, name)
+        state = records[name].state
         failures.append(
-            Failure(
-                name,
-                records[name].state,
-                shown,
-                rerun_command(wf.source, name),
-                len(victims),
-                tuple(victims[:SHOW_CANCELLED]),
-            )
+            Failure(name, state, shown, rerun, len(victims), tuple(victims[:SHOW_CANCELLED]))
         )
     states = [r.state for r in records.values()]
     return Analysis(

@@ -49,6 +49,8 @@ MAX_ROWS = 60
 MAX_GROUPS = 16
 OTHER = "(other)"
 _GREY = (0.62, 0.62, 0.62)
+#: the tab20 pairs used for groups (each strong shade, then its light one)
+_HUES = (0, 2, 4, 8, 10, 12, 16, 18)
 FORMATS = (".png", ".svg", ".html")
 
 _STEM = re.compile(r"[_\-.:]*(?:id)?\d+$", re.IGNORECASE)
@@ -344,8 +346,9 @@ def _colours(chart: Chart) -> dict[str, Any]:
     for b in chart.bars:
         busy[b.group] = busy.get(b.group, 0.0) + (b.end - b.start)
     ranked = sorted(busy, key=lambda g: -busy[g])
-    tab20 = list(colormaps["tab20"].colors)  # type: ignore[attr-defined]
-    palette = tab20[0::2] + tab20[1::2]  # the strong shades first
+    tab20 = colormaps["tab20"].colors  # type: ignore[attr-defined]
+    # no reds (they mark failed attempts) nor greys (they mean "other"); strong shades first
+    palette = [tab20[i] for i in (*_HUES, *(h + 1 for h in _HUES))]
     keep = ranked if len(ranked) <= MAX_GROUPS else ranked[: MAX_GROUPS - 1]
     out: dict[str, Any] = {g: palette[i] for i, g in enumerate(keep)}
     out.update((g, _GREY) for g in ranked[len(keep) :])
@@ -355,13 +358,15 @@ def _colours(chart: Chart) -> dict[str, Any]:
 def _draw_gantt(ax: Axes, chart: Chart, scale: float) -> dict[str, Any]:
     colours = _colours(chart)
     height = 0.8 if not chart.lanes else 0.9
+    # an attempt of a few milliseconds still shows as a sliver
+    least = max((b.end for b in chart.bars), default=0.0) / scale * 0.003
     for failed in (False, True):
         bars = [b for b in chart.bars if b.failed is failed]
         if not bars:
             continue
         ax.barh(
             [b.row for b in bars],
-            [max(b.end - b.start, 0.0) / scale for b in bars],
+            [max((b.end - b.start) / scale, least) for b in bars],
             left=[b.start / scale for b in bars],
             height=height,
             color=[colours[b.group] for b in bars],

@@ -13,9 +13,10 @@ holds:
   ``(none)``): tasks, succeeded, failed, attempts, and min/mean/max over finished attempts of the
   runtime, the peak memory and the mean CPU.
 
-Where a figure comes from, per attempt: peak memory is the sampled peak of the whole process tree,
-or the rusage ``max_rss`` when the attempt ended before its first sample; mean CPU is the sampled
-mean, or ``(utime + stime) / runtime`` without samples.
+Where a figure comes from, per attempt: peak memory is ``peak_mem``, the larger of the sampled
+peak of the whole process tree and the rusage ``max_rss`` (when that is above herd's own size, see
+:func:`attempt_memory`); mean CPU is ``mean_cpu``, else ``(utime + stime) / runtime``, and is left
+out for attempts shorter than :data:`MIN_CPU_WALL`.
 
 Labels are not part of :class:`~herd.store.base.TaskRecord` yet; :func:`task_labels` reads them
 from the record when a store provides them, else from the workflow given, else from the spec file
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: the label of tasks that have none
 NO_LABEL = "(none)"
+#: seconds; a shorter attempt has no meaningful mean CPU
+MIN_CPU_WALL = 0.05
 
 _INCOMPLETE = frozenset({TaskState.WAITING, TaskState.READY, TaskState.RUNNING, TaskState.RETRYING})
 
@@ -94,8 +97,12 @@ def attempt_seconds(a: AttemptRecord, now: float) -> float:
 
 
 def attempt_memory(a: AttemptRecord) -> int | None:
-    """Peak memory in bytes: sampled over the process tree, else rusage max RSS."""
-    return a.peak_mem if a.peak_mem is not None else a.max_rss
+    """Peak memory of the process tree in bytes, as the executor settled it.
+
+    Not ``max_rss`` alone: a forked child's rusage counts herd's own pages from before ``exec``,
+    so the executor keeps it only when it is above herd's own peak (``peak_mem`` is then set).
+    """
+    return a.peak_mem
 
 
 def attempt_cpu_time(a: AttemptRecord) -> float | None:
@@ -106,13 +113,14 @@ def attempt_cpu_time(a: AttemptRecord) -> float | None:
 
 
 def attempt_cores(a: AttemptRecord) -> float | None:
-    """Mean cores used: sampled, else CPU time over wall time."""
+    """Mean cores used: sampled, else CPU time over wall time; None for an attempt shorter than
+    :data:`MIN_CPU_WALL` (process start-up then dominates: ``echo`` shows as several cores)."""
+    if a.end is None or a.end - a.start < MIN_CPU_WALL:
+        return None
     if a.mean_cpu is not None:
         return a.mean_cpu
     cpu = attempt_cpu_time(a)
-    if cpu is None or a.end is None or a.end <= a.start:
-        return None
-    return cpu / (a.end - a.start)
+    return None if cpu is None else cpu / (a.end - a.start)
 
 
 def fmt_seconds(seconds: float | None) -> str:

@@ -346,19 +346,42 @@ def migrate(
 
     An empty database gets ``schema`` directly. Runs in one transaction, so a failed migration
     leaves the database as it was; a database from a newer herd, or not from herd, is refused.
+    Foreign keys are off meanwhile, as SQLite's table-rebuild procedure requires (a ``DROP TABLE``
+    would otherwise cascade), and checked before the commit.
     """
     latest = migrations[-1].version
     if _user_version(conn) == latest:
         return
+    (foreign_keys,) = conn.execute("PRAGMA foreign_keys").fetchone()
+    conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: set it before
+    try:
+        _migrate_in_transaction(conn, path, migrations, schema)
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
+
+
+def _migrate_in_transaction(
+    conn: sqlite3.Connection, path: Path, migrations: Sequence[Migration], schema: str
+) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = _user_version(conn)  # another process may have migrated since the first look
-        if version != latest:
+        if version != migrations[-1].version:
             _upgrade(conn, path, version, migrations, schema)
+            _check_foreign_keys(conn, path)
         conn.execute("COMMIT")
     except BaseException:
         conn.rollback()
         raise
+
+
+def _check_foreign_keys(conn: sqlite3.Connection, path: Path) -> None:
+    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise StoreError(
+            f"migrating {path} would break {len(broken)} references (first: {broken[0]}); "
+            "the database is unchanged: this is a bug in herd, please report it"
+        )
 
 
 def _upgrade(

@@ -1,15 +1,10 @@
--- 0001: the first schema of herd's SQLite store (a copy of schema.sql as it was then).
-
--- The schema of herd's SQLite store (.herd/herd.db). This file is the truth: a new database is
--- created from it, and migrations/NNNN_*.sql must bring any older database to exactly this schema
--- (tests/unit/test_migrations.py checks it). PRAGMA user_version holds the number of the last
--- migration applied.
+-- Migration 0001: the first schema of herd's SQLite store.
+-- Migrations are never edited once released: change the schema by adding NNNN_description.sql
+-- with the statements that turn the previous version into the new schema.sql (one transaction;
+-- PRAGMA user_version is set by herd, not here). tests/unit/test_migrations.py checks the result.
 --
--- The database is meant to be queried by people, e.g.
---     sqlite3 .herd/herd.db "SELECT state, count(*) FROM tasks WHERE is_current GROUP BY state"
--- Conventions: times are epoch seconds (REAL); sizes are bytes; states are the lower-case names of
--- herd.model.TaskState (waiting, ready, running, retrying, succeeded, failed, cancelled, skipped);
--- JSON columns hold text: a file-stamp map is {"path": [size, mtime_ns, "digest or empty"]}.
+-- Conventions, as in schema.sql: times are epoch seconds (REAL); sizes are bytes; states are the
+-- lower-case names of herd.model.TaskState; JSON columns hold text.
 
 -- One row per workflow, found by name: adding a workflow of the same name again updates it.
 CREATE TABLE workflows (
