@@ -13,7 +13,8 @@ One run at a time per working directory: :meth:`Workdir.lock` takes an exclusive
 when another process holds it. The kernel releases a ``flock`` when its holder dies, even by
 ``kill -9``, so a lock file left behind never blocks anyone: the file's content (pid, host, since)
 is only there to tell the user who holds the lock. The descriptor is not inherited by the tasks herd
-starts (Python opens files non-inheritable), so an orphaned task cannot keep the lock.
+starts (Python opens files close-on-exec), so an orphaned task cannot keep the lock; only a child
+that ``fork()``s without ``exec`` would (use the ``spawn`` or ``forkserver`` start method).
 Read-only commands (``herd status``) take no lock.
 
 Task and workflow names become file names with ``%``-escapes for anything but letters, digits and

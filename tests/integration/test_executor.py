@@ -6,7 +6,9 @@ pipe, always with a bound so that a broken executor fails instead of hanging.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
+import itertools
 import os
 import re
 import select
@@ -329,18 +331,44 @@ def test_peak_mem_is_unknown_for_a_task_too_short_to_measure(ex: LocalExecutor, 
 # -- sampling ------------------------------------------------------------------------------------
 
 
-BURN = "import time\nt = time.time()\nwhile time.time() - t < 1.6: pass"
+# burns 1.5 s of CPU, logging "epoch cpu-seconds" every 20 ms: its own account of its speed
+BURN = """
+import time
+last = 0.0
+while (cpu := time.process_time()) < 1.5:
+    if (now := time.time()) - last >= 0.02:
+        print(now, cpu)
+        last = now
+print(time.time(), time.process_time())
+"""
 
 
-def test_samples_of_a_cpu_burner_show_one_core(ex: LocalExecutor, make: Make) -> None:
+def test_samples_of_a_cpu_burner_show_the_cores_it_used(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
     ex.start(make((PY, "-c", BURN), name="burn"))
     ev, seen = until_exit(ex, "burn")
     samples = [s for s in seen if isinstance(s, Sampled)]
-    assert len(samples) >= 2  # at 0.2 s and 0.6 s, and 1.4 s on an idle machine
+    assert len(samples) >= 3  # at 0.2 s, 0.6 s, 1.4 s, ...
     assert all(s.key == ("burn", 1) and s.processes == 1 and s.rss > 1_000_000 for s in samples)
-    assert all(0.4 <= s.cpu <= 1.3 for s in samples[1:]), samples
-    assert [s.time for s in samples] == sorted(s.time for s in samples)
-    assert ev.mean_cpu is not None and 0.4 <= ev.mean_cpu <= 1.2
+    lines = (tmp_path / "logs" / "burn.out").read_text().splitlines()
+    log = [tuple(map(float, line.split())) for line in lines]
+    times, cpus = [t for t, _ in log], [c for _, c in log]
+
+    def cpu_at(t: float) -> float:  # the burner's CPU seconds at epoch t, interpolated
+        k = min(max(bisect.bisect(times, t), 1), len(times) - 1)
+        return cpus[k - 1] + (cpus[k] - cpus[k - 1]) * (t - times[k - 1]) / (
+            times[k] - times[k - 1]
+        )
+
+    pairs = [(a, b) for a, b in itertools.pairwise(samples) if times[0] <= a.time]
+    assert pairs, "two samples fell within the burn"
+    for a, b in pairs:
+        own = (cpu_at(b.time) - cpu_at(a.time)) / (b.time - a.time)
+        assert b.cpu == pytest.approx(own, abs=0.2), (b, own)
+    assert all(s.cpu <= 1.1 for s in samples), "one thread cannot use more than one core"
+    assert ev.mean_cpu is not None
+    assert ev.mean_cpu * (ev.end - ev.start) == pytest.approx(cpus[-1], abs=0.1)
 
 
 def test_samples_cover_the_whole_tree(ex: LocalExecutor, make: Make) -> None:

@@ -23,7 +23,7 @@ from herd.cli import main
 from herd.formats import dump, load
 from herd.model import Limits, Task, TaskState, Workflow
 from herd.progress import QuietReporter
-from herd.reports.analyze import Analysis, analyze, rerun_command, tail
+from herd.reports.analyze import Analysis, analyze, locate, rerun_command, tail
 from herd.reports.analyze import render_text as render_analysis
 from herd.reports.analyze import to_json as analysis_json
 from herd.reports.plot import (
@@ -255,11 +255,24 @@ def test_tail_reads_the_last_lines_and_names_problems(tmp_path: Path) -> None:
     assert tail("", 3).problem == "no log recorded"
 
 
+def test_locate_finds_relative_logs_from_another_directory(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "out.log").parent.mkdir()
+    (work / "out.log").touch()
+    assert locate("sub/.herd/logs/wf/t.1.err", work) == str(work / ".herd/logs/wf/t.1.err")
+    assert locate("out.log", work) == str(work / "out.log")
+    assert locate("/abs/t.err", work) == "/abs/t.err"
+    assert locate("", work) == ""
+
+
 def test_rerun_command_quotes_names_and_paths() -> None:
     assert rerun_command("my wf.yaml", "sim.1") == (
         "herd run 'my wf.yaml' --force '^sim\\.1$' -tt '^sim\\.1$'"
     )
     assert rerun_command(None, "a").startswith("herd run FILE ")
+    assert rerun_command("wf.yaml", "a", Path("/nowhere")) == (
+        "herd run /nowhere/wf.yaml -C /nowhere --force '^a$' -tt '^a$'"
+    )
 
 
 # --- plot ------------------------------------------------------------------------------------
@@ -276,6 +289,9 @@ def test_chart_of_the_run(store: Store) -> None:
     assert chart.limits == {"cpu": 2.0, "mem": 4000.0}
     assert chart.usage.cpu and min(chart.usage.cpu) >= 0 and max(chart.usage.cpu) > 0
     assert chart.usage.cpu[-1] == 0 and chart.usage.mem[-1] == 0  # everything ended
+    assert chart.allocated is not None
+    assert max(chart.allocated.cpu) == 2  # each task declares 1 core; the limit is 2
+    assert max(chart.allocated.mem) <= 4000e6
 
 
 @pytest.mark.parametrize("suffix", [".png", ".svg", ".html"])
@@ -322,6 +338,7 @@ def test_chart_of_a_schedule_uses_declared_resources() -> None:
     assert chart.usage.cpu == (2.0, 3.0, 1.0, 0.0)
     assert chart.usage.mem == (1e9, 1e9, 0.0, 0.0)
     assert {b.group for b in chart.bars} == {"a"} and chart.legend_title == "task"
+    assert chart.allocated is None  # the usage is the allocation
 
 
 # --- the CLI ---------------------------------------------------------------------------------
@@ -341,6 +358,7 @@ def test_cli_analyze_exits_0_despite_failures(ran: Ran, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert out.startswith("workflow reports: 3 failed, 2 cancelled, 5 succeeded")
     assert "fatal: detector geometry missing" in out
+    assert f"herd run {ran.spec} -C {ran.workdir} --force '^broken$' -tt '^broken$'" in out
     assert main(["analyze", "-C", str(ran.workdir), "--json", "--all"]) == 0
     assert len(json.loads(capsys.readouterr().out)["failures"]) == 4
 

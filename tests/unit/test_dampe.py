@@ -67,7 +67,7 @@ def test_production_variables_resources_and_files() -> None:
     assert sim1.env["dataset"] == "allElectron-v6-0-0_10GeV_100GeV"
     assert wf.task("reco.000001").env["LOG_LEVEL"] == "WARNING"  # the job beats the parent
     assert sim1.env["LOG_LEVEL"] == "INFO"
-    assert dict(sim1.resources) == {"cpu": 1.0, "mem": 2000.0}  # BATCH_OVERRIDE_MEMORY
+    assert sim1.demand == {"cpu": 1.0, "mem": 2000.0}  # BATCH_OVERRIDE_MEMORY
     assert sim1.timeout == 4 * 3600.0  # BATCH_OVERRIDE_CPUTIME 04:00
     assert "BATCH_OVERRIDE_MEMORY" not in sim1.env
     produced = "storage/6-0-0/sim/allElectron-v6-0-0_10GeV_100GeV.mc.000001.root"
@@ -119,7 +119,7 @@ def test_merge_gathers_every_instance_and_keeps_urls_in_meta() -> None:
     wf = load(DATA / "merge_xrootd.xml")
     merge = wf.task("merge.000001")
     assert merge.needs == ("digi.000001", "digi.000002", "digi.000003")
-    assert dict(merge.resources) == {"cpu": 1.0, "mem": 4000.0}
+    assert merge.demand == {"cpu": 1.0, "mem": 4000.0}
     assert merge.outputs == ()
     assert merge.meta["remote_outputs"] == (
         "root://dampe-rdr.example.org//dampe/mc/merged/v1/merged.root",

@@ -216,3 +216,17 @@ def test_a_migration_that_breaks_references_is_rolled_back(conn: sqlite3.Connect
         migrate(conn, Path("herd.db"), migrations=(*MIGRATIONS, bad))
     assert conn.execute("SELECT count(*) FROM workflows").fetchone() == (1,)
     assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_scripts_are_split_into_statements(conn: sqlite3.Connection) -> None:
+    script = (
+        "-- two tables; one line\n"
+        "CREATE TABLE a (x TEXT DEFAULT ';'); CREATE TABLE b (y);\n"
+        "CREATE TRIGGER t AFTER INSERT ON a BEGIN INSERT INTO b VALUES (1); END;\n"
+        "-- the end\n"
+    )
+    step = Migration(SCHEMA_VERSION + 1, "split", script)
+    from_migrations(conn, MIGRATIONS)
+    migrate(conn, Path("herd.db"), migrations=(*MIGRATIONS, step))
+    conn.execute("INSERT INTO a DEFAULT VALUES")
+    assert conn.execute("SELECT x, (SELECT y FROM b) FROM a").fetchall() == [(";", 1)]

@@ -64,7 +64,8 @@ def test_diamond_profiles_and_transformations(shared_data: Path) -> None:
     findrange = wf.task("findrange_1")
     assert findrange.cmd == ("/usr/bin/pegasus-keg", "-i", "f.b1", "-o", "f.c1")
     assert dict(findrange.resources) == {"cpu": 2.0, "mem": 2048.0}  # transformation profile
-    assert dict(wf.task("preprocess").resources) == {"cpu": 1.0}
+    assert not wf.task("preprocess").resources  # no profile: the model's default
+    assert wf.task("preprocess").demand == {"cpu": 1.0}
     assert wf.task("preprocess").retries == 2  # workflow-level dagman RETRY
     assert wf.task("findrange_2").retries == 3  # the job's own beats the workflow's
     assert wf.task("analyze").labels == ("analyze",)

@@ -88,7 +88,7 @@ def test_every_instance_loads_with_its_dag(shared_data: Path, name: str, count: 
     runs = {t["id"]: t for t in data["workflow"]["execution"]["tasks"]}
     for task in workflow.tasks:
         assert task.duration == runs[task.name]["runtimeInSeconds"]
-        assert task.resources["cpu"] == runs[task.name].get("coreCount", 1)
+        assert task.resource("cpu") == runs[task.name].get("coreCount", 1)
 
 
 def test_resources_files_and_labels_of_blast(shared_data: Path) -> None:
@@ -499,7 +499,7 @@ def test_plain_wfformat_keeps_the_dag_and_resources(workflow: Workflow) -> None:
     for old, new in zip(workflow.tasks, back.tasks, strict=True):
         assert (new.inputs, new.outputs) == (old.inputs, old.outputs)
         # WfFormat core counts are at least 1: fewer reads back as the default, 1
-        assert new.resources["cpu"] == max(old.resource("cpu"), 1.0)
+        assert new.resource("cpu") == max(old.resource("cpu"), 1.0)
         if old.resource("mem"):
             assert new.resources["mem"] == pytest.approx(old.resource("mem"))
         assert new.duration == (old.duration or 0.0)

@@ -115,10 +115,14 @@ def test_lock_of_a_killed_process_does_not_block(
 
 def test_tasks_started_under_the_lock_do_not_inherit_it(tmp_path: Path) -> None:
     wd = Workdir(tmp_path)
-    argv = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+    argv = [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"]
     with wd.lock():
-        task = subprocess.Popen(argv, stdin=subprocess.PIPE, close_fds=False)
+        task = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, close_fds=False
+        )
+    assert task.stdout is not None
     try:
+        assert task.stdout.readline() == "up\n"  # it runs its own program now, not a fork of ours
         with wd.lock():  # the task outlives the run and still does not hold the lock
             assert task.poll() is None
     finally:

@@ -5,7 +5,7 @@
 lazily from :data:`LOADERS`. The rules, first match wins:
 
 =========  =================================================================================
-dampe      XML whose root element is ``<Jobs>`` (DAMPE DmpWorkflow)
+dampe      XML whose root element is ``<Jobs>`` or a lone ``<Job>`` (DAMPE DmpWorkflow)
 o2dpg      a mapping with a ``stages`` list (ALICE O2DPG ``workflow.json``)
 pegasus    a mapping with a ``pegasus`` key, or with a ``jobs`` list and no ``tasks`` (Pegasus 5)
 wfformat   a mapping with ``schemaVersion`` and ``workflow.specification`` or ``workflow.tasks``
@@ -234,7 +234,7 @@ def detect(path: str | os.PathLike[str], text: str) -> str:
 def detect_data(doc: Document) -> str:
     """The format of a parsed document, by the rules in this module's docstring."""
     if doc.root is not None:
-        if doc.root == "Jobs":
+        if doc.root in ("Jobs", "Job"):
             return "dampe"
         raise SpecError(
             f"XML with root <{doc.root}> is not a workflow format herd reads",

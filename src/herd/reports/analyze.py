@@ -22,6 +22,7 @@ import shlex
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from herd.model import TaskState
@@ -94,9 +95,15 @@ class Analysis:
 
 
 def analyze(
-    store: Store, workflow_id: int, *, lines: int = DEFAULT_LINES, all_attempts: bool = False
+    store: Store,
+    workflow_id: int,
+    *,
+    lines: int = DEFAULT_LINES,
+    all_attempts: bool = False,
+    workdir: Path | None = None,
 ) -> Analysis:
-    """The failures of workflow ``workflow_id`` (see the module docstring)."""
+    """The failures of workflow ``workflow_id`` (see the module docstring); ``workdir`` finds logs
+    recorded under relative paths (see :func:`locate`)."""
     wf = workflow_record(store, workflow_id)
     records = store.task_records(workflow_id)
     attempts = store.attempts(workflow_id)
@@ -108,9 +115,11 @@ def analyze(
     failures = []
     for name in _failed_tasks(records, attempts, all_attempts):
         mine = failed.get(name, [])
-        shown = tuple(_failed_attempt(store, a, lines) for a in mine[0 if all_attempts else -1 :])
+        shown = tuple(
+            _failed_attempt(store, a, lines, workdir) for a in mine[0 if all_attempts else -1 :]
+        )
         victims = cancelled.get(name, [])
-        rerun = rerun_command(wf.source, name)
+        rerun = rerun_command(wf.source, name, workdir)
         state = records[name].state
         failures.append(
             Failure(name, state, shown, rerun, len(victims), tuple(victims[:SHOW_CANCELLED]))
@@ -152,7 +161,9 @@ def _cancelled_by(records: Iterable[TaskRecord]) -> dict[str, list[str]]:
     return out
 
 
-def _failed_attempt(store: Store, a: AttemptRecord, lines: int) -> FailedAttempt:
+def _failed_attempt(
+    store: Store, a: AttemptRecord, lines: int, workdir: Path | None
+) -> FailedAttempt:
     data = {d.key: d.value for d in _of_attempt(store.user_data(a.workflow_id, a.task), a)}
     events = tuple(
         {"time": e.time, **e.data} for e in _of_attempt(store.user_events(a.workflow_id, a.task), a)
@@ -169,8 +180,8 @@ def _failed_attempt(store: Store, a: AttemptRecord, lines: int) -> FailedAttempt
         cwd=a.cwd,
         start=a.start,
         end=a.end,
-        stderr=tail(a.stderr_path, lines),
-        stdout=tail(a.stdout_path, lines),
+        stderr=tail(locate(a.stderr_path, workdir), lines),
+        stdout=tail(locate(a.stdout_path, workdir), lines),
         user_data=data,
         events=events,
     )
@@ -211,11 +222,28 @@ def is_kill(reason: str) -> bool:
     return reason.startswith(_KILLS)
 
 
-def rerun_command(source: str | None, task: str) -> str:
-    """The command that reruns just ``task`` (``FILE`` when the spec file is unknown)."""
+def rerun_command(source: str | None, task: str, workdir: Path | None = None) -> str:
+    """The command that reruns just ``task`` (``FILE`` when the spec file is unknown), with
+    ``-C workdir`` when the run was elsewhere than here."""
     pattern = shlex.quote(f"^{re.escape(task)}$")
-    spec = shlex.quote(source) if source else "FILE"
-    return f"herd run {spec} --force {pattern} -tt {pattern}"
+    spec = shlex.quote(locate(source, workdir)) if source else "FILE"
+    where = f" -C {shlex.quote(str(workdir))}" if workdir and workdir != Path(".") else ""
+    return f"herd run {spec}{where} --force {pattern} -tt {pattern}"
+
+
+def locate(path: str, workdir: Path | None) -> str:
+    """Where a recorded log path is, seen from here.
+
+    A run started with a relative working directory records relative paths (relative to where
+    ``herd run`` was started). herd's own logs are found under ``workdir/.herd``; another relative
+    path is taken as it is when it exists, else under ``workdir``.
+    """
+    p = Path(path)
+    if not path or p.is_absolute() or workdir is None:
+        return path
+    if ".herd" in p.parts:
+        return str(workdir.joinpath(*p.parts[p.parts.index(".herd") :]))
+    return path if p.exists() else str(workdir / p)
 
 
 def tail(path: str, lines: int) -> LogTail:

@@ -11,8 +11,9 @@ The chart has three panels on one time axis (seconds, minutes or hours from the 
 2. **CPU**: cores in use, summed over attempts; 3. **memory**: GB in use. For an attempt with
    monitoring samples, each sample's CPU holds from the previous sample (or the start) to it, and
    its RSS likewise; the last sample's values hold to the end. An attempt without samples (it ended
-   before the first one) counts its declared ``cpu`` and ``mem`` over its whole duration. The
-   run's limits are dashed lines.
+   before the first one) counts its declared ``cpu`` and ``mem`` over its whole duration. A dotted
+   line shows what the attempts were *allocated* (their declared resources, which the scheduler
+   keeps within the limits), and the run's limits are dashed lines.
 
 :func:`chart_from_store` builds the chart of a recorded run; :func:`chart_from_schedule` that of a
 schedule written by ``herd simulate --schedule`` (no samples there: declared resources). :func:`save`
@@ -87,6 +88,8 @@ class Chart:
     rows: tuple[str, ...]  # row names, bottom to top: task names, or "lane N"
     lanes: bool
     usage: Usage
+    #: what the attempts were given (declared resources); None when ``usage`` is that already
+    allocated: Usage | None = None
     #: ``cpu`` in cores, ``mem`` in MB (as run limits are given)
     limits: Mapping[str, float] = field(default_factory=dict)
     #: what the colours mean: ``label`` or ``task``
@@ -137,8 +140,9 @@ def chart_from_store(
         for a in attempts
         for iv in _attempt_intervals(a, store.samples(workflow_id, a.task, a.number), end_now)
     ]
+    given = [_declared(a, end_now) for a in attempts]
     header = f"{wf.name}: run {run.id} ({run.status}) on {run.host}"
-    return _chart(header, bars, intervals, t0, dict(run.limits), title)
+    return _chart(header, bars, intervals, t0, dict(run.limits), title, given)
 
 
 def _pick_run(runs: Sequence[RunRecord], run_id: int | None, name: str) -> RunRecord:
@@ -156,8 +160,7 @@ def _pick_run(runs: Sequence[RunRecord], run_id: int | None, name: str) -> RunRe
 def _attempt_intervals(a: AttemptRecord, samples: Sequence[Sample], now: float) -> list[_Interval]:
     end = a.end if a.end is not None else now
     if not samples:
-        mem = float(a.resources.get("mem", 0.0)) * 1e6
-        return [_Interval(a.start, end, float(a.resources.get("cpu", 0.0)), mem)]
+        return [_declared(a, now)]
     out, prev = [], a.start
     for s in samples:
         out.append(_Interval(prev, s.time, s.cpu, float(s.rss)))
@@ -165,6 +168,14 @@ def _attempt_intervals(a: AttemptRecord, samples: Sequence[Sample], now: float) 
     last = samples[-1]
     out.append(_Interval(prev, max(prev, end), last.cpu, float(last.rss)))
     return out
+
+
+def _declared(a: AttemptRecord, now: float) -> _Interval:
+    """What the attempt was given, over its whole duration (``mem`` is MB)."""
+    end = a.end if a.end is not None else now
+    return _Interval(
+        a.start, end, float(a.resources.get("cpu", 0.0)), float(a.resources.get("mem", 0.0)) * 1e6
+    )
 
 
 def load_schedule(path: str | Path) -> dict[str, Any]:
@@ -211,11 +222,17 @@ def _chart(
     t0: float,
     limits: dict[str, float],
     legend_title: str,
+    allocated: Iterable[_Interval] | None = None,
 ) -> Chart:
-    usage = usage_curve([_Interval(i.start - t0, i.end - t0, i.cpu, i.mem) for i in intervals])
+    usage = usage_curve(_shift(intervals, t0))
+    given = usage_curve(_shift(allocated, t0)) if allocated is not None else None
     placed, rows, lanes = place(bars)
     title = f"{header}: {len({b.task for b in bars})} tasks, {len(bars)} attempts"
-    return Chart(title, tuple(placed), tuple(rows), lanes, usage, limits, legend_title)
+    return Chart(title, tuple(placed), tuple(rows), lanes, usage, given, limits, legend_title)
+
+
+def _shift(intervals: Iterable[_Interval], t0: float) -> list[_Interval]:
+    return [_Interval(i.start - t0, i.end - t0, i.cpu, i.mem) for i in intervals]
 
 
 def _groups(
@@ -393,31 +410,44 @@ def _row_ticks(ax: Axes, chart: Chart) -> None:
 
 
 def _draw_usage(ax: Axes, chart: Chart, scale: float, what: str) -> None:
-    u = chart.usage
     factor, label, unit = (1.0, "CPU", "cores") if what == "cpu" else (1e-9, "memory", "GB")
-    values = [v * factor for v in (u.cpu if what == "cpu" else u.mem)]
-    times = [t / scale for t in u.times]
     colour = "tab:blue" if what == "cpu" else "tab:purple"
+    times, values = _curve(chart.usage, what, factor, scale)
     if times:
         ax.fill_between(times, values, step="post", alpha=0.35, color=colour, linewidth=0)
-        ax.step(times, values, where="post", color=colour, linewidth=1.0)
+        ax.step(times, values, where="post", color=colour, linewidth=1.0, label="in use")
+    top = max(values, default=0.0)
+    if chart.allocated is not None and chart.allocated.times:
+        times, given = _curve(chart.allocated, what, factor, scale)
+        ax.step(times, given, where="post", color="0.25", linewidth=0.8, linestyle=":")
+        ax.lines[-1].set_label("allocated")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+        top = max(top, *given)
     limit = chart.limits.get(what)
     if limit is not None and limit != float("inf"):
         shown = limit if what == "cpu" else limit / 1000.0  # run limits give mem in MB
-        ax.axhline(shown, color="black", linestyle="--", linewidth=1.0)
-        ax.annotate(
-            f"limit {shown:g} {unit}",
-            (0.995, shown),
-            xycoords=("axes fraction", "data"),
-            ha="right",
-            va="bottom",
-            fontsize=8,
-        )
-        ax.set_ylim(0, max([shown, *values]) * 1.12)
-    else:
-        ax.set_ylim(bottom=0)
+        _limit_line(ax, shown, unit)
+        top = max(top, shown)
+    ax.set_ylim(0, top * 1.12 or 1.0)
     ax.set_ylabel(f"{label} ({unit})")
     ax.grid(alpha=0.3)
+
+
+def _curve(u: Usage, what: str, factor: float, scale: float) -> tuple[list[float], list[float]]:
+    values = [v * factor for v in (u.cpu if what == "cpu" else u.mem)]
+    return [t / scale for t in u.times], values
+
+
+def _limit_line(ax: Axes, value: float, unit: str) -> None:
+    ax.axhline(value, color="black", linestyle="--", linewidth=1.0)
+    ax.annotate(
+        f"limit {value:g} {unit}",
+        (0.995, value),
+        xycoords=("axes fraction", "data"),
+        ha="right",
+        va="bottom",
+        fontsize=8,
+    )
 
 
 def _legend(fig: Figure, colours: Mapping[str, Any], chart: Chart) -> None:

@@ -124,9 +124,13 @@ def attempt_cores(a: AttemptRecord) -> float | None:
 
 
 def fmt_seconds(seconds: float | None) -> str:
-    """``12.3 s`` below a minute, ``H:MM:SS`` above; ``-`` when unknown."""
+    """``9 ms`` below a second, ``12.3 s`` below a minute, ``H:MM:SS`` above; ``-`` when unknown."""
     if seconds is None:
         return "-"
+    if seconds < 0.001:
+        return "<1 ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     s = round(seconds)

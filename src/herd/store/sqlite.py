@@ -37,6 +37,7 @@ import gc
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -317,8 +318,12 @@ def _connect(path: Path, *, readonly: bool, timeout: float) -> sqlite3.Connectio
         conn = sqlite3.connect(
             target, uri=readonly, timeout=timeout, isolation_level=None, check_same_thread=False
         )
+    except sqlite3.Error as exc:
+        raise StoreError(f"could not open {path}: {exc}; {_advice(exc)}") from exc
+    try:
         _configure(conn, readonly=readonly, timeout=timeout)
     except sqlite3.Error as exc:
+        conn.close()
         raise StoreError(f"could not open {path}: {exc}; {_advice(exc)}") from exc
     return conn
 
@@ -439,17 +444,18 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
 
 
 def _statements(script: str) -> Iterator[str]:
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            yield pending.strip()
-            pending = ""
-    leftover = [
-        ln for ln in pending.splitlines() if ln.strip() and not ln.lstrip().startswith("--")
+    """The statements of ``script``, split at the semicolons that end one (not those in strings,
+    comments or trigger bodies)."""
+    start = 0
+    for match in re.finditer(";", script):
+        if sqlite3.complete_statement(script[start : match.end()]):
+            yield script[start : match.end()].strip()
+            start = match.end()
+    rest = [
+        ln for ln in script[start:].splitlines() if ln.strip() and not ln.lstrip().startswith("--")
     ]
-    if leftover:
-        raise ValueError(f"SQL script ends in an incomplete statement: {leftover[0]!r}...")
+    if rest:
+        raise ValueError(f"SQL script ends in an incomplete statement: {rest[0]!r}...")
 
 
 def _advice(exc: BaseException) -> str:
