@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import statistics
@@ -49,8 +50,14 @@ EPS = 1e-6
 # --- herd side ------------------------------------------------------------------------------
 
 
-def herd_problem(path: Path, cores: int) -> tuple[Any, Any, list[float]]:
-    """The instance as herd sees it on an N-core machine: (graph, limits, durations)."""
+def herd_problem(
+    path: Path, cores: int, keep_priority: bool = False
+) -> tuple[Any, Any, list[float]]:
+    """The instance as herd sees it on an N-core machine: (graph, limits, durations).
+
+    The ``priority`` the instances record (Pegasus job priorities, which beat herd's own order) is
+    dropped unless ``keep_priority``: HEFT sees no priorities either.
+    """
     from herd.formats import load
     from herd.graph import build
     from herd.model import Limits, frozen_map
@@ -59,7 +66,9 @@ def herd_problem(path: Path, cores: int) -> tuple[Any, Any, list[float]]:
     wf = load(path)
     tasks = tuple(
         dataclasses.replace(
-            t, resources=frozen_map({**t.resources, "cpu": min(t.resource("cpu"), cores)})
+            t,
+            resources=frozen_map({**t.resources, "cpu": min(t.resource("cpu"), cores)}),
+            priority=t.priority if keep_priority else 0,
         )
         for t in wf.tasks
     )
@@ -105,7 +114,7 @@ def heft_schedule(job: dict[str, Any]) -> float:
     placed = {t.name: t for _, row in schedule.items() for t in row}
     for _, row in schedule.items():  # one task at a time per node
         row = sorted(row, key=lambda t: t.start)
-        assert all(a.end <= b.start + EPS for a, b in zip(row, row[1:])), "HEFT overlaps"
+        assert all(a.end <= b.start + EPS for a, b in itertools.pairwise(row)), "HEFT overlaps"
     for p, c, _ in deps:  # precedence
         assert placed[p].end <= placed[c].start + EPS, f"HEFT broke {p} -> {c}"
     return max(t.end for t in placed.values())
@@ -172,6 +181,11 @@ def main() -> None:
     )
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--cores", type=int, nargs="+", default=[4, 16, 64])
+    ap.add_argument(
+        "--keep-priority",
+        action="store_true",
+        help="keep the Pegasus job priorities the instances record (herd obeys them; HEFT cannot)",
+    )
     ap.add_argument("--no-cache", action="store_true", help="recompute HEFT even when cached")
     ap.add_argument("--json", type=Path, help="also write the rows to this file")
     ap.add_argument("--heft-worker", action="store_true", help=argparse.SUPPRESS)
@@ -188,7 +202,7 @@ def main() -> None:
     jobs = []
     for path in files:
         for cores in args.cores:
-            graph, limits, durations = herd_problem(path, cores)
+            graph, limits, durations = herd_problem(path, cores, args.keep_priority)
             bound, _ = lower_bound(graph, limits, durations)
             herd = herd_makespan(graph, limits, durations)
             rows.append(

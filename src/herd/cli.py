@@ -216,7 +216,7 @@ def _dry_run(workflow: Any, options: Any, *, as_json: bool) -> int:
     with existing_store(options.workdir) as store:
         prepared = prepare(workflow, options, store)
     graph, plan = prepared.graph, prepared.plan
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"task": graph.name(i), "run": v.run, "reason": v.reason}
         for i in graph.order
         if (v := plan.verdicts.get(i)) is not None
@@ -269,7 +269,7 @@ def _print_list(workflow: Any, *, as_json: bool) -> int:
     from herd.graph import build
 
     graph = build(workflow)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": graph.name(i),
             "needs": [graph.name(p) for p in graph.parents(i)],
@@ -415,7 +415,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             {"task": s.task, "start": s.start, "end": s.end, "resources": s.resources}
             for s in result.schedule
         ]
-        Path(args.schedule).write_text(json.dumps({"workflow": workflow.name, "schedule": rows}))
+        caps = {k: v for k, v in limits.resources.items() if v != float("inf")}
+        doc = {"workflow": workflow.name, "limits": caps, "schedule": rows}
+        Path(args.schedule).write_text(json.dumps(doc))
     if args.json:
         print(json.dumps(result.to_json(), indent=1))
         return 0

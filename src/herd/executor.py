@@ -307,8 +307,8 @@ class LocalExecutor:
     def shutdown(self, grace: float | None = None, reason: str = "shutdown") -> list[Exited]:
         """Stop every running tree (SIGTERM, SIGKILL after ``grace``), reap all, kill leftovers.
 
-        Returns the Exited events not yet returned by ``wait``. A second SIGINT/SIGTERM during the
-        grace skips the rest of it.
+        Returns the Exited events not yet returned by ``wait``. A SIGINT/SIGTERM during the grace
+        skips the rest of it; its Interrupted event is still returned by the next ``wait``.
         """
         grace = self.grace if grace is None else grace
         now = time.monotonic()
@@ -317,18 +317,17 @@ class LocalExecutor:
         exited = self._collect(now + grace + 10.0)
         self._kill_leftovers()
         if self._tasks:
-            logger.warning(
-                "%d task(s) did not die after SIGKILL: %s", len(self._tasks), self._tasks
-            )
+            keys = [t.launch.key for t in self._tasks.values()]
+            logger.warning("%d task(s) did not die after SIGKILL: %s", len(keys), keys)
         return exited
 
     def close(self) -> None:
-        """Shut down what still runs, then restore signal handlers, wakeup fd and subreaper flag."""
+        """Shut down what still runs and kill leftovers, then restore signal handlers, the wakeup
+        fd and the subreaper flag."""
         if self._closed:
             return
         try:
-            if self._tasks:
-                self.shutdown()
+            self.shutdown()
         finally:
             self._closed = True
             self._wakeup.close()
@@ -500,14 +499,17 @@ class LocalExecutor:
     def _collect(self, until: float) -> list[Exited]:
         """Wait for every running task to be reaped, at most until ``until``."""
         exited = [e for e in self._pending if isinstance(e, Exited)]
+        interrupts = [e for e in self._pending if isinstance(e, Interrupted)]
         self._pending = []
         while self._tasks and time.monotonic() < until:
             for event in self.wait(deadline=until):
                 if isinstance(event, Exited):
                     exited.append(event)
                 elif isinstance(event, Interrupted):
+                    interrupts.append(event)
                     for pid in self._tasks:
                         _signal_tree(pid, signal.SIGKILL)
+        self._pending.extend(interrupts)
         return exited
 
     def _owned_by_running(self, token: str | None) -> bool:

@@ -7,6 +7,7 @@ pipe, always with a bound so that a broken executor fails instead of hanging.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import ctypes
 import itertools
 import os
@@ -97,7 +98,7 @@ def read_fifo(path: Path, within: float = 10.0) -> str:
         os.close(fd)
 
 
-# a shell snippet: start a daemon that leaves the task's session, report "pid sid" to $1
+# a shell snippet: start a daemon that leaves the task's session and writes "pid sid" to {out}
 DAEMON = "setsid sh -c 'echo $$ $(cut -d\" \" -f6 /proc/$$/stat) > {out}; exec sleep 100' &"
 
 
@@ -457,12 +458,16 @@ def test_shutdown_kills_marked_processes_and_spares_the_others(
         subprocess.Popen(argv, env=marked, stdout=pipe, start_new_session=True) as left,
         subprocess.Popen(argv, stdout=pipe, start_new_session=True) as other,
     ):
-        assert left.stdout is not None and other.stdout is not None
-        assert left.stdout.readline() == ready and other.stdout.readline() == ready
-        assert ex.shutdown() == []
-        await_exit(left.pid)
-        assert is_alive(other.pid), "a child of herd that no task started is not herd's to kill"
-        os.killpg(other.pid, signal.SIGKILL)
+        try:
+            assert left.stdout is not None and other.stdout is not None
+            assert left.stdout.readline() == ready and other.stdout.readline() == ready
+            assert ex.shutdown() == []
+            await_exit(left.pid)
+            assert is_alive(other.pid), "a child of herd that no task started is not herd's"
+        finally:
+            for p in (left, other):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
 
 
 # -- signals to herd ----------------------------------------------------------------------------
@@ -472,6 +477,22 @@ def test_shutdown_kills_marked_processes_and_spares_the_others(
 def test_sigint_and_sigterm_become_events(ex: LocalExecutor, signum: int) -> None:
     os.kill(os.getpid(), signum)  # no KeyboardInterrupt, no death
     assert ex.wait(time.monotonic() + 5) == [Interrupted(signum)]
+
+
+def test_ctrl_c_during_shutdown_skips_the_grace(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # ignores SIGTERM, and presses Ctrl-C on herd half a second into the shutdown
+    script = f"trap '' TERM; echo ready > {fifo}; sleep 0.5; kill -INT {os.getpid()}; sleep 100"
+    ex.start(make(script))
+    assert read_fifo(fifo) == "ready\n"
+    began = time.monotonic()
+    [ev] = ex.shutdown(grace=60)
+    assert time.monotonic() - began < 30
+    assert (ev.signal, ev.kill_reason) == (signal.SIGKILL, "shutdown")
+    assert ex.wait(time.monotonic() + 5) == [Interrupted(signal.SIGINT)]
 
 
 def _subreaper() -> int:

@@ -163,7 +163,7 @@ def test_stats_without_labels_puts_every_task_under_none(store: Store, ran: Ran)
 def test_stats_renderings(store: Store) -> None:
     st = stats(store, _wid(store))
     text = render_stats(st)
-    assert "9 (1 retries)" in text
+    assert "9 (1 retry)" in text
     assert text.splitlines()[3].split() == ["5", "3", "0", "2", "0", "10"]
     rows = list(csv.DictReader(io.StringIO(to_csv(st))))
     assert [r["label"] for r in rows] == ["ana", "reco", "setup", "sim", "(none)"]

@@ -339,7 +339,7 @@ def test_ctrl_c_stops_every_process_tree(tmp_path: Path) -> None:
     wait_for(lambda: all((tmp_path / f"started_t{i}").exists() for i in range(3)))
     wait_for(lambda: len(processes_with_token_of(proc.pid)) >= 9)  # 3 shells + 6 sleeps
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert not processes_with_token_of(proc.pid)

@@ -65,7 +65,7 @@ def test_duplicate_name() -> None:
 
 
 def test_two_writers_of_one_file() -> None:
-    with pytest.raises(ValidationError, match="field 'outputs'.*also written by task 'a'"):
+    with pytest.raises(ValidationError, match=r"field 'outputs'.*also written by task 'a'"):
         build(wf(Task("a", "x", outputs=("o",)), Task("b", "x", outputs=("./o",))))
 
 
@@ -77,7 +77,7 @@ def test_limits_rejected_with_flag_hint() -> None:
     assert "--cpu-limit 8" in str(e.value)
     with pytest.raises(ValidationError, match="--limit tape=2"):
         check_limits(g, Limits({"cpu": 8, "tape": 1}))
-    with pytest.raises(ValidationError, match="uses resource .tape., which has no limit"):
+    with pytest.raises(ValidationError, match=r"uses resource .tape., which has no limit"):
         check_limits(g, Limits({"cpu": 8}))
 
 

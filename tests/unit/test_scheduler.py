@@ -258,7 +258,7 @@ def test_invariants_hold_on_random_dags(
     s = Scheduler(graph, limits, policy=policy, keep_going=keep_going)
     log = run_virtual(s, durations, fails)
     started = {n for _, n in log}
-    for t, name in log:
+    for _, name in log:
         i = graph.index[name]
         for p in graph.parents(i):
             assert s.state[p] is TaskState.SUCCEEDED, (name, graph.name(p))

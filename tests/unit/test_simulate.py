@@ -41,6 +41,6 @@ def test_critical_path_first_beats_blind_order() -> None:
 
 def test_missing_duration_is_a_clear_error() -> None:
     g = build(Workflow("d", (Task("a", "x"),)))
-    with pytest.raises(UsageError, match="task 'a' has no expected duration.*--duration"):
+    with pytest.raises(UsageError, match=r"task 'a' has no expected duration.*--duration"):
         durations_of(g, None)
     assert durations_of(g, 2.5) == [2.5]

@@ -324,7 +324,8 @@ def _attempt_lines(a: FailedAttempt) -> list[str]:
 def _log_lines(name: str, log: LogTail) -> list[str]:
     if log.problem:
         return [f"  {name}: {log.path or '-'} ({log.problem})"]
-    out = [f"  {name}: {log.path} (last {len(log.lines)} lines)"]
+    n = len(log.lines)
+    out = [f"  {name}: {log.path} (last {n} line{'' if n == 1 else 's'})"]
     out += [f"    | {line}" for line in log.lines]
     return out
 

@@ -320,7 +320,7 @@ def _totals(st: Stats) -> list[str]:
         f"{'':<24}{st.succeeded:>10}{st.failed:>8}{st.incomplete:>12}{st.cancelled:>11}"
         f"{st.skipped:>9}{st.tasks:>7}",
         "",
-        f"{'attempts':<24}{st.attempts} ({st.retries} retries)",
+        f"{'attempts':<24}{st.attempts} ({st.retries} retr{'y' if st.retries == 1 else 'ies'})",
         f"{'workflow wall time':<24}{fmt_seconds(st.wall)} ({runs}{last})",
         f"{'cumulative task wall':<24}{fmt_seconds(st.task_wall)}",
         f"{'cumulative CPU time':<24}{fmt_seconds(st.cpu_time)}",

@@ -14,11 +14,10 @@ is the model).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
-from operator import itemgetter
 from typing import Any
 
 _QUERY_NAME = re.compile(r"^-- ([a-z][a-z0-9_]*) --$", re.MULTILINE)
@@ -39,7 +38,6 @@ class Query:
     name: str
     sql: str
     params: tuple[str, ...]
-    _get: Callable[[Mapping[str, Any]], Any] | None = field(repr=False, compare=False)
 
     @classmethod
     def parse(cls, name: str, text: str) -> Query:
@@ -54,13 +52,10 @@ class Query:
             return f"?{params.index(param) + 1}"
 
         sql = _TOKEN.sub(number, text)
-        get = itemgetter(*params) if len(params) > 1 else None
-        return cls(name, sql, tuple(params), get)
+        return cls(name, sql, tuple(params))
 
     def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """The values of :attr:`params`, in order, from ``values`` (extra keys are ignored)."""
-        if self._get is not None:
-            return tuple(self._get(values))
         return tuple(values[param] for param in self.params)
 
     def args_of(self, obj: object, **override: Any) -> tuple[Any, ...]:
