@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from herd.clean import TempFiles
 from herd.errors import ExecutionError
 from herd.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled
 from herd.graph import Graph, build, check_limits, select
@@ -146,7 +147,7 @@ def existing_store(workdir: Path) -> Iterator[Store | None]:
     if not wd.db_path.exists():
         yield None
         return
-    store = open_store(wd.db_path)
+    store = open_store(wd.db_path, readonly=True)
     try:
         yield store
     finally:
@@ -199,6 +200,7 @@ class _Run:
         self.made_dirs: set[Path] = set()
         self.committed = 0.0
         self.log_dir = wd.make_logs_dir(workflow.name)
+        self.temp = TempFiles(self.graph, self.plan.todo, self.selected)
 
     def run(self) -> RunResult:
         t0 = time.monotonic()
@@ -449,12 +451,23 @@ class _Run:
                 ok, detail = False, f"declared output {missing[0]} was not created"
             elif task.done_marker:
                 _touch(self.files.path(task, task.done_marker))
+        if ok and self.temp:
+            self._remove_temp(i)
         kill = _kill_kind(ev.kill_reason)
         decisions = sched.handle(Finished(i, ok, time.monotonic(), kill, detail))
         state = sched.state[i]
         self._record_exit(task, number, ev, ok, detail, state, inputs, outputs)
         self.reporter.finished(task, state, ev.end - ev.start, detail)
         return decisions  # the caller commits before applying them
+
+    def _remove_temp(self, i: int) -> None:
+        for key in self.temp.release(i):
+            path = self.options.workdir / key
+            try:
+                path.unlink()
+                logger.info("removed temp file %s: every task reading it succeeded", key)
+            except FileNotFoundError:
+                pass
 
     def _record_exit(
         self,

@@ -33,6 +33,10 @@ LAYERS = {
     "status": 3,
     "script": 3,
     "dot": 3,
+    "why": 3,
+    "provenance": 3,
+    "clean": 3,
+    "emit": 2,
     "reports": 3,
     "cli": 4,
 }
