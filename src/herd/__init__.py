@@ -1,18 +1,31 @@
-"""herd: a resource-aware, restartable workflow engine for scientific computing."""
+"""herd: a resource-aware, restartable workflow engine for scientific computing.
+
+The public surface: build workflows with :class:`Workflow`, :class:`Task` and :class:`File`
+(``herd.api``), load any spec herd reads with :func:`load`, run with ``Workflow.run`` or the
+``herd`` command. The typed model the engine works on lives in ``herd.model``.
+"""
 
 from __future__ import annotations
 
-from herd.errors import HerdError
-from herd.model import Limits, Recovery, Task, TaskState, Workflow
+from herd.api import File, Task, Workflow
+from herd.errors import HerdError, LockedError, SpecError, StoreError, UsageError, ValidationError
+from herd.formats import load
+from herd.model import Limits, Recovery, TaskState
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "File",
     "HerdError",
     "Limits",
+    "LockedError",
     "Recovery",
+    "SpecError",
+    "StoreError",
     "Task",
     "TaskState",
+    "UsageError",
+    "ValidationError",
     "Workflow",
-    "__version__",
+    "load",
 ]

@@ -39,6 +39,7 @@ LAYERS = {
     "emit": 2,
     "reports": 3,
     "cli": 4,
+    "clidoc": 4,
 }
 CORE_FORBIDDEN = {"os", "subprocess", "time", "socket", "sqlite3", "signal", "shutil", "psutil", "io", "pathlib"}
 

@@ -1,0 +1,47 @@
+"""docs/cli.md, generated from the parser itself so that it cannot drift from the code.
+
+``python -m herd.clidoc > docs/cli.md`` rewrites it; a test fails when it is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from herd.cli import COMMANDS, parser
+
+INTRO = """# herd command line
+
+Generated from `herd --help` by `python -m herd.clidoc > docs/cli.md` (a test keeps it current).
+
+## Exit codes
+
+| code | meaning |
+| --- | --- |
+| 0 | success (for `herd run`: every selected task succeeded or was up to date) |
+| 1 | a task failed (its dependents were cancelled; see `herd analyze`) |
+| 2 | invalid workflow file or command-line arguments: the message names file, task and field |
+| 3 | state store problem, or another herd process holds the working directory |
+| 70 | internal error in herd (please report it) |
+| 128+N | stopped by signal N: 130 for Ctrl-C (SIGINT), 143 for SIGTERM; every task's process tree was stopped and the state recorded |
+
+Every command takes `-h/--help`.
+"""
+
+
+def _help(p: argparse.ArgumentParser) -> str:
+    os.environ["COLUMNS"] = "100"  # stable wrapping, whatever the terminal
+    return p.format_help().rstrip()
+
+
+def render() -> str:
+    top = parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    parts = [INTRO, "## herd", "", "```", _help(top), "```", ""]
+    for name in COMMANDS:
+        parts += [f"## herd {name}", "", "```", _help(sub.choices[name]), "```", ""]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(render(), end="")
