@@ -1,7 +1,7 @@
 """The local executor: the I/O edge that runs task processes on this machine.
 
-The runner starts :class:`Launch` es and turns the events of :meth:`LocalExecutor.wait` (
-:class:`Exited`, :class:`Sampled`, :class:`Interrupted`) into scheduler events. Nothing here
+The runner hands it :class:`Launch` requests and turns the events of :meth:`LocalExecutor.wait`
+(:class:`Exited`, :class:`Sampled`, :class:`Interrupted`) into scheduler events. Nothing here
 raises because a task misbehaves: a command that cannot start comes back as an :class:`Exited`
 with exit code 127 (not found) or 126 (cannot be run) and the explanation in ``kill_reason`` and in
 the task's stderr file.
@@ -26,7 +26,9 @@ Process model
   blocks in a ``selectors`` wait on that socket, with a timeout from the next timer, so an exit is
   noticed at once and nothing polls. On every wake-up, zombies are peeked with
   ``waitid(WNOWAIT)`` and reaped with ``wait4`` (rusage: utime, stime, max rss). herd reaps *every*
-  child of its process while an executor is open; pids it did not start are reaped and ignored.
+  child of its process while an executor is open; pids it did not start are reaped and ignored,
+  so other code must not run ``subprocess`` in this process meanwhile (its ``wait`` would find
+  the child gone and report exit code 0): start such commands as tasks.
 - **Watchdog.** A task past its ``timeout`` gets SIGTERM on its group, then SIGKILL after
   ``grace`` seconds; :meth:`LocalExecutor.kill` does the same. A task whose tree rss goes over
   ``mem_limit * mem_ratio`` is SIGKILLed at once, without grace, as the kernel's OOM killer would.
@@ -37,6 +39,11 @@ Process model
   the wakeup fd and the subreaper flag are restored by :meth:`LocalExecutor.close`.
 
 Only one executor may be open at a time, in the main thread (Python delivers signals there).
+
+Limits: a daemon that clears its environment *and* leaves the task's session cannot be attributed
+to its task, and outlives herd (only cgroups could catch it). ``ru_maxrss`` of a child includes
+herd's own peak rss (the child runs on herd's memory until it execs), so :attr:`Exited.peak_mem`
+trusts it only above that floor.
 
 State collections
 -----------------

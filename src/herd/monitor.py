@@ -7,7 +7,7 @@ it: processes that lost their parent and were reparented to herd (herd is a chil
 ``executor.py``) and that carry the task's token in their environment (``HERD_TASK_TOKEN``, set
 by the executor on every task and inherited by everything the task starts), or whose session or
 process group is the task's. A daemon that clears its environment *and* leaves the task's session
-cannot be attributed; only the final sweep of ``LocalExecutor.shutdown`` reaches it.
+cannot be attributed to any task.
 
 One scan per pass
 -----------------
