@@ -75,6 +75,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 from herd import monitor
+from herd.capture import Capture
 from herd.errors import HerdError
 from herd.monitor import TOKEN_VAR, Monitor, TreeAccount, Usage
 
@@ -94,7 +95,6 @@ __all__ = [
 
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
-_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 #: token serials are unique in the process, across executors
 _SERIALS = itertools.count(1)
 
@@ -205,6 +205,7 @@ class _Task:
     __slots__ = (
         "herd_peak",
         "launch",
+        "outputs",
         "pid",
         "popen",
         "reason",
@@ -217,9 +218,16 @@ class _Task:
     )
 
     def __init__(
-        self, launch: Launch, popen: subprocess.Popen[bytes], serial: int, token: str
+        self,
+        launch: Launch,
+        popen: subprocess.Popen[bytes],
+        serial: int,
+        token: str,
+        outputs: list[int],
     ) -> None:
         self.launch, self.popen, self.serial, self.token = launch, popen, serial, token
+        #: read ends of the pipes carrying its stdout/stderr (see capture.py)
+        self.outputs = outputs
         self.pid = popen.pid
         #: herd's own peak rss when it spawned the task, bytes: the floor of the task's max_rss
         self.herd_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -255,6 +263,7 @@ class LocalExecutor:
         self._pending: list[Event] = []
         self._prefix = f"{os.getpid()}:"
         self._wakeup = _Wakeup()
+        self._capture = Capture(self._wakeup.selector)
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._subreaper = _set_subreaper(True)
         LocalExecutor._open = True
@@ -272,12 +281,14 @@ class LocalExecutor:
         serial = next(_SERIALS)
         inherited = launch.env.get(TOKEN_VAR)
         token = f"{inherited}/{self._prefix}{serial}" if inherited else f"{self._prefix}{serial}"
+        outputs: list[int] = []
         try:
-            popen = self._spawn(launch, token)
+            popen = self._spawn(launch, token, outputs)
         except _CannotStart as exc:
+            self._capture.finish(outputs)
             self._pending.append(_cannot_start(launch, exc))
             return 0
-        task = _Task(launch, popen, serial, token)
+        task = _Task(launch, popen, serial, token, outputs)
         self._tasks[task.pid] = task
         self._by_key[launch.key] = task
         if launch.timeout is not None:
@@ -337,6 +348,7 @@ class LocalExecutor:
             self.shutdown()
         finally:
             self._closed = True
+            self._capture.close()
             self._wakeup.close()
             os.close(self._devnull)
             if self._subreaper is not None:
@@ -356,16 +368,15 @@ class LocalExecutor:
 
     # -- spawning -----------------------------------------------------------------------------
 
-    def _spawn(self, launch: Launch, token: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, launch: Launch, token: str, outputs: list[int]) -> subprocess.Popen[bytes]:
         argv = ["/bin/sh", "-c", launch.cmd] if isinstance(launch.cmd, str) else list(launch.cmd)
         env = dict(launch.env)
         env[TOKEN_VAR] = token
         opened: list[int] = []
         try:
-            # outputs first: a cannot-start explanation is appended to a fresh stderr file
-            stdout = self._open_output(launch.stdout, "stdout", opened)
+            stdout = self._output_pipe(launch.stdout, opened, outputs)
             same = launch.stderr == launch.stdout and launch.stdout is not None
-            stderr = stdout if same else self._open_output(launch.stderr, "stderr", opened)
+            stderr = stdout if same else self._output_pipe(launch.stderr, opened, outputs)
             stdin = self._open_stdin(launch.stdin, opened)
             if not argv:
                 raise _CannotStart(127, "the command is empty")
@@ -386,15 +397,20 @@ class LocalExecutor:
         opened.append(fd)
         return fd
 
-    def _open_output(self, path: Path | None, name: str, opened: list[int]) -> int:
+    def _output_pipe(self, path: Path | None, opened: list[int], outputs: list[int]) -> int:
+        """The write end for the child: a pipe whose file is created at the first byte."""
         if path is None:
             return self._devnull
         try:
-            fd = _open_for_writing(path)
+            path.unlink()  # a log left by an earlier attempt with this number (after a reset)
+        except FileNotFoundError:
+            pass
         except OSError as exc:
-            raise _CannotStart(126, f"cannot write {name} file {path}: {exc.strerror}") from None
-        opened.append(fd)
-        return fd
+            raise _CannotStart(126, f"cannot write {path}: {exc.strerror}") from None
+        r, w = self._capture.pipe(path)
+        outputs.append(r)
+        opened.append(w)
+        return w
 
     # -- the wait loop ------------------------------------------------------------------------
 
@@ -430,6 +446,7 @@ class LocalExecutor:
         if self._by_key.get(task.launch.key) is task:
             del self._by_key[task.launch.key]
         task.popen.returncode = os.waitstatus_to_exitcode(status)
+        self._capture.finish(task.outputs)
         account = self._monitor.forget(task.pid)
         wall = end_mono - task.start_mono
         if task.timed_out and not task.reason:
@@ -499,7 +516,8 @@ class LocalExecutor:
         return min(wakes, default=float("inf"))
 
     def _sleep(self, seconds: float) -> None:
-        self._wakeup.wait(None if seconds == float("inf") else max(seconds, 0.0))
+        for fd in self._wakeup.wait(None if seconds == float("inf") else max(seconds, 0.0)):
+            self._capture.read(fd)
 
     # -- cleaning up --------------------------------------------------------------------------
 
@@ -557,7 +575,7 @@ class LocalExecutor:
     def _await_death(self, pids: list[int], until: float) -> None:
         while any(monitor.is_alive(p) for p in pids) and time.monotonic() < until:
             self._reap()
-            self._wakeup.wait(0.01)
+            self._sleep(0.01)
 
 
 class _Wakeup:
@@ -579,11 +597,12 @@ class _Wakeup:
                 " and SIGTERM, which Python delivers there"
             ) from None
         self._old = {s: signal.signal(s, _ignore) for s in self.SIGNALS}
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._recv, selectors.EVENT_READ)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self._recv, selectors.EVENT_READ)
 
-    def wait(self, timeout: float | None) -> None:
-        self._selector.select(timeout)
+    def wait(self, timeout: float | None) -> list[int]:
+        """Block until a signal or task output arrives; the output fds that are readable."""
+        return [key.fd for key, _ in self.selector.select(timeout) if key.data is not None]
 
     def drain(self) -> list[int]:
         """The signal numbers that arrived since the last drain."""
@@ -601,7 +620,7 @@ class _Wakeup:
         for signum, handler in self._old.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         signal.set_wakeup_fd(self._old_fd)
-        self._selector.close()
+        self.selector.close()
         self._recv.close()
         self._send.close()
 
@@ -657,14 +676,6 @@ def _explain(exc: OSError, program: str, cwd: Path) -> _CannotStart:
     if exc.errno == errno.ENOEXEC:
         return _CannotStart(126, f"command {program!r} is not a program (exec format error)")
     return _CannotStart(126, f"command {program!r}: {exc.strerror}")
-
-
-def _open_for_writing(path: Path) -> int:
-    try:
-        return os.open(path, _WRITE, 0o666)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, _WRITE, 0o666)
 
 
 def _cannot_start(launch: Launch, exc: _CannotStart) -> Exited:

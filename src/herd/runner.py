@@ -444,6 +444,9 @@ class _Run:
         ok = ev.exit_code == 0 and not ev.kill_reason
         detail = "" if ok else _outcome(ev)
         inputs = outputs = None
+        for redirect in (task.stdout, task.stderr):
+            if redirect:  # a declared redirection exists even when the task printed nothing
+                (self._cwd(task) / redirect).touch()
         if ok:
             inputs, outputs = self._stamps(task, "inputs"), self._stamps(task, "outputs")
             missing = [p for p in task.outputs if p not in (outputs or {})]

@@ -142,7 +142,22 @@ def test_stdin_comes_from_a_file_or_dev_null(ex: LocalExecutor, make: Make, tmp_
     assert run(ex, make(("cat",), name="file", stdin=source)).ok
     assert (tmp_path / "logs" / "file.out").read_text() == "from the file\n"
     assert run(ex, make(("cat",), name="null")).ok
-    assert (tmp_path / "logs" / "null.out").read_text() == ""
+    assert not (tmp_path / "logs" / "null.out").exists()  # no output: no file created
+
+
+def test_output_files_are_created_at_the_first_byte_and_complete(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
+    stale = tmp_path / "logs" / "quiet.out"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("left by an earlier attempt numbered the same\n")
+    assert run(ex, make("true", name="quiet")).ok
+    assert not stale.exists()
+    # far more than a pipe buffer, on both streams, written after the pipe filled up
+    big = "python3 -c \"import sys; [sys.stdout.write('x' * 1000 + chr(10)) for _ in range(5000)]; sys.stderr.write('done')\""
+    assert run(ex, make(big, name="big")).ok
+    assert (tmp_path / "logs" / "big.out").read_text() == ("x" * 1000 + "\n") * 5000
+    assert (tmp_path / "logs" / "big.err").read_text() == "done"
 
 
 def test_env_is_the_given_one_plus_the_task_token(

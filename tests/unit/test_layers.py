@@ -20,6 +20,7 @@ LAYERS = {
     "plan": 1,
     "store.base": 1,
     "executor": 2,
+    "capture": 2,
     "monitor": 2,
     "store": 2,
     "workdir": 2,

@@ -4,7 +4,7 @@ For each task whose last state is failed (and, with ``all_attempts``, for every 
 any task, such as those retried later) the report gives: the task and attempt number, the host,
 how it ended (``exit 3``, ``signal SIGKILL``), the kill reason herd recorded (``timeout: ran 0.6 s >
 0.5 s limit``, ``memory ...``), the command as executed and its cwd, the last lines of its stderr
-and stdout files (saying so when a log is missing), the user data and events it recorded, and the
+and stdout files (saying so when a log is empty), the user data and events it recorded, and the
 command that reruns just that task. Tasks cancelled because a task failed are listed under it.
 
 Which failure cancelled a task is read from the reason the scheduler gave it (``needs 'x', which
@@ -254,7 +254,8 @@ def tail(path: str, lines: int) -> LogTail:
         with open(path, "rb") as f:
             data = _read_tail(f, lines)
     except FileNotFoundError:
-        return LogTail(path, problem="missing")
+        # herd creates a log at the task's first byte (capture.py): no file, no output
+        return LogTail(path, problem="empty")
     except OSError as exc:
         return LogTail(path, problem=f"unreadable: {exc.strerror or exc}")
     if not data:
