@@ -65,9 +65,9 @@ import logging
 import os
 import resource
 import selectors
+import shutil
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -207,7 +207,6 @@ class _Task:
         "launch",
         "outputs",
         "pid",
-        "popen",
         "reason",
         "serial",
         "start",
@@ -220,15 +219,15 @@ class _Task:
     def __init__(
         self,
         launch: Launch,
-        popen: subprocess.Popen[bytes],
+        pid: int,
         serial: int,
         token: str,
         outputs: list[int],
     ) -> None:
-        self.launch, self.popen, self.serial, self.token = launch, popen, serial, token
+        self.launch, self.serial, self.token = launch, serial, token
         #: read ends of the pipes carrying its stdout/stderr (see capture.py)
         self.outputs = outputs
-        self.pid = popen.pid
+        self.pid = pid
         #: herd's own peak rss when it spawned the task, bytes: the floor of the task's max_rss
         self.herd_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.start, self.start_mono = time.time(), time.monotonic()
@@ -265,6 +264,7 @@ class LocalExecutor:
         self._wakeup = _Wakeup()
         self._capture = Capture(self._wakeup.selector)
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self._home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._subreaper = _set_subreaper(True)
         LocalExecutor._open = True
         self._closed = False
@@ -283,12 +283,12 @@ class LocalExecutor:
         token = f"{inherited}/{self._prefix}{serial}" if inherited else f"{self._prefix}{serial}"
         outputs: list[int] = []
         try:
-            popen = self._spawn(launch, token, outputs)
+            pid = self._spawn(launch, token, outputs)
         except _CannotStart as exc:
             self._capture.finish(outputs)
             self._pending.append(_cannot_start(launch, exc))
             return 0
-        task = _Task(launch, popen, serial, token, outputs)
+        task = _Task(launch, pid, serial, token, outputs)
         self._tasks[task.pid] = task
         self._by_key[launch.key] = task
         if launch.timeout is not None:
@@ -351,6 +351,7 @@ class LocalExecutor:
             self._capture.close()
             self._wakeup.close()
             os.close(self._devnull)
+            os.close(self._home)
             if self._subreaper is not None:
                 _set_subreaper(self._subreaper)
             LocalExecutor._open = False
@@ -368,7 +369,7 @@ class LocalExecutor:
 
     # -- spawning -----------------------------------------------------------------------------
 
-    def _spawn(self, launch: Launch, token: str, outputs: list[int]) -> subprocess.Popen[bytes]:
+    def _spawn(self, launch: Launch, token: str, outputs: list[int]) -> int:
         argv = ["/bin/sh", "-c", launch.cmd] if isinstance(launch.cmd, str) else list(launch.cmd)
         env = dict(launch.env)
         env[TOKEN_VAR] = token
@@ -380,7 +381,7 @@ class LocalExecutor:
             stdin = self._open_stdin(launch.stdin, opened)
             if not argv:
                 raise _CannotStart(127, "the command is empty")
-            return _popen(argv, launch.cwd, env, stdin, stdout, stderr)
+            return _spawn_process(argv, launch.cwd, env, stdin, stdout, stderr, self._home)
         finally:
             for fd in opened:
                 os.close(fd)
@@ -445,7 +446,6 @@ class LocalExecutor:
         del self._tasks[task.pid]
         if self._by_key.get(task.launch.key) is task:
             del self._by_key[task.launch.key]
-        task.popen.returncode = os.waitstatus_to_exitcode(status)
         self._capture.finish(task.outputs)
         account = self._monitor.forget(task.pid)
         wall = end_mono - task.start_mono
@@ -644,24 +644,58 @@ def _set_subreaper(on: bool) -> bool | None:
     return bool(previous.value)
 
 
-def _popen(
-    argv: list[str], cwd: Path, env: dict[str, str], stdin: int, stdout: int, stderr: int
-) -> subprocess.Popen[bytes]:
+#: signals Python ignores in herd; a task must start with their default action
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def _spawn_process(
+    argv: list[str], cwd: Path, env: dict[str, str], stdin: int, stdout: int, stderr: int, home: int
+) -> int:
+    """Start ``argv`` in its own session with ``posix_spawn`` (a vfork-style clone: half the
+    cost of ``subprocess.Popen`` in herd's process). ``posix_spawn`` has no working-directory
+    argument before Python 3.13, so the executor, which only runs in the main thread, enters ``cwd``
+    for the call and returns to ``home`` (a directory fd) right after."""
+    program = _resolve(argv[0], env.get("PATH", os.defpath))
     try:
-        return subprocess.Popen(
+        os.chdir(cwd)
+    except OSError as exc:
+        raise _explain(exc, argv[0], cwd) from None
+    try:
+        return os.posix_spawn(
+            program,
             argv,
-            cwd=cwd,
-            env=env,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, stdin, 0),
+                (os.POSIX_SPAWN_DUP2, stdout, 1),
+                (os.POSIX_SPAWN_DUP2, stderr, 2),
+            ],
+            setsid=True,
+            setsigdef=_DEFAULT_SIGNALS,
         )
     except OSError as exc:
         raise _explain(exc, argv[0], cwd) from None
     except ValueError as exc:  # an embedded NUL byte in the command or the environment
         raise _CannotStart(126, f"invalid command or environment: {exc}") from None
+    finally:
+        os.fchdir(home)
 
+
+_PROGRAMS: dict[tuple[str, str], str] = {}
+
+
+def _resolve(program: str, path: str) -> str:
+    """``program`` looked up in the task's PATH, as a shell would (found ones are cached); unchanged
+    when it has a slash or is not found, so that the spawn reports it."""
+    if "/" in program:
+        return program
+    found = _PROGRAMS.get((program, path))
+    if found is None:
+        found = shutil.which(program, path=path)
+        if found is None:
+            return program
+        _PROGRAMS[(program, path)] = found
+    return found
 
 def _explain(exc: OSError, program: str, cwd: Path) -> _CannotStart:
     if exc.filename is not None and str(exc.filename) == str(cwd):
