@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from herd.clean import TempFiles
 from herd.errors import ExecutionError
-from herd.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled
+from herd.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
 from herd.graph import Graph, build, check_limits, select
 from herd.model import Limits, Task, TaskState, Workflow
 from herd.plan import Files, Plan, PlanRequest, expanded_command, make_plan, task_env
@@ -63,9 +63,6 @@ from herd.store.base import (
 from herd.workdir import Workdir, safe_name
 
 logger = logging.getLogger(__name__)
-
-#: seconds a start or a sample may wait for the next commit (exits never wait: see the loop)
-FRESHNESS = 0.5
 
 #: exit codes of ``herd run`` (documented in docs/cli.md)
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -198,13 +195,13 @@ class _Run:
         self.running: dict[int, tuple[int, float]] = {}  # task -> (attempt number, start)
         self.signum = 0
         self.made_dirs: set[Path] = set()
-        self.committed = 0.0
         self.log_dir = wd.make_logs_dir(workflow.name)
         self.temp = TempFiles(self.graph, self.plan.todo, self.selected)
 
     def run(self) -> RunResult:
         t0 = time.monotonic()
         self.wid = self.store.add_workflow(self.wf)
+        self._stop_leftovers()
         self.run_id = self.store.begin_run(
             self.wid,
             started=time.time(),
@@ -233,6 +230,18 @@ class _Run:
                 self._loop(sched)
         return self._finish(sched, time.monotonic() - t0)
 
+    def _stop_leftovers(self) -> None:
+        """Tasks of an earlier herd on this host that was killed (its run never ended) may still
+        run: stop them before their tasks run again."""
+        for run in self.store.runs(self.wid)[-3:]:
+            if run.status == "running" and run.host == self.host and run.pid != self.pid:
+                killed = stop_leftovers(run.pid)
+                if killed:
+                    logger.warning(
+                        "stopped %d process(es) left running by herd pid %d (run #%d was killed)",
+                        len(killed), run.pid, run.id,
+                    )
+
     def _durations(self) -> list[float | None]:
         return [t.duration for t in self.graph.tasks]
 
@@ -254,8 +263,7 @@ class _Run:
         self._apply(sched, sched.start())
         refresh_at = self.reporter.refresh(sched, self._running_names())
         while sched.active:
-            if time.monotonic() - self.committed > FRESHNESS:
-                self._commit()  # starts and samples: for `herd status`, not for correctness
+            self._commit()  # what this turn started is on record before herd waits
             deadline = min(
                 self.timers[0][0] if self.timers else float("inf"),
                 refresh_at if refresh_at is not None else float("inf"),
@@ -563,7 +571,6 @@ class _Run:
         if self.batch:
             self.store.write(self.batch)
             self.batch = []
-        self.committed = time.monotonic()
 
     def _finish(self, sched: Scheduler, elapsed: float) -> RunResult:
         if self.signum:
