@@ -140,7 +140,7 @@ class Exited:
     #: set when the process exited; ``signal`` is set instead when a signal killed it
     exit_code: int | None
     signal: int | None
-    #: why herd stopped it ("timeout: ...", "memory: ...", "cancelled", "cannot start: ...");
+    #: why herd stopped it ("timeout 12.0 s > 10.0 s limit", "memory 5.1 GB > 4.0 GB limit", "cancelled", "cannot start: ...");
     #: empty when it ended on its own
     kill_reason: str
     #: CPU seconds of the process and the descendants it waited for (rusage)
@@ -500,7 +500,7 @@ class LocalExecutor:
         if limit is None or usage.rss <= limit * task.launch.mem_ratio or task.reason:
             return
         allowed = limit * task.launch.mem_ratio
-        task.reason = f"memory: {human_bytes(usage.rss)} > {human_bytes(allowed)} limit"
+        task.reason = f"memory {human_bytes(usage.rss)} > {human_bytes(allowed)} limit"
         if task.launch.mem_ratio != 1.0:
             task.reason += f" ({task.launch.mem_ratio:g} x {human_bytes(limit)})"
         task.terminating = True
@@ -756,12 +756,12 @@ def _exited(
 
 
 def _timeout_reason(ran: float, limit: float) -> str:
-    """``timeout: ran 12.0 s > 10.0 s limit``, with enough digits to show ran > limit."""
+    """``timeout 12.0 s > 10.0 s limit``, with enough digits to show ran > limit."""
     shown = f"{limit:.1f}" if round(limit, 1) == limit else f"{limit:g}"
     for digits in (1, 2, 3):
         if float(f"{ran:.{digits}f}") > limit:
             break
-    return f"timeout: ran {ran:.{digits}f} s > {shown} s limit"
+    return f"timeout {ran:.{digits}f} s > {shown} s limit"
 
 
 def _next_zombie() -> int | None:

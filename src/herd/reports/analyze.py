@@ -2,7 +2,7 @@
 
 For each task whose last state is failed (and, with ``all_attempts``, for every failed attempt of
 any task, such as those retried later) the report gives: the task and attempt number, the host,
-how it ended (``exit 3``, ``signal SIGKILL``), the kill reason herd recorded (``timeout: ran 0.6 s >
+how it ended (``exit 3``, ``signal SIGKILL``), the kill reason herd recorded (``timeout 0.6 s >
 0.5 s limit``, ``memory ...``), the command as executed and its cwd, the last lines of its stderr
 and stdout files (saying so when a log is empty), the user data and events it recorded, and the
 command that reruns just that task. Tasks cancelled because a task failed are listed under it.
