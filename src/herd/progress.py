@@ -148,9 +148,9 @@ class LiveReporter:
         lines = [
             f"herd {self.workflow}  {self.finished_count}/{self.total}  {counts}  elapsed {_clock(elapsed)}{eta}"
         ]
-        used = s.used()
+        caps = s.limits.resources
+        used = {k: v for k, v in s.used().items() if v or caps[k]}  # no "gpu 0/0" without GPUs
         if used:
-            caps = s.limits.resources
             lines.append("  " + "  ".join(f"{k} {used[k]:g}/{caps[k]:g}" for k in used))
         now = time.monotonic()
         longest = sorted(self.starts.items(), key=lambda kv: kv[1])[:5]
