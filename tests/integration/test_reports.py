@@ -203,7 +203,7 @@ def test_analyze_lists_failed_tasks_with_their_logs(store: Store, ran: Ran) -> N
     assert attempt.stdout.lines == ("about to fail",)
     assert "exit 3" in attempt.cmd and attempt.cwd == str(ran.workdir)
     assert dict(attempt.user_data) == {"events": 42}
-    assert broken.rerun == f"herd run {ran.spec} --force '^broken$' -tt '^broken$'"
+    assert broken.rerun == f"herd run {ran.spec} --cpu-limit 2 --mem-limit 4000 --force '^broken$' -tt '^broken$'"
     assert broken.cancelled == 2
     assert set(broken.cancelled_names) == {"after_broken", "after_after"}
 
@@ -240,7 +240,7 @@ def test_analyze_text(store: Store, ran: Ran) -> None:
     assert "=== broken (failed)" in rest
     assert "    | fatal: detector geometry missing" in rest
     assert any(line.startswith("cancelled because of it: 2: ") for line in rest)
-    assert f"rerun it: herd run {ran.spec} --force '^broken$' -tt '^broken$'" in rest
+    assert f"rerun it: herd run {ran.spec} --cpu-limit 2 --mem-limit 4000 --force '^broken$' -tt '^broken$'" in rest
     assert any(line.startswith("  stderr: ") and line.endswith("(empty)") for line in rest)
 
 
@@ -361,7 +361,7 @@ def test_cli_analyze_exits_0_despite_failures(ran: Ran, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert out.startswith("workflow reports: 3 failed, 2 cancelled, 5 succeeded")
     assert "fatal: detector geometry missing" in out
-    assert f"herd run {ran.spec} -C {ran.workdir} --force '^broken$' -tt '^broken$'" in out
+    assert f"herd run {ran.spec} -C {ran.workdir} --cpu-limit 2 --mem-limit 4000 --force '^broken$' -tt '^broken$'" in out
     assert main(["analyze", "-C", str(ran.workdir), "--json", "--all"]) == 0
     assert len(json.loads(capsys.readouterr().out)["failures"]) == 4
 

@@ -105,6 +105,8 @@ def analyze(
     """The failures of workflow ``workflow_id`` (see the module docstring); ``workdir`` finds logs
     recorded under relative paths (see :func:`locate`)."""
     wf = workflow_record(store, workflow_id)
+    runs = store.runs(workflow_id)
+    limits = runs[-1].limits if runs else None
     records = store.task_records(workflow_id)
     attempts = store.attempts(workflow_id)
     cancelled = _cancelled_by(records.values())
@@ -119,7 +121,7 @@ def analyze(
             _failed_attempt(store, a, lines, workdir) for a in mine[0 if all_attempts else -1 :]
         )
         victims = cancelled.get(name, [])
-        rerun = rerun_command(wf.source, name, workdir)
+        rerun = rerun_command(wf.source, name, workdir, limits)
         state = records[name].state
         failures.append(
             Failure(name, state, shown, rerun, len(victims), tuple(victims[:SHOW_CANCELLED]))
@@ -222,13 +224,32 @@ def is_kill(reason: str) -> bool:
     return reason.startswith(_KILLS)
 
 
-def rerun_command(source: str | None, task: str, workdir: Path | None = None) -> str:
+def rerun_command(
+    source: str | None,
+    task: str,
+    workdir: Path | None = None,
+    limits: Mapping[str, float] | None = None,
+) -> str:
     """The command that reruns just ``task`` (``FILE`` when the spec file is unknown), with
-    ``-C workdir`` when the run was elsewhere than here."""
+    ``-C workdir`` when the run was elsewhere than here and the limits the run had (a task that
+    needed 8 cores must not be refused on a rerun for want of ``--cpu-limit``)."""
     pattern = shlex.quote(f"^{re.escape(task)}$")
     spec = shlex.quote(locate(source, workdir)) if source else "FILE"
     where = f" -C {shlex.quote(str(workdir))}" if workdir and workdir != Path(".") else ""
-    return f"herd run {spec}{where} --force {pattern} -tt {pattern}"
+    return f"herd run {spec}{where}{_limit_flags(limits or {})} --force {pattern} -tt {pattern}"
+
+
+_FLAGS = {"cpu": "--cpu-limit", "mem": "--mem-limit", "gpu": "--gpu-limit"}
+
+
+def _limit_flags(limits: Mapping[str, float]) -> str:
+    out = ""
+    for name, value in sorted(limits.items()):
+        if value == float("inf"):
+            continue
+        flag = _FLAGS.get(name)
+        out += f" {flag} {value:g}" if flag else f" --limit {shlex.quote(f'{name}={value:g}')}"
+    return out
 
 
 def locate(path: str, workdir: Path | None) -> str:
