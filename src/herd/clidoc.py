@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from herd.cli import COMMANDS, parser
+from herd.cli import ordered, parser
 
 INTRO = """# herd command line
 
@@ -38,7 +38,7 @@ def render() -> str:
     top = parser()
     sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     parts = [INTRO, "## herd", "", "```", _help(top), "```", ""]
-    for name in COMMANDS:
+    for name in ordered():
         parts += [f"## herd {name}", "", "```", _help(sub.choices[name]), "```", ""]
     return "\n".join(parts)
 

@@ -1,0 +1,232 @@
+"""The ``herd`` command line: parse, call one library function, render.
+
+Exit codes: 0 success; 1 a task failed; 2 invalid workflow file or arguments; 3 state store or lock
+problem (another herd runs here); 70 internal error; 128+N stopped by signal N (130 Ctrl-C,
+143 SIGTERM). Every command has ``--help`` with an example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from herd.errors import HerdError, UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Handler, str]] = {}
+
+
+def command(name: str, help: str, example: str) -> Callable[[Handler], Handler]:
+    """Register ``herd NAME``; the example is shown at the end of its --help."""
+
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = (fn, f"{help}\n\nexample:\n  {example}")
+        return fn
+
+    return register
+
+
+# --- shared arguments -----------------------------------------------------------------------
+
+
+def add_file(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", help="workflow file (any format herd reads)")
+    p.add_argument(
+        "-f", "--file", dest="file_opt", metavar="FILE", help="the same, as an option (O2DPG style)"
+    )
+    p.add_argument(
+        "-C", "--workdir", type=Path, default=Path("."), help="working directory (default: .)"
+    )
+
+
+def spec_path(args: argparse.Namespace) -> str:
+    path: str | None = args.file_opt or args.file
+    if not path:
+        raise UsageError("name a workflow file: `herd run wf.yaml` or `herd run -f workflow.json`")
+    return path
+
+
+def load_spec(args: argparse.Namespace) -> Any:
+    from herd.formats import load
+
+    return load(spec_path(args))
+
+
+def add_limits(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("limits (default: this machine)")
+    g.add_argument("--cpu-limit", type=float, metavar="CORES", help="cores to use at once")
+    g.add_argument("--mem-limit", type=float, metavar="MB", help="memory to use at once, MB")
+    g.add_argument("--gpu-limit", type=float, metavar="N", help="GPUs to use at once")
+    g.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="a named pool, e.g. tape_drive=2 (repeatable)",
+    )
+    g.add_argument(
+        "-j",
+        "-jmax",
+        "--jobs",
+        dest="jobs",
+        type=int,
+        metavar="N",
+        help="tasks at once, whatever their resources",
+    )
+
+
+def limits_from(args: argparse.Namespace, workflow: Any) -> Any:
+    from herd.machine import parse_named, run_limits
+
+    return run_limits(
+        workflow,
+        cpu=args.cpu_limit,
+        mem=args.mem_limit,
+        gpu=args.gpu_limit,
+        named=parse_named(args.limit),
+        jobs=args.jobs,
+    )
+
+
+def add_selection(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to run")
+    g.add_argument(
+        "-tt",
+        "--target-tasks",
+        nargs="+",
+        default=[],
+        metavar="REGEX",
+        help="run these tasks (full-match regexes) and what they need",
+    )
+    g.add_argument(
+        "--target-labels",
+        nargs="+",
+        default=[],
+        metavar="LABEL",
+        help="run tasks with these labels and what they need",
+    )
+    g.add_argument(
+        "--rerun-from",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="rerun matching tasks and everything after them",
+    )
+    g.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="rerun matching tasks even if up to date",
+    )
+    g.add_argument(
+        "--checksum",
+        action="store_true",
+        help="compare input files by content digest, not size and mtime",
+    )
+
+
+def run_options(args: argparse.Namespace, workflow: Any) -> Any:
+    from herd.runner import RunOptions
+    from herd.scheduler import Policy
+
+    return RunOptions(
+        workdir=args.workdir,
+        limits=limits_from(args, workflow),
+        keep_going=getattr(args, "keep_going", False),
+        targets=tuple(args.target_tasks),
+        target_labels=tuple(args.target_labels),
+        rerun_from=tuple(args.rerun_from),
+        force=tuple(args.force),
+        checksum=args.checksum,
+        policy=Policy(getattr(args, "policy", "critical-path")),
+        mem_kill_ratio=getattr(args, "mem_kill_ratio", 2.0),
+        argv=tuple(sys.argv),
+    )
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+SETUP: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+
+
+#: the order of `herd --help`: the everyday commands first
+ORDER = (
+    "run",
+    "validate",
+    "list",
+    "status",
+    "why",
+    "stats",
+    "analyze",
+    "plot",
+    "simulate",
+    "graph",
+    "script",
+    "provenance",
+    "reset",
+    "forget",
+    "clean",
+    "emit",
+    "convert",
+    "export",
+)
+
+
+def ordered() -> list[str]:
+    """Command names in :data:`ORDER`, then any other in registration order."""
+    return [n for n in ORDER if n in COMMANDS] + [n for n in COMMANDS if n not in ORDER]
+
+
+def parser() -> argparse.ArgumentParser:
+    from herd import __version__
+
+    top = argparse.ArgumentParser(
+        prog="herd",
+        description="herd: a resource-aware, restartable workflow engine for scientific computing.",
+        epilog="exit codes: 0 ok, 1 task failed, 2 bad input, 3 store/lock, 130/143 interrupted. See docs/cli.md.",
+    )
+    top.add_argument("--version", action="version", version=f"herd {__version__}")
+    top.add_argument("-v", "--verbose", action="store_true", help="log what herd does")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    for name in ordered():
+        text = COMMANDS[name][1]
+        p = sub.add_parser(
+            name,
+            help=text.split("\n")[0],
+            description=text,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        SETUP[name](p)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="herd: %(message)s",
+    )
+    if not args.command:
+        parser().print_help()
+        return 2
+    handler = COMMANDS[args.command][0]
+    try:
+        return handler(args)
+    except HerdError as exc:
+        print(f"herd: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("herd: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+# the command modules register themselves (COMMANDS, SETUP) when imported; keep this last
+from herd.cli import convert, reports, run, state  # noqa: E402, F401

@@ -1,0 +1,76 @@
+"""Moving workflows and runs between formats: convert, export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from herd.cli import SETUP, add_file, command, load_spec
+from herd.errors import UsageError
+
+
+@command(
+    "convert",
+    "Convert a workflow between formats (native YAML/JSON, WfFormat).",
+    "herd convert workflow.json wf.yaml",
+)
+def cmd_convert(args: argparse.Namespace) -> int:
+    from herd.convert import convert
+
+    workflow = convert(args.src, args.dst, to=args.to, command_template=args.command_template)
+    print(
+        f"wrote {args.dst}: {len(workflow.tasks)} tasks of '{workflow.name}' ({workflow.format} -> {args.to or 'by extension'})"
+    )
+    for warning in workflow.meta.get("warnings", ()):
+        print(f"warning: {warning}")
+    return 0
+
+
+def _setup_convert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", help="workflow file in any format herd reads")
+    p.add_argument("dst", help="file to write; .yaml/.yml/.json: native, .wfformat.json: WfFormat")
+    p.add_argument(
+        "--to", choices=["native", "wfformat"], help="target format, overriding the extension"
+    )
+    p.add_argument(
+        "--command-template",
+        metavar="TEMPLATE",
+        help="WfFormat input: command for each task, e.g. 'sleep {runtime}', or 'instant'/'replay'",
+    )
+
+
+@command(
+    "export",
+    "Export a finished run as a WfCommons WfFormat instance (with real runtimes).",
+    "herd export wf.yaml -o run.wfformat.json",
+)
+def cmd_export(args: argparse.Namespace) -> int:
+    from herd.formats.wfformat import dump_run
+    from herd.runner import existing_store
+    from herd.status import pick_workflow
+
+    workflow = load_spec(args)
+    with existing_store(args.workdir) as store:
+        if store is None:
+            raise UsageError(f"herd has not run anything in {args.workdir} yet: nothing to export")
+        record = pick_workflow(store, workflow.name)
+        data = dump_run(workflow, store.attempts(record.id))
+    Path(args.output).write_text(json.dumps(data, indent=1))
+    print(
+        f"wrote {args.output}: WfFormat {data.get('schemaVersion', '')} with {len(workflow.tasks)} tasks"
+    )
+    return 0
+
+
+def _setup_export(p: argparse.ArgumentParser) -> None:
+    add_file(p)
+    p.add_argument("-o", "--output", required=True, help="the WfFormat JSON file to write")
+
+
+SETUP.update(
+    {
+        "convert": _setup_convert,
+        "export": _setup_export,
+    }
+)
