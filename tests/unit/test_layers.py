@@ -14,6 +14,7 @@ SRC = Path(herd.__file__).parent
 #: layer of each module (by dotted name below herd); a module may import only its layer or lower
 LAYERS = {
     "errors": 0,
+    "bulk": 0,
     "model": 0,
     "graph": 0,
     "scheduler": 0,

@@ -20,15 +20,13 @@ document of no known format — is a :class:`~herd.errors.SpecError` naming the 
 
 from __future__ import annotations
 
-import gc
 import gzip
 import importlib
 import json
 import os
 import re
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from xml.etree import ElementTree
 
 import yaml
 
+from herd.bulk import gc_paused
 from herd.errors import HerdError, SpecError
 from herd.model import Workflow
 
@@ -108,22 +107,6 @@ def load_text(text: str, source: str = "<text>") -> Workflow:
     """The workflow in ``text``; ``source`` names it in messages and in ``Workflow.source``."""
     with gc_paused():
         return load_document(parse(text, source))
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a spec is built.
-
-    Parsing and building only allocate (no cycles to free), and with a million tasks the
-    collector would rescan the growing heap again and again: pausing it halves the load time.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def load_document(doc: Document) -> Workflow:
