@@ -24,10 +24,11 @@ import signal
 import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from herd.bulk import gc_paused
 from herd.clean import TempFiles
 from herd.errors import ExecutionError
 from herd.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
@@ -124,6 +125,11 @@ class Prepared:
 
 def prepare(workflow: Workflow, options: RunOptions, store: Store | None) -> Prepared:
     """Validate, check limits, read the store and plan. ``store`` None: nothing ran before."""
+    with gc_paused():  # a million tasks: arrays, records and verdicts, no cycles (herd.bulk)
+        return _prepare(workflow, options, store)
+
+
+def _prepare(workflow: Workflow, options: RunOptions, store: Store | None) -> Prepared:
     graph = build(workflow)
     check_limits(graph, options.limits)
     records: dict[str, TaskRecord] = {}
@@ -153,6 +159,8 @@ def existing_store(workdir: Path) -> Iterator[Store | None]:
 
 def run_workflow(workflow: Workflow, options: RunOptions, reporter: Reporter) -> RunResult:
     """Run ``workflow`` to the end (or until interrupted) and return how it went."""
+    # absolute, so that provenance (cwd, log paths) means the same from any directory
+    options = replace(options, workdir=options.workdir.resolve())
     wd = Workdir(options.workdir)
     with wd.lock():
         store = open_store(wd.db_path)
@@ -505,7 +513,7 @@ class _Run:
                 attempt_state,
                 ev.exit_code,
                 ev.signal,
-                ev.kill_reason or ("" if ok else detail),
+                ev.kill_reason,
                 ev.utime,
                 ev.stime,
                 ev.max_rss,
