@@ -18,11 +18,13 @@ fit the run's limits.
 from __future__ import annotations
 
 import heapq
+import operator
 import posixpath
 import re
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from herd.errors import ValidationError
 from herd.model import Limits, Task, Workflow
@@ -67,9 +69,13 @@ def build(workflow: Workflow) -> Graph:
     index = _index(workflow)
     src, dst = _edges(workflow, index)
     n = len(workflow.tasks)
-    parent_ptr, parent_ids = _csr(n, dst, src)
-    child_ptr, child_ids = _csr(n, src, dst)
-    order = _toposort(n, parent_ptr, child_ptr, child_ids)
+    parent_ptr, parent_ids, child_ptr, child_ids = _csr(n, src, dst)
+    if all(map(operator.lt, src, dst)):
+        # every task comes after the tasks it needs (the usual case): declaration order is the
+        # order Kahn's algorithm would give, without its heap
+        order = array("l", range(n))
+    else:
+        order = _toposort(n, parent_ptr, child_ptr, child_ids)
     if len(order) < n:
         cycle = _find_cycle(workflow, order, parent_ptr, parent_ids)
         raise ValidationError(
@@ -83,8 +89,12 @@ def build(workflow: Workflow) -> Graph:
 
 
 def _index(workflow: Workflow) -> dict[str, int]:
-    index: dict[str, int] = {}
-    for i, task in enumerate(workflow.tasks):
+    tasks = workflow.tasks
+    index = dict(zip(map(operator.attrgetter("name"), tasks), range(len(tasks)), strict=True))
+    if len(index) == len(tasks):
+        return index
+    index = {}  # a name repeats: find the first repeat, for the message
+    for i, task in enumerate(tasks):
         if index.setdefault(task.name, i) != i:
             raise ValidationError(
                 f"duplicate task name (also task #{index[task.name] + 1})",
@@ -100,7 +110,17 @@ def file_key(task: Task, path: str) -> str:
     """The path a task's file refers to, relative to the workflow directory, normalised."""
     if task.cwd and not posixpath.isabs(path):
         path = posixpath.join(task.cwd, path)
+    elif _normal(path):
+        return path  # the common case, and millions of calls: skip normpath
     return posixpath.normpath(path)
+
+
+def _normal(path: str) -> bool:
+    """True when ``posixpath.normpath`` would return ``path`` as it is: no empty, ``.`` or ``..``
+    component, no trailing slash (a cheap, conservative test)."""
+    return (
+        bool(path) and path[0] != "." and path[-1] != "/" and "/." not in path and "//" not in path
+    )
 
 
 def _edges(workflow: Workflow, index: dict[str, int]) -> tuple[array[int], array[int]]:
@@ -162,25 +182,68 @@ def _unknown_need(
     )
 
 
-def _csr(n: int, keys: array[int], values: array[int]) -> tuple[array[int], array[int]]:
-    """Group ``values`` by ``keys`` (both length m) into CSR form, dropping duplicate pairs."""
-    buckets: list[list[int] | None] = [None] * n
+def _csr(
+    n: int, src: array[int], dst: array[int]
+) -> tuple[array[int], array[int], array[int], array[int]]:
+    """The edges ``src[j] -> dst[j]`` as parent and child CSR arrays, rows ascending, no duplicates.
+
+    Three stable counting sorts, as in a radix sort: by destination (unless the edges come so
+    already, as needs listed task by task do), then by source (destinations now ascend within each
+    source's row), then, duplicates dropped, by destination again (sources ascend). Only flat
+    arrays are made: no per-task list, which at a million tasks would cost more in
+    garbage-collector passes than in sorting.
+    """
+    if not all(map(operator.le, dst, dst[1:])):
+        _, dst, src = _sort_pairs(n, dst, src)
+    child_ptr, src2, dst2 = _sort_pairs(n, src, dst)
+    if _repeats(src2, dst2):
+        src2, dst2 = _unique_pairs(src2, dst2)
+        child_ptr = _row_ptr(n, src2)
+    parent_ptr, _, parent_ids = _sort_pairs(n, dst2, src2)
+    return parent_ptr, parent_ids, child_ptr, dst2
+
+
+def _row_ptr(n: int, keys: array[int]) -> array[int]:
+    """CSR row pointers: row ``i`` of data grouped by ``keys`` is ``[ptr[i], ptr[i + 1])``."""
+    counts = array("l", [0]) * n
+    for k in keys:
+        counts[k] += 1
+    return array("l", accumulate(counts, initial=0))
+
+
+def _sort_pairs(
+    n: int, keys: array[int], values: array[int]
+) -> tuple[array[int], array[int], array[int]]:
+    """Stable counting sort of the pairs ``(keys[j], values[j])`` by key: (row pointers, keys,
+    values)."""
+    ptr = _row_ptr(n, keys)
+    free = array("l", ptr)  # the next free slot of every row
+    out_keys, out_values = array("l", keys), array("l", values)  # same size; overwritten
     for k, v in zip(keys, values, strict=True):
-        bucket = buckets[k]
-        if bucket is None:
-            buckets[k] = [v]
-        elif v not in bucket:
-            bucket.append(v)
-    ptr = array("l", [0]) * (n + 1)
-    ids = array("l")
-    total = 0
-    for i, bucket in enumerate(buckets):
-        if bucket:
-            bucket.sort()
-            ids.extend(bucket)
-            total += len(bucket)
-        ptr[i + 1] = total
-    return ptr, ids
+        j = free[k]
+        out_keys[j] = k
+        out_values[j] = v
+        free[k] = j + 1
+    return ptr, out_keys, out_values
+
+
+def _repeats(keys: array[int], values: array[int]) -> bool:
+    """Whether sorted pairs hold a pair twice (one pass in C: maps of operator functions)."""
+    same_key = map(operator.eq, keys, keys[1:])
+    same_value = map(operator.eq, values, values[1:])
+    return any(map(operator.and_, same_key, same_value))
+
+
+def _unique_pairs(keys: array[int], values: array[int]) -> tuple[array[int], array[int]]:
+    """Sorted pairs without repeats (a task naming a need twice, or by a need and a file)."""
+    out_keys, out_values = array("l"), array("l")
+    last = (-1, -1)
+    for pair in zip(keys, values, strict=True):
+        if pair != last:
+            out_keys.append(pair[0])
+            out_values.append(pair[1])
+            last = pair
+    return out_keys, out_values
 
 
 def _toposort(
@@ -229,7 +292,10 @@ def _find_cycle(
 def check_limits(graph: Graph, limits: Limits) -> None:
     """Reject the first task that needs more of a resource than the run may ever give."""
     caps = {name: cap for name, cap in limits.resources.items() if cap != float("inf")}
+    checked: set[int] = set()  # ids of resource mappings that fit: tasks share equal mappings
     for task in graph.tasks:
+        if id(task.resources) in checked:
+            continue
         for name, need in task.demand.items():
             cap = caps.get(name)
             if cap is None and need and name not in limits.resources:
@@ -248,6 +314,7 @@ def check_limits(graph: Graph, limits: Limits) -> None:
                     field=f"resources.{name}",
                     hint=_limit_hint(name, need),
                 )
+        checked.add(id(task.resources))
 
 
 def _limit_hint(name: str, need: float) -> str:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +41,7 @@ from herd.model import Task, TaskState, Workflow
 from herd.store.base import FileStamp, TaskRecord
 
 DIGEST_LIMIT = 16 * 1024 * 1024
-_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+_NAME = re.compile(r"\w+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,31 +73,71 @@ class Files:
     def __init__(self, root: Path, *, checksum: bool = False) -> None:
         self.root = root
         self.checksum = checksum
+        top = os.fspath(root)
+        self._prefix = top if top.endswith("/") else top + "/"
 
     def path(self, task: Task, path: str) -> Path:
         return self.root / file_key(task, path)
 
+    def _full(self, task: Task, path: str) -> str:
+        # os.path.join as a string concatenation: planning stats millions of inputs
+        key = file_key(task, path)
+        return key if key.startswith("/") else self._prefix + key
+
     def exists(self, task: Task, path: str) -> bool:
-        return os.path.exists(self.path(task, path))
+        return os.path.exists(self._full(task, path))
 
     def stamp(self, task: Task, path: str, known: FileStamp | None = None) -> FileStamp | None:
         """(size, mtime_ns, digest) of a file, None when missing. ``known`` saves a digest when
         size and mtime are unchanged."""
-        full = self.path(task, path)
+        full = self._full(task, path)
+        stat = self._stat(full)
+        if stat is None:
+            return None
+        if known is not None and (known[0], known[1]) == stat and (known[2] or not self.checksum):
+            return known
+        return (stat[0], stat[1], self._digest(full, stat[0]))
+
+    def snapshot(self) -> Files:
+        """The same files, each input stat'ed and hashed at most once: for one planning pass,
+        while files do not change and many tasks may read one file (a calibration file read by
+        every timeframe)."""
+        return _Snapshot(self.root, checksum=self.checksum)
+
+    def _stat(self, full: str) -> tuple[int, int] | None:
         try:
             st = os.stat(full)
         except OSError:
             return None
-        unchanged = known is not None and (known[0], known[1]) == (st.st_size, st.st_mtime_ns)
-        if unchanged and known is not None and (known[2] or not self.checksum):
-            return known
-        digest = ""
-        if self.checksum or st.st_size <= DIGEST_LIMIT:
-            digest = file_digest(full)
-        return (st.st_size, st.st_mtime_ns, digest)
+        return (st.st_size, st.st_mtime_ns)
+
+    def _digest(self, full: str, size: int) -> str:
+        return file_digest(full) if self.checksum or size <= DIGEST_LIMIT else ""
 
 
-def file_digest(path: Path) -> str:
+class _Snapshot(Files):
+    """:class:`Files` remembering every stat and digest of an input it made (existence tests of
+    outputs and done markers are one per task: nothing to remember)."""
+
+    def __init__(self, root: Path, *, checksum: bool = False) -> None:
+        super().__init__(root, checksum=checksum)
+        self._stats: dict[str, tuple[int, int] | None] = {}
+        self._digests: dict[str, str] = {}
+
+    def _stat(self, full: str) -> tuple[int, int] | None:
+        if full in self._stats:
+            return self._stats[full]
+        stat = self._stats[full] = super()._stat(full)
+        return stat
+
+    def _digest(self, full: str, size: int) -> str:
+        digest = self._digests.get(full)
+        if digest is None:
+            digest = self._digests[full] = super()._digest(full, size)
+        return digest
+
+
+def file_digest(path: str | Path) -> str:
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -118,18 +158,61 @@ def task_env(workflow: Workflow, task: Task) -> dict[str, str]:
 
 def expanded_command(task: Task, env: Mapping[str, str]) -> str:
     """The command with ``$VAR`` and ``${VAR}`` taken from ``env`` expanded; others kept."""
-    cmd = task.argv_or_shell
-    if not env or "$" not in cmd:
-        return cmd
-    return _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), m.group(0)), cmd)
+    return _expander(env)(task.argv_or_shell)
+
+
+def _expander(env: Mapping[str, str]) -> Callable[[str], str]:
+    """:func:`expanded_command` for one env, made once and applied to many commands.
+
+    The pattern matches only the names ``env`` defines (``$NAME`` not followed by a word
+    character, ``${NAME}``): other variables are left as they are without a call per occurrence.
+    """
+    names = "|".join(re.escape(name) for name in env if _NAME.fullmatch(name))
+    if not names:
+        return _unchanged
+    pattern = re.compile(rf"\$(?:({names})(?!\w)|\{{({names})\}})")
+
+    def value(m: re.Match[str]) -> str:
+        return env[m.group(1) or m.group(2)]
+
+    def expand(cmd: str) -> str:
+        return pattern.sub(value, cmd) if "$" in cmd else cmd
+
+    return expand
+
+
+def _unchanged(cmd: str) -> str:
+    return cmd
+
+
+def _env_digest(env: Mapping[str, str]) -> str:
+    return _digest(*sorted(f"{k}={v}" for k, v in env.items())) if env else ""
 
 
 def digests(workflow: Workflow, task: Task) -> tuple[str, str]:
     """(command digest, env digest) of a task."""
     env = task_env(workflow, task)
-    cmd = _digest(expanded_command(task, env))
-    env_digest = _digest(*sorted(f"{k}={v}" for k, v in env.items())) if env else ""
-    return cmd, env_digest
+    return _digest(expanded_command(task, env)), _env_digest(env)
+
+
+class _Digests:
+    """:func:`digests` for the tasks of one workflow, the env part computed once per task env.
+
+    Tasks share their env mapping (most have none; the loaders share equal ones), so a million
+    tasks cost a million command digests but only a few env merges and env digests.
+    """
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+        #: id of a task env -> (that env, kept alive; the expander; the env digest)
+        self._envs: dict[int, tuple[Mapping[str, str], Callable[[str], str], str]] = {}
+
+    def __call__(self, task: Task) -> tuple[str, str]:
+        entry = self._envs.get(id(task.env))
+        if entry is None:
+            env = task_env(self.workflow, task)
+            entry = self._envs[id(task.env)] = (task.env, _expander(env), _env_digest(env))
+        return _digest(entry[1](task.argv_or_shell)), entry[2]
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -155,7 +238,8 @@ class _Planner:
     def __init__(
         self, graph: Graph, records: Mapping[str, TaskRecord], files: Files, request: PlanRequest
     ) -> None:
-        self.graph, self.records, self.files, self.request = graph, records, files, request
+        self.graph, self.records, self.request = graph, records, request
+        self.files = files.snapshot()
         self.forced = match(graph, request.force) if request.force else set()
         if request.rerun_from:
             self.forced |= descendants(graph, match(graph, request.rerun_from))
@@ -164,22 +248,21 @@ class _Planner:
 
     def plan(self) -> Plan:
         verdicts: dict[int, Verdict] = {}
-        fingerprints: dict[int, str] = {}
         graph, selected = self.graph, self.request.selected
+        fingerprints = [""] * len(graph)  # "" for tasks not selected
+        digests_of = _Digests(graph.workflow)
+        tasks, ptr, parent_ids = graph.tasks, graph.parent_ptr, graph.parent_ids
         for i in graph.order:
             if i not in selected:
                 continue
-            task = graph.tasks[i]
-            cmd_d, env_d = digests(graph.workflow, task)
+            task = tasks[i]
+            cmd_d, env_d = digests_of(task)
             rec = self.records.get(task.name)
             stamps = _input_stamps(self.files, task, rec)
-            fp = _digest(
-                cmd_d,
-                env_d,
-                *(fingerprints.get(p, "") for p in graph.parents(i)),
-                *(f"{k}:{v[2] if v else '-'}" for k, v in sorted(stamps.items())),
-            )
-            fingerprints[i] = fp
+            parts = [cmd_d, env_d, *[fingerprints[p] for p in parent_ids[ptr[i] : ptr[i + 1]]]]
+            if stamps:
+                parts += [f"{k}:{v[2] if v else '-'}" for k, v in sorted(stamps.items())]
+            fp = fingerprints[i] = _digest(*parts)
             reason = self._reason(i, task, rec, cmd_d, env_d, stamps)
             if reason:
                 self.todo.add(i)

@@ -203,25 +203,32 @@ class Scheduler:
         self._stopped = False
         self.counts = dict.fromkeys(TaskState, 0)
         self.counts[SKIP] = n
-        self._keys = self._priority_keys(durations)
-        self._init_todo(set(range(n)) if todo is None else set(todo))
+        todo_set = set(range(n)) if todo is None else set(todo)
+        self._keys = self._priority_keys(durations, todo_set)
+        self._init_todo(todo_set)
 
     # --- set-up -----------------------------------------------------------------------------
 
-    def _priority_keys(self, durations: Sequence[float | None] | None) -> list[tuple[float, ...]]:
+    def _priority_keys(
+        self, durations: Sequence[float | None] | None, todo: set[int]
+    ) -> dict[int, tuple[float, ...]]:
+        """The order key of every task to run. Ranks take a pass over the whole graph: a resumed
+        run with nothing (or little) to do keys only what it runs, and ranks nothing if nothing."""
         tasks = self.graph.tasks
-        if self.policy is Policy.FIFO:
-            return [(-t.priority, i) for i, t in enumerate(tasks)]
+        if self.policy is Policy.FIFO or not todo:
+            return {i: (-tasks[i].priority, i) for i in todo}
         dur = [1.0] * len(tasks)
         if durations is not None:
             dur = [1.0 if d is None else float(d) for d in durations]
         rank = upward_ranks(self.graph, dur)
         if self.policy is Policy.TIMEFRAME:
-            return [
-                (-t.priority, -1 if t.timeframe is None else t.timeframe, -rank[i], i)
-                for i, t in enumerate(tasks)
-            ]
-        return [(-t.priority, -rank[i], i) for i, t in enumerate(tasks)]
+
+            def timeframe_key(i: int) -> tuple[float, ...]:
+                tf = tasks[i].timeframe
+                return (-tasks[i].priority, -1 if tf is None else tf, -rank[i], i)
+
+            return {i: timeframe_key(i) for i in todo}
+        return {i: (-tasks[i].priority, -rank[i], i) for i in todo}
 
     def _init_todo(self, todo: set[int]) -> None:
         ptr, ids = self.graph.parent_ptr, self.graph.parent_ids

@@ -156,10 +156,12 @@ class SQLiteStore:
                     "task_count": len(names),
                 },
             ).fetchone()
-            current = _run(conn, "current_task_names", {"workflow_id": workflow_id})
-            gone = [(workflow_id, name) for (name,) in current if name not in names]
-            conn.executemany(QUERIES["retire_task"].sql, gone)
             conn.executemany(_UPSERT_TASK.sql, _task_rows(workflow_id, workflow.tasks, now))
+            (rows,) = _run(conn, "count_tasks", {"workflow_id": workflow_id}).fetchone()
+            if rows > len(names):  # some rows are not tasks of the workflow now: retire them
+                current = _run(conn, "current_task_names", {"workflow_id": workflow_id})
+                gone = [(workflow_id, name) for (name,) in current if name not in names]
+                conn.executemany(QUERIES["retire_task"].sql, gone)
         return int(workflow_id)
 
     def workflow(self, name: str) -> WorkflowRecord | None:

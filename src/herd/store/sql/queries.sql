@@ -23,6 +23,10 @@ ON CONFLICT (name) DO UPDATE SET
     task_count = excluded.task_count
 RETURNING id;
 
+-- count_tasks --
+-- every task row of the workflow, current or retired (answered from the unique index alone)
+SELECT count(*) FROM tasks WHERE workflow_id = :workflow_id;
+
 -- current_task_names --
 SELECT name FROM tasks WHERE workflow_id = :workflow_id AND is_current;
 
