@@ -114,8 +114,9 @@ class Launch:
     cwd: Path
     #: the complete environment of the process
     env: Mapping[str, str]
-    #: output files, created with their parent directories and truncated; the same path for
-    #: both gives one file; None is /dev/null
+    #: output files, created with their parent directories (truncated) at the task's first byte
+    #: (a silent task creates none, and leaves an older file as it is); the same path for both
+    #: gives one file; None is /dev/null
     stdout: Path | None = None
     stderr: Path | None = None
     #: read from this file; None is /dev/null
@@ -399,15 +400,11 @@ class LocalExecutor:
         return fd
 
     def _output_pipe(self, path: Path | None, opened: list[int], outputs: list[int]) -> int:
-        """The write end for the child: a pipe whose file is created at the first byte."""
+        """The write end for the child: a pipe whose file is created (truncated) at the first
+        byte. An older file at ``path`` is the caller's to remove when it must not survive a task
+        that prints nothing."""
         if path is None:
             return self._devnull
-        try:
-            path.unlink()  # a log left by an earlier attempt with this number (after a reset)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise _CannotStart(126, f"cannot write {path}: {exc.strerror}") from None
         r, w = self._capture.pipe(path)
         outputs.append(r)
         opened.append(w)

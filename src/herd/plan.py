@@ -32,9 +32,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from array import array
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from herd.graph import Graph, descendants, file_key, match
 from herd.model import Task, TaskState, Workflow
@@ -44,9 +46,8 @@ DIGEST_LIMIT = 16 * 1024 * 1024
 _NAME = re.compile(r"\w+")
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The plan for one task."""
+class Verdict(NamedTuple):
+    """The plan for one task (a named tuple: a million are made per plan)."""
 
     run: bool
     reason: str
@@ -173,7 +174,7 @@ def _expander(env: Mapping[str, str]) -> Callable[[str], str]:
     pattern = re.compile(rf"\$(?:({names})(?!\w)|\{{({names})\}})")
 
     def value(m: re.Match[str]) -> str:
-        return env[m.group(1) or m.group(2)]
+        return env[m[1] or m[2]]
 
     def expand(cmd: str) -> str:
         return pattern.sub(value, cmd) if "$" in cmd else cmd
@@ -195,8 +196,9 @@ def digests(workflow: Workflow, task: Task) -> tuple[str, str]:
     return _digest(expanded_command(task, env)), _env_digest(env)
 
 
-class _Digests:
-    """:func:`digests` for the tasks of one workflow, the env part computed once per task env.
+class Commands:
+    """:func:`expanded_command` and :func:`digests` for the tasks of one workflow, the env part
+    computed once per task env.
 
     Tasks share their env mapping (most have none; the loaders share equal ones), so a million
     tasks cost a million command digests but only a few env merges and env digests.
@@ -207,12 +209,20 @@ class _Digests:
         #: id of a task env -> (that env, kept alive; the expander; the env digest)
         self._envs: dict[int, tuple[Mapping[str, str], Callable[[str], str], str]] = {}
 
-    def __call__(self, task: Task) -> tuple[str, str]:
+    def expanded(self, task: Task) -> str:
+        return self._entry(task)[1](task.argv_or_shell)
+
+    def digests(self, task: Task) -> tuple[str, str]:
+        """(command digest, env digest) of a task."""
+        entry = self._entry(task)
+        return _digest(entry[1](task.argv_or_shell)), entry[2]
+
+    def _entry(self, task: Task) -> tuple[Mapping[str, str], Callable[[str], str], str]:
         entry = self._envs.get(id(task.env))
         if entry is None:
             env = task_env(self.workflow, task)
             entry = self._envs[id(task.env)] = (task.env, _expander(env), _env_digest(env))
-        return _digest(entry[1](task.argv_or_shell)), entry[2]
+        return entry
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -250,11 +260,12 @@ class _Planner:
         verdicts: dict[int, Verdict] = {}
         graph, selected = self.graph, self.request.selected
         fingerprints = [""] * len(graph)  # "" for tasks not selected
-        digests_of = _Digests(graph.workflow)
+        digests_of = Commands(graph.workflow).digests
         tasks, ptr, parent_ids = graph.tasks, graph.parent_ptr, graph.parent_ids
-        for i in graph.order:
-            if i not in selected:
-                continue
+        order = graph.order
+        if len(selected) < len(graph):
+            order = array("l", (i for i in order if i in selected))
+        for i in order:
             task = tasks[i]
             cmd_d, env_d = digests_of(task)
             rec = self.records.get(task.name)

@@ -1,12 +1,24 @@
 """``herd run``: the driver that feeds real process exits to the pure scheduler.
 
-One turn of the loop: carry out the scheduler's decisions (start processes, arm retry timers,
-record cancellations), commit everything the turn produced to the store in one transaction, then
-block in :meth:`LocalExecutor.wait` until a process exits, a timer is due, a signal arrives or the
-progress display wants a refresh. A finished attempt is committed *before* the scheduler hears of
-it, so a dependent never starts on the strength of a success the store could lose: ``kill -9`` at
-any moment, and the next ``herd run`` resumes exactly (finished tasks skipped, the interrupted
-ones run again).
+One turn of the loop: block in :meth:`LocalExecutor.wait` until a process exits, a timer is due,
+a signal arrives, the progress display wants a refresh or a commit is due; tell the scheduler what
+happened; carry out its decisions at once (start processes, arm retry timers, record
+cancellations). What the turns produce goes to the store in batches, each one transaction:
+
+- **Group commit.** Before waiting, herd commits what is pending, unless it committed less than
+  :data:`COMMIT_DELAY` ago; then it waits at most until that delay is over, and commits. A lone exit
+  is on disk at once; a burst of short tasks shares one commit per 10 ms instead of paying one
+  each (with thousands of tasks a second, commits are most of herd's work).
+- **Prefixes only.** Changes are appended in the order they happened and committed whole, so the
+  store always holds a prefix of the run's history: never a dependent's attempt without the
+  success it started on, never an exit without its start.
+
+``kill -9`` at any moment, and the next ``herd run`` resumes exactly what is on record: finished
+tasks are skipped; what was running, or had ended in the last few milliseconds without its commit,
+runs again, after :func:`stop_leftovers` has killed the processes the dead herd left (found by
+their ``HERD_TASK_TOKEN``, so a process started just before the kill is found too). Files a task
+leaves besides its record (done markers, removed temp files) are consistent with either outcome:
+a done marker counts as done, a removed temp input is made again.
 
 The working directory is locked for the whole run (``.herd/lock``); a second ``herd run`` there
 refuses at once.
@@ -34,7 +46,7 @@ from herd.errors import ExecutionError
 from herd.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
 from herd.graph import Graph, build, check_limits, select
 from herd.model import Limits, Task, TaskState, Workflow
-from herd.plan import Files, Plan, PlanRequest, expanded_command, make_plan, task_env
+from herd.plan import Commands, Files, Plan, PlanRequest, make_plan
 from herd.scheduler import (
     Cancel,
     Decision,
@@ -67,6 +79,10 @@ logger = logging.getLogger(__name__)
 
 #: exit codes of ``herd run`` (documented in docs/cli.md)
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+#: the suffix of the file an attempt's $HERD_USER_DATA names
+_DATA = ".data.jsonl"
+#: seconds between two commits of the run's changes, at the most frequent (see the docstring)
+COMMIT_DELAY = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +111,20 @@ class RunResult:
     counts: dict[TaskState, int]
     elapsed: float
     exit_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """An attempt the runner saw end, with what it concluded, to record."""
+
+    task: Task
+    number: int
+    exit: Exited
+    ok: bool
+    detail: str  # why it failed; "" when ok
+    state: TaskState  # the task's state after the scheduler heard of it
+    inputs: dict[str, FileStamp] | None  # stamps taken at the end (of a success)
+    outputs: dict[str, FileStamp] | None
 
 
 class Reporter(Protocol):
@@ -198,12 +228,19 @@ class _Run:
         self.files = Files(options.workdir, checksum=options.checksum)
         self.host, self.user, self.pid = socket.gethostname(), getpass.getuser(), os.getpid()
         self.base_env = dict(os.environ)
+        #: id of a task env -> (that env, kept alive; the environment of its tasks without herd's
+        #: variables): tasks share env mappings, so the merge is done once per mapping
+        self.task_envs: dict[int, tuple[Mapping[str, str], dict[str, str]]] = {}
+        self.commands = Commands(workflow)
         self.batch: list[Change] = []
+        self.exits: list[_Ended] = []  # attempts that ended this turn, to record
+        self.committed = 0.0  # monotonic time of the last commit
         self.timers: list[tuple[float, int]] = []
         self.running: dict[int, tuple[int, float]] = {}  # task -> (attempt number, start)
         self.signum = 0
         self.made_dirs: set[Path] = set()
         self.log_dir = wd.make_logs_dir(workflow.name)
+        self.old_logs: set[str] | None = None  # files in log_dir before the first start
         self.temp = TempFiles(self.graph, self.plan.todo, self.selected)
 
     def run(self) -> RunResult:
@@ -271,8 +308,8 @@ class _Run:
         self._apply(sched, sched.start())
         refresh_at = self.reporter.refresh(sched, self._running_names())
         while sched.active:
-            self._commit()  # what this turn started is on record before herd waits
             deadline = min(
+                self._group_commit(),
                 self.timers[0][0] if self.timers else float("inf"),
                 refresh_at if refresh_at is not None else float("inf"),
             )
@@ -280,8 +317,8 @@ class _Run:
             decisions: list[Decision] = []
             for ev in events:
                 decisions.extend(self._event(sched, ev))
-            self._commit()  # every exit of this turn is durable before anything acts on it
-            self._apply(sched, decisions)
+            self._apply(sched, decisions)  # the next tasks start before the last ones are recorded
+            self._record_exits()
             self._fire_timers(sched)
             now = time.monotonic()
             if refresh_at is not None and now >= refresh_at:
@@ -330,16 +367,21 @@ class _Run:
         number = (rec.attempts if rec else 0) + d.attempt
         verdict = self.plan.verdicts[d.task]
         reason = verdict.reason if d.attempt == 1 else f"retry {d.attempt - 1}"
-        env = self._env(task, number)
+        stem = self._log_stem(task.name, number)
+        env = self._env(task, number, self._fresh_log(stem + _DATA))
         cwd = self._cwd(task)
-        out, err = self._log_paths(task.name, number)
+        stdout = cwd / task.stdout if task.stdout else Path(self._fresh_log(stem + ".out"))
+        stderr = cwd / task.stderr if task.stderr else Path(self._fresh_log(stem + ".err"))
+        for path, declared in ((stdout, task.stdout), (stderr, task.stderr)):
+            if declared:  # created at the first byte: an earlier attempt's output must go
+                path.unlink(missing_ok=True)
         launch = Launch(
             key=(task.name, number),
             cmd=task.cmd,
             cwd=cwd,
             env=env,
-            stdout=cwd / task.stdout if task.stdout else out,
-            stderr=cwd / task.stderr if task.stderr else err,
+            stdout=stdout,
+            stderr=stderr,
             stdin=cwd / task.stdin if task.stdin else None,
             timeout=d.timeout,
             mem_limit=self._mem_limit(d.resources),
@@ -384,7 +426,7 @@ class _Run:
             user=self.user,
             pid=pid,
             start=start,
-            cmd=expanded_command(task, task_env(self.wf, task)),
+            cmd=self.commands.expanded(task),
             env_digest=self.plan.verdicts[self.graph.index[task.name]].env_digest,
             fingerprint=fingerprint,
             reason=reason,
@@ -394,21 +436,34 @@ class _Run:
             resources=dict(d.resources),
         )
 
-    def _env(self, task: Task, number: int) -> dict[str, str]:
-        env = {**self.base_env, **self.wf.env, **task.env}
+    def _env(self, task: Task, number: int, user_data: str) -> dict[str, str]:
+        entry = self.task_envs.get(id(task.env))
+        if entry is None:
+            merged = {**self.base_env, **self.wf.env, **task.env}
+            entry = self.task_envs[id(task.env)] = (task.env, merged)
+        env = entry[1].copy()
         env["HERD_WORKFLOW"] = self.wf.name
         env["HERD_TASK"] = task.name
         env["HERD_ATTEMPT"] = str(number)
-        env["HERD_USER_DATA"] = str(self._user_data_path(task.name, number))
+        env["HERD_USER_DATA"] = user_data
         return env
 
-    def _log_paths(self, task: str, number: int) -> tuple[Path, Path]:
-        """(stdout, stderr) of an attempt: ``.herd/logs/<workflow>/<task>.<n>.out|err``."""
-        stem = f"{self.log_dir}/{safe_name(task)}.{number}"
-        return Path(stem + ".out"), Path(stem + ".err")
+    def _log_stem(self, task: str, number: int) -> str:
+        """An attempt's files are ``.herd/logs/<workflow>/<task>.<n>`` + ``.out``, ``.err``,
+        :data:`_DATA`."""
+        return f"{self.log_dir}/{safe_name(task)}.{number}"
 
-    def _user_data_path(self, task: str, number: int) -> Path:
-        return Path(f"{self.log_dir}/{safe_name(task)}.{number}.data.jsonl")
+    def _fresh_log(self, path: str) -> str:
+        """``path``, which an earlier attempt with this number (before ``herd forget``) may have
+        left: removed, since logs and user data files are created only when the task writes. One
+        listing of the folder instead of a failed unlink per file."""
+        if self.old_logs is None:
+            self.old_logs = {entry.path for entry in os.scandir(self.log_dir)}
+        if path in self.old_logs:
+            self.old_logs.discard(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        return path
 
     def _cwd(self, task: Task) -> Path:
         cwd = self.options.workdir / task.cwd if task.cwd else self.options.workdir
@@ -420,6 +475,8 @@ class _Run:
     def _run_init(self) -> bool:
         """Run the workflow's init command once, before any task (O2DPG global init)."""
         out, err = self.wd.task_log_paths(self.wf.name, "__init__", 1)
+        for path in (out, err):  # created at the first byte: the last run's must go
+            path.unlink(missing_ok=True)
         env = {**self.base_env, **self.wf.env}
         assert self.wf.init is not None
         self.ex.start(
@@ -474,10 +531,18 @@ class _Run:
             self._remove_temp(i)
         kill = _kill_kind(ev.kill_reason)
         decisions = sched.handle(Finished(i, ok, time.monotonic(), kill, detail))
-        state = sched.state[i]
-        self._record_exit(task, number, ev, ok, detail, state, inputs, outputs)
-        self.reporter.finished(task, state, ev.end - ev.start, detail)
-        return decisions  # the caller commits before applying them
+        self.exits.append(_Ended(task, number, ev, ok, detail, sched.state[i], inputs, outputs))
+        return decisions  # committed with the starts they lead to, in one transaction
+
+    def _record_exits(self) -> None:
+        """Record the attempts :meth:`_exited` saw end (after the tasks they let start started:
+        the turn is committed as a whole anyway)."""
+        for ended in self.exits:
+            self._record_exit(ended)
+            self.reporter.finished(
+                ended.task, ended.state, ended.exit.end - ended.exit.start, ended.detail
+            )
+        self.exits.clear()
 
     def _remove_temp(self, i: int) -> None:
         for key in self.temp.release(i):
@@ -488,17 +553,9 @@ class _Run:
             except FileNotFoundError:
                 pass
 
-    def _record_exit(
-        self,
-        task: Task,
-        number: int,
-        ev: Exited,
-        ok: bool,
-        detail: str,
-        state: TaskState,
-        inputs: dict[str, FileStamp] | None,
-        outputs: dict[str, FileStamp] | None,
-    ) -> None:
+    def _record_exit(self, ended: _Ended) -> None:
+        task, number, ev, ok, detail = ended.task, ended.number, ended.exit, ended.ok, ended.detail
+        state, inputs, outputs = ended.state, ended.inputs, ended.outputs
         attempt_state = (
             TaskState.SUCCEEDED
             if ok
@@ -556,9 +613,10 @@ class _Run:
         return out
 
     def _user_data(self, task: str, number: int) -> None:
-        path = self._user_data_path(task, number)
+        path = self._log_stem(task, number) + _DATA
         try:
-            lines = path.read_text().splitlines()
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
         except FileNotFoundError:
             return
         for n, line in enumerate(lines, 1):
@@ -575,10 +633,22 @@ class _Run:
         )
         self.reporter.finished(task, TaskState.CANCELLED, 0.0, d.reason)
 
+    def _group_commit(self) -> float:
+        """Commit what is pending, unless the last commit was less than :data:`COMMIT_DELAY` ago:
+        then the monotonic time when it is due (``inf``: nothing pending)."""
+        if not self.batch:
+            return float("inf")
+        due = self.committed + COMMIT_DELAY
+        if time.monotonic() < due:
+            return due
+        self._commit()
+        return float("inf")
+
     def _commit(self) -> None:
         if self.batch:
             self.store.write(self.batch)
             self.batch = []
+            self.committed = time.monotonic()
 
     def _finish(self, sched: Scheduler, elapsed: float) -> RunResult:
         if self.signum:

@@ -148,11 +148,13 @@ def test_stdin_comes_from_a_file_or_dev_null(ex: LocalExecutor, make: Make, tmp_
 def test_output_files_are_created_at_the_first_byte_and_complete(
     ex: LocalExecutor, make: Make, tmp_path: Path
 ) -> None:
-    stale = tmp_path / "logs" / "quiet.out"
-    stale.parent.mkdir(parents=True, exist_ok=True)
-    stale.write_text("left by an earlier attempt numbered the same\n")
     assert run(ex, make("true", name="quiet")).ok
-    assert not stale.exists()
+    assert not (tmp_path / "logs" / "quiet.out").exists()
+    older = tmp_path / "logs" / "loud.out"
+    older.parent.mkdir(parents=True, exist_ok=True)
+    older.write_text("an older, longer file at the same path\n" * 10)
+    assert run(ex, make("echo new", name="loud")).ok
+    assert older.read_text() == "new\n"  # truncated at the first byte
     # far more than a pipe buffer, on both streams, written after the pipe filled up
     big = "python3 -c \"import sys; [sys.stdout.write('x' * 1000 + chr(10)) for _ in range(5000)]; sys.stderr.write('done')\""
     assert run(ex, make(big, name="big")).ok

@@ -161,3 +161,20 @@ def test_emit_and_provenance(tmp_path: Path) -> None:
         assert rec[field] not in (None, ""), field
     r = subprocess.run(herd_cmd("emit", "x", "1"), capture_output=True, text=True)
     assert r.returncode == 2 and "HERD_USER_DATA" in r.stderr
+
+
+def test_after_forget_no_file_of_the_forgotten_attempt_survives(tmp_path: Path) -> None:
+    """Attempt numbers start again at 1 after `herd forget`: logs and user data of the forgotten
+    attempt 1 must not pass for those of the new one, which prints and records nothing."""
+    loud = write_spec(tmp_path, [{"name": "t", "cmd": 'echo out; echo err >&2; echo \'{"key": "k", "value": 1}\' > "$HERD_USER_DATA"'}])
+    assert run(loud, tmp_path, limits=LIMITS).status == "succeeded"
+    logs = Workdir(tmp_path).workflow_logs_dir("wf")
+    assert sorted(p.name for p in logs.iterdir()) == ["t.1.data.jsonl", "t.1.err", "t.1.out"]
+    assert subprocess.run(herd_cmd("forget", "-f", str(loud), "-C", str(tmp_path)), capture_output=True).returncode == 0
+    quiet = write_spec(tmp_path, [{"name": "t", "cmd": "true"}])
+    assert run(quiet, tmp_path, limits=LIMITS).status == "succeeded"
+    assert attempts(tmp_path) == {"t": 1}
+    assert list(logs.iterdir()) == []
+    with open_store(Workdir(tmp_path).db_path) as store:
+        wf = store.workflow("wf")
+        assert wf is not None and store.user_data(wf.id) == []

@@ -96,6 +96,22 @@ def test_adding_again_updates_the_description(tmp_path: Path, raw: Raw) -> None:
     assert rows.fetchall() == [("a", "new", "[]", 3, 1), ("b", "b", "[]", None, 0)]
 
 
+def test_an_unchanged_workflow_is_not_upserted_again(tmp_path: Path, raw: Raw) -> None:
+    """Adding the same tasks again (every `herd run` does) only touches the workflow row; any
+    change in a task's description is still written."""
+    old, new = Workflow("w", (Task("a", "old"),)), Workflow("w", (Task("a", "new"),))
+    with SQLiteStore(tmp_path / "herd.db") as store:
+        store.add_workflow(old)
+        db = raw(tmp_path / "herd.db")
+        db.execute("UPDATE tasks SET cmd = 'marked'")  # what an upsert would overwrite
+        store.add_workflow(old)
+        assert db.execute("SELECT cmd FROM tasks").fetchall() == [("marked",)]
+        store.add_workflow(new)
+        assert db.execute("SELECT cmd FROM tasks").fetchall() == [("new",)]
+        store.add_workflow(old)
+        assert db.execute("SELECT cmd FROM tasks").fetchall() == [("old",)]
+
+
 # --- many readers, one writer ----------------------------------------------------------------
 
 
@@ -269,4 +285,6 @@ def test_query_selects_the_fields_of_its_record(tmp_path: Path, name: str, raw: 
     query = QUERIES[name]
     cursor = raw(tmp_path / "herd.db").execute(query.sql, (None,) * len(query.params))
     columns = tuple(column[0] for column in cursor.description)
-    assert columns == tuple(f.name for f in fields(RECORD_QUERIES[name]))
+    record = RECORD_QUERIES[name]
+    names = getattr(record, "_fields", None)  # a named tuple, or a dataclass
+    assert columns == (names or tuple(f.name for f in fields(record)))

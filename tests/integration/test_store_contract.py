@@ -119,7 +119,7 @@ class StoreContract:
         wid = store.add_workflow(workflow("w", "a", "b"))
         records = store.task_records(wid)
         assert set(records) == {"a", "b"}
-        assert records["a"] == replace(records["a"], state=TaskState.WAITING, attempts=0)
+        assert records["a"] == records["a"]._replace(state=TaskState.WAITING, attempts=0)
         assert (records["a"].fingerprint, records["a"].inputs, records["a"].exit_code) == (
             "",
             {},

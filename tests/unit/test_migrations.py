@@ -94,7 +94,10 @@ def test_schema_version_is_the_last_migration() -> None:
 
 def test_migrate_applies_the_missing_steps_and_keeps_data(conn: sqlite3.Connection) -> None:
     from_migrations(conn, MIGRATIONS)
-    conn.execute("INSERT INTO workflows VALUES (1, 'w', NULL, 'native', 1.0, 1.0, 0)")
+    conn.execute(
+        "INSERT INTO workflows (id, name, format, created, updated, task_count)"
+        " VALUES (1, 'w', 'native', 1.0, 1.0, 0)"
+    )
     step = Migration(
         SCHEMA_VERSION + 1, "add_notes", "ALTER TABLE workflows ADD COLUMN notes TEXT;"
     )
@@ -185,7 +188,10 @@ def test_schema_is_read_from_the_package() -> None:
 
 def test_a_table_rebuild_does_not_cascade(conn: sqlite3.Connection) -> None:
     from_migrations(conn, MIGRATIONS)
-    conn.execute("INSERT INTO workflows VALUES (1, 'w', NULL, 'native', 1.0, 1.0, 1)")
+    conn.execute(
+        "INSERT INTO workflows (id, name, format, created, updated, task_count)"
+        " VALUES (1, 'w', 'native', 1.0, 1.0, 1)"
+    )
     conn.execute(
         "INSERT INTO tasks (workflow_id, name, state, updated, cmd) VALUES (1, 'a', 'waiting', 1.0, 'true')"
     )
@@ -207,7 +213,10 @@ def test_a_table_rebuild_does_not_cascade(conn: sqlite3.Connection) -> None:
 
 def test_a_migration_that_breaks_references_is_rolled_back(conn: sqlite3.Connection) -> None:
     from_migrations(conn, MIGRATIONS)
-    conn.execute("INSERT INTO workflows VALUES (1, 'w', NULL, 'native', 1.0, 1.0, 1)")
+    conn.execute(
+        "INSERT INTO workflows (id, name, format, created, updated, task_count)"
+        " VALUES (1, 'w', 'native', 1.0, 1.0, 1)"
+    )
     conn.execute(
         "INSERT INTO tasks (workflow_id, name, state, updated, cmd) VALUES (1, 'a', 'waiting', 1.0, 'true')"
     )

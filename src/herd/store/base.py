@@ -5,10 +5,13 @@ default, ``.herd/herd.db``), a PostgreSQL implementation will follow. Implementa
 only: the contract is documented here, once, and tested once by ``tests/integration/
 test_store_contract.py`` for every implementation.
 
-Writes come in batches: the runner collects every change one turn of its loop produced (attempts
-started, attempts finished, task states, samples, user data) and hands them to :meth:`Store.write`,
-which applies them in a single transaction. A batch is committed before the runner acts on it (starts
-a dependent, reports success), so ``kill -9`` at any moment loses no finished task.
+Writes come in batches: the runner collects the changes its loop produced (attempts started,
+attempts finished, task states, samples, user data), in the order they happened, and hands them to
+:meth:`Store.write` at least every few milliseconds (group commit, see ``runner.py``); the batch is
+applied in a single transaction. The store thus always holds a prefix of the run's history, and
+``kill -9`` at any moment loses at most the last few milliseconds of it: those tasks run again.
+:func:`coalesce` shrinks a batch to fewer, equivalent writes (a short task starts and ends within
+one batch: one attempt row written whole, one task update).
 
 Records
 -------
@@ -23,8 +26,8 @@ Changes (the batch vocabulary): ``AttemptStarted``, ``AttemptFinished``, ``TaskC
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple, Protocol
 
 from herd.model import EMPTY, TaskState, Workflow
 
@@ -42,9 +45,9 @@ class WorkflowRecord:
     tasks: int
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    """The state of one task as the store last saw it.
+class TaskRecord(NamedTuple):
+    """The state of one task as the store last saw it (a named tuple: a resumed run reads a
+    million).
 
     ``fingerprint``, ``cmd_digest``, ``env_digest`` and ``inputs`` describe the last *successful*
     attempt (empty when it never succeeded); the planner compares them with the current ones to
@@ -196,6 +199,73 @@ class UserEvent:
 
 
 Change = AttemptStarted | AttemptFinished | TaskChanged | Sample | UserData | UserEvent
+
+
+def coalesce(changes: Sequence[Change]) -> list[Change]:
+    """The batch with the same effect in fewer writes: an :class:`AttemptFinished` whose
+    :class:`AttemptStarted` is in the batch is folded into it (the attempt is inserted finished),
+    and the :class:`TaskChanged` of one task become one, in the place of the last, with the values
+    it keeps (``None`` fields) taken from the earlier ones. Only task changes modify task rows and
+    only attempt changes attempt rows, so moving them so is safe: samples and user data, which
+    refer to an attempt, stay after its (now complete) insertion.
+    """
+    out: list[Change | None] = []
+    started: dict[tuple[int, str, int], int] = {}  # attempt -> index of its AttemptStarted
+    changed: dict[tuple[int, str], int] = {}  # task -> index of its last TaskChanged
+    for change in changes:
+        if isinstance(change, AttemptStarted):
+            a = change.attempt
+            started[(a.workflow_id, a.task, a.number)] = len(out)
+        elif isinstance(change, AttemptFinished):
+            at = started.get((change.workflow_id, change.task, change.number))
+            if at is not None:
+                begun = out[at]
+                assert isinstance(begun, AttemptStarted)
+                out[at] = AttemptStarted(_finished(begun.attempt, change))
+                continue
+        elif isinstance(change, TaskChanged):
+            key = (change.workflow_id, change.task)
+            at = changed.get(key)
+            if at is not None:
+                earlier = out[at]
+                assert isinstance(earlier, TaskChanged)
+                out[at] = None
+                change = _merged(earlier, change)
+            changed[key] = len(out)
+        out.append(change)
+    return [change for change in out if change is not None]
+
+
+def _finished(attempt: AttemptRecord, f: AttemptFinished) -> AttemptRecord:
+    """``attempt`` with the outcome ``f`` gives it (stamps given at the end replace those of the
+    start; none given keeps them, as :class:`AttemptFinished` says)."""
+    return replace(
+        attempt,
+        end=f.end,
+        state=f.state,
+        exit_code=f.exit_code,
+        signal=f.signal,
+        kill_reason=f.kill_reason,
+        utime=f.utime,
+        stime=f.stime,
+        max_rss=f.max_rss,
+        peak_mem=f.peak_mem,
+        mean_cpu=f.mean_cpu,
+        inputs=f.inputs or attempt.inputs,
+        outputs=f.outputs or attempt.outputs,
+    )
+
+
+def _merged(earlier: TaskChanged, later: TaskChanged) -> TaskChanged:
+    """``later``, keeping what ``earlier`` set where ``later`` keeps the stored value (None)."""
+    return replace(
+        later,
+        attempts=earlier.attempts if later.attempts is None else later.attempts,
+        fingerprint=earlier.fingerprint if later.fingerprint is None else later.fingerprint,
+        cmd_digest=earlier.cmd_digest if later.cmd_digest is None else later.cmd_digest,
+        env_digest=earlier.env_digest if later.env_digest is None else later.env_digest,
+        inputs=earlier.inputs if later.inputs is None else later.inputs,
+    )
 
 
 class Store(Protocol):

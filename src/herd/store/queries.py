@@ -13,9 +13,10 @@ is the model).
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
@@ -38,6 +39,11 @@ class Query:
     name: str
     sql: str
     params: tuple[str, ...]
+    #: the attributes of :attr:`params` of an object, as a tuple (:meth:`args_of`)
+    _getter: Callable[[object], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_getter", _tuple_getter(self.params))
 
     @classmethod
     def parse(cls, name: str, text: str) -> Query:
@@ -59,10 +65,27 @@ class Query:
         return tuple(values[param] for param in self.params)
 
     def args_of(self, obj: object, **override: Any) -> tuple[Any, ...]:
-        """The values of :attr:`params` from the attributes of ``obj``, or from ``override``."""
-        return tuple(
-            override[param] if param in override else getattr(obj, param) for param in self.params
-        )
+        """The values of :attr:`params` from the attributes of ``obj`` (which has them all), some
+        replaced by ``override``."""
+        values = self._getter(obj)
+        if not override:
+            return values
+        replaced = list(values)
+        for param, value in override.items():
+            replaced[self.params.index(param)] = value
+        return tuple(replaced)
+
+
+def _tuple_getter(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
+    """``operator.attrgetter(*names)``, always returning a tuple (one name gives the value alone)."""
+    if len(names) != 1:
+        return operator.attrgetter(*names) if names else _no_values
+    one = operator.attrgetter(names[0])
+    return lambda obj: (one(obj),)
+
+
+def _no_values(obj: object) -> tuple[Any, ...]:
+    return ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ writing; a newer one (written by a later herd) is refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -63,6 +64,7 @@ from herd.store.base import (
     UserData,
     UserEvent,
     WorkflowRecord,
+    coalesce,
 )
 from herd.store.queries import MIGRATIONS, QUERIES, SCHEMA, Migration
 
@@ -77,6 +79,11 @@ _Row = tuple[Any, ...]
 _STATES: dict[str, TaskState] = {state.value: state for state in TaskState}
 _ATTEMPT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AttemptRecord))
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _encode_map(mapping: Mapping[str, Any]) -> str:
+    """A mapping as a JSON object (most stamp and resource maps are empty: no encoder call)."""
+    return _encode(dict(mapping)) if mapping else "{}"
 _raw_decode = json.JSONDecoder().raw_decode
 
 
@@ -143,8 +150,10 @@ class SQLiteStore:
 
     def add_workflow(self, workflow: Workflow) -> int:
         now = self._clock()
-        names = {task.name for task in workflow.tasks}
+        rows = _task_rows(workflow.tasks)
+        digest = _rows_digest(rows)
         with self._transaction(f"add workflow '{workflow.name}'") as conn:
+            known = _run(conn, "workflow_tasks_digest", {"name": workflow.name}).fetchone()
             (workflow_id,) = _run(
                 conn,
                 "upsert_workflow",
@@ -153,12 +162,18 @@ class SQLiteStore:
                     "source": workflow.source,
                     "format": workflow.format,
                     "now": now,
-                    "task_count": len(names),
+                    "task_count": len(rows),
+                    "tasks_digest": digest,
                 },
             ).fetchone()
-            conn.executemany(_UPSERT_TASK.sql, _task_rows(workflow_id, workflow.tasks, now))
-            (rows,) = _run(conn, "count_tasks", {"workflow_id": workflow_id}).fetchone()
-            if rows > len(names):  # some rows are not tasks of the workflow now: retire them
+            if known is not None and known[1] == digest:
+                return int(workflow_id)  # the same tasks as last time (a resumed run)
+            names = {row[0] for row in rows}
+            conn.executemany(
+                _UPSERT_TASK.sql, ((workflow_id, name, now, *rest) for name, *rest in rows)
+            )
+            (stored,) = _run(conn, "count_tasks", {"workflow_id": workflow_id}).fetchone()
+            if stored > len(names):  # some rows are not tasks of the workflow now: retire them
                 current = _run(conn, "current_task_names", {"workflow_id": workflow_id})
                 gone = [(workflow_id, name) for (name,) in current if name not in names]
                 conn.executemany(QUERIES["retire_task"].sql, gone)
@@ -245,6 +260,7 @@ class SQLiteStore:
     def write(self, changes: Sequence[Change]) -> None:
         if not changes:
             return
+        changes = coalesce(changes)
         with self._transaction(f"write a batch of {len(changes)} changes") as conn:
             for index, change in enumerate(changes):
                 try:
@@ -502,11 +518,17 @@ def _run_with(conn: sqlite3.Connection, name: str, obj: object, **encoded: Any) 
     return conn.execute(query.sql, query.args_of(obj, **encoded))
 
 
-def _task_rows(workflow_id: int, tasks: Sequence[Task], now: float) -> Iterator[tuple[Any, ...]]:
-    """The :data:`_UPSERT_TASK` arguments of ``tasks``, in :data:`_TASK_ROW` order."""
+#: what the store keeps of a task's description: (name, cmd, labels, resources, timeframe), in
+#: the order of :data:`_TASK_ROW` after its workflow_id and now
+_TaskRow = tuple[str, str, str, str, int | None]
+
+
+def _task_rows(tasks: Sequence[Task]) -> list[_TaskRow]:
+    """The task descriptions the store keeps, JSON encoded."""
     # many tasks share their labels and resources: encode each distinct value once
     labels_json: dict[tuple[str, ...], str] = {(): "[]"}
     resources_json: dict[tuple[tuple[str, float], ...], str] = {(): "{}"}
+    rows: list[_TaskRow] = []
     for task in tasks:
         labels = labels_json.get(task.labels)
         if labels is None:
@@ -516,7 +538,17 @@ def _task_rows(workflow_id: int, tasks: Sequence[Task], now: float) -> Iterator[
         if resources is None:
             resources = resources_json[items] = _encode(dict(items))
         cmd = task.cmd if isinstance(task.cmd, str) else task.argv_or_shell
-        yield (workflow_id, task.name, now, cmd, labels, resources, task.timeframe)
+        rows.append((task.name, cmd, labels, resources, task.timeframe))
+    return rows
+
+
+def _rows_digest(rows: Sequence[_TaskRow]) -> str:
+    """A digest of the task descriptions, in order (of their JSON text, which is unambiguous;
+    a slice at a time, so that no text of the whole workflow is ever held)."""
+    h = hashlib.blake2b(digest_size=16)
+    for start in range(0, len(rows), 10_000):
+        h.update(_encode(rows[start : start + 10_000]).encode())
+    return h.hexdigest()
 
 
 def _start_attempt(conn: sqlite3.Connection, change: AttemptStarted) -> None:
@@ -526,9 +558,9 @@ def _start_attempt(conn: sqlite3.Connection, change: AttemptStarted) -> None:
         "insert_attempt",
         attempt,
         state=attempt.state.value,
-        inputs=_encode(dict(attempt.inputs)),
-        outputs=_encode(dict(attempt.outputs)),
-        resources=_encode(dict(attempt.resources)),
+        inputs=_encode_map(attempt.inputs),
+        outputs=_encode_map(attempt.outputs),
+        resources=_encode_map(attempt.resources),
     )
 
 
@@ -539,15 +571,15 @@ def _finish_attempt(conn: sqlite3.Connection, change: AttemptFinished) -> None:
         "finish_attempt",
         change,
         state=change.state.value,
-        inputs=_encode(dict(change.inputs)) if change.inputs else None,
-        outputs=_encode(dict(change.outputs)) if change.outputs else None,
+        inputs=_encode_map(change.inputs) if change.inputs else None,
+        outputs=_encode_map(change.outputs) if change.outputs else None,
     )
     if cursor.rowcount != 1:
         raise LookupError(f"no attempt {change.number} of task '{change.task}' was started")
 
 
 def _change_task(conn: sqlite3.Connection, change: TaskChanged) -> None:
-    inputs = None if change.inputs is None else _encode(dict(change.inputs))
+    inputs = None if change.inputs is None else _encode_map(change.inputs)
     cursor = _run_with(conn, "change_task", change, state=change.state.value, inputs=inputs)
     if cursor.rowcount != 1:
         raise LookupError(f"no task '{change.task}' in workflow {change.workflow_id}")

@@ -13,14 +13,18 @@ SELECT id, name, source, format, created, task_count AS tasks
 FROM workflows
 ORDER BY id;
 
+-- workflow_tasks_digest --
+SELECT id, tasks_digest FROM workflows WHERE name = :name;
+
 -- upsert_workflow --
-INSERT INTO workflows (name, source, format, created, updated, task_count)
-VALUES (:name, :source, :format, :now, :now, :task_count)
+INSERT INTO workflows (name, source, format, created, updated, task_count, tasks_digest)
+VALUES (:name, :source, :format, :now, :now, :task_count, :tasks_digest)
 ON CONFLICT (name) DO UPDATE SET
     source = excluded.source,
     format = excluded.format,
     updated = excluded.updated,
-    task_count = excluded.task_count
+    task_count = excluded.task_count,
+    tasks_digest = excluded.tasks_digest
 RETURNING id;
 
 -- count_tasks --
@@ -51,9 +55,12 @@ WHERE NOT tasks.is_current
     OR tasks.timeframe IS NOT excluded.timeframe;
 
 -- task_records --
+-- a scan of the table in row order (the unary + keeps SQLite from using the (workflow_id, name)
+-- index: through it, each of a million rows would cost a seek; a working directory holds few
+-- workflows, so scanning the others too is cheaper)
 SELECT name, state, attempts, fingerprint, cmd_digest, env_digest, inputs, reason, exit_code, updated
 FROM tasks
-WHERE workflow_id = :workflow_id AND is_current;
+WHERE +workflow_id = :workflow_id AND is_current;
 
 -- change_task --
 UPDATE tasks SET

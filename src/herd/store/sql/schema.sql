@@ -17,7 +17,8 @@ CREATE TABLE workflows (
     format      TEXT NOT NULL,          -- native, o2dpg, pegasus, wfformat, dampe or api
     created     REAL NOT NULL,          -- first added
     updated     REAL NOT NULL,          -- last added
-    task_count  INTEGER NOT NULL        -- tasks in the workflow as last added (rows of tasks with is_current = 1)
+    task_count  INTEGER NOT NULL,       -- tasks in the workflow as last added (rows of tasks with is_current = 1)
+    tasks_digest TEXT NOT NULL DEFAULT ''  -- of the task descriptions as last added: equal, nothing to upsert
 ) STRICT;
 
 -- The last known state of every task a workflow ever had. Tasks that left the workflow keep their
