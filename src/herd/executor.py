@@ -10,7 +10,10 @@ Process model
 -------------
 - **Groups.** Every task runs in its own session and process group (``setsid``), whose id is the
   task's pid, so the whole tree is signalled with one ``killpg``. A shell string runs as
-  ``/bin/sh -c CMD``, an argv tuple directly. ``env`` is the whole environment, plus
+  ``/bin/sh -c CMD``, an argv tuple directly. A *plain* shell string (words of letters, digits
+  and ``_./,:@%+=-``, the first not an assignment nor a shell builtin or keyword: ``sleep 10``,
+  ``o2-sim -n 20 --seed=3``) is split on spaces and run directly too, as GNU make does: the
+  shell would do exactly that, and skipping it saves an exec per task. ``env`` is the whole environment, plus
   ``HERD_TASK_TOKEN`` (``herdpid:serial``, appended to an inherited token with ``/`` when herd
   itself runs inside a herd task), which marks every process the task starts.
 - **Subreaper.** herd makes itself a child subreaper (``PR_SET_CHILD_SUBREAPER``): processes a task
@@ -63,6 +66,7 @@ import heapq
 import itertools
 import logging
 import os
+import re
 import resource
 import selectors
 import shutil
@@ -238,9 +242,9 @@ class _Task:
 
 
 class _CannotStart(Exception):
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, errno: int = 0) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.errno = code, message, errno
 
 
 class LocalExecutor:
@@ -371,7 +375,7 @@ class LocalExecutor:
     # -- spawning -----------------------------------------------------------------------------
 
     def _spawn(self, launch: Launch, token: str, outputs: list[int]) -> int:
-        argv = ["/bin/sh", "-c", launch.cmd] if isinstance(launch.cmd, str) else list(launch.cmd)
+        argv = shell_argv(launch.cmd) if isinstance(launch.cmd, str) else list(launch.cmd)
         env = dict(launch.env)
         env[TOKEN_VAR] = token
         opened: list[int] = []
@@ -382,7 +386,14 @@ class LocalExecutor:
             stdin = self._open_stdin(launch.stdin, opened)
             if not argv:
                 raise _CannotStart(127, "the command is empty")
-            return _spawn_process(argv, launch.cwd, env, stdin, stdout, stderr, self._home)
+            try:
+                return _spawn_process(argv, launch.cwd, env, stdin, stdout, stderr, self._home)
+            except _CannotStart as exc:
+                if exc.errno != errno.ENOEXEC or not isinstance(launch.cmd, str) or argv[0] == _SH:
+                    raise
+                # a plain command naming a script without a #! line: sh runs it as a script
+                argv = [_SH, "-c", launch.cmd]
+                return _spawn_process(argv, launch.cwd, env, stdin, stdout, stderr, self._home)
         finally:
             for fd in opened:
                 os.close(fd)
@@ -424,7 +435,8 @@ class LocalExecutor:
             task = self._tasks.get(pid)
             if task is not None:
                 # the zombie still holds the group id: nothing can have reused it yet
-                _signal_tree(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
             try:
                 got, status, rusage = os.wait4(pid, os.WNOHANG)
             except ChildProcessError:
@@ -678,6 +690,32 @@ def _spawn_process(
         os.fchdir(home)
 
 
+_SH = "/bin/sh"
+#: a word the shell passes on unchanged: no quoting, expansion, globbing, redirection or operator
+_PLAIN_WORD = re.compile(r"[\w./,:@%+=-]+", re.ASCII)
+#: first words that must go to the shell: builtins that act on the shell or differ from the
+#: program of the same name, keywords
+_SHELL_WORDS = frozenset(
+    "! . : [ alias bg break case cd command continue do done echo elif else esac eval exec exit"
+    " export fc fg fi for getopts hash if in jobs kill local printf pwd read readonly return"
+    " select set shift test then time times trap type ulimit umask unalias unset until wait while"
+    .split()
+)
+
+
+def shell_argv(cmd: str) -> list[str]:
+    """The argv that runs shell string ``cmd``: its words when it is a plain command (see the
+    module docstring), else ``/bin/sh -c cmd``."""
+    words = cmd.split(" ")
+    if (
+        all(_PLAIN_WORD.fullmatch(word) for word in words)
+        and "=" not in words[0]
+        and words[0] not in _SHELL_WORDS
+    ):
+        return words
+    return [_SH, "-c", cmd]
+
+
 _PROGRAMS: dict[tuple[str, str], str] = {}
 
 
@@ -705,7 +743,8 @@ def _explain(exc: OSError, program: str, cwd: Path) -> _CannotStart:
     if exc.errno == errno.EACCES:
         return _CannotStart(126, f"command {program!r} is not executable (permission denied)")
     if exc.errno == errno.ENOEXEC:
-        return _CannotStart(126, f"command {program!r} is not a program (exec format error)")
+        message = f"command {program!r} is not a program (exec format error)"
+        return _CannotStart(126, message, errno.ENOEXEC)
     return _CannotStart(126, f"command {program!r}: {exc.strerror}")
 
 

@@ -143,10 +143,13 @@ def own_children() -> list[int]:
     """
     pid = os.getpid()
     try:
-        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
-            return [int(p) for p in f.read().split()]
+        fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return [p.pid for p in scan().values() if p.ppid == pid]
+    try:
+        return [int(p) for p in os.read(fd, 1 << 20).split()]
+    finally:
+        os.close(fd)
 
 
 def read_token(pid: int) -> str | None:

@@ -614,11 +614,12 @@ class _Run:
 
     def _user_data(self, task: str, number: int) -> None:
         path = self._log_stem(task, number) + _DATA
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+        try:  # most tasks record nothing: one failed open, no file object
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return
+        with open(fd, encoding="utf-8") as f:
+            lines = f.read().splitlines()
         for n, line in enumerate(lines, 1):
             change = _user_record(self.wid, task, number, line)
             if change is None:

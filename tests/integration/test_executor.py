@@ -32,6 +32,7 @@ from herd.executor import (
     LocalExecutor,
     Sampled,
     human_bytes,
+    shell_argv,
 )
 from herd.monitor import is_alive, own_children, read_stat, scan
 
@@ -194,6 +195,49 @@ def test_a_string_is_shell_and_a_tuple_is_argv(
     assert run(ex, make(("echo", "$FOO", "a  b"), name="argv", env=env)).ok
     assert (tmp_path / "logs" / "shell.out").read_text() == "bar a  b\n"
     assert (tmp_path / "logs" / "argv.out").read_text() == "$FOO a  b\n"
+
+
+@pytest.mark.parametrize(
+    ("cmd", "argv"),
+    [
+        ("sleep 0.1", ["sleep", "0.1"]),
+        ("o2-sim -n 20 --seed=3 out/tf1,x:y@z%+", ["o2-sim", "-n", "20", "--seed=3", "out/tf1,x:y@z%+"]),
+        ("FOO=1 env", None),  # an assignment
+        ("cd /tmp", None),  # builtins that act on the shell, or differ from their program
+        ("echo -e x", None),
+        ("exit 3", None),
+        ("ls $HOME", None),  # expansion, quoting, globbing, operators, redirection
+        ("ls 'a b'", None),
+        ("ls *.txt", None),
+        ("a && b", None),
+        ("a > b", None),
+        ("ls ~", None),
+        ("a  b", None),  # not one space between words: the shell decides
+    ],
+)
+def test_a_plain_command_runs_without_a_shell(cmd: str, argv: list[str] | None) -> None:
+    assert shell_argv(cmd) == (argv or ["/bin/sh", "-c", cmd])
+
+
+def test_a_plain_command_is_the_process_itself(ex: LocalExecutor, make: Make, tmp_path: Path) -> None:
+    pid = ex.start(make("sleep 30", name="plain"))
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while not cmdline.read_bytes() and time.monotonic() < deadline:
+        pass  # the kernel fills it in just after the exec that posix_spawn waited for
+    assert cmdline.read_bytes() == b"sleep\x0030\x00"
+    ex.kill(("plain", 1))
+    assert until_exit(ex, "plain")[0].signal == signal.SIGTERM
+
+
+def test_a_plain_command_naming_a_script_without_shebang_runs_in_the_shell(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
+    script = tmp_path / "noshebang"
+    script.write_text("echo ran as a script $((1 + 1))\n")
+    script.chmod(0o755)
+    assert run(ex, make("./noshebang", name="script")).ok  # as sh would: ENOEXEC, then sh runs it
+    assert (tmp_path / "logs" / "script.out").read_text() == "ran as a script 2\n"
 
 
 # -- cannot start --------------------------------------------------------------------------------
