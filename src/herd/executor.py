@@ -696,10 +696,13 @@ _PLAIN_WORD = re.compile(r"[\w./,:@%+=-]+", re.ASCII)
 #: first words that must go to the shell: builtins that act on the shell or differ from the
 #: program of the same name, keywords
 _SHELL_WORDS = frozenset(
-    "! . : [ alias bg break case cd command continue do done echo elif else esac eval exec exit"
-    " export fc fg fi for getopts hash if in jobs kill local printf pwd read readonly return"
-    " select set shift test then time times trap type ulimit umask unalias unset until wait while"
-    .split()
+    {
+        "!", ".", ":", "[", "alias", "bg", "break", "case", "cd", "command", "continue", "do", "done",
+        "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "fc", "fg", "fi", "for",
+        "getopts", "hash", "if", "in", "jobs", "kill", "local", "printf", "pwd", "read", "readonly",
+        "return", "select", "set", "shift", "test", "then", "time", "times", "trap", "type", "ulimit",
+        "umask", "unalias", "unset", "until", "wait", "while",
+    }
 )
 
 

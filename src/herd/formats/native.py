@@ -56,6 +56,17 @@ MERGED_FIELDS = ("resources", "env")
 RECOVER_FIELDS = frozenset({"mem_factor", "time_factor", "attempts"})
 OUTPUT_FIELDS = frozenset({"path", "temp"})
 
+INF = float("inf")
+#: fields whose value a task keeps as written when it is a non-empty string (``cmd`` when it is
+#: not blank)
+_TEXT_FIELDS = frozenset({"name", "cwd", "semaphore", "done_marker", "stdin", "stdout", "stderr"})
+#: ... when it is an integer
+_INT_FIELDS = frozenset({"priority", "timeframe"})
+#: fields taking a list of non-empty strings as a tuple
+_LIST_FIELDS = frozenset({"needs", "inputs"})
+#: fields taking a finite, non-negative number as a float
+_AMOUNT_FIELDS = frozenset({"duration", "backoff"})
+
 
 def load_data(data: Any, source: str) -> Workflow:
     """The workflow described by a parsed native document (``source`` names it in errors)."""
@@ -185,11 +196,21 @@ class TaskParser:
             check_keys(raw, TASK_FIELDS, file, name)
             self.shapes.add(shape)
         fields = self.fields
-        kwargs = {
-            key: fields[key](value, file, name, key)
-            for key, value in raw.items()
-            if value is not None
-        }
+        kwargs: dict[str, Any] = {}
+        for key, value in raw.items():
+            # fast paths for well-typed values of the common fields; anything else, and every
+            # error, goes through the field's parser
+            kind = type(value)
+            if kind is str and value and key in _TEXT_FIELDS:
+                kwargs[key] = value
+            elif kind is int and key in _INT_FIELDS:
+                kwargs[key] = value
+            elif kind is list and key in _LIST_FIELDS and _are_names(value):
+                kwargs[key] = tuple(value)
+            elif (kind is int or kind is float) and key in _AMOUNT_FIELDS and 0 <= value < INF:
+                kwargs[key] = float(value)
+            elif value is not None:
+                kwargs[key] = fields[key](value, file, name, key)
         if "cmd" not in kwargs:
             fail("'cmd' is required", file, name, "cmd", "give a shell string or an argv list")
         if "outputs" in kwargs:
@@ -200,6 +221,14 @@ class TaskParser:
 
 
 # -- field parsers: (value, file, task, field) -> typed value ----------------------------------
+
+
+def _are_names(items: list[Any]) -> bool:
+    """Whether every item is a non-empty string (what :func:`as_names` accepts from a list)."""
+    for item in items:
+        if type(item) is not str or not item:
+            return False
+    return True
 
 
 def _name(value: Any, file: str, task: str | None, field: str) -> str:
