@@ -228,7 +228,11 @@ class SQLiteStore:
             "limits": _encode(dict(limits)),
         }
         with self._transaction(f"begin a run of workflow {workflow_id}") as conn:
-            _run(conn, "requeue_interrupted_tasks", closing)
+            last = _run(conn, "last_run_status", {"workflow_id": workflow_id}).fetchone()
+            if last is not None and last[0] != "succeeded":
+                # a run that succeeded left no task in flight (and the one before it requeued
+                # those it did not run): only after another end is the scan of every task needed
+                _run(conn, "requeue_interrupted_tasks", closing)
             closed = _run(conn, "interrupt_attempts", closing).rowcount
             _run(conn, "interrupt_runs", closing)
             (run_id,) = _run(conn, "insert_run", run).fetchone()

@@ -87,6 +87,9 @@ UPDATE tasks SET
     inputs = '{}'
 WHERE workflow_id = :workflow_id AND name = :task;
 
+-- last_run_status --
+SELECT status FROM runs WHERE workflow_id = :workflow_id ORDER BY id DESC LIMIT 1;
+
 -- requeue_interrupted_tasks --
 -- herd stopped without ending its run: tasks it left in flight wait again
 UPDATE tasks SET state = 'waiting', reason = :reason, updated = :time
