@@ -77,12 +77,18 @@ def herd_problem(
 
 
 def herd_makespan(
-    graph: Any, limits: Any, durations: list[float], policy: str = "critical-path"
+    graph: Any,
+    limits: Any,
+    durations: list[float],
+    policy: str = "critical-path",
+    *,
+    use_durations: bool = True,
 ) -> float:
     from herd.scheduler import Policy
     from herd.simulate import simulate
 
-    return float(simulate(graph, limits, durations, policy=Policy(policy)).makespan)
+    result = simulate(graph, limits, durations, policy=Policy(policy), use_durations=use_durations)
+    return float(result.makespan)
 
 
 def heft_job(graph: Any, durations: list[float], cores: int) -> dict[str, Any]:
@@ -205,6 +211,7 @@ def main() -> None:
             graph, limits, durations = herd_problem(path, cores, args.keep_priority)
             bound, _ = lower_bound(graph, limits, durations)
             herd = herd_makespan(graph, limits, durations)
+            blind = herd_makespan(graph, limits, durations, use_durations=False)
             rows.append(
                 {
                     "instance": path.name.removesuffix(".json.gz"),
@@ -212,6 +219,7 @@ def main() -> None:
                     "cores": cores,
                     "bound": bound,
                     "herd": herd,
+                    "blind": blind,
                 }
             )
             jobs.append(heft_job(graph, durations, cores))
@@ -225,21 +233,27 @@ def main() -> None:
 def report(rows: list[dict[str, Any]]) -> None:
     print(
         f"{'instance':<48} {'tasks':>5} {'cores':>5} {'herd/LB':>8} {'HEFT/LB':>8} {'herd/HEFT':>9}"
+        f" {'blind/LB':>8}"
     )
     for r in rows:
         r["herd_ratio"], r["heft_ratio"] = r["herd"] / r["bound"], r["heft"] / r["bound"]
-        r["vs_heft"] = r["herd"] / r["heft"]
+        r["vs_heft"], r["blind_ratio"] = r["herd"] / r["heft"], r["blind"] / r["bound"]
         flag = "  <-- more than 5% worse" if r["vs_heft"] > 1.05 else ""
         print(
             f"{r['instance']:<48} {r['tasks']:>5} {r['cores']:>5} {r['herd_ratio']:>8.3f} "
-            f"{r['heft_ratio']:>8.3f} {r['vs_heft']:>9.3f}{flag}"
+            f"{r['heft_ratio']:>8.3f} {r['vs_heft']:>9.3f} {r['blind_ratio']:>8.3f}{flag}"
         )
     herd_mean = statistics.mean(r["herd_ratio"] for r in rows)
     heft_mean = statistics.mean(r["heft_ratio"] for r in rows)
+    blind_mean = statistics.mean(r["blind_ratio"] for r in rows)
     worst = max(rows, key=lambda r: r["vs_heft"])
     print(
         f"\n{len(rows)} cases: mean makespan/LB herd {herd_mean:.3f}, HEFT {heft_mean:.3f}; "
         f"worst herd/HEFT {worst['vs_heft']:.3f} ({worst['instance']} at {worst['cores']} cores)"
+    )
+    print(
+        f"herd without durations (blind: ranks count tasks, as on a first run without hints): "
+        f"mean makespan/LB {blind_mean:.3f}"
     )
     ok = herd_mean <= heft_mean + 1e-12 and worst["vs_heft"] <= 1.05
     print(

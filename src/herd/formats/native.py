@@ -59,7 +59,7 @@ OUTPUT_FIELDS = frozenset({"path", "temp"})
 INF = float("inf")
 #: fields whose value a task keeps as written when it is a non-empty string (``cmd`` when it is
 #: not blank)
-_TEXT_FIELDS = frozenset({"name", "cwd", "semaphore", "done_marker", "stdin", "stdout", "stderr"})
+_TEXT_FIELDS = frozenset({"name", "cmd", "cwd", "semaphore", "done_marker", "stdin", "stdout", "stderr"})
 #: ... when it is an integer
 _INT_FIELDS = frozenset({"priority", "timeframe"})
 #: fields taking a list of non-empty strings as a tuple
@@ -78,7 +78,7 @@ def load_data(data: Any, source: str) -> Workflow:
     tasks = _raw_tasks(data, parser)
     return Workflow(
         name=name,
-        tasks=tuple(parser.task(raw) for raw in tasks),
+        tasks=tuple(map(parser.task, tasks)),
         env=_optional(data, "env", as_env, source),
         init=_optional(data, "init", as_str, source, None),
         source=source,
@@ -201,12 +201,12 @@ class TaskParser:
             # fast paths for well-typed values of the common fields; anything else, and every
             # error, goes through the field's parser
             kind = type(value)
-            if kind is str and value and key in _TEXT_FIELDS:
-                kwargs[key] = value
-            elif kind is int and key in _INT_FIELDS:
+            if kind is str and key in _TEXT_FIELDS and value and not value.isspace():
                 kwargs[key] = value
             elif kind is list and key in _LIST_FIELDS and _are_names(value):
                 kwargs[key] = tuple(value)
+            elif kind is int and key in _INT_FIELDS:
+                kwargs[key] = value
             elif (kind is int or kind is float) and key in _AMOUNT_FIELDS and 0 <= value < INF:
                 kwargs[key] = float(value)
             elif value is not None:
@@ -258,6 +258,8 @@ def _outputs(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if type(value) is not list:
         return as_names(value, file, task, field), ()
+    if _are_names(value):  # no {path, temp} mappings
+        return tuple(value), ()
     paths: list[str] = []
     temp: list[str] = []
     for item in value:
