@@ -288,7 +288,18 @@ class _Run:
                     )
 
     def _durations(self) -> list[float | None]:
-        return [t.duration for t in self.graph.tasks]
+        """What the scheduler may expect of each task to run: the spec's ``duration`` hint, else
+        the mean of its successful attempts so far (a rerun schedules better than a first run);
+        None when neither is known."""
+        tasks = self.graph.tasks
+        durations: list[float | None] = [t.duration for t in tasks]
+        if not self.plan.todo or all(durations[i] is not None for i in self.plan.todo):
+            return durations
+        known = self.store.durations(self.wid)
+        for i in self.plan.todo:
+            if durations[i] is None:
+                durations[i] = known.get(tasks[i].name)
+        return durations
 
     def _record_skips(self) -> None:
         now = time.time()

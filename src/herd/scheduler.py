@@ -9,7 +9,8 @@ Policy
 ------
 - **Order.** Ready tasks are ordered by a key: user ``priority`` first (higher first), then the
   policy: ``critical-path`` (default) puts the longest remaining chain of work first (upward rank,
-  from expected durations when known, else unit durations), ``timeframe`` finishes early timeframes
+  from expected durations when known — a task without one counts the mean of the known ones —
+  else unit durations), ``timeframe`` finishes early timeframes
   first (O2DPG's order), ``fifo`` keeps declaration order. Ties: declaration order.
 - **Packing without head-of-line blocking.** At every decision point the scheduler starts, in key
   order, every ready task that fits the free resources, the ``-j`` cap and its semaphore; a task
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -219,7 +221,9 @@ class Scheduler:
             return {i: (-tasks[i].priority, i) for i in todo}
         dur = [1.0] * len(tasks)
         if durations is not None:
-            dur = [1.0 if d is None else float(d) for d in durations]
+            known = [float(d) for d in durations if d is not None]
+            guess = math.fsum(known) / len(known) if known else 1.0  # for a task with none
+            dur = [guess if d is None else float(d) for d in durations]
         rank = upward_ranks(self.graph, dur)
         if self.policy is Policy.TIMEFRAME:
 

@@ -314,3 +314,31 @@ def test_second_herd_in_the_same_directory_refuses(tmp_path: Path) -> None:
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=30) == 143
+
+
+def test_a_rerun_is_scheduled_with_the_durations_the_first_run_measured(tmp_path: Path) -> None:
+    """One slot; a long task heading a short chain, beside a longer chain of quick tasks. Blind
+    (no hints, no history) the longer chain goes first; forced again, the measured durations
+    make the long task's chain the critical one, and it starts first."""
+    tasks = [
+        {"name": "long", "cmd": "sleep 0.6"},
+        {"name": "after_long", "cmd": "true", "needs": ["long"]},
+        {"name": "q1", "cmd": "true"},
+        {"name": "q2", "cmd": "true", "needs": ["q1"]},
+        {"name": "q3", "cmd": "true", "needs": ["q2"]},
+    ]
+    spec = write_spec(tmp_path, tasks)
+    limits = Limits({"cpu": 1, "mem": 8000})
+
+    def first_started() -> str:
+        with open_store(Workdir(tmp_path).db_path) as store:
+            wf = store.workflow("wf")
+            assert wf is not None
+            last_run = store.runs(wf.id)[-1].id
+            started = [a for a in store.attempts(wf.id) if a.run_id == last_run]
+            return min(started, key=lambda a: a.start).task
+
+    assert run(spec, tmp_path, limits=limits).status == "succeeded"
+    assert first_started() == "q1"  # blind: three tasks ahead beat two
+    assert run(spec, tmp_path, limits=limits, force=(".*",)).status == "succeeded"
+    assert first_started() == "long"  # 0.6 s ahead beats three quick tasks

@@ -451,6 +451,22 @@ class StoreContract:
         store.write([AttemptStarted(attempt(wid, second, "a", 2, start=6.0))])
         assert [(a.run_id, a.number) for a in store.attempts(wid, "a")] == [(first, 1), (second, 2)]
 
+    def test_durations_are_the_mean_of_successful_attempts(self, store: Store) -> None:
+        wid = store.add_workflow(workflow("w", "a", "b", "c"))
+        run = self.begin(store, wid)
+        store.write(
+            [
+                AttemptStarted(attempt(wid, run, "a", 1, start=10.0)),
+                AttemptFinished(wid, "a", 1, 14.0, TaskState.SUCCEEDED, exit_code=0),
+                AttemptStarted(attempt(wid, run, "a", 2, start=20.0)),
+                AttemptFinished(wid, "a", 2, 26.0, TaskState.SUCCEEDED, exit_code=0),
+                AttemptStarted(attempt(wid, run, "b", 1, start=10.0)),
+                AttemptFinished(wid, "b", 1, 100.0, TaskState.FAILED, exit_code=1),
+                AttemptStarted(attempt(wid, run, "c", 1, start=10.0)),  # still running
+            ]
+        )
+        assert store.durations(wid) == {"a": 5.0}
+
     def test_samples_of_one_attempt_in_time_order(self, store: Store) -> None:
         wid = store.add_workflow(workflow("w", "a", "b"))
         run = self.begin(store, wid)

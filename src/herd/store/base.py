@@ -333,6 +333,10 @@ class Store(Protocol):
         """Attempts of a workflow (or of one task), in start order."""
         ...
 
+    def durations(self, workflow_id: int) -> dict[str, float]:
+        """The mean wall time (seconds) of the successful attempts of each task that has one."""
+        ...
+
     def samples(self, workflow_id: int, task: str, number: int) -> list[Sample]:
         """The monitoring time series of one attempt, in time order."""
         ...

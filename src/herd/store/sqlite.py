@@ -287,6 +287,11 @@ class SQLiteStore:
                 _attempt_record(row) for row in _by_task(self._conn, "attempts", workflow_id, task)
             ]
 
+    def durations(self, workflow_id: int) -> dict[str, float]:
+        with self._errors(f"read the task durations of workflow {workflow_id}"):
+            rows = _run(self._conn, "durations", {"workflow_id": workflow_id})
+            return {task: float(seconds) for task, seconds in rows}
+
     def samples(self, workflow_id: int, task: str, number: int) -> list[Sample]:
         params = {"workflow_id": workflow_id, "task": task, "number": number}
         with self._errors(f"read the samples of task '{task}' attempt {number}"):

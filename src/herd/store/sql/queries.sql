@@ -147,6 +147,13 @@ UPDATE attempts SET
     outputs = coalesce(:outputs, outputs)
 WHERE workflow_id = :workflow_id AND task = :task AND number = :number;
 
+-- durations --
+-- the mean wall time of each task's successful attempts (what the scheduler expects next time)
+SELECT task, avg(ended - started)
+FROM attempts
+WHERE workflow_id = :workflow_id AND state = 'succeeded' AND ended IS NOT NULL
+GROUP BY task;
+
 -- attempts_of_workflow --
 SELECT workflow_id, run_id, task, number, host, username AS user, pid, started AS start, cmd,
     env_digest, fingerprint, reason, ended AS "end", state, exit_code, signal, kill_reason, utime,
