@@ -118,24 +118,57 @@ class Files:
 
 class _Snapshot(Files):
     """:class:`Files` remembering every stat and digest of an input it made (existence tests of
-    outputs and done markers are one per task: nothing to remember)."""
+    outputs and done markers are one per task: nothing to remember), and the listing of every
+    folder it looked into :data:`LIST_AFTER` times: a file missing from a listed folder costs no
+    system call. (A workflow that has not run yet has a million missing files; a failed ``stat``
+    costs three times a successful one, a listing a fraction of either per entry.)"""
+
+    LIST_AFTER = 32
 
     def __init__(self, root: Path, *, checksum: bool = False) -> None:
         super().__init__(root, checksum=checksum)
         self._stats: dict[str, tuple[int, int] | None] = {}
         self._digests: dict[str, str] = {}
+        #: folder -> the names in it; None when it cannot be listed (each file is stat'ed)
+        self._listings: dict[str, frozenset[str] | None] = {}
+        self._lookups: dict[str, int] = {}  # folders not listed yet -> lookups so far
+
+    def exists(self, task: Task, path: str) -> bool:
+        full = self._full(task, path)
+        return self._present(full) and os.path.exists(full)
 
     def _stat(self, full: str) -> tuple[int, int] | None:
         if full in self._stats:
             return self._stats[full]
-        stat = self._stats[full] = super()._stat(full)
+        stat = self._stats[full] = super()._stat(full) if self._present(full) else None
         return stat
+
+    def _present(self, full: str) -> bool:
+        """False when ``full`` is surely missing: its folder was listed without it."""
+        folder, _, name = full.rpartition("/")
+        if folder in self._listings:
+            names = self._listings[folder]
+            return names is None or name in names
+        seen = self._lookups[folder] = self._lookups.get(folder, 0) + 1
+        if seen >= self.LIST_AFTER:
+            self._listings[folder] = _names_in(folder or "/")
+        return True
 
     def _digest(self, full: str, size: int) -> str:
         digest = self._digests.get(full)
         if digest is None:
             digest = self._digests[full] = super()._digest(full, size)
         return digest
+
+
+def _names_in(folder: str) -> frozenset[str] | None:
+    """The names in ``folder`` (none when it does not exist); None when it cannot be listed."""
+    try:
+        return frozenset(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return frozenset()
+    except OSError:
+        return None
 
 
 def file_digest(path: str | Path) -> str:

@@ -144,3 +144,22 @@ def test_temp_output_regenerated_only_when_a_reader_runs(tmp_path: Path) -> None
         "make": "output big.tmp missing (temp, needed by use)",
         "use": "output small.out missing",
     }
+
+
+def test_a_snapshot_sees_the_files_as_plain_lookups_do(tmp_path: Path) -> None:
+    """Folders looked into often are listed once; stamps and existence agree with plain stats,
+    for present and missing files, in listed, unlisted, missing and unreadable folders."""
+    (tmp_path / "many").mkdir()
+    for i in range(0, 100, 2):
+        (tmp_path / "many" / f"f{i}").write_text(str(i))
+    (tmp_path / "few").mkdir()
+    (tmp_path / "few" / "a").write_text("a")
+    (tmp_path / "plain").write_text("x")
+    task = Task("t", "true")
+    paths = [f"many/f{i}" for i in range(100)] + ["few/a", "few/b", "gone/x", "plain/x", "plain"]
+    plain, snapshot = Files(tmp_path), Files(tmp_path).snapshot()
+    for _ in range(2):  # the second pass answers from the listings
+        for path in paths:
+            assert snapshot.stamp(task, path) == plain.stamp(task, path), path
+            assert snapshot.exists(task, path) == plain.exists(task, path), path
+    assert snapshot.stamp(task, "many/f1") is None and snapshot.stamp(task, "many/f2") is not None
