@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from herd.errors import SpecError
 from herd.formats import dumps, load_text
-from herd.formats.native import dump_data, dump_task, load_data
+from herd.formats.native import TaskParser, dump_data, dump_task, load_data
 from herd.model import EMPTY, FrozenDict, Recovery, Task, Workflow
 
 SRC = "spec.yaml"
@@ -316,6 +317,40 @@ def test_a_cached_good_mapping_does_not_let_a_boolean_through() -> None:
         }
     )
     assert_where(err, "b", "resources.cpu")
+
+
+#: values on both sides of the loader's fast paths (strings, integers, amounts, lists of names)
+NEAR_MISSES: list[Any] = [
+    "x", " x ", "", " ", "\t\n", "2", " 1.5 ", "nan",
+    0, 1, -1, 7, 2**70, True, False,
+    0.0, -0.0, 1.5, -1.5, 2.0, float("nan"), float("inf"), float("-inf"),
+    [], ["a"], ["a", "b"], ["a", ""], ["a", 1], ["a", True], [None], [["a"]], {}, {"a": 1},
+]  # fmt: skip
+FAST_FIELDS = [
+    "cmd", "cwd", "semaphore", "done_marker", "stdin", "stdout", "stderr", "priority",
+    "timeframe", "duration", "backoff", "needs", "inputs", "outputs", "labels",
+]  # fmt: skip
+
+
+def _outcome(call: Callable[..., Any], *args: Any) -> Any:
+    try:
+        value = call(*args)
+    except SpecError as err:
+        return ("error", err.problem, err.task, err.field, err.hint)
+    return ("value", repr(value), type(value))
+
+
+def _loaded(field: str, value: Any) -> Any:
+    task = one({"name": "t", "cmd": "x", field: value})
+    return (task.outputs, task.temp) if field == "outputs" else getattr(task, field)
+
+
+@pytest.mark.parametrize("field", FAST_FIELDS)
+def test_fast_paths_agree_with_the_field_parsers(field: str) -> None:
+    parse = TaskParser(SRC).fields[field]
+    for value in NEAR_MISSES:
+        expected = _outcome(parse, value, SRC, "t", field)
+        assert _outcome(_loaded, field, value) == expected, (field, value)
 
 
 def test_an_empty_workflow_is_allowed() -> None:

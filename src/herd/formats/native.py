@@ -56,16 +56,19 @@ MERGED_FIELDS = ("resources", "env")
 RECOVER_FIELDS = frozenset({"mem_factor", "time_factor", "attempts"})
 OUTPUT_FIELDS = frozenset({"path", "temp"})
 
-INF = float("inf")
-#: fields whose value a task keeps as written when it is a non-empty string (``cmd`` when it is
-#: not blank)
-_TEXT_FIELDS = frozenset({"name", "cmd", "cwd", "semaphore", "done_marker", "stdin", "stdout", "stderr"})
-#: ... when it is an integer
+# Fast paths of TaskParser.task: well-typed values of the common scalar fields, taken without a
+# call to the field's parser. Each test is at least as strict as the parser, so that anything else
+# (a number written as a string, a blank string, a boolean, a negative duration...) reaches the
+# parser, which coerces it or raises its usual error.
+#: fields kept as written when they are a string with something other than whitespace
+_TEXT_FIELDS = frozenset(
+    {"name", "cmd", "cwd", "semaphore", "done_marker", "stdin", "stdout", "stderr"}
+)
+#: fields kept as written when they are an integer
 _INT_FIELDS = frozenset({"priority", "timeframe"})
-#: fields taking a list of non-empty strings as a tuple
-_LIST_FIELDS = frozenset({"needs", "inputs"})
-#: fields taking a finite, non-negative number as a float
+#: fields taking a finite, non-negative integer or float as a float
 _AMOUNT_FIELDS = frozenset({"duration", "backoff"})
+_INF = float("inf")
 
 
 def load_data(data: Any, source: str) -> Workflow:
@@ -141,7 +144,6 @@ class TaskParser:
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.shapes: set[tuple[str, ...]] = set()
         self.fields: dict[str, Parser[Any]] = {
             "name": _name,
             "cmd": _cmd,
@@ -187,30 +189,34 @@ class TaskParser:
         return raw
 
     def task(self, raw: dict[str, Any]) -> Task:
-        """One validated task."""
+        """One validated task.
+
+        Common fields holding a value of the expected type take a fast path (see
+        :data:`_TEXT_FIELDS` and its neighbours); every other value goes through its parser.
+        """
         file, name = self.file, raw.get("name")
         if type(name) is not str or not name:
             fail(f"expected a string, got {describe(name)}", file, None, "name")
-        shape = tuple(raw)  # tasks of one file mostly share their keys: check each set once
-        if shape not in self.shapes:
+        if not raw.keys() <= TASK_FIELDS:
             check_keys(raw, TASK_FIELDS, file, name)
-            self.shapes.add(shape)
         fields = self.fields
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():
-            # fast paths for well-typed values of the common fields; anything else, and every
-            # error, goes through the field's parser
             kind = type(value)
-            if kind is str and key in _TEXT_FIELDS and value and not value.isspace():
-                kwargs[key] = value
-            elif kind is list and key in _LIST_FIELDS and _are_names(value):
-                kwargs[key] = tuple(value)
-            elif kind is int and key in _INT_FIELDS:
-                kwargs[key] = value
-            elif (kind is int or kind is float) and key in _AMOUNT_FIELDS and 0 <= value < INF:
-                kwargs[key] = float(value)
-            elif value is not None:
-                kwargs[key] = fields[key](value, file, name, key)
+            if kind is str:
+                if key in _TEXT_FIELDS and value and not value.isspace():
+                    kwargs[key] = value
+                    continue
+            elif kind is int or kind is float:
+                if kind is int and key in _INT_FIELDS:
+                    kwargs[key] = value
+                    continue
+                if key in _AMOUNT_FIELDS and 0 <= value < _INF:
+                    kwargs[key] = float(value)
+                    continue
+            elif value is None:
+                continue
+            kwargs[key] = fields[key](value, file, name, key)
         if "cmd" not in kwargs:
             fail("'cmd' is required", file, name, "cmd", "give a shell string or an argv list")
         if "outputs" in kwargs:
@@ -221,14 +227,6 @@ class TaskParser:
 
 
 # -- field parsers: (value, file, task, field) -> typed value ----------------------------------
-
-
-def _are_names(items: list[Any]) -> bool:
-    """Whether every item is a non-empty string (what :func:`as_names` accepts from a list)."""
-    for item in items:
-        if type(item) is not str or not item:
-            return False
-    return True
 
 
 def _name(value: Any, file: str, task: str | None, field: str) -> str:
@@ -258,8 +256,6 @@ def _outputs(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if type(value) is not list:
         return as_names(value, file, task, field), ()
-    if _are_names(value):  # no {path, temp} mappings
-        return tuple(value), ()
     paths: list[str] = []
     temp: list[str] = []
     for item in value:
