@@ -9,9 +9,11 @@ cancellations). What the turns produce goes to the store in batches, each one tr
   :data:`COMMIT_DELAY` ago; then it waits at most until that delay is over, and commits. A lone exit
   is on disk at once; a burst of short tasks shares one commit per 10 ms instead of paying one
   each (with thousands of tasks a second, commits are most of herd's work).
-- **Prefixes only.** Changes are appended in the order they happened and committed whole, so the
-  store always holds a prefix of the run's history: never a dependent's attempt without the
-  success it started on, never an exit without its start.
+- **Whole turns only.** A batch is one or more whole turns, committed in order, so the store
+  always holds the run's history up to the end of some turn: never a dependent's attempt without
+  the success it started on (recorded in the same turn or an earlier one), never an exit without
+  its start. (Within a turn, the tasks an exit allows are started, and recorded, before the exit
+  is: the next task waits for nothing.)
 
 ``kill -9`` at any moment, and the next ``herd run`` resumes exactly what is on record: finished
 tasks are skipped; what was running, or had ended in the last few milliseconds without its commit,
