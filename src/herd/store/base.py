@@ -6,10 +6,11 @@ only: the contract is documented here, once, and tested once by ``tests/integrat
 test_store_contract.py`` for every implementation.
 
 Writes come in batches: the runner collects the changes its loop produced (attempts started,
-attempts finished, task states, samples, user data), in the order they happened, and hands them to
+attempts finished, task states, samples, user data), turn after turn, and hands whole turns to
 :meth:`Store.write` at least every few milliseconds (group commit, see ``runner.py``); the batch is
-applied in a single transaction. The store thus always holds a prefix of the run's history, and
-``kill -9`` at any moment loses at most the last few milliseconds of it: those tasks run again.
+applied in a single transaction. The store thus always holds the run's history up to the end of
+some turn, and ``kill -9`` at any moment loses at most the last few milliseconds of it: those
+tasks run again.
 :func:`coalesce` shrinks a batch to fewer, equivalent writes (a short task starts and ends within
 one batch: one attempt row written whole, one task update).
 
