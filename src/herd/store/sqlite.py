@@ -79,12 +79,12 @@ _Row = tuple[Any, ...]
 _STATES: dict[str, TaskState] = {state.value: state for state in TaskState}
 _ATTEMPT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AttemptRecord))
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_raw_decode = json.JSONDecoder().raw_decode
 
 
 def _encode_map(mapping: Mapping[str, Any]) -> str:
     """A mapping as a JSON object (most stamp and resource maps are empty: no encoder call)."""
     return _encode(dict(mapping)) if mapping else "{}"
-_raw_decode = json.JSONDecoder().raw_decode
 
 
 def _decode(text: str) -> Any:
