@@ -13,7 +13,8 @@ Process model
   ``/bin/sh -c CMD``, an argv tuple directly. A *plain* shell string (words of letters, digits
   and ``_./,:@%+=-``, the first not an assignment nor a shell builtin or keyword: ``sleep 10``,
   ``o2-sim -n 20 --seed=3``) is split on spaces and run directly too, as GNU make does: the
-  shell would do exactly that, and skipping it saves an exec per task. ``env`` is the whole environment, plus
+  shell would do exactly that, and skipping it saves an exec per task (a script without ``#!``
+  still goes to the shell, which runs it). ``env`` is the whole environment, plus
   ``HERD_TASK_TOKEN`` (``herdpid:serial``, appended to an inherited token with ``/`` when herd
   itself runs inside a herd task), which marks every process the task starts.
 - **Subreaper.** herd makes itself a child subreaper (``PR_SET_CHILD_SUBREAPER``): processes a task
@@ -242,9 +243,10 @@ class _Task:
 
 
 class _CannotStart(Exception):
-    def __init__(self, code: int, message: str, errno: int = 0) -> None:
+    def __init__(self, code: int, message: str, os_error: int = 0) -> None:
         super().__init__(message)
-        self.code, self.message, self.errno = code, message, errno
+        #: the exit code to report, why, and the errno of the failed call (0: none)
+        self.code, self.message, self.os_error = code, message, os_error
 
 
 class LocalExecutor:
@@ -389,10 +391,11 @@ class LocalExecutor:
             try:
                 return _spawn_process(argv, launch.cwd, env, stdin, stdout, stderr, self._home)
             except _CannotStart as exc:
-                if exc.errno != errno.ENOEXEC or not isinstance(launch.cmd, str) or argv[0] == _SH:
+                cmd = launch.cmd
+                if exc.os_error != errno.ENOEXEC or not isinstance(cmd, str) or argv[0] == _SH:
                     raise
                 # a plain command naming a script without a #! line: sh runs it as a script
-                argv = [_SH, "-c", launch.cmd]
+                argv = [_SH, "-c", cmd]
                 return _spawn_process(argv, launch.cwd, env, stdin, stdout, stderr, self._home)
         finally:
             for fd in opened:
