@@ -35,6 +35,7 @@ import re
 from array import array
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -161,14 +162,21 @@ class _Snapshot(Files):
         return digest
 
 
+#: a folder with more entries than this is not kept in memory: its files are stat'ed one by one
+LISTING_LIMIT = 2_000_000
+
+
 def _names_in(folder: str) -> frozenset[str] | None:
-    """The names in ``folder`` (none when it does not exist); None when it cannot be listed."""
+    """The names in ``folder`` (none when it does not exist); None when it cannot be listed or
+    holds more than :data:`LISTING_LIMIT` entries."""
     try:
-        return frozenset(os.listdir(folder))
+        with os.scandir(folder) as entries:
+            names = frozenset(entry.name for entry in islice(entries, LISTING_LIMIT + 1))
     except (FileNotFoundError, NotADirectoryError):
         return frozenset()
     except OSError:
         return None
+    return names if len(names) <= LISTING_LIMIT else None
 
 
 def file_digest(path: str | Path) -> str:

@@ -163,3 +163,17 @@ def test_a_snapshot_sees_the_files_as_plain_lookups_do(tmp_path: Path) -> None:
             assert snapshot.stamp(task, path) == plain.stamp(task, path), path
             assert snapshot.exists(task, path) == plain.exists(task, path), path
     assert snapshot.stamp(task, "many/f1") is None and snapshot.stamp(task, "many/f2") is not None
+
+
+def test_a_folder_too_large_to_list_is_stat_ed_file_by_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import herd.plan
+
+    monkeypatch.setattr(herd.plan, "LISTING_LIMIT", 10)
+    for i in range(20):
+        (tmp_path / f"f{i}").write_text("x")
+    task, snapshot = Task("t", "true"), Files(tmp_path).snapshot()
+    for _ in range(2):
+        for i in range(40):
+            assert (snapshot.stamp(task, f"f{i}") is not None) == (i < 20)
+    (tmp_path / "late").write_text("x")  # a listed folder would hide it; a stat finds it
+    assert snapshot.stamp(task, "late") is not None
