@@ -65,8 +65,7 @@ def herd_problem(
 
     wf = load(path)
     tasks = tuple(
-        dataclasses.replace(
-            t,
+        t._replace(
             resources=frozen_map({**t.resources, "cpu": min(t.resource("cpu"), cores)}),
             priority=t.priority if keep_priority else 0,
         )

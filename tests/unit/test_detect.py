@@ -177,3 +177,32 @@ def test_dump_needs_a_known_extension(tmp_path: Path) -> None:
 def test_dump_into_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(HerdError, match="cannot write"):
         dump(WORKFLOW, tmp_path / "missing" / "out.yaml")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": "j", "tasks": [{"name": "a", "cmd": "echo \\u00e9", "duration": 1e3}]}',
+        b'\xef\xbb\xbf \r\n\t{"name": "j", "tasks": [{"name": "a", "cmd": "echo \xc3\xa9"}]}',
+        b'{"name": "j", "tasks": [{"name": "a", "cmd": "x", "meta": {"v": NaN}}]}',
+        b'{"name": "j", "tasks": [{"name": "a", "cmd": "x", "meta": {"s": "\\ud800"}}]}',
+        b'{"name": "j", "tasks": [{"name": "a", "cmd": "x", "meta": {"big": 1e400}}]}',
+        b"{name: j, tasks: [{name: a, cmd: x}]}",
+    ],
+)
+def test_json_from_bytes_loads_as_the_text_does(tmp_path: Path, raw: bytes) -> None:
+    """load() decodes JSON straight from the file's bytes; whatever that decoder refuses (NaN,
+    lone surrogates, 1e400, YAML that starts with a brace) goes the text path: same result."""
+    path = tmp_path / "wf.json"
+    path.write_bytes(raw)
+    via_text = load_text(raw.decode("utf-8-sig"), str(path))
+    got = load(path)
+    assert repr(got) == repr(via_text)  # repr: NaN != NaN
+    assert got.tasks[0].name == "a"
+
+
+def test_invalid_utf8_in_json_is_reported_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "wf.json"
+    path.write_bytes(b'{"name": "j", "tasks": [{"name": "\xff", "cmd": "x"}]}')
+    with pytest.raises(SpecError, match="not UTF-8"):
+        load(path)

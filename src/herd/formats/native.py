@@ -69,6 +69,14 @@ _INT_FIELDS = frozenset({"priority", "timeframe"})
 #: fields taking a finite, non-negative integer or float as a float
 _AMOUNT_FIELDS = frozenset({"duration", "backoff"})
 _INF = float("inf")
+# TaskParser.task fills a list in Task's field order and makes the task of it in one step
+#: spec field -> position in a Task (``recover`` fills ``recovery``)
+_SLOT = {name: i for i, name in enumerate(Task._fields)} | {
+    "recover": Task._fields.index("recovery")
+}
+#: every field's default (None for name and cmd, which have none)
+_DEFAULTS: tuple[Any, ...] = tuple(Task._field_defaults.get(name) for name in Task._fields)
+_CMD, _OUTPUTS, _TEMP = (Task._fields.index(name) for name in ("cmd", "outputs", "temp"))
 
 
 def load_data(data: Any, source: str) -> Workflow:
@@ -199,31 +207,29 @@ class TaskParser:
             fail(f"expected a string, got {describe(name)}", file, None, "name")
         if not raw.keys() <= TASK_FIELDS:
             check_keys(raw, TASK_FIELDS, file, name)
-        fields = self.fields
-        kwargs: dict[str, Any] = {}
+        fields, slot = self.fields, _SLOT
+        values = list(_DEFAULTS)
         for key, value in raw.items():
             kind = type(value)
             if kind is str:
                 if key in _TEXT_FIELDS and value and not value.isspace():
-                    kwargs[key] = value
+                    values[slot[key]] = value
                     continue
             elif kind is int or kind is float:
                 if kind is int and key in _INT_FIELDS:
-                    kwargs[key] = value
+                    values[slot[key]] = value
                     continue
                 if key in _AMOUNT_FIELDS and 0 <= value < _INF:
-                    kwargs[key] = float(value)
+                    values[slot[key]] = float(value)
                     continue
             elif value is None:
                 continue
-            kwargs[key] = fields[key](value, file, name, key)
-        if "cmd" not in kwargs:
+            values[slot[key]] = fields[key](value, file, name, key)
+        if values[_CMD] is None:
             fail("'cmd' is required", file, name, "cmd", "give a shell string or an argv list")
-        if "outputs" in kwargs:
-            kwargs["outputs"], kwargs["temp"] = kwargs["outputs"]
-        if "recover" in kwargs:
-            kwargs["recovery"] = kwargs.pop("recover")
-        return Task(**kwargs)
+        if raw.get("outputs") is not None:
+            values[_OUTPUTS], values[_TEMP] = values[_OUTPUTS]
+        return Task._make(values)
 
 
 # -- field parsers: (value, file, task, field) -> typed value ----------------------------------

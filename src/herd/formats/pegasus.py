@@ -37,7 +37,7 @@ import logging
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from herd.formats.common import as_float, as_int, describe, env_value, fail, freeze
@@ -720,13 +720,13 @@ def _add_dependencies(tasks: list[Task], raw: Any, source: str) -> list[Task]:
 
 
 def _with_needs(task: Task, needs: list[str] | None) -> Task:
-    return replace(task, needs=tuple(dict.fromkeys(needs))) if needs else task
+    return task._replace(needs=tuple(dict.fromkeys(needs))) if needs else task
 
 
 def _resolve_optional(tasks: list[Task], produced: set[str]) -> list[Task]:
     """An optional input is a real input (an edge) only when some job produces it."""
     return [
-        replace(t, inputs=(*t.inputs, *extra)) if extra else t
+        t._replace(inputs=(*t.inputs, *extra)) if extra else t
         for t in tasks
         for extra in [[p for p in t.meta.get("optional_inputs", ()) if p in produced]]
     ]

@@ -33,7 +33,7 @@ import re
 import shlex
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from herd.errors import HerdError, SpecError
@@ -447,7 +447,7 @@ def _apply_extension(task: Task, ext: Any, reader: _Reader) -> Task:
             changes.update(
                 zip(attrs, parsed, strict=True) if len(attrs) > 1 else {attrs[0]: parsed}
             )
-    return replace(task, **changes)
+    return task._replace(**changes)
 
 
 def _workflow(data: Mapping[str, Any], source: str, tasks: list[Task], reader: _Reader) -> Workflow:
