@@ -78,22 +78,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _dry_run(workflow: Any, options: Any, *, as_json: bool) -> int:
+    from herd.bulk import gc_paused
     from herd.runner import existing_store, prepare
 
     with existing_store(options.workdir) as store:
         prepared = prepare(workflow, options, store)
     graph, verdicts = prepared.graph, prepared.plan.verdicts
     tasks = graph.tasks
-    shown = [(tasks[i].name, v) for i in graph.order if (v := verdicts.get(i)) is not None]
+    # task ids and strings only (no tuple per task): nothing here for the garbage collector
+    shown = [i for i in graph.order if i in verdicts]
     if as_json:
-        rows = [{"task": name, "run": v.run, "reason": v.reason} for name, v in shown]
+        with gc_paused():
+            rows = [
+                {"task": tasks[i].name, "run": verdicts[i].run, "reason": verdicts[i].reason}
+                for i in shown
+            ]
         print(json.dumps({"workflow": workflow.name, "tasks": rows}, indent=1))
         return 0
-    width = max((len(name) for name, _ in shown), default=4)
+    width = max((len(tasks[i].name) for i in shown), default=4)
     # one write of every line: a million tasks print in a second, not in ten
-    lines = [f"{'run ' if v.run else 'skip'}  {name:<{width}}  {v.reason}\n" for name, v in shown]
+    lines = [
+        f"{'run ' if (v := verdicts[i]).run else 'skip'}  {tasks[i].name:<{width}}  {v.reason}\n"
+        for i in shown
+    ]
     sys.stdout.write("".join(lines))
-    todo = sum(1 for _, v in shown if v.run)
+    todo = len(prepared.plan.todo)
     print(
         f"herd: dry run of '{workflow.name}': {todo} to run, {len(shown) - todo} up to date,"
         " nothing started"
