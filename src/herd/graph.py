@@ -42,6 +42,9 @@ class Graph:
     child_ids: array[int]
     #: a topological order (parents before children; ties in declaration order)
     order: array[int]
+    #: every task's inputs as :func:`file_key` gives them (the task's own ``inputs`` tuple when
+    #: its paths are keys already): normalised once for the edges and the plan's stats
+    input_keys: Sequence[tuple[str, ...]]
 
     @property
     def tasks(self) -> tuple[Task, ...]:
@@ -67,7 +70,8 @@ class Graph:
 def build(workflow: Workflow) -> Graph:
     """Validate ``workflow`` and build its graph."""
     index = _index(workflow)
-    src, dst = _edges(workflow, index)
+    input_keys = _input_keys(workflow)
+    src, dst = _edges(workflow, index, input_keys)
     n = len(workflow.tasks)
     parent_ptr, parent_ids, child_ptr, child_ids = _csr(n, src, dst)
     if all(map(operator.lt, src, dst)):
@@ -85,7 +89,7 @@ def build(workflow: Workflow) -> Graph:
             field="needs",
             hint="a task cannot depend on itself through other tasks; remove one of these needs",
         )
-    return Graph(workflow, index, parent_ptr, parent_ids, child_ptr, child_ids, order)
+    return Graph(workflow, index, parent_ptr, parent_ids, child_ptr, child_ids, order, input_keys)
 
 
 def _index(workflow: Workflow) -> dict[str, int]:
@@ -123,7 +127,21 @@ def _normal(path: str) -> bool:
     )
 
 
-def _edges(workflow: Workflow, index: dict[str, int]) -> tuple[array[int], array[int]]:
+def _input_keys(workflow: Workflow) -> list[tuple[str, ...]]:
+    keys: list[tuple[str, ...]] = []
+    append = keys.append
+    for task in workflow.tasks:
+        inputs = task.inputs
+        if not inputs or (not task.cwd and all(map(_normal, inputs))):
+            append(inputs)  # absolute or relative to the workflow directory, and normal
+        else:
+            append(tuple(file_key(task, path) for path in inputs))
+    return keys
+
+
+def _edges(
+    workflow: Workflow, index: dict[str, int], input_keys: Sequence[tuple[str, ...]]
+) -> tuple[array[int], array[int]]:
     src, dst = array("l"), array("l")
     for i, task in enumerate(workflow.tasks):
         for need in task.needs:
@@ -134,7 +152,7 @@ def _edges(workflow: Workflow, index: dict[str, int]) -> tuple[array[int], array
             dst.append(i)
     producers = _producers(workflow)
     if producers:
-        _file_edges(workflow, producers, src, dst)
+        _file_edges(producers, input_keys, src, dst)
     return src, dst
 
 
@@ -156,11 +174,15 @@ def _producers(workflow: Workflow) -> dict[str, int]:
 
 
 def _file_edges(
-    workflow: Workflow, producers: dict[str, int], src: array[int], dst: array[int]
+    producers: dict[str, int],
+    input_keys: Sequence[tuple[str, ...]],
+    src: array[int],
+    dst: array[int],
 ) -> None:
-    for i, task in enumerate(workflow.tasks):
-        for path in task.inputs:
-            j = producers.get(file_key(task, path))
+    producer = producers.get
+    for i, keys in enumerate(input_keys):
+        for key in keys:
+            j = producer(key)
             if j is not None and j != i:
                 src.append(j)
                 dst.append(i)

@@ -45,6 +45,7 @@ from herd.store.base import FileStamp, TaskRecord
 
 DIGEST_LIMIT = 16 * 1024 * 1024
 _NAME = re.compile(r"\w+")
+_BARE = re.compile(r"\$\w")  # what may be a $NAME reference
 
 
 class Verdict(NamedTuple):
@@ -92,7 +93,11 @@ class Files:
     def stamp(self, task: Task, path: str, known: FileStamp | None = None) -> FileStamp | None:
         """(size, mtime_ns, digest) of a file, None when missing. ``known`` saves a digest when
         size and mtime are unchanged."""
-        full = self._full(task, path)
+        return self.stamp_of(file_key(task, path), known)
+
+    def stamp_of(self, key: str, known: FileStamp | None = None) -> FileStamp | None:
+        """:meth:`stamp` of the file a :func:`~herd.graph.file_key` names."""
+        full = key if key.startswith("/") else self._prefix + key
         stat = self._stat(full)
         if stat is None:
             return None
@@ -188,7 +193,10 @@ def file_digest(path: str | Path) -> str:
 
 
 def _digest(*parts: str) -> str:
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).hexdigest()
+    return _blake2b("\x1f".join(parts).encode(), digest_size=12).hexdigest()
+
+
+_blake2b = hashlib.blake2b
 
 
 def task_env(workflow: Workflow, task: Task) -> dict[str, str]:
@@ -208,19 +216,39 @@ def _expander(env: Mapping[str, str]) -> Callable[[str], str]:
 
     The pattern matches only the names ``env`` defines (``$NAME`` not followed by a word
     character, ``${NAME}``): other variables are left as they are without a call per occurrence.
+    When no value holds a ``$``, ``{`` or ``}`` (so that no replacement can make or unmake another
+    reference), the ``${NAME}`` forms are replaced by ``str.replace``; what is left is the answer
+    unless a ``$`` followed by a word character remains (a ``$NAME`` form, or text that the
+    pattern must judge), and then the pattern runs on the command as given. A million O2DPG
+    commands, two variables each, take a third of the time.
     """
-    names = "|".join(re.escape(name) for name in env if _NAME.fullmatch(name))
+    names = [name for name in env if _NAME.fullmatch(name)]
     if not names:
         return _unchanged
-    pattern = re.compile(rf"\$(?:({names})(?!\w)|\{{({names})\}})")
+    alternatives = "|".join(map(re.escape, names))
+    pattern = re.compile(rf"\$(?:({alternatives})(?!\w)|\{{({alternatives})\}})")
+    substitute = pattern.sub
 
     def value(m: re.Match[str]) -> str:
         return env[m[1] or m[2]]
 
     def expand(cmd: str) -> str:
-        return pattern.sub(value, cmd) if "$" in cmd else cmd
+        return substitute(value, cmd) if "$" in cmd else cmd
 
-    return expand
+    if any(c in env[name] for name in names for c in "${}"):
+        return expand
+    braced = [("${" + name + "}", env[name]) for name in names]
+    bare = _BARE.search
+
+    def expand_braced_first(cmd: str) -> str:
+        if "${" not in cmd:
+            return expand(cmd)
+        out = cmd
+        for form, text in braced:
+            out = out.replace(form, text)
+        return out if bare(out) is None else substitute(value, cmd)
+
+    return expand_braced_first
 
 
 def _unchanged(cmd: str) -> str:
@@ -255,8 +283,9 @@ class Commands:
 
     def digests(self, task: Task) -> tuple[str, str]:
         """(command digest, env digest) of a task."""
-        entry = self._entry(task)
-        return _digest(entry[1](task.argv_or_shell)), entry[2]
+        entry = self._envs.get(id(task.env)) or self._entry(task)
+        cmd = task.cmd
+        return _digest(entry[1](cmd if type(cmd) is str else task.argv_or_shell)), entry[2]
 
     def _entry(self, task: Task) -> tuple[Mapping[str, str], Callable[[str], str], str]:
         entry = self._envs.get(id(task.env))
@@ -301,26 +330,31 @@ class _Planner:
         verdicts: dict[int, Verdict] = {}
         graph, selected = self.graph, self.request.selected
         fingerprints = [""] * len(graph)  # "" for tasks not selected
+        fingerprint_of = fingerprints.__getitem__
         digests_of = Commands(graph.workflow).digests
         tasks, ptr, parent_ids = graph.tasks, graph.parent_ptr, graph.parent_ids
+        records, files, todo, input_keys = self.records, self.files, self.todo, graph.input_keys
         order = graph.order
         if len(selected) < len(graph):
             order = array("l", (i for i in order if i in selected))
         for i in order:
             task = tasks[i]
             cmd_d, env_d = digests_of(task)
-            rec = self.records.get(task.name)
-            stamps = _input_stamps(self.files, task, rec)
-            parts = [cmd_d, env_d, *[fingerprints[p] for p in parent_ids[ptr[i] : ptr[i + 1]]]]
+            rec = records.get(task.name)
+            parts = [cmd_d, env_d]
+            parts.extend(map(fingerprint_of, parent_ids[ptr[i] : ptr[i + 1]]))
+            stamps = _input_stamps(files, task, input_keys[i], rec) if task.inputs else _NO_STAMPS
             if stamps:
                 parts += [f"{k}:{v[2] if v else '-'}" for k, v in sorted(stamps.items())]
             fp = fingerprints[i] = _digest(*parts)
             reason = self._reason(i, task, rec, cmd_d, env_d, stamps)
             if reason:
-                self.todo.add(i)
-            verdicts[i] = Verdict(bool(reason), reason or _done_reason(rec), fp, cmd_d, env_d)
+                todo.add(i)
+                verdicts[i] = Verdict(True, reason, fp, cmd_d, env_d)
+            else:
+                verdicts[i] = Verdict(False, _done_reason(rec), fp, cmd_d, env_d)
         self._regenerate_temp(verdicts)
-        return Plan(verdicts, frozenset(self.todo))
+        return Plan(verdicts, frozenset(todo))
 
     def _reason(
         self,
@@ -348,9 +382,10 @@ class _Planner:
                 continue  # a temp file cleaned after use: its producer is judged on its own
             if _changed(stamp, rec.inputs.get(path)):
                 return f"input {path} changed"
-        for p in self.graph.parents(i):
-            if p in self.todo:
-                return f"upstream {self.graph.name(p)} reran"
+        if self.todo:  # (a resumed run with nothing to do skips the loop a million times)
+            for p in self.graph.parents(i):
+                if p in self.todo:
+                    return f"upstream {self.graph.name(p)} reran"
         for path in task.outputs:
             if path not in task.temp and not self.files.exists(task, path):
                 return f"output {path} missing"
@@ -377,13 +412,18 @@ class _Planner:
 
 
 _DONE = (TaskState.SUCCEEDED, TaskState.SKIPPED)
+_NO_STAMPS: Mapping[str, FileStamp | None] = {}
 
 
-def _input_stamps(files: Files, task: Task, rec: TaskRecord | None) -> dict[str, FileStamp | None]:
-    if not task.inputs:
-        return {}
+def _input_stamps(
+    files: Files, task: Task, keys: tuple[str, ...], rec: TaskRecord | None
+) -> dict[str, FileStamp | None]:
+    """The stamp of every input, by its path as the task gives it (``keys``: their file keys)."""
     known = rec.inputs if rec is not None else {}
-    return {p: files.stamp(task, p, known.get(p)) for p in task.inputs}
+    stamp_of = files.stamp_of
+    if keys is task.inputs:
+        return {p: stamp_of(p, known.get(p)) for p in keys}
+    return {p: stamp_of(k, known.get(p)) for p, k in zip(task.inputs, keys, strict=True)}
 
 
 def _changed(now: FileStamp | None, then: FileStamp | None) -> bool:

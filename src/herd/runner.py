@@ -305,14 +305,14 @@ class _Run:
 
     def _record_skips(self) -> None:
         now = time.time()
+        tasks, records = self.graph.tasks, self.records
         for i, v in self.plan.verdicts.items():
-            rec = self.records.get(self.graph.name(i))
-            if not v.run and (rec is None or rec.state is not TaskState.SUCCEEDED):
-                self.batch.append(
-                    TaskChanged(
-                        self.wid, self.graph.name(i), TaskState.SKIPPED, now, reason=v.reason
-                    )
-                )
+            if v.run:
+                continue
+            name = tasks[i].name
+            rec = records.get(name)
+            if rec is None or rec.state is not TaskState.SUCCEEDED:
+                self.batch.append(TaskChanged(self.wid, name, TaskState.SKIPPED, now, reason=v.reason))
         self._commit()
 
     # --- the loop ---------------------------------------------------------------------------

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from herd.graph import build
 from herd.model import Task, TaskState, Workflow, frozen_map
-from herd.plan import Files, Plan, PlanRequest, make_plan
+from herd.plan import Files, Plan, PlanRequest, _expander, make_plan
 from herd.store.base import TaskRecord
 
 
@@ -177,3 +181,46 @@ def test_a_folder_too_large_to_list_is_stat_ed_file_by_file(tmp_path: Path, monk
             assert (snapshot.stamp(task, f"f{i}") is not None) == (i < 20)
     (tmp_path / "late").write_text("x")  # a listed folder would hide it; a stat finds it
     assert snapshot.stamp(task, "late") is not None
+
+
+# --- variable expansion ---------------------------------------------------------------------
+
+_WORDS = ("A", "AB", "B", "é")
+_PIECES = (*_WORDS, "$", "{", "}", " ", "\\", *(f"${{{w}}}" for w in _WORDS))
+
+
+def _reference_expansion(env: dict[str, str], cmd: str) -> str:
+    """One left-to-right pass of the documented rule, with nothing clever."""
+    names = sorted((n for n in env if re.fullmatch(r"\w+", n)), key=len, reverse=True)
+    if not names:
+        return cmd
+    alternatives = "|".join(map(re.escape, names))
+    pattern = re.compile(rf"\$(?:({alternatives})(?!\w)|\{{({alternatives})\}})")
+    return pattern.sub(lambda m: env[m[1] or m[2]], cmd)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    env=st.dictionaries(
+        st.sampled_from(_WORDS), st.lists(st.sampled_from(_PIECES), max_size=4).map("".join)
+    ),
+    pieces=st.lists(st.sampled_from(_PIECES), max_size=12),
+)
+def test_expansion_matches_a_single_left_to_right_pass(
+    env: dict[str, str], pieces: list[str]
+) -> None:
+    """The str.replace shortcut for ${NAME} forms gives what one regex pass gives, whatever the
+    values hold ($, braces, names glued to what follows)."""
+    cmd = "".join(pieces)
+    assert _expander(env)(cmd) == _reference_expansion(env, cmd)
+
+
+def test_expansion_examples() -> None:
+    expand = _expander({"A": "x", "AB": "y", "SEED": "624"})
+    assert expand("$A $AB ${A}${AB} $ABC $A_ ${ABC}") == "x y xy $ABC $A_ ${ABC}"
+    assert expand("--seed $((${SEED} + 1))") == "--seed $((624 + 1))"
+    assert expand("$${A}") == "$x"  # the value is not read as a name after the $
+    assert _expander({"A": "B", "B": "v"})("$${A}") == "$B"
+    # values that would make a new reference if expanded one name at a time
+    assert _expander({"A": "{B}", "B": "v"})("$${A}") == "${B}"
+    assert _expander({"A": "B}", "B": "v"})("${${A}") == "${B}"
