@@ -21,7 +21,8 @@ Every task that runs gets exactly one reason, the first that applies:
 
 Input files are compared by (size, mtime) first; when those differ (or with ``checksum``) the
 content digest decides, so touching a file without changing it causes no rerun. Digests are
-computed for files up to ``DIGEST_LIMIT`` bytes, and for any size with ``checksum``.
+computed for files up to ``DIGEST_LIMIT`` bytes, and for any size with ``checksum``; a folder or a
+file herd cannot read is compared by (size, mtime) alone.
 
 File access goes through a :class:`Files` object so that the planning logic stays testable and the
 million-task path can stat only what it must.
@@ -119,15 +120,21 @@ class Files:
         return (st.st_size, st.st_mtime_ns)
 
     def _digest(self, full: str, size: int) -> str:
-        return file_digest(full) if self.checksum or size <= DIGEST_LIMIT else ""
+        if not self.checksum and size > DIGEST_LIMIT:
+            return ""
+        try:
+            return file_digest(full)
+        except OSError:  # a folder, an unreadable file: compared by size and mtime
+            return ""
 
 
 class _Snapshot(Files):
-    """:class:`Files` remembering every stat and digest of an input it made (existence tests of
-    outputs and done markers are one per task: nothing to remember), and the listing of every
-    folder it looked into :data:`LIST_AFTER` times: a file missing from a listed folder costs no
-    system call. (A workflow that has not run yet has a million missing files; a failed ``stat``
-    costs three times a successful one, a listing a fraction of either per entry.)"""
+    """:class:`Files` remembering every stat and digest of an input it made, and the listing of
+    every folder it looked into :data:`LIST_AFTER` times. A listed folder answers existence
+    tests without a system call: a name not in it is missing, a name in it exists unless it is a
+    symbolic link (which may dangle: that one is stat'ed). A workflow that has not run yet has a
+    million missing inputs, one that has run a million outputs to find; a ``stat`` costs 2-9 µs
+    here, a listing under 1 µs per entry."""
 
     LIST_AFTER = 32
 
@@ -135,30 +142,35 @@ class _Snapshot(Files):
         super().__init__(root, checksum=checksum)
         self._stats: dict[str, tuple[int, int] | None] = {}
         self._digests: dict[str, str] = {}
-        #: folder -> the names in it; None when it cannot be listed (each file is stat'ed)
-        self._listings: dict[str, frozenset[str] | None] = {}
+        #: folder -> its listing; None when it cannot be listed (each file is stat'ed)
+        self._listings: dict[str, _Listing | None] = {}
         self._lookups: dict[str, int] = {}  # folders not listed yet -> lookups so far
 
     def exists(self, task: Task, path: str) -> bool:
         full = self._full(task, path)
-        return self._present(full) and os.path.exists(full)
+        known = self._known(full)
+        return os.path.exists(full) if known is None else known
 
     def _stat(self, full: str) -> tuple[int, int] | None:
         if full in self._stats:
             return self._stats[full]
-        stat = self._stats[full] = super()._stat(full) if self._present(full) else None
+        stat = self._stats[full] = None if self._known(full) is False else super()._stat(full)
         return stat
 
-    def _present(self, full: str) -> bool:
-        """False when ``full`` is surely missing: its folder was listed without it."""
+    def _known(self, full: str) -> bool | None:
+        """Whether ``full`` exists by its folder's listing; None when the listing cannot say."""
         folder, _, name = full.rpartition("/")
-        if folder in self._listings:
-            names = self._listings[folder]
-            return names is None or name in names
-        seen = self._lookups[folder] = self._lookups.get(folder, 0) + 1
-        if seen >= self.LIST_AFTER:
-            self._listings[folder] = _names_in(folder or "/")
-        return True
+        listing = self._listings.get(folder, _UNLISTED)
+        if listing is _UNLISTED:
+            seen = self._lookups[folder] = self._lookups.get(folder, 0) + 1
+            if seen < self.LIST_AFTER:
+                return None
+            listing = self._listings[folder] = _names_in(folder or "/")
+        if listing is None:
+            return None
+        if name not in listing.names:
+            return False
+        return None if name in listing.links else True
 
     def _digest(self, full: str, size: int) -> str:
         digest = self._digests.get(full)
@@ -167,21 +179,33 @@ class _Snapshot(Files):
         return digest
 
 
+class _Listing(NamedTuple):
+    names: frozenset[str]
+    #: the names that are symbolic links
+    links: frozenset[str]
+
+
+_UNLISTED = _Listing(frozenset(), frozenset())  # a marker: the folder was not listed yet
 #: a folder with more entries than this is not kept in memory: its files are stat'ed one by one
 LISTING_LIMIT = 2_000_000
 
 
-def _names_in(folder: str) -> frozenset[str] | None:
+def _names_in(folder: str) -> _Listing | None:
     """The names in ``folder`` (none when it does not exist); None when it cannot be listed or
     holds more than :data:`LISTING_LIMIT` entries."""
+    links: list[str] = []
     try:
         with os.scandir(folder) as entries:
-            names = frozenset(entry.name for entry in islice(entries, LISTING_LIMIT + 1))
+            names = []
+            for entry in islice(entries, LISTING_LIMIT + 1):
+                names.append(entry.name)
+                if entry.is_symlink():
+                    links.append(entry.name)
     except (FileNotFoundError, NotADirectoryError):
-        return frozenset()
+        return _Listing(frozenset(), frozenset())
     except OSError:
         return None
-    return names if len(names) <= LISTING_LIMIT else None
+    return _Listing(frozenset(names), frozenset(links)) if len(names) <= LISTING_LIMIT else None
 
 
 def file_digest(path: str | Path) -> str:
@@ -285,7 +309,8 @@ class Commands:
         """(command digest, env digest) of a task."""
         entry = self._envs.get(id(task.env)) or self._entry(task)
         cmd = task.cmd
-        return _digest(entry[1](cmd if type(cmd) is str else task.argv_or_shell)), entry[2]
+        expanded = entry[1](cmd if type(cmd) is str else task.argv_or_shell)
+        return _blake2b(expanded.encode(), digest_size=12).hexdigest(), entry[2]  # _digest(one)
 
     def _entry(self, task: Task) -> tuple[Mapping[str, str], Callable[[str], str], str]:
         entry = self._envs.get(id(task.env))
@@ -341,8 +366,7 @@ class _Planner:
             task = tasks[i]
             cmd_d, env_d = digests_of(task)
             rec = records.get(task.name)
-            parts = [cmd_d, env_d]
-            parts.extend(map(fingerprint_of, parent_ids[ptr[i] : ptr[i + 1]]))
+            parts = [cmd_d, env_d, *map(fingerprint_of, parent_ids[ptr[i] : ptr[i + 1]])]
             stamps = _input_stamps(files, task, input_keys[i], rec) if task.inputs else _NO_STAMPS
             if stamps:
                 parts += [f"{k}:{v[2] if v else '-'}" for k, v in sorted(stamps.items())]

@@ -156,17 +156,24 @@ def test_a_snapshot_sees_the_files_as_plain_lookups_do(tmp_path: Path) -> None:
     (tmp_path / "many").mkdir()
     for i in range(0, 100, 2):
         (tmp_path / "many" / f"f{i}").write_text(str(i))
+    (tmp_path / "many" / "dangling").symlink_to("nowhere")  # listed, but does not exist
+    (tmp_path / "many" / "link").symlink_to("f0")
+    (tmp_path / "many" / "sub").mkdir()
     (tmp_path / "few").mkdir()
     (tmp_path / "few" / "a").write_text("a")
     (tmp_path / "plain").write_text("x")
     task = Task("t", "true")
     paths = [f"many/f{i}" for i in range(100)] + ["few/a", "few/b", "gone/x", "plain/x", "plain"]
+    paths += ["many/dangling", "many/link", "many/sub"]
     plain, snapshot = Files(tmp_path), Files(tmp_path).snapshot()
     for _ in range(2):  # the second pass answers from the listings
         for path in paths:
             assert snapshot.stamp(task, path) == plain.stamp(task, path), path
             assert snapshot.exists(task, path) == plain.exists(task, path), path
     assert snapshot.stamp(task, "many/f1") is None and snapshot.stamp(task, "many/f2") is not None
+    assert not snapshot.exists(task, "many/dangling") and snapshot.exists(task, "many/link")
+    (tmp_path / "many" / "f2").write_text("changed")  # remembered: a snapshot of one pass
+    assert snapshot.stamp(task, "many/f2") != plain.stamp(task, "many/f2")
 
 
 def test_a_folder_too_large_to_list_is_stat_ed_file_by_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

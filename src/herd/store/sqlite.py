@@ -49,6 +49,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
+
 from herd.bulk import gc_paused
 from herd.errors import StoreError
 from herd.model import EMPTY, FrozenDict, Task, TaskState, Workflow
@@ -703,10 +705,17 @@ def _user_event(row: _Row) -> UserEvent:
     return UserEvent(workflow_id, task, number, at, _decode(data))
 
 
+#: the stamps herd writes, decoded straight into tuples (a resumed run reads a million of them)
+_STAMPS_JSON = msgspec.json.Decoder(dict[str, tuple[int, int, str]])
+
+
 def _stamps(text: str) -> Mapping[str, FileStamp]:
     if text == "{}":
         return EMPTY
-    return FrozenDict({path: tuple(stamp) for path, stamp in _decode(text).items()})
+    try:
+        return FrozenDict(_STAMPS_JSON.decode(text))
+    except msgspec.MsgspecError:  # not the shape herd writes: the general decoder decides
+        return FrozenDict({path: tuple(stamp) for path, stamp in _decode(text).items()})
 
 
 def _floats(text: str) -> Mapping[str, float]:
