@@ -24,7 +24,7 @@ import re
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, repeat
 
 from herd.errors import ValidationError
 from herd.model import Limits, Task, Workflow
@@ -143,13 +143,15 @@ def _edges(
     workflow: Workflow, index: dict[str, int], input_keys: Sequence[tuple[str, ...]]
 ) -> tuple[array[int], array[int]]:
     src, dst = array("l"), array("l")
+    id_of = index.__getitem__
     for i, task in enumerate(workflow.tasks):
-        for need in task.needs:
-            j = index.get(need)
-            if j is None:
-                raise _unknown_need(workflow, task, need, index)
-            src.append(j)
-            dst.append(i)
+        needs = task.needs
+        if needs:
+            try:  # the ids of a task's needs in one C-level pass
+                src.extend(map(id_of, needs))
+            except KeyError:
+                raise _unknown_need(workflow, task, index) from None
+            dst.extend(repeat(i, len(needs)))
     producers = _producers(workflow)
     if producers:
         _file_edges(producers, input_keys, src, dst)
@@ -188,11 +190,10 @@ def _file_edges(
                 dst.append(i)
 
 
-def _unknown_need(
-    workflow: Workflow, task: Task, need: str, index: dict[str, int]
-) -> ValidationError:
+def _unknown_need(workflow: Workflow, task: Task, index: dict[str, int]) -> ValidationError:
     import difflib
 
+    need = next(need for need in task.needs if need not in index)
     close = difflib.get_close_matches(need, list(index)[:100_000], n=1)
     hint = f"did you mean '{close[0]}'?" if close else "check the spelling or add that task"
     return ValidationError(

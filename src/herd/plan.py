@@ -401,10 +401,12 @@ class _Planner:
             return "command changed"
         if rec.env_digest != env_d:
             return "env changed"
+        known = rec.inputs
         for path, stamp in stamps.items():
             if stamp is None and file_key(task, path) in self.temp:
                 continue  # a temp file cleaned after use: its producer is judged on its own
-            if _changed(stamp, rec.inputs.get(path)):
+            then = known.get(path)
+            if stamp is not then and _changed(stamp, then):  # (unchanged: the known stamp itself)
                 return f"input {path} changed"
         if self.todo:  # (a resumed run with nothing to do skips the loop a million times)
             for p in self.graph.parents(i):
