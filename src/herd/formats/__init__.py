@@ -170,7 +170,8 @@ def _json_bytes(raw: bytes) -> Any:
     spec: 0.7 s less); :data:`_NOT_JSON` when it is not JSON that msgspec reads, and the text
     path decides (YAML, XML, the messages for broken JSON)."""
     start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 byte order mark
-    start = _SPACE.match(raw, start).end()  # type: ignore[union-attr]  # always matches
+    space = _SPACE.match(raw, start)
+    start = space.end() if space else start
     if raw[start : start + 1] not in (b"{", b"["):
         return _NOT_JSON
     try:
