@@ -20,8 +20,8 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-#: a pause in which the number of objects the collector tracks grew by more than this ends with a
-#: freeze (a workflow of a few thousand tasks never freezes anything)
+#: a pause that ends with more than this many objects in the collector's youngest generation ends
+#: with a freeze (a workflow of a few thousand tasks never freezes anything)
 FREEZE_AFTER = 100_000
 
 
@@ -31,11 +31,12 @@ def gc_paused() -> Iterator[None]:
     built many objects leaves them frozen (see the module's docstring)."""
     enabled = gc.isenabled()
     gc.disable()
-    before = gc.get_count()[0]
     try:
         yield
     finally:
-        if gc.get_count()[0] - before > FREEZE_AFTER:
+        # the youngest generation's count: objects made (less those freed) since the last
+        # collection or freeze, this block's among them (a nested block may have frozen its own)
+        if gc.get_count()[0] > FREEZE_AFTER:
             gc.freeze()
         if enabled:
             gc.enable()
