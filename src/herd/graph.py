@@ -22,9 +22,9 @@ import operator
 import posixpath
 import re
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, repeat
+from itertools import accumulate, chain, repeat
 
 from herd.errors import ValidationError
 from herd.model import Limits, Task, Workflow
@@ -351,6 +351,14 @@ def _fmt(x: float) -> str:
 
 
 # --- selection ------------------------------------------------------------------------------
+
+
+def input_files(graph: Graph, selected: Collection[int]) -> list[str]:
+    """The files (as :func:`file_key` gives them) that the selected tasks read, each once."""
+    keys = graph.input_keys
+    if len(selected) < len(keys):
+        keys = [keys[i] for i in sorted(selected)]
+    return list(dict.fromkeys(chain.from_iterable(keys)))
 
 
 def ancestors(graph: Graph, roots: Iterable[int]) -> set[int]:

@@ -33,14 +33,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 from array import array
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
-from herd.graph import Graph, descendants, file_key, match
+from herd.graph import Graph, ancestors, descendants, file_key, match
 from herd.model import Task, TaskState, Workflow
 from herd.store.base import FileStamp, TaskRecord
 
@@ -50,7 +51,8 @@ _BARE = re.compile(r"\$\w")  # what may be a $NAME reference
 
 
 class Verdict(NamedTuple):
-    """The plan for one task (a named tuple: a million are made per plan)."""
+    """The plan for one task (a named tuple: a million are made per plan). The fingerprint
+    and the digests are those of a task that runs; a skipped task's are empty."""
 
     run: bool
     reason: str
@@ -84,8 +86,10 @@ class Files:
         return self.root / file_key(task, path)
 
     def _full(self, task: Task, path: str) -> str:
+        return self._full_key(file_key(task, path))
+
+    def _full_key(self, key: str) -> str:
         # os.path.join as a string concatenation: planning stats millions of inputs
-        key = file_key(task, path)
         return key if key.startswith("/") else self._prefix + key
 
     def exists(self, task: Task, path: str) -> bool:
@@ -98,26 +102,33 @@ class Files:
 
     def stamp_of(self, key: str, known: FileStamp | None = None) -> FileStamp | None:
         """:meth:`stamp` of the file a :func:`~herd.graph.file_key` names."""
-        full = key if key.startswith("/") else self._prefix + key
-        stat = self._stat(full)
+        stat = self.stat_of(key)
         if stat is None:
             return None
         if known is not None and (known[0], known[1]) == stat and (known[2] or not self.checksum):
             return known
-        return (stat[0], stat[1], self._digest(full, stat[0]))
+        return (stat[0], stat[1], self._digest(self._full_key(key), stat[0]))
+
+    def stat_of(self, key: str) -> tuple[int, int] | None:
+        """(size, mtime_ns) of the file a file key names, None when it is missing."""
+        return _stat(self._full_key(key))
+
+    def input_stamps(
+        self, task: Task, keys: tuple[str, ...], known: Mapping[str, FileStamp]
+    ) -> dict[str, FileStamp | None]:
+        """The stamp of every input of ``task`` by its path as the task gives it (``keys``: their
+        file keys); ``known``: the stamps of its last success, by path."""
+        stamp_of = self.stamp_of
+        return {p: stamp_of(k, known.get(p)) for p, k in zip(task.inputs, keys, strict=True)}
+
+    def stat_all(self, keys: Collection[str]) -> None:
+        """The files ``keys`` name will be asked for (a snapshot stats them all at once)."""
 
     def snapshot(self) -> Files:
         """The same files, each input stat'ed and hashed at most once: for one planning pass,
         while files do not change and many tasks may read one file (a calibration file read by
         every timeframe)."""
         return _Snapshot(self.root, checksum=self.checksum)
-
-    def _stat(self, full: str) -> tuple[int, int] | None:
-        try:
-            st = os.stat(full)
-        except OSError:
-            return None
-        return (st.st_size, st.st_mtime_ns)
 
     def _digest(self, full: str, size: int) -> str:
         if not self.checksum and size > DIGEST_LIMIT:
@@ -137,24 +148,93 @@ class _Snapshot(Files):
     here, a listing under 1 µs per entry."""
 
     LIST_AFTER = 32
+    #: :meth:`stat_all` of more files than this runs in a child process while herd goes on
+    BACKGROUND_AFTER = 100_000
 
     def __init__(self, root: Path, *, checksum: bool = False) -> None:
         super().__init__(root, checksum=checksum)
-        self._stats: dict[str, tuple[int, int] | None] = {}
         self._digests: dict[str, str] = {}
         #: folder -> its listing; None when it cannot be listed (each file is stat'ed)
         self._listings: dict[str, _Listing | None] = {}
         self._lookups: dict[str, int] = {}  # folders not listed yet -> lookups so far
+        self._by_key: dict[str, tuple[int, int] | None] = {}  # file key -> its stat
+        self._pending: _Background | None = None  # a stat_all still running
+
+    def snapshot(self) -> Files:
+        return self
+
+    def stat_all(self, keys: Collection[str]) -> None:
+        """Stat the files ``keys`` name in one pass, folder by folder (see :meth:`_stats`).
+
+        More than :data:`BACKGROUND_AFTER` files are stat'ed by a forked child process, on the
+        other core, while this one goes on (reading the store); the first question the answers
+        are needed for waits for them. A million stats cost 4-7 s here, in system calls and in
+        the building of ``os.stat_result`` objects.
+        """
+        self._collect()
+        if len(keys) > self.BACKGROUND_AFTER:
+            self._pending = _Background.start(self, list(keys))
+        if self._pending is None:
+            self._by_key.update(self._stats(keys))
+
+    def _stats(self, keys: Iterable[str]) -> dict[str, tuple[int, int] | None]:
+        """The stats of the files ``keys`` name, folder by folder: a folder holding
+        :data:`LIST_AFTER` or more of them is listed first (a file missing from it costs no
+        system call), and the stats of one folder come together (spread over a planning pass,
+        a million stats cost twice as long: the kernel's caches go cold between them)."""
+        prefix = self._prefix
+        folders: dict[str, tuple[list[str], list[str]]] = {}  # folder -> (keys, names)
+        for key in keys:
+            folder, _, name = (key if key.startswith("/") else prefix + key).rpartition("/")
+            group = folders.get(folder)
+            if group is None:
+                group = folders[folder] = ([], [])
+            group[0].append(key)
+            group[1].append(name)
+        listings, found = self._listings, dict[str, tuple[int, int] | None]()
+        for folder, (in_folder, names) in folders.items():
+            listing = listings.get(folder, _UNLISTED)
+            if listing is _UNLISTED and len(names) >= self.LIST_AFTER:
+                listing = listings[folder] = _names_in(folder or "/")
+            base = folder + "/"
+            if listing is _UNLISTED or listing is None:
+                stats = list(map(_stat, map(base.__add__, names)))
+            else:
+                there = listing.names  # (symbolic links are stat'ed too: they may dangle)
+                stats = [_stat(base + name) if name in there else None for name in names]
+            found.update(zip(in_folder, stats, strict=True))
+        return found
+
+    def _collect(self) -> None:
+        """Take the answers of a :meth:`stat_all` running in the background."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            stats = pending.result()
+            if stats is None:  # (the child failed)
+                self._by_key.update(self._stats(pending.keys))
+            else:
+                self._by_key.update(zip(pending.keys, stats, strict=True))
 
     def exists(self, task: Task, path: str) -> bool:
-        full = self._full(task, path)
+        key = file_key(task, path)
+        stat = self._by_key.get(key, _UNSTATED)
+        if stat is not _UNSTATED:
+            return stat is not None
+        if self._pending is not None:
+            self._collect()
+            return self.exists(task, path)
+        full = self._full_key(key)
         known = self._known(full)
         return os.path.exists(full) if known is None else known
 
-    def _stat(self, full: str) -> tuple[int, int] | None:
-        if full in self._stats:
-            return self._stats[full]
-        stat = self._stats[full] = None if self._known(full) is False else super()._stat(full)
+    def stat_of(self, key: str) -> tuple[int, int] | None:
+        stat = self._by_key.get(key, _UNSTATED)
+        if stat is _UNSTATED:
+            if self._pending is not None:
+                self._collect()
+                return self.stat_of(key)
+            full = self._full_key(key)
+            stat = self._by_key[key] = None if self._known(full) is False else _stat(full)
         return stat
 
     def _known(self, full: str) -> bool | None:
@@ -177,6 +257,76 @@ class _Snapshot(Files):
         if digest is None:
             digest = self._digests[full] = super()._digest(full, size)
         return digest
+
+
+def _stat(full: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, None when missing."""
+    try:
+        st = os.stat(full)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+_UNSTATED = (-1, -1)  # a marker: not stat'ed yet
+
+
+class _Background:
+    """A :meth:`_Snapshot.stat_all` in a forked child (which has the keys and the code without
+    being told): it sends the stats back, in key order, through a pipe as pairs of 64-bit
+    integers (size -1: missing). :meth:`result` is None when the child did not deliver."""
+
+    def __init__(self, keys: list[str], pid: int, fd: int) -> None:
+        self.keys, self.pid, self.fd = keys, pid, fd
+
+    @classmethod
+    def start(cls, snapshot: _Snapshot, keys: list[str]) -> _Background | None:
+        """Fork the child; None when this system cannot (the caller stats in-process)."""
+        if not hasattr(os, "fork"):
+            return None
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return None
+        if pid == 0:  # the child: stat, send, and leave without running any of the parent's cleanup
+            code = 1
+            try:
+                os.close(read_end)
+                stats = snapshot._stats(keys)
+                flat = array("q")
+                for key in keys:
+                    flat.extend(stats[key] or _MISSING)
+                with open(write_end, "wb") as out:
+                    out.write(flat.tobytes())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        return cls(keys, pid, read_end)
+
+    def result(self) -> list[tuple[int, int] | None] | None:
+        with open(self.fd, "rb") as answers:
+            data = answers.read()
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        if status != 0 or len(data) != 16 * len(self.keys):
+            return None
+        flat = array("q")
+        flat.frombytes(data)
+        pairs = zip(flat[::2], flat[1::2], strict=True)
+        return [None if size < 0 else (size, mtime) for size, mtime in pairs]
+
+    def __del__(self) -> None:
+        if self.pid:  # never asked for (planning failed): stop the child
+            os.close(self.fd)
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+
+
+_MISSING = (-1, -1)
 
 
 class _Listing(NamedTuple):
@@ -333,7 +483,11 @@ class PlanRequest:
 def make_plan(
     graph: Graph, records: Mapping[str, TaskRecord], files: Files, request: PlanRequest
 ) -> Plan:
-    """Decide, for every selected task in topological order, whether it runs and why."""
+    """Decide, for every selected task in topological order, whether it runs and why.
+
+    ``files``: a :meth:`~Files.snapshot` already told of the inputs of the selected tasks
+    (:meth:`~Files.stat_all` of :func:`~herd.graph.input_files`) plans fastest.
+    """
     return _Planner(graph, records, files, request).plan()
 
 
@@ -350,15 +504,13 @@ class _Planner:
             self.forced |= descendants(graph, match(graph, request.rerun_from))
         self.temp = _temp_producers(graph)
         self.todo: set[int] = set()
+        self.digests = Commands(graph.workflow).digests
 
     def plan(self) -> Plan:
         verdicts: dict[int, Verdict] = {}
         graph, selected = self.graph, self.request.selected
-        fingerprints = [""] * len(graph)  # "" for tasks not selected
-        fingerprint_of = fingerprints.__getitem__
-        digests_of = Commands(graph.workflow).digests
-        tasks, ptr, parent_ids = graph.tasks, graph.parent_ptr, graph.parent_ids
-        records, files, todo, input_keys = self.records, self.files, self.todo, graph.input_keys
+        digests_of = self.digests
+        tasks, records, todo = graph.tasks, self.records, self.todo
         order = graph.order
         if len(selected) < len(graph):
             order = array("l", (i for i in order if i in selected))
@@ -366,29 +518,17 @@ class _Planner:
             task = tasks[i]
             cmd_d, env_d = digests_of(task)
             rec = records.get(task.name)
-            parts = [cmd_d, env_d, *map(fingerprint_of, parent_ids[ptr[i] : ptr[i + 1]])]
-            stamps = _input_stamps(files, task, input_keys[i], rec) if task.inputs else _NO_STAMPS
-            if stamps:
-                parts += [f"{k}:{v[2] if v else '-'}" for k, v in sorted(stamps.items())]
-            fp = fingerprints[i] = _digest(*parts)
-            reason = self._reason(i, task, rec, cmd_d, env_d, stamps)
+            reason = self._reason(i, task, rec, cmd_d, env_d)
             if reason:
                 todo.add(i)
-                verdicts[i] = Verdict(True, reason, fp, cmd_d, env_d)
+                verdicts[i] = Verdict(True, reason, "", cmd_d, env_d)
             else:
-                verdicts[i] = Verdict(False, _done_reason(rec), fp, cmd_d, env_d)
+                verdicts[i] = _MARKED_DONE if rec is None or not rec.fingerprint else _UP_TO_DATE
         self._regenerate_temp(verdicts)
+        self._fingerprint(order, verdicts)
         return Plan(verdicts, frozenset(todo))
 
-    def _reason(
-        self,
-        i: int,
-        task: Task,
-        rec: TaskRecord | None,
-        cmd_d: str,
-        env_d: str,
-        stamps: Mapping[str, FileStamp | None],
-    ) -> str:
+    def _reason(self, i: int, task: Task, rec: TaskRecord | None, cmd_d: str, env_d: str) -> str:
         """Why task ``i`` must run, or "" when it is up to date."""
         if i in self.forced:
             return "forced"
@@ -401,13 +541,10 @@ class _Planner:
             return "command changed"
         if rec.env_digest != env_d:
             return "env changed"
-        known = rec.inputs
-        for path, stamp in stamps.items():
-            if stamp is None and file_key(task, path) in self.temp:
-                continue  # a temp file cleaned after use: its producer is judged on its own
-            then = known.get(path)
-            if stamp is not then and _changed(stamp, then):  # (unchanged: the known stamp itself)
-                return f"input {path} changed"
+        if task.inputs:
+            changed = self._changed_input(task, self.graph.input_keys[i], rec.inputs)
+            if changed:
+                return f"input {changed} changed"
         if self.todo:  # (a resumed run with nothing to do skips the loop a million times)
             for p in self.graph.parents(i):
                 if p in self.todo:
@@ -416,6 +553,49 @@ class _Planner:
             if path not in task.temp and not self.files.exists(task, path):
                 return f"output {path} missing"
         return ""
+
+    def _changed_input(
+        self, task: Task, keys: tuple[str, ...], known: Mapping[str, FileStamp]
+    ) -> str:
+        """The first input whose content differs from the task's last success, "" when none.
+        Size and mtime as they were mean unchanged; otherwise the content digest decides."""
+        stat_of, stamp_of, temp = self.files.stat_of, self.files.stamp_of, self.temp
+        for path, key in zip(task.inputs, keys, strict=True):
+            now, then = stat_of(key), known.get(path)
+            if now is not None and then is not None and now[0] == then[0] and now[1] == then[1]:
+                continue
+            if now is None and key in temp:
+                continue  # a temp file cleaned after use: its producer is judged on its own
+            if _changed(stamp_of(key, then), then):
+                return path
+        return ""
+
+    def _fingerprint(self, order: Sequence[int], verdicts: dict[int, Verdict]) -> None:
+        """Give every task that runs its fingerprint, which needs the fingerprints of the
+        selected tasks it depends on: computed for those alone, in topological order (a resumed
+        run with nothing to do computes none)."""
+        todo = self.todo
+        if not todo:
+            return
+        if len(todo) < len(verdicts):
+            needed = ancestors(self.graph, todo).intersection(verdicts)
+            order = [i for i in order if i in needed]
+        graph, records, files = self.graph, self.records, self.files
+        tasks, input_keys = graph.tasks, graph.input_keys
+        ptr, parents = graph.parent_ptr, graph.parent_ids
+        fingerprints = [""] * len(graph)  # "" for tasks not selected
+        fingerprint_of = fingerprints.__getitem__
+        for i in order:
+            task, v = tasks[i], verdicts[i]
+            digests = (v.cmd_digest, v.env_digest) if v.run else self.digests(task)
+            parts = [*digests, *map(fingerprint_of, parents[ptr[i] : ptr[i + 1]])]
+            if task.inputs:
+                rec = records.get(task.name)
+                stamps = files.input_stamps(task, input_keys[i], rec.inputs if rec else _NO_STAMPS)
+                parts += [f"{k}:{s[2] if s else '-'}" for k, s in sorted(stamps.items())]
+            fp = fingerprints[i] = _digest(*parts)
+            if v.run:
+                verdicts[i] = v._replace(fingerprint=fp)
 
     def _regenerate_temp(self, verdicts: dict[int, Verdict]) -> None:
         """Producers of deleted temp files that a running task reads run again (readers first)."""
@@ -432,24 +612,12 @@ class _Planner:
                 if self.files.exists(tasks[i], path):
                     continue
                 todo.add(p)
-                old = verdicts[p]
                 reason = f"output {path} missing (temp, needed by {tasks[i].name})"
-                verdicts[p] = Verdict(True, reason, old.fingerprint, old.cmd_digest, old.env_digest)
+                verdicts[p] = Verdict(True, reason, "", *self.digests(tasks[p]))
 
 
 _DONE = (TaskState.SUCCEEDED, TaskState.SKIPPED)
-_NO_STAMPS: Mapping[str, FileStamp | None] = {}
-
-
-def _input_stamps(
-    files: Files, task: Task, keys: tuple[str, ...], rec: TaskRecord | None
-) -> dict[str, FileStamp | None]:
-    """The stamp of every input, by its path as the task gives it (``keys``: their file keys)."""
-    known = rec.inputs if rec is not None else {}
-    stamp_of = files.stamp_of
-    if keys is task.inputs:
-        return {p: stamp_of(p, known.get(p)) for p in keys}
-    return {p: stamp_of(k, known.get(p)) for p, k in zip(task.inputs, keys, strict=True)}
+_NO_STAMPS: Mapping[str, FileStamp] = {}
 
 
 def _changed(now: FileStamp | None, then: FileStamp | None) -> bool:
@@ -469,10 +637,8 @@ def _first_run_reason(rec: TaskRecord | None) -> str:
     return "failed before"
 
 
-def _done_reason(rec: TaskRecord | None) -> str:
-    if rec is None or not rec.fingerprint:
-        return "done (marker file exists)"
-    return "up to date"
+_UP_TO_DATE = Verdict(False, "up to date", "", "", "")
+_MARKED_DONE = Verdict(False, "done (marker file exists)", "", "", "")
 
 
 def _temp_producers(graph: Graph) -> dict[str, int]:

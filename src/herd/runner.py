@@ -46,7 +46,7 @@ from herd.bulk import gc_paused
 from herd.clean import TempFiles
 from herd.errors import ExecutionError
 from herd.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
-from herd.graph import Graph, build, check_limits, select
+from herd.graph import Graph, build, check_limits, input_files, select
 from herd.model import Limits, Task, TaskState, Workflow
 from herd.plan import Commands, Files, Plan, PlanRequest, make_plan
 from herd.scheduler import (
@@ -164,14 +164,16 @@ def prepare(workflow: Workflow, options: RunOptions, store: Store | None) -> Pre
 def _prepare(workflow: Workflow, options: RunOptions, store: Store | None) -> Prepared:
     graph = build(workflow)
     check_limits(graph, options.limits)
+    selected = frozenset(select(graph, options.targets, options.target_labels))
+    files = Files(options.workdir, checksum=options.checksum).snapshot()
+    files.stat_all(input_files(graph, selected))  # (a million: in a child, while the store is read)
     records: dict[str, TaskRecord] = {}
     if store is not None:
         rec = store.workflow(workflow.name)
         if rec is not None:
             records = store.task_records(rec.id)
-    selected = frozenset(select(graph, options.targets, options.target_labels))
     request = PlanRequest(selected, options.force, options.rerun_from)
-    plan = make_plan(graph, records, Files(options.workdir, checksum=options.checksum), request)
+    plan = make_plan(graph, records, files, request)
     return Prepared(graph, plan, records, selected)
 
 

@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -148,23 +149,53 @@ def test_temp_output_regenerated_only_when_a_reader_runs(tmp_path: Path) -> None
         "make": "output big.tmp missing (temp, needed by use)",
         "use": "output small.out missing",
     }
+    again = plan(wf, tmp_path, records)
+    make = again.verdicts[0]  # run again: recorded with its digests, as on its first run
+    assert (make.cmd_digest, make.env_digest) == (records["make"].cmd_digest, records["make"].env_digest)
+    assert make.fingerprint == records["make"].fingerprint
+
+
+def test_fingerprints_of_the_tasks_that_run_whatever_else_runs(tmp_path: Path) -> None:
+    """Only tasks that run get a fingerprint (a resumed run with nothing to do computes none),
+    and a task's is the same whether its upstream runs with it or is skipped."""
+    (tmp_path / "in.txt").write_text("x")
+    wf = chain()
+    first = plan(wf, tmp_path, {})
+    assert all(v.fingerprint and v.cmd_digest for v in first.verdicts.values())
+    assert len({v.fingerprint for v in first.verdicts.values()}) == 3
+    records = succeed_all(wf, tmp_path, first)
+    assert [v.fingerprint for v in plan(wf, tmp_path, records).verdicts.values()] == ["", "", ""]
+    everything = plan(wf, tmp_path, records, force=(".*",))
+    forced = plan(wf, tmp_path, records, force=("c",))
+    assert forced.todo == {2}
+    assert forced.verdicts[2].fingerprint == everything.verdicts[2].fingerprint
+    assert forced.verdicts[0].fingerprint == forced.verdicts[1].fingerprint == ""
+    other = chain(cmd_b="b2")  # b's command is part of c's fingerprint, though b does not run
+    records["b"] = records["b"]._replace(cmd_digest=plan(other, tmp_path, {}).verdicts[1].cmd_digest)
+    changed = plan(other, tmp_path, records, force=("c",))
+    assert changed.todo == {2}
+    assert changed.verdicts[2].fingerprint != everything.verdicts[2].fingerprint
+
+
+def _tree(root: Path) -> list[str]:
+    """Present, missing, linked and unreadable files in listed and unlisted folders; their keys."""
+    (root / "many").mkdir()
+    for i in range(0, 100, 2):
+        (root / "many" / f"f{i}").write_text(str(i))
+    (root / "many" / "dangling").symlink_to("nowhere")
+    (root / "many" / "link").symlink_to("f0")
+    (root / "many" / "sub").mkdir()
+    (root / "few").mkdir()
+    (root / "few" / "a").write_text("a")
+    (root / "plain").write_text("x")
+    keys = [f"many/f{i}" for i in range(100)] + ["few/a", "few/b", "gone/x", "plain/x", "plain"]
+    return [*keys, "many/dangling", "many/link", "many/sub", str(root / "few" / "a"), "/no/such"]
 
 
 def test_a_snapshot_sees_the_files_as_plain_lookups_do(tmp_path: Path) -> None:
     """Folders looked into often are listed once; stamps and existence agree with plain stats,
     for present and missing files, in listed, unlisted, missing and unreadable folders."""
-    (tmp_path / "many").mkdir()
-    for i in range(0, 100, 2):
-        (tmp_path / "many" / f"f{i}").write_text(str(i))
-    (tmp_path / "many" / "dangling").symlink_to("nowhere")  # listed, but does not exist
-    (tmp_path / "many" / "link").symlink_to("f0")
-    (tmp_path / "many" / "sub").mkdir()
-    (tmp_path / "few").mkdir()
-    (tmp_path / "few" / "a").write_text("a")
-    (tmp_path / "plain").write_text("x")
-    task = Task("t", "true")
-    paths = [f"many/f{i}" for i in range(100)] + ["few/a", "few/b", "gone/x", "plain/x", "plain"]
-    paths += ["many/dangling", "many/link", "many/sub"]
+    paths, task = _tree(tmp_path), Task("t", "true")
     plain, snapshot = Files(tmp_path), Files(tmp_path).snapshot()
     for _ in range(2):  # the second pass answers from the listings
         for path in paths:
@@ -174,6 +205,48 @@ def test_a_snapshot_sees_the_files_as_plain_lookups_do(tmp_path: Path) -> None:
     assert not snapshot.exists(task, "many/dangling") and snapshot.exists(task, "many/link")
     (tmp_path / "many" / "f2").write_text("changed")  # remembered: a snapshot of one pass
     assert snapshot.stamp(task, "many/f2") != plain.stamp(task, "many/f2")
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["in-process", "child process"])
+def test_stat_all_answers_as_plain_stats_do(tmp_path: Path, background: bool) -> None:
+    keys = _tree(tmp_path)
+    snapshot = Files(tmp_path).snapshot()
+    snapshot.BACKGROUND_AFTER = 0 if background else 10**9  # type: ignore[attr-defined]
+    snapshot.stat_all(keys)
+    assert (snapshot._pending is not None) == background  # type: ignore[attr-defined]
+    plain, task = Files(tmp_path), Task("t", "true")
+    assert [snapshot.stat_of(k) for k in keys] == [plain.stat_of(k) for k in keys]
+    assert [snapshot.exists(task, k) for k in keys] == [plain.exists(task, k) for k in keys]
+    assert snapshot._pending is None  # type: ignore[attr-defined]
+
+
+def test_stat_all_falls_back_when_its_child_fails(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import herd.plan
+
+    keys, parent = _tree(tmp_path), os.getpid()
+    real = herd.plan._Snapshot._stats
+
+    def fail_in_the_child(self, keys):  # type: ignore[no-untyped-def]
+        if os.getpid() != parent:
+            raise MemoryError("the child dies")
+        return real(self, keys)
+
+    monkeypatch.setattr(herd.plan._Snapshot, "_stats", fail_in_the_child)
+    snapshot = Files(tmp_path).snapshot()
+    snapshot.BACKGROUND_AFTER = 0  # type: ignore[attr-defined]
+    snapshot.stat_all(keys)
+    plain = Files(tmp_path)
+    assert [snapshot.stat_of(k) for k in keys] == [plain.stat_of(k) for k in keys]
+
+
+def test_a_child_never_asked_is_stopped(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    snapshot = Files(tmp_path).snapshot()
+    snapshot.BACKGROUND_AFTER = 0  # type: ignore[attr-defined]
+    snapshot.stat_all(_tree(tmp_path))
+    pid = snapshot._pending.pid  # type: ignore[attr-defined]
+    assert Path(f"/proc/{pid}").exists()
+    del snapshot  # planning failed before it needed the answers
+    assert not Path(f"/proc/{pid}").exists()  # stopped and reaped: not even a zombie
 
 
 def test_a_folder_too_large_to_list_is_stat_ed_file_by_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
