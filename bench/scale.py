@@ -17,8 +17,8 @@ child (``getrusage(RUSAGE_CHILDREN).ru_maxrss``):
               left as a finished run leaves it: every file the tasks read or write exists (empty)
               and the store says every task succeeded with its current fingerprint and input
               stamps. It is prepared once per file, beforehand (not timed), through the Store API:
-              the plan's verdicts written as ``TaskChanged(SUCCEEDED, fingerprint=...)`` batches;
-              the repeats resume the same directory.
+              the plan's verdicts written as ``TaskChanged(SUCCEEDED, fingerprint=...)`` batches,
+              then ``sync``; the repeats resume the same directory.
                                                                              target <= 30 s
 The machine is shared: the script prints every repeat and the median.
 """
@@ -124,6 +124,7 @@ def step_resume(path: Path, tmp: Path) -> dict[str, Any]:
         subprocess.run(
             [sys.executable, __file__, "--child", "mark-done", str(path), str(work)], check=True
         )
+        os.sync()  # a million new files: written back now, not while the repeats are timed
         print(f"  {path.name:<18} resume    prepared in {time.perf_counter() - t0:.0f} s")
     return measured([*HERD, "run", str(path), "-q", "-C", str(work), *LIMITS], work / "out.txt")
 

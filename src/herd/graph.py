@@ -45,6 +45,8 @@ class Graph:
     #: every task's inputs as :func:`file_key` gives them (the task's own ``inputs`` tuple when
     #: its paths are keys already): normalised once for the edges and the plan's stats
     input_keys: Sequence[tuple[str, ...]]
+    #: every task's outputs as :func:`file_key` gives them, likewise
+    output_keys: Sequence[tuple[str, ...]]
 
     @property
     def tasks(self) -> tuple[Task, ...]:
@@ -70,8 +72,8 @@ class Graph:
 def build(workflow: Workflow) -> Graph:
     """Validate ``workflow`` and build its graph."""
     index = _index(workflow)
-    input_keys = _input_keys(workflow)
-    src, dst = _edges(workflow, index, input_keys)
+    input_keys, output_keys = _file_keys(workflow, "inputs"), _file_keys(workflow, "outputs")
+    src, dst = _edges(workflow, index, input_keys, output_keys)
     n = len(workflow.tasks)
     parent_ptr, parent_ids, child_ptr, child_ids = _csr(n, src, dst)
     if all(map(operator.lt, src, dst)):
@@ -89,7 +91,9 @@ def build(workflow: Workflow) -> Graph:
             field="needs",
             hint="a task cannot depend on itself through other tasks; remove one of these needs",
         )
-    return Graph(workflow, index, parent_ptr, parent_ids, child_ptr, child_ids, order, input_keys)
+    return Graph(
+        workflow, index, parent_ptr, parent_ids, child_ptr, child_ids, order, input_keys, output_keys
+    )
 
 
 def _index(workflow: Workflow) -> dict[str, int]:
@@ -127,20 +131,24 @@ def _normal(path: str) -> bool:
     )
 
 
-def _input_keys(workflow: Workflow) -> list[tuple[str, ...]]:
+def _file_keys(workflow: Workflow, field: str) -> list[tuple[str, ...]]:
+    """Every task's ``inputs`` or ``outputs`` as file keys."""
     keys: list[tuple[str, ...]] = []
-    append = keys.append
+    append, paths_of = keys.append, operator.attrgetter(field)
     for task in workflow.tasks:
-        inputs = task.inputs
-        if not inputs or (not task.cwd and all(map(_normal, inputs))):
-            append(inputs)  # absolute or relative to the workflow directory, and normal
+        paths = paths_of(task)
+        if not paths or (not task.cwd and all(map(_normal, paths))):
+            append(paths)  # absolute or relative to the workflow directory, and normal
         else:
-            append(tuple(file_key(task, path) for path in inputs))
+            append(tuple(file_key(task, path) for path in paths))
     return keys
 
 
 def _edges(
-    workflow: Workflow, index: dict[str, int], input_keys: Sequence[tuple[str, ...]]
+    workflow: Workflow,
+    index: dict[str, int],
+    input_keys: Sequence[tuple[str, ...]],
+    output_keys: Sequence[tuple[str, ...]],
 ) -> tuple[array[int], array[int]]:
     src, dst = array("l"), array("l")
     id_of = index.__getitem__
@@ -152,21 +160,22 @@ def _edges(
             except KeyError:
                 raise _unknown_need(workflow, task, index) from None
             dst.extend(repeat(i, len(needs)))
-    producers = _producers(workflow)
+    producers = _producers(workflow, output_keys)
     if producers:
         _file_edges(producers, input_keys, src, dst)
     return src, dst
 
 
-def _producers(workflow: Workflow) -> dict[str, int]:
+def _producers(workflow: Workflow, output_keys: Sequence[tuple[str, ...]]) -> dict[str, int]:
     producers: dict[str, int] = {}
-    for i, task in enumerate(workflow.tasks):
-        for path in task.outputs:
-            key = file_key(task, path)
+    for i, keys in enumerate(output_keys):
+        for key in keys:
             j = producers.setdefault(key, i)
             if j != i:
+                task = workflow.tasks[i]
                 raise ValidationError(
-                    f"output '{path}' is also written by task '{workflow.tasks[j].name}'",
+                    f"output '{task.outputs[keys.index(key)]}' is also written by task "
+                    f"'{workflow.tasks[j].name}'",
                     file=workflow.source,
                     task=task.name,
                     field="outputs",

@@ -2,9 +2,11 @@
 
 For every task herd computes a *fingerprint* of what determines its result: the command (with
 ``$VAR``/``${VAR}`` expanded from the workflow's and task's own ``env``), that env, the fingerprints
-of the tasks it needs, and the content of its input files. A task is skipped only when the store
-says its last run succeeded with the same fingerprint and its outputs exist (or, for a task the store
-has no success for, when its done marker exists: O2DPG's ``<cwd>/<name>.log_done``).
+of the tasks it needs, and the content of its input files; every attempt records it. A task is
+skipped only when the store says its last run succeeded with the same command, env and inputs, no
+task it needs runs, and its outputs exist (or, for a task the store has no success for, when its
+done marker exists: O2DPG's ``<cwd>/<name>.log_done``). Fingerprints are computed for the tasks
+that run and the selected tasks they depend on: a resumed run with nothing to do computes none.
 
 Every task that runs gets exactly one reason, the first that applies:
 
@@ -19,13 +21,15 @@ Every task that runs gets exactly one reason, the first that applies:
 ``output <path> missing``  an output is gone (a ``temp`` output only counts when a task that
                            reads it runs, and then its producer runs again to make it)
 
-Input files are compared by (size, mtime) first; when those differ (or with ``checksum``) the
-content digest decides, so touching a file without changing it causes no rerun. Digests are
-computed for files up to ``DIGEST_LIMIT`` bytes, and for any size with ``checksum``; a folder or a
-file herd cannot read is compared by (size, mtime) alone.
+Input files are compared by (size, mtime) first; when those differ the content digest decides,
+so touching a file without changing it causes no rerun. Digests are computed for files up to
+``DIGEST_LIMIT`` bytes; with ``checksum`` for every size, and every input is digested and compared
+by content whatever its size and mtime say. A folder or a file herd cannot read is compared by
+(size, mtime) alone.
 
 File access goes through a :class:`Files` object so that the planning logic stays testable and the
-million-task path can stat only what it must.
+million-task path stats each file once (:meth:`Files.stat_all`, in a child process while the store
+is read).
 """
 
 from __future__ import annotations
@@ -85,15 +89,16 @@ class Files:
     def path(self, task: Task, path: str) -> Path:
         return self.root / file_key(task, path)
 
-    def _full(self, task: Task, path: str) -> str:
-        return self._full_key(file_key(task, path))
-
     def _full_key(self, key: str) -> str:
         # os.path.join as a string concatenation: planning stats millions of inputs
         return key if key.startswith("/") else self._prefix + key
 
     def exists(self, task: Task, path: str) -> bool:
-        return os.path.exists(self._full(task, path))
+        return self.exists_of(file_key(task, path))
+
+    def exists_of(self, key: str) -> bool:
+        """:meth:`exists` of the file a :func:`~herd.graph.file_key` names."""
+        return os.path.exists(self._full_key(key))
 
     def stamp(self, task: Task, path: str, known: FileStamp | None = None) -> FileStamp | None:
         """(size, mtime_ns, digest) of a file, None when missing. ``known`` saves a digest when
@@ -105,7 +110,7 @@ class Files:
         stat = self.stat_of(key)
         if stat is None:
             return None
-        if known is not None and (known[0], known[1]) == stat and (known[2] or not self.checksum):
+        if known is not None and (known[0], known[1]) == stat and not self.checksum:
             return known
         return (stat[0], stat[1], self._digest(self._full_key(key), stat[0]))
 
@@ -215,14 +220,13 @@ class _Snapshot(Files):
             else:
                 self._by_key.update(zip(pending.keys, stats, strict=True))
 
-    def exists(self, task: Task, path: str) -> bool:
-        key = file_key(task, path)
+    def exists_of(self, key: str) -> bool:
         stat = self._by_key.get(key, _UNSTATED)
         if stat is not _UNSTATED:
             return stat is not None
         if self._pending is not None:
             self._collect()
-            return self.exists(task, path)
+            return self.exists_of(key)
         full = self._full_key(key)
         known = self._known(full)
         return os.path.exists(full) if known is None else known
@@ -549,8 +553,9 @@ class _Planner:
             for p in self.graph.parents(i):
                 if p in self.todo:
                     return f"upstream {self.graph.name(p)} reran"
-        for path in task.outputs:
-            if path not in task.temp and not self.files.exists(task, path):
+        exists_of = self.files.exists_of
+        for path, key in zip(task.outputs, self.graph.output_keys[i], strict=True):
+            if not exists_of(key) and path not in task.temp:
                 return f"output {path} missing"
         return ""
 
@@ -558,11 +563,13 @@ class _Planner:
         self, task: Task, keys: tuple[str, ...], known: Mapping[str, FileStamp]
     ) -> str:
         """The first input whose content differs from the task's last success, "" when none.
-        Size and mtime as they were mean unchanged; otherwise the content digest decides."""
+        Size and mtime as they were mean unchanged (unless ``checksum``: then always the
+        digest); otherwise the content digest decides."""
         stat_of, stamp_of, temp = self.files.stat_of, self.files.stamp_of, self.temp
+        trust_stat = not self.files.checksum
         for path, key in zip(task.inputs, keys, strict=True):
             now, then = stat_of(key), known.get(path)
-            if now is not None and then is not None and now[0] == then[0] and now[1] == then[1]:
+            if trust_stat and now and then and now[0] == then[0] and now[1] == then[1]:
                 continue
             if now is None and key in temp:
                 continue  # a temp file cleaned after use: its producer is judged on its own

@@ -91,6 +91,24 @@ def test_touch_without_change_reruns_nothing(tmp_path: Path) -> None:
     assert reasons(wf, tmp_path, records) == {}
 
 
+def test_checksum_compares_content_whatever_size_and_mtime_say(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x")
+    wf = chain()
+    records = succeed_all(wf, tmp_path, plan(wf, tmp_path, {}))
+    stat = (tmp_path / "in.txt").stat()
+    (tmp_path / "in.txt").write_text("y")  # same size, and the old mtime put back
+    os.utime(tmp_path / "in.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert reasons(wf, tmp_path, records) == {}
+    g = build(wf)
+    request = PlanRequest(set(range(len(g))))
+    checked = make_plan(g, records, Files(tmp_path, checksum=True), request)
+    assert checked.reasons(g) == {
+        "a": "input in.txt changed",
+        "b": "upstream a reran",
+        "c": "upstream b reran",
+    }
+
+
 def test_command_and_env_changes(tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("x")
     wf = chain()
