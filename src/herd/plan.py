@@ -34,6 +34,7 @@ is read).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -314,7 +315,10 @@ class _Background:
     def result(self) -> list[tuple[int, int] | None] | None:
         with open(self.fd, "rb") as answers:
             data = answers.read()
-        _, status = os.waitpid(self.pid, 0)
+        try:
+            status = os.waitpid(self.pid, 0)[1]
+        except ChildProcessError:  # reaped by someone else (a SIGCHLD handler): the data decides
+            status = 0
         self.pid = 0
         if status != 0 or len(data) != 16 * len(self.keys):
             return None
@@ -324,10 +328,11 @@ class _Background:
         return [None if size < 0 else (size, mtime) for size, mtime in pairs]
 
     def __del__(self) -> None:
-        if self.pid:  # never asked for (planning failed): stop the child
+        if self.pid:  # never asked for (planning failed, or needed no file): stop the child
             os.close(self.fd)
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
 
 
 _MISSING = (-1, -1)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from herd.model import Limits, TaskState
+from herd.plan import _Snapshot
 from herd.store import open_store
 from herd.workdir import Workdir
 from tests.integration.helpers import attempts, herd_cmd, run, states, write_spec
@@ -59,6 +61,33 @@ def test_torc_case_1_edited_input_reruns_everything_downstream(tmp_path: Path) -
     run(spec, tmp_path, limits=LIMITS)
     assert attempts(tmp_path) == {"prep": 2, "sim_1": 2, "sim_2": 2, "reco": 2, "report": 2, "side": 1}
     assert (tmp_path / "report.txt").read_text().strip() == "6"
+
+
+def test_files_stat_ed_by_a_child_process_while_the_store_is_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """What a workflow with a million inputs does (a forked child stats them), on a small one:
+    the first run, a resume with nothing to do and an edit behave as in-process, and the child
+    is reaped each time."""
+    monkeypatch.setattr(_Snapshot, "BACKGROUND_AFTER", 0)
+    spec = first_run(tmp_path)
+    assert set(states(tmp_path).values()) == {TaskState.SUCCEEDED}
+    assert run(spec, tmp_path, limits=LIMITS).status == "succeeded"
+    assert set(attempts(tmp_path).values()) == {1}
+    (tmp_path / "params.txt").write_text("c\nb\na\n")
+    run(spec, tmp_path, limits=LIMITS)
+    assert attempts(tmp_path) == {"prep": 2, "sim_1": 2, "sim_2": 2, "reco": 2, "report": 2, "side": 1}
+    assert not _zombie_children()
+
+
+def _zombie_children() -> list[int]:
+    zombies = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            zombies.append(int(stat.parent.name))
+    return zombies
 
 
 def test_torc_case_2_out_of_memory_reruns_only_it_and_descendants(tmp_path: Path) -> None:
