@@ -184,10 +184,11 @@ class _Snapshot(Files):
             self._by_key.update(self._stats(keys))
 
     def _stats(self, keys: Iterable[str]) -> dict[str, tuple[int, int] | None]:
-        """The stats of the files ``keys`` name, folder by folder: a folder holding
-        :data:`LIST_AFTER` or more of them is listed first (a file missing from it costs no
-        system call), and the stats of one folder come together (spread over a planning pass,
-        a million stats cost twice as long: the kernel's caches go cold between them)."""
+        """The stats of the files ``keys`` name, folder by folder: a folder holding more than
+        :data:`LIST_AFTER` of them is listed when one of the first :data:`LIST_AFTER` is missing
+        (the others missing from it then cost no system call), and the stats of one folder come
+        together (spread over a planning pass, a million stats cost twice as long: the
+        kernel's caches go cold between them)."""
         prefix = self._prefix
         folders: dict[str, tuple[list[str], list[str]]] = {}  # folder -> (keys, names)
         for key in keys:
@@ -197,17 +198,23 @@ class _Snapshot(Files):
                 group = folders[folder] = ([], [])
             group[0].append(key)
             group[1].append(name)
-        listings, found = self._listings, dict[str, tuple[int, int] | None]()
+        listings, sample = self._listings, self.LIST_AFTER
+        found: dict[str, tuple[int, int] | None] = {}
         for folder, (in_folder, names) in folders.items():
-            listing = listings.get(folder, _UNLISTED)
-            if listing is _UNLISTED and len(names) >= self.LIST_AFTER:
-                listing = listings[folder] = _names_in(folder or "/")
             base = folder + "/"
+            listing = listings.get(folder, _UNLISTED)
+            stats: list[tuple[int, int] | None] = []
+            if listing is _UNLISTED and len(names) > sample:
+                # the first files say whether a listing pays: not when they all exist (the
+                # folder of a finished run: every file is stat'ed anyway)
+                stats = list(map(_stat, map(base.__add__, names[:sample])))
+                if None in stats:
+                    listing = listings[folder] = _names_in(folder or "/")
             if listing is _UNLISTED or listing is None:
-                stats = list(map(_stat, map(base.__add__, names)))
+                stats += map(_stat, map(base.__add__, names[len(stats) :]))
             else:
                 there = listing.names  # (symbolic links are stat'ed too: they may dangle)
-                stats = [_stat(base + name) if name in there else None for name in names]
+                stats += [_stat(base + n) if n in there else None for n in names[len(stats) :]]
             found.update(zip(in_folder, stats, strict=True))
         return found
 

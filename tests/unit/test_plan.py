@@ -206,7 +206,11 @@ def _tree(root: Path) -> list[str]:
     (root / "few").mkdir()
     (root / "few" / "a").write_text("a")
     (root / "plain").write_text("x")
+    (root / "full").mkdir()  # its first files all exist: not listed, so a later missing one...
+    for i in range(40):
+        (root / "full" / f"f{i}").write_text(str(i))
     keys = [f"many/f{i}" for i in range(100)] + ["few/a", "few/b", "gone/x", "plain/x", "plain"]
+    keys += [f"full/f{i}" for i in range(40)] + ["full/missing"]  # ...is found missing by a stat
     return [*keys, "many/dangling", "many/link", "many/sub", str(root / "few" / "a"), "/no/such"]
 
 
