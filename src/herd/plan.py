@@ -280,7 +280,7 @@ def _stat(full: str) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-_UNSTATED = (-1, -1)  # a marker: not stat'ed yet
+_UNSTATED = (-2, -2)  # a marker (compared by identity): not stat'ed yet
 
 
 class _Background:
@@ -336,7 +336,8 @@ class _Background:
 
     def __del__(self) -> None:
         if self.pid:  # never asked for (planning failed, or needed no file): stop the child
-            os.close(self.fd)
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGKILL)
                 os.waitpid(self.pid, 0)

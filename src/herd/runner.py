@@ -155,14 +155,20 @@ class Prepared:
     selected: frozenset[int]
 
 
-def prepare(workflow: Workflow, options: RunOptions, store: Store | None) -> Prepared:
-    """Validate, check limits, read the store and plan. ``store`` None: nothing ran before."""
+def prepare(
+    workflow: Workflow, options: RunOptions, store: Store | None, graph: Graph | None = None
+) -> Prepared:
+    """Validate, check limits, read the store and plan. ``store`` None: nothing ran before;
+    ``graph``: the workflow's, already built (:mod:`herd.built`)."""
     with gc_paused():  # a million tasks: arrays, records and verdicts, no cycles (herd.bulk)
-        return _prepare(workflow, options, store)
+        return _prepare(workflow, options, store, graph)
 
 
-def _prepare(workflow: Workflow, options: RunOptions, store: Store | None) -> Prepared:
-    graph = build(workflow)
+def _prepare(
+    workflow: Workflow, options: RunOptions, store: Store | None, graph: Graph | None
+) -> Prepared:
+    if graph is None or graph.workflow is not workflow:
+        graph = build(workflow)
     check_limits(graph, options.limits)
     selected = frozenset(select(graph, options.targets, options.target_labels))
     files = Files(options.workdir, checksum=options.checksum).snapshot()
@@ -191,15 +197,18 @@ def existing_store(workdir: Path) -> Iterator[Store | None]:
         store.close()
 
 
-def run_workflow(workflow: Workflow, options: RunOptions, reporter: Reporter) -> RunResult:
-    """Run ``workflow`` to the end (or until interrupted) and return how it went."""
+def run_workflow(
+    workflow: Workflow, options: RunOptions, reporter: Reporter, graph: Graph | None = None
+) -> RunResult:
+    """Run ``workflow`` to the end (or until interrupted) and return how it went; ``graph``:
+    the workflow's, already built."""
     # absolute, so that provenance (cwd, log paths) means the same from any directory
     options = replace(options, workdir=options.workdir.resolve())
     wd = Workdir(options.workdir)
     with wd.lock():
         store = open_store(wd.db_path)
         try:
-            prepared = prepare(workflow, options, store)
+            prepared = prepare(workflow, options, store, graph)
             return _Run(workflow, options, reporter, store, wd, prepared).run()
         finally:
             store.close()

@@ -29,6 +29,7 @@ LAYERS = {
     "api": 3,
     "machine": 2,
     "convert": 2,
+    "built": 2,
     "runner": 3,
     "simulate": 3,
     "progress": 3,

@@ -17,6 +17,7 @@ from herd.cli import (
     limits_from,
     load_spec,
     run_options,
+    spec_path,
 )
 
 
@@ -62,27 +63,30 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
     "herd run wf.yaml --cpu-limit 8 -k",
 )
 def cmd_run(args: argparse.Namespace) -> int:
-    workflow = load_spec(args)
-    if args.list_tasks:
-        return _print_list(workflow, as_json=False)
-    if args.produce_script:
+    if args.list_tasks or args.produce_script:
+        workflow = load_spec(args)
+        if args.list_tasks:
+            return _print_list(workflow, as_json=False)
         return _write_script(workflow, args, args.produce_script)
+    from herd.built import load_built
+
+    workflow, graph = load_built(spec_path(args), args.workdir, save=not args.dry_run)
     options = run_options(args, workflow)
     if args.dry_run:
-        return _dry_run(workflow, options, as_json=args.json)
+        return _dry_run(workflow, graph, options, as_json=args.json)
     from herd.progress import reporter_for
     from herd.runner import run_workflow
 
-    result = run_workflow(workflow, options, reporter_for(sys.stdout, quiet=args.quiet))
+    result = run_workflow(workflow, options, reporter_for(sys.stdout, quiet=args.quiet), graph)
     return result.exit_code
 
 
-def _dry_run(workflow: Any, options: Any, *, as_json: bool) -> int:
+def _dry_run(workflow: Any, graph: Any, options: Any, *, as_json: bool) -> int:
     from herd.bulk import gc_paused
     from herd.runner import existing_store, prepare
 
     with existing_store(options.workdir) as store:
-        prepared = prepare(workflow, options, store)
+        prepared = prepare(workflow, options, store, graph)
     graph, verdicts = prepared.graph, prepared.plan.verdicts
     tasks = graph.tasks
     # task ids and strings only (no tuple per task): nothing here for the garbage collector
