@@ -14,9 +14,10 @@ child (``getrusage(RUSAGE_CHILDREN).ru_maxrss``):
 ``store``     ``SQLiteStore.add_workflow`` of the loaded workflow into a new database (the time of
               that call alone; loading is reported beside it).               target <= 20 s
 ``resume``    ``herd run FILE -q --cpu-limit 64 --mem-limit 1000000`` in a working directory
-              left as a finished run leaves it: every file the tasks read or write exists (empty)
-              and the store says every task succeeded with its current fingerprint and input
-              stamps. It is prepared once per file, beforehand (not timed), through the Store API:
+              left as a finished run leaves it: every file the tasks read or write exists (empty),
+              the store says every task succeeded with its current fingerprint and input
+              stamps, and the loaded spec is in ``.herd/cache`` (``herd.built``). It is prepared
+              once per file, beforehand (not timed), through the Store API:
               the plan's verdicts written as ``TaskChanged(SUCCEEDED, fingerprint=...)`` batches,
               then ``sync``; the repeats resume the same directory.
                                                                              target <= 30 s
@@ -157,9 +158,10 @@ def child_store(path: str, db: str) -> None:
 
 
 def child_mark_done(path: str, workdir: str) -> None:
-    """Leave ``workdir`` as a finished run would: every file the tasks read or write exists (empty)
-    and every task succeeded with its fingerprint and the stamps of its inputs."""
-    from herd.formats import load
+    """Leave ``workdir`` as a finished run would: every file the tasks read or write exists (empty),
+    every task succeeded with its fingerprint and the stamps of its inputs, and the loaded spec
+    is kept in ``.herd/cache`` (as a run keeps a spec of 50,000 tasks or more)."""
+    from herd.built import load_built
     from herd.graph import file_key
     from herd.model import Limits, TaskState
     from herd.plan import Files
@@ -168,8 +170,8 @@ def child_mark_done(path: str, workdir: str) -> None:
     from herd.store.base import TaskChanged
     from herd.workdir import Workdir
 
-    workflow = load(path)
     root = Path(workdir)
+    workflow, graph = load_built(path, root, save=True)  # the cache a run leaves (herd.built)
     folders: set[Path] = set()
     for task in workflow.tasks:
         for p in (*task.inputs, *task.outputs):
@@ -182,7 +184,7 @@ def child_mark_done(path: str, workdir: str) -> None:
     wd = Workdir(root)
     wd.db_path.parent.mkdir(parents=True, exist_ok=True)
     store = open_store(wd.db_path)
-    prepared = prepare(workflow, options, store)
+    prepared = prepare(workflow, options, store, graph)
     wid = store.add_workflow(workflow)
     files = Files(root).snapshot()
     now = time.time()
