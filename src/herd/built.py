@@ -7,8 +7,8 @@ while the spec's bytes, its path and herd's own code are those they were built f
 starts with a line naming them (BLAKE2b of the bytes; herd's version, the size and mtime of each
 of its modules, Python's version), checked before anything else is read.
 
-Only a run writes the file (``save=True``: dry runs, ``status`` and ``why`` read it but create
-nothing), and only for specs of :data:`CACHE_FROM` tasks or more; smaller ones load in well under
+Only a run writes the file (``save=True``; a dry run reads it but creates nothing), and only
+for specs of :data:`CACHE_FROM` tasks or more; smaller ones load in well under
 a second. A file that is missing, stale, unreadable or corrupt is ignored (and replaced by the next
 run): the spec is loaded as usual. The file is a pickle, so it is as trusted as the rest of
 ``.herd/``: herd reads it only from the working directory it was asked to use.
