@@ -4,8 +4,8 @@ Loading a million-task spec and building its graph take 9 s here (parse 4.5 s, g
 third of a resumed run that has nothing to do. :func:`load_built` keeps both in the working
 directory, ``.herd/cache/<digest of the spec's path>.pickle``, and reads them back in about 3 s
 while the spec's bytes, its path and herd's own code are those they were built from: the file
-starts with a line naming them (BLAKE2b of the bytes; herd's version, the size and mtime of each
-of its modules, Python's version), checked before anything else is read.
+starts with a line naming them (BLAKE2b of the bytes and of the path; herd's version, the size and
+mtime of each of its modules, Python's version), checked before anything else is read.
 
 Only a run writes the file (``save=True``; a dry run reads it but creates nothing), and only
 for specs of :data:`CACHE_FROM` tasks or more; smaller ones load in well under
@@ -41,16 +41,13 @@ def load_built(path: str, workdir: Path, *, save: bool) -> tuple[Workflow, Graph
     """The workflow in ``path`` and its validated graph: from the working directory's cache when
     it was built from these bytes by this herd, else loaded and built (and kept, with ``save``,
     when the spec is big)."""
+    source = os.path.abspath(path)
     try:
-        raw = Path(path).read_bytes()
+        key = _key(source, Path(path).read_bytes())  # (the bytes are not kept: 300 MB at 1 M)
     except OSError:
-        raw = None
-    if raw is None:
         workflow = load(path)  # (its error says what is wrong with the path)
         return workflow, _built(workflow)
-    source = os.path.abspath(path)
     cache = Workdir(workdir).state_dir / "cache" / f"{_digest(source.encode())}.pickle"
-    key = _key(source, raw)
     kept = _read(cache, key)
     if kept is not None:
         return kept
@@ -68,7 +65,7 @@ def _built(workflow: Workflow) -> Graph:
 
 def _key(source: str, raw: bytes) -> bytes:
     """What the cached objects were built from, as one line."""
-    return f"herd-built 1 {_digest(raw)} {_code()} {source}".encode() + b"\n"
+    return f"herd-built 1 {_digest(raw)} {_code()} {_digest(source.encode())}\n".encode()
 
 
 def _code() -> str:
