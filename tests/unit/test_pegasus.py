@@ -259,7 +259,7 @@ def test_hooks_run_on_their_events_and_keep_the_exit_status(tmp_path: Path) -> N
         ]
     }
     wf = pegasus(
-        job("bad", arguments=["-c", "exit 3"], hooks=hooks),
+        job("bad", arguments=["-c", "'exit 3'"], hooks=hooks),
         job("good", arguments=["-c", "true"], hooks=hooks),
         transformationCatalog=catalog,
     )
@@ -385,3 +385,26 @@ def test_a_yaml_round_trip_of_the_loader_input_is_stable(shared_data: Path) -> N
 def test_numeric_job_ids_read_as_strings() -> None:
     wf = pegasus(job(7), job(8), jobDependencies=[{"id": 7, "children": [8]}])  # type: ignore[arg-type]
     assert [(t.name, t.needs) for t in wf.tasks] == [("7", ()), ("8", ("7",))]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "argv"),
+    [
+        (["-a preprocess", "-T", 3], ["-a", "preprocess", "-T", "3"]),
+        (["-l -a", "/"], ["-l", "-a", "/"]),
+        (["-m", "'hello world'", '"it\'s"'], ["-m", "hello world", "it's"]),
+        (["x\\ y", "a'b c'", "''"], ["x y", "ab c", ""]),
+        (["  spaced  ", ""], ["spaced"]),
+    ],
+)
+def test_arguments_are_joined_and_split_again_as_pegasus_does(
+    arguments: list[Any], argv: list[str]
+) -> None:
+    wf = pegasus(job("a", name="echo", arguments=arguments))
+    assert wf.task("a").cmd == ("echo", *argv)
+
+
+@pytest.mark.parametrize("bad", ["'open", 'say "hi', "end\\"])
+def test_an_unclosed_quote_in_the_arguments_is_a_spec_error(bad: str) -> None:
+    with pytest.raises(SpecError, match=r"t\.yml.*'a'.*arguments"):
+        pegasus(job("a", arguments=["-x", bad]))

@@ -593,16 +593,22 @@ def _task_meta(
 
 
 def _arguments(raw: Any, job_id: str, source: str) -> list[str]:
+    """The argv words of a job, split as Pegasus and HTCondor split them.
+
+    Pegasus joins the ``arguments`` list with spaces (``Job.java``), quotes the line for HTCondor
+    (``CondorQuoteParser``), and HTCondor splits it into words again: ``"-a preprocess"`` is two
+    words, quotes group words and backslash escapes a character outside quotes.
+    """
     if raw is None:
         return []
     if not isinstance(raw, list):
         fail(f"expected a list, got {describe(raw)}", source, job_id, "arguments")
-    args = []
+    words = []
     for i, arg in enumerate(raw):
         if isinstance(arg, Mapping) and isinstance(arg.get("lfn"), str):
-            args.append(arg["lfn"])  # a File object written by an older Pegasus.api
+            words.append(arg["lfn"])  # a File object written by an older Pegasus.api
         elif isinstance(arg, str | int | float) and not isinstance(arg, bool):
-            args.append(str(arg))
+            words.append(str(arg))
         else:
             fail(
                 f"expected a string, number or file, got {describe(arg)}",
@@ -610,7 +616,57 @@ def _arguments(raw: Any, job_id: str, source: str) -> list[str]:
                 job_id,
                 f"arguments[{i}]",
             )
-    return args
+    line = " ".join(words)
+    try:
+        return split_arguments(line)
+    except ValueError as exc:
+        fail(f"{exc} in {line!r}", source, job_id, "arguments", "close the quote or escape it")
+
+
+def split_arguments(line: str) -> list[str]:
+    """Split one argument line into words the way Pegasus hands it to HTCondor.
+
+    Outside quotes whitespace separates words and ``\\`` escapes the next character; inside
+    ``'…'`` or ``"…"`` every character is literal (no escapes), and quoted and unquoted parts of
+    one word join (``a'b c'`` is ``ab c``). ``''`` is an empty word.
+
+    >>> split_arguments("-l -a /")
+    ['-l', '-a', '/']
+    >>> split_arguments("-m 'hello world' x\\ y \"it's\"")
+    ['-m', 'hello world', 'x y', "it's"]
+    """
+    words: list[str] = []
+    word: list[str] = []
+    started = False  # a word has begun (an empty quoted word counts)
+    quote = ""
+    chars = iter(line)
+    for ch in chars:
+        if quote:
+            if ch == quote:
+                quote = ""
+            else:
+                word.append(ch)
+            continue
+        if ch.isspace():
+            if started:
+                words.append("".join(word))
+            word, started = [], False
+            continue
+        started = True
+        if ch in "'\"":
+            quote = ch
+        elif ch == "\\":
+            escaped = next(chars, None)
+            if escaped is None:
+                raise ValueError("a backslash ends the arguments")
+            word.append(escaped)
+        else:
+            word.append(ch)
+    if quote:
+        raise ValueError(f"unmatched {quote}")
+    if started:
+        words.append("".join(word))
+    return words
 
 
 def _lfn(value: Any, job_id: str, key: str, source: str) -> str | None:
