@@ -36,13 +36,14 @@ def _task_block(graph: Graph, i: int) -> list[str]:
     needs = ", ".join(graph.name(p) for p in graph.parents(i))
     head = f"# --- {task.name}" + (f" (after {needs})" if needs else "")
     body = [f"export {k}={shlex.quote(str(v))}" for k, v in task.env.items()]
-    body.append(_command(task))
+    body.append(task_command(task))
     cwd = shlex.quote(task.cwd) if task.cwd else "."
     inner = "; ".join(body)
     return [head, f"( mkdir -p {cwd} && cd {cwd} && {{ {inner}; }} )"]
 
 
-def _command(task: Task) -> str:
+def task_command(task: Task) -> str:
+    """The task's command line with its redirections, as a shell runs it."""
     cmd = task.cmd if isinstance(task.cmd, str) else shlex.join(task.cmd)
     for flag, path in (("<", task.stdin), (">", task.stdout), ("2>", task.stderr)):
         if path:

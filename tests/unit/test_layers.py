@@ -35,6 +35,7 @@ LAYERS = {
     "progress": 3,
     "status": 3,
     "script": 3,
+    "dagman": 3,
     "dot": 3,
     "why": 3,
     "provenance": 3,

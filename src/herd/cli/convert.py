@@ -42,10 +42,13 @@ def _setup_convert(p: argparse.ArgumentParser) -> None:
 
 @command(
     "export",
-    "Export a finished run as a WfCommons WfFormat instance (with real runtimes).",
-    "herd export wf.yaml -o run.wfformat.json",
+    "Export a finished run as a WfCommons WfFormat instance (with real runtimes), or a workflow "
+    "as HTCondor DAGMan files (--to dagman).",
+    "herd export wf.yaml -o run.wfformat.json; herd export wf.yaml --to dagman -o dag/",
 )
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.to == "dagman":
+        return _export_dagman(args)
     from herd.formats.wfformat import dump_run
     from herd.runner import existing_store
     from herd.status import pick_workflow
@@ -63,9 +66,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_dagman(args: argparse.Namespace) -> int:
+    from herd.dagman import export_dagman
+
+    done = export_dagman(load_spec(args), Path(args.output), args.workdir)
+    print(f"wrote {done.dag}: {done.nodes} nodes, {done.edges} dependencies (condor_submit_dag)")
+    return 0
+
+
 def _setup_export(p: argparse.ArgumentParser) -> None:
     add_file(p)
-    p.add_argument("-o", "--output", required=True, help="the WfFormat JSON file to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="the WfFormat JSON file to write; with --to dagman, the folder to write into",
+    )
+    p.add_argument(
+        "--to",
+        choices=["wfformat", "dagman"],
+        default="wfformat",
+        help="wfformat: the run with its runtimes (default); dagman: the workflow as a .dag, "
+        "a submit description and a wrapper per task (tasks run in --workdir)",
+    )
 
 
 SETUP.update(
