@@ -22,6 +22,13 @@ Records
 ``AttemptRecord``   one execution of a task, with its provenance
 Changes (the batch vocabulary): ``AttemptStarted``, ``AttemptFinished``, ``TaskChanged``,
 ``Sample``, ``UserData``, ``UserEvent``.
+
+Workers (``herd submit`` / ``herd worker``; the protocol is documented on :class:`Store`)
+``QueuedTask``      everything a worker needs to run a task, as ``herd submit`` planned it
+``Claimed``         a queued task a worker holds, with its attempt number and run
+``Outcome``         how a claimed attempt ended, as its worker reports it
+``WorkerRecord``    a worker as the store knows it
+``Lost``            an attempt whose lease expired (reaped) or that its worker released
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
-from herd.model import EMPTY, TaskState, Workflow
+from herd.model import EMPTY, Recovery, TaskState, Workflow
 
 #: a file as seen at some moment: (size in bytes, mtime in ns, content digest or "")
 FileStamp = tuple[int, int, str]
@@ -269,6 +276,117 @@ def _merged(earlier: TaskChanged, later: TaskChanged) -> TaskChanged:
     )
 
 
+# --- workers: the queue of submitted workflows --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedTask:
+    """Everything a worker needs to run one task, planned by ``herd submit`` (workers never read
+    spec files): the command, where and with what, the policy, and what to record on success.
+
+    ``seq`` orders the queue: claims take ready tasks by ascending ``seq`` (the scheduler's order:
+    user priority, then the critical path with known durations). ``needs`` are the tasks of the
+    same submission it waits for (tasks done before are not listed).
+    """
+
+    name: str
+    cmd: str | tuple[str, ...]
+    cwd: str  # absolute
+    env: Mapping[str, str]  # the workflow's env under the task's (not the worker's environment)
+    resources: Mapping[str, float]  # the demand, ``cpu`` filled in
+    seq: int
+    needs: tuple[str, ...] = ()
+    reason: str = ""  # why it runs (``new``, ``command changed``, ...)
+    retries: int = 0
+    backoff: float = 1.0
+    timeout: float | None = None
+    recovery: Recovery | None = None
+    semaphore: str | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    done_marker: str | None = None
+    stdin: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    duration: float | None = None  # expected seconds, when known
+    expanded: str = ""  # the command as recorded in provenance
+    fingerprint: str = ""
+    cmd_digest: str = ""
+    env_digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A queued task a worker now holds: run attempt ``number`` (over all runs) under ``run_id``.
+
+    ``resources`` and ``timeout`` are the current ones (a recovery may have raised them);
+    ``tries`` counts this submission's attempts, this one included; ``recoveries`` those that
+    followed a watchdog kill with more memory or time.
+    """
+
+    workflow_id: int
+    run_id: int
+    workflow: str
+    number: int
+    tries: int
+    recoveries: int
+    resources: Mapping[str, float]
+    timeout: float | None
+    task: QueuedTask
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a claimed attempt ended, reported by its worker to :meth:`Store.finish`.
+
+    ``then`` is the task's next state: ``SUCCEEDED``, ``FAILED`` (no retries left: the tasks
+    needing it are cancelled), ``READY`` (retried: claimable from ``not_before``, with
+    ``resources`` and ``timeout`` when a recovery changed them). ``changes`` are the attempt's
+    samples, user data and events.
+    """
+
+    attempt: AttemptFinished
+    pid: int
+    started: float
+    then: TaskState
+    reason: str = ""
+    not_before: float = 0.0
+    resources: Mapping[str, float] | None = None
+    timeout: float | None = None
+    recovered: bool = False
+    #: the end of the attempt's output when it failed (reports read it from any host)
+    log_tail: str = ""
+    changes: Sequence[Change] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A worker as the store knows it: ``state`` is ``active``, ``draining``, ``stopped`` or
+    ``lost`` (its heartbeats stopped); ``held`` the tasks it holds now."""
+
+    id: int
+    host: str
+    pid: int
+    user: str
+    started: float
+    heartbeat: float
+    state: str
+    resources: Mapping[str, float]
+    held: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """An attempt taken back from its worker: ``then`` is the task's new state (``READY`` or,
+    retries spent, ``FAILED``)."""
+
+    workflow_id: int
+    task: str
+    number: int
+    worker_id: int
+    then: TaskState
+
+
 class Store(Protocol):
     """Workflow state: workflows, task states, runs, attempts with provenance, samples, user data.
 
@@ -356,4 +474,121 @@ class Store(Protocol):
 
     def forget(self, workflow_id: int) -> None:
         """Drop every record of the workflow (files on disk are not touched)."""
+        ...
+
+    # --- workers -----------------------------------------------------------------------------
+    #
+    # A submitted workflow's tasks wait in a queue; workers *claim* ready ones in one transaction
+    # (by ``seq``, those that fit the worker's free resources and the workflow's named pools),
+    # run them, and *finish* them in one transaction that makes their dependents ready (unmet-
+    # needs counters). A claim holds a *lease* until ``lease_until``; :meth:`heartbeat` renews
+    # it. Anyone may :meth:`reap` expired leases: the attempt is recorded as lost and the task is
+    # ready again, or failed once its retries are spent. A finish is *fenced*: it is recorded only
+    # while the lease is still the worker's, so a worker presumed dead cannot overwrite a retry.
+
+    def submit(
+        self,
+        workflow_id: int,
+        tasks: Sequence[QueuedTask],
+        *,
+        pools: Mapping[str, float],
+        now: float,
+        host: str,
+        user: str,
+        pid: int,
+        argv: Sequence[str],
+    ) -> int:
+        """Queue ``tasks`` (the tasks to run of the workflow, as planned) and return the run id
+        their attempts are recorded under; every task of the workflow not in ``tasks`` is done.
+
+        Replaces the workflow's queue: a task running under a lease keeps running (its finish
+        still counts); every other queued task is dropped or requeued. A task is ready when none
+        of its ``needs`` is still to run. ``pools`` are the named limits that hold across all
+        workers (a semaphore is a pool of 1 named ``semaphore:NAME``). An earlier submission's run
+        ends (``interrupted`` when it had tasks left). A submission with nothing to run ends its
+        run at once (``succeeded``).
+        """
+        ...
+
+    def register_worker(
+        self,
+        *,
+        host: str,
+        pid: int,
+        user: str,
+        resources: Mapping[str, float],
+        now: float,
+        lease: float,
+    ) -> int:
+        """Record a new worker (``active``, its leases lasting ``lease`` seconds: :meth:`reap`
+        marks it ``lost`` when it has been silent longer) and return its id."""
+        ...
+
+    def claim(
+        self,
+        worker_id: int,
+        free: Mapping[str, float],
+        *,
+        now: float,
+        lease: float,
+        workflows: Sequence[int] | None = None,
+        limit: int | None = None,
+        ends_before: float | None = None,
+    ) -> list[Claimed]:
+        """Claim, in one transaction, ready tasks by ``seq`` that fit ``free`` (a resource not
+        named there is unbounded) and the workflow's pools, at most ``limit``; each becomes
+        running with a new attempt whose lease lasts until ``now + lease``.
+
+        ``workflows`` restricts the claim to those workflow ids; ``ends_before`` skips tasks
+        whose expected duration would end after it. Returns nothing when nothing fits.
+        """
+        ...
+
+    def heartbeat(self, worker_id: int, *, now: float, lease: float) -> set[tuple[int, str, int]]:
+        """Renew the leases of the worker (to ``now + lease``) and its last-seen time; return the
+        attempts ``(workflow_id, task, number)`` it still holds: one missing was reaped, and its
+        process should be stopped."""
+        ...
+
+    def finish(self, worker_id: int, outcomes: Sequence[Outcome], *, now: float) -> list[bool]:
+        """Record the outcomes in one transaction; for each, whether it was accepted (False: the
+        lease is no longer the worker's, nothing of it was written).
+
+        A success records the task's fingerprint and inputs (from its :class:`QueuedTask`) and
+        makes the tasks whose last unmet need it was ready; a final failure cancels the tasks
+        that need it, transitively. Pools are released. The run ends when its last task ends.
+        """
+        ...
+
+    def release(
+        self, worker_id: int, attempts: Sequence[tuple[int, str, int]], *, now: float, reason: str
+    ) -> list[Lost]:
+        """Give back attempts the worker will not finish (it is draining and stopped them): each
+        is recorded as cancelled with ``reason`` and its task is ready again at once, the try not
+        counted."""
+        ...
+
+    def reap(self, *, now: float) -> list[Lost]:
+        """Take back every attempt whose lease expired before ``now``: recorded as failed
+        (``lost: ...``), the task ready again or failed once its retries are spent; workers
+        whose heartbeat expired are marked ``lost``. Idempotent: a second call finds nothing."""
+        ...
+
+    def stop_worker(self, worker_id: int, *, now: float, state: str = "stopped") -> None:
+        """Mark the worker ``stopped`` (or ``draining``); a stopped worker's leases are
+        released as :meth:`release` does."""
+        ...
+
+    def workers(self) -> list[WorkerRecord]:
+        """Every worker the store knows, oldest first, with the tasks each holds."""
+        ...
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Return when another participant may have made work claimable (a submit, a finish, a
+        release or a reap committed), at once if one did since the last call, or after
+        ``timeout`` seconds. (PostgreSQL: ``LISTEN``; SQLite: the file's data version.)"""
+        ...
+
+    def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
+        """The log tail a worker stored for a failed attempt, or None."""
         ...

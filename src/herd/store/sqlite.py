@@ -54,18 +54,24 @@ import msgspec
 from herd.bulk import gc_paused
 from herd.errors import StoreError
 from herd.model import EMPTY, FrozenDict, Task, TaskState, Workflow
+from herd.store import queue
 from herd.store.base import (
     AttemptFinished,
     AttemptRecord,
     AttemptStarted,
     Change,
+    Claimed,
     FileStamp,
+    Lost,
+    Outcome,
+    QueuedTask,
     RunRecord,
     Sample,
     TaskChanged,
     TaskRecord,
     UserData,
     UserEvent,
+    WorkerRecord,
     WorkflowRecord,
     coalesce,
 )
@@ -96,6 +102,9 @@ def _decode(text: str) -> Any:
     return _raw_decode(text)[0]
 
 
+#: seconds between two looks at the database while a worker waits for work (SQLite cannot notify)
+_WORK_POLL = 0.02
+
 #: the WAL file is truncated to this size after a checkpoint (a million-task add grows it a lot)
 _WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
@@ -120,6 +129,7 @@ class SQLiteStore:
         self.path = Path(path)
         self.readonly = readonly
         self._clock = clock
+        self._data_version = -1
         self._conn = _connect(self.path, readonly=readonly, timeout=timeout)
         try:
             with self._errors("open the database"):
@@ -309,6 +319,144 @@ class SQLiteStore:
         with self._errors(f"read the user events of workflow {workflow_id}"):
             rows = _by_task(self._conn, "user_events", workflow_id, task)
             return [_user_event(row) for row in rows]
+
+    # --- workers (the logic is in queue.py, shared by every SQL store) ------------------------
+
+    def submit(
+        self,
+        workflow_id: int,
+        tasks: Sequence[QueuedTask],
+        *,
+        pools: Mapping[str, float],
+        now: float,
+        host: str,
+        user: str,
+        pid: int,
+        argv: Sequence[str],
+    ) -> int:
+        run = {
+            "workflow_id": workflow_id,
+            "started": now,
+            "host": host,
+            "user": user,
+            "pid": pid,
+            "argv": _encode(list(argv)),
+            "limits": _encode(dict(pools)),
+        }
+        closing = {"workflow_id": workflow_id, "time": now}
+        with self._queue(f"submit {len(tasks)} tasks of workflow {workflow_id}") as tx:
+            _run(tx.conn, "interrupt_runs", closing)
+            (run_id,) = _run(tx.conn, "insert_run", run).fetchone()
+            queue.submit(tx, workflow_id, run_id, tasks, pools, now)
+        return int(run_id)
+
+    def register_worker(
+        self,
+        *,
+        host: str,
+        pid: int,
+        user: str,
+        resources: Mapping[str, float],
+        now: float,
+        lease: float,
+    ) -> int:
+        values = {
+            "host": host,
+            "pid": pid,
+            "user": user,
+            "now": now,
+            "lease": lease,
+            "resources": _encode(dict(resources)),
+        }
+        with self._queue(f"register worker pid {pid} on {host}") as tx:
+            (worker_id,) = tx.run("insert_worker", values).fetchone()
+        return int(worker_id)
+
+    def claim(
+        self,
+        worker_id: int,
+        free: Mapping[str, float],
+        *,
+        now: float,
+        lease: float,
+        workflows: Sequence[int] | None = None,
+        limit: int | None = None,
+        ends_before: float | None = None,
+    ) -> list[Claimed]:
+        with self._queue(f"claim tasks for worker {worker_id}") as tx:
+            return queue.claim(
+                tx,
+                worker_id,
+                free,
+                now=now,
+                lease=lease,
+                workflows=workflows,
+                limit=limit,
+                ends_before=ends_before,
+            )
+
+    def heartbeat(self, worker_id: int, *, now: float, lease: float) -> set[tuple[int, str, int]]:
+        with self._queue(f"renew the leases of worker {worker_id}") as tx:
+            return queue.heartbeat(tx, worker_id, now, lease)
+
+    def finish(self, worker_id: int, outcomes: Sequence[Outcome], *, now: float) -> list[bool]:
+        with self._queue(f"finish {len(outcomes)} attempts of worker {worker_id}") as tx:
+            return queue.finish(tx, worker_id, outcomes, now)
+
+    def release(
+        self, worker_id: int, attempts: Sequence[tuple[int, str, int]], *, now: float, reason: str
+    ) -> list[Lost]:
+        with self._queue(f"release {len(attempts)} attempts of worker {worker_id}") as tx:
+            return queue.release(tx, worker_id, attempts, now, reason)
+
+    def reap(self, *, now: float) -> list[Lost]:
+        with self._queue("reap expired leases") as tx:
+            return queue.reap(tx, now)
+
+    def stop_worker(self, worker_id: int, *, now: float, state: str = "stopped") -> None:
+        with self._queue(f"stop worker {worker_id}") as tx:
+            tx.run("set_worker_state", {"worker_id": worker_id, "state": state, "now": now})
+            if state == "stopped":
+                held = queue.heartbeat(tx, worker_id, now, 0.0)
+                queue.release(tx, worker_id, sorted(held), now, "released: its worker stopped")
+
+    def workers(self) -> list[WorkerRecord]:
+        with self._errors("read the workers"):
+            rows = _run(self._conn, "all_workers", {}).fetchall()
+        return [_worker_record(row) for row in rows]
+
+    def wait_for_work(self, timeout: float) -> None:
+        # SQLite has no notifications: PRAGMA data_version changes when another connection
+        # commits, and reading it costs no I/O (the WAL index is in shared memory)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._errors("watch for new work"):
+                (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+            if version != self._data_version:
+                self._data_version = version
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(_WORK_POLL, left))
+
+    def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
+        values = {"workflow_id": workflow_id, "task": task, "number": number}
+        with self._errors(f"read the log tail of task '{task}' attempt {number}"):
+            row = _run(self._conn, "failure_log", values).fetchone()
+        return None if row is None else str(row[0])
+
+    @contextmanager
+    def _queue(self, doing: str) -> Iterator[_Tx]:
+        """A write transaction for the queue functions; driver and lookup errors become a
+        :class:`StoreError`."""
+        with self._transaction(doing) as conn:
+            try:
+                yield _Tx(conn)
+            except (LookupError, TypeError, ValueError) as exc:
+                raise StoreError(
+                    f"could not {doing} in {self.path}: {exc}; {_advice(exc)}"
+                ) from exc
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -646,6 +794,20 @@ def _by_task(
     return _run(conn, f"{table}_of_task", {"workflow_id": workflow_id, "task": task})
 
 
+class _Tx:
+    """An open transaction, as :mod:`herd.store.queue` uses it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def run(self, name: str, values: Mapping[str, Any]) -> sqlite3.Cursor:
+        return _run(self.conn, name, values)
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        for change in changes:
+            _APPLY[type(change)](self.conn, change)
+
+
 # --- rows -> records: the one place where rows become objects --------------------------------
 
 
@@ -693,6 +855,13 @@ def _attempt_record(row: _Row) -> AttemptRecord:
     values["outputs"] = _stamps(values["outputs"])
     values["resources"] = _floats(values["resources"])
     return AttemptRecord(**values)
+
+
+def _worker_record(row: _Row) -> WorkerRecord:
+    worker_id, host, pid, user, started, heartbeat, state, resources, held = row
+    return WorkerRecord(
+        worker_id, host, pid, user, started, heartbeat, state, _floats(resources), held
+    )
 
 
 def _user_data(row: _Row) -> UserData:

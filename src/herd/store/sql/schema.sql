@@ -129,3 +129,59 @@ CREATE TABLE user_events (
 ) STRICT;
 
 CREATE INDEX user_events_by_attempt ON user_events (attempt_id, time);
+
+-- The queue of a submitted workflow (`herd submit`): one row per task to run, claimed by workers
+-- (`herd worker`). The task's state is mirrored in tasks.state in the same transactions.
+CREATE TABLE queue (
+    workflow_id  INTEGER NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    task         TEXT NOT NULL,
+    run_id       INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,  -- the submission
+    state        TEXT NOT NULL,                 -- waiting, ready, running, succeeded, failed, cancelled
+    seq          INTEGER NOT NULL,              -- claim order: lower first (priority, critical path)
+    unmet        INTEGER NOT NULL,              -- needs not yet succeeded; 0 when ready
+    not_before   REAL NOT NULL DEFAULT 0,       -- a retry is claimable from then (back-off)
+    tries        INTEGER NOT NULL DEFAULT 0,    -- attempts of this submission (lost ones count)
+    recoveries   INTEGER NOT NULL DEFAULT 0,    -- of which followed a watchdog kill
+    number       INTEGER NOT NULL DEFAULT 0,    -- the attempt number of the last claim
+    worker_id    INTEGER,                       -- the worker holding the lease, while running
+    lease_until  REAL,                          -- the lease expires then unless renewed
+    resources    TEXT NOT NULL,                 -- JSON object: the demand now (a recovery raises it)
+    timeout      REAL,                          -- seconds, now (a recovery raises it)
+    duration     REAL,                          -- expected seconds, when known
+    children     TEXT NOT NULL DEFAULT '[]',    -- JSON array: queued tasks that need this one
+    spec         TEXT NOT NULL,                 -- JSON: everything a worker needs to run it
+    PRIMARY KEY (workflow_id, task)
+) STRICT;
+
+CREATE INDEX queue_ready ON queue (seq) WHERE state = 'ready';
+CREATE INDEX queue_held ON queue (worker_id) WHERE state = 'running';
+CREATE INDEX queue_leases ON queue (lease_until) WHERE state = 'running';
+CREATE INDEX queue_open ON queue (run_id) WHERE state IN ('waiting', 'ready', 'running');
+
+-- Named limits that hold across every worker of a workflow (tape_drive: 2; semaphore:NAME is 1).
+CREATE TABLE pools (
+    workflow_id  INTEGER NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    capacity     REAL NOT NULL,
+    used         REAL NOT NULL DEFAULT 0,       -- held by running queued tasks
+    PRIMARY KEY (workflow_id, name)
+) STRICT;
+
+-- Workers that ever claimed from this store.
+CREATE TABLE workers (
+    id           INTEGER PRIMARY KEY,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    username     TEXT NOT NULL,
+    started      REAL NOT NULL,
+    heartbeat    REAL NOT NULL,                 -- last renewal of its leases
+    state        TEXT NOT NULL,                 -- active, draining, stopped or lost
+    resources    TEXT NOT NULL DEFAULT '{}',    -- JSON object: what it offers
+    lease        REAL NOT NULL                  -- seconds its leases last; lost when silent longer
+) STRICT;
+
+-- The end of the output of failed attempts run by workers, so reports work from any host.
+CREATE TABLE failure_logs (
+    attempt_id   INTEGER PRIMARY KEY REFERENCES attempts (id) ON DELETE CASCADE,
+    tail         TEXT NOT NULL
+) STRICT;
