@@ -266,3 +266,54 @@ def test_errors_name_file_job_and_field(body: str, task: str, field: str, words:
 def test_a_foreign_root_is_refused() -> None:
     with pytest.raises(SpecError, match="root element is <dag>"):
         load_text("<dag/>", "x.xml")
+
+
+# --- parent jobs ----------------------------------------------------------------------------
+
+
+def test_a_child_inherits_its_parents_metadata_weakest_and_outputs_as_inputs() -> None:
+    sim = job(
+        "sim",
+        attrs='instances="2"',
+        inner=f"<MetaData>{var('P', 'sim')}{var('Q', 'sim')}</MetaData>"
+        f'<Instance id="2"><MetaData>{var("P", "sim2")}</MetaData></Instance>'
+        '<OutputFiles><File source="o" target="d/${P}.${DWF_SIXDIGIT}.root"/></OutputFiles>',
+    )
+    reco = job("reco", attrs='instances="2" depends="sim"')
+    wf = jobs(sim + reco, top=f"<MetaData>{var('Q', 'top')}</MetaData>")
+    one, two = wf.task("reco.000001"), wf.task("reco.000002")
+    assert (one.env["P"], two.env["P"]) == ("sim", "sim2")  # per-instance alignment
+    assert one.env["Q"] == "top"  # the parent's MetaData is the weakest layer
+    assert (one.inputs, two.inputs) == (("d/sim.000001.root",), ("d/sim2.000002.root",))
+    assert isinstance(two.cmd, str)
+    assert "cp -- \"$herd_wd\"/d/sim2.000002.root sim2.000002.root" in two.cmd
+
+
+def test_a_merge_inherits_every_parent_instance_and_listed_inputs_win() -> None:
+    sim = job(
+        "sim",
+        attrs='instances="2"',
+        inner='<OutputFiles><File source="o" target="d/s.${DWF_SIXDIGIT}"/></OutputFiles>',
+    )
+    listed = '<InputFiles><File source="d/s.000001" target="first"/></InputFiles>'
+    wf = jobs(sim + job("merge", attrs='depends="sim"', inner=listed))
+    merge = wf.task("merge.000001")
+    assert merge.inputs == ("d/s.000001", "d/s.000002")
+    assert isinstance(merge.cmd, str)
+    assert merge.cmd.count("d/s.000001") == 1  # copied once, to the name the job chose
+    assert 'cp -- "$herd_wd"/d/s.000002 s.000002' in merge.cmd
+
+
+def test_inherited_outputs_copied_to_one_name_are_an_error() -> None:
+    sim = job(
+        "sim",
+        attrs='instances="2"',
+        inner='<OutputFiles><File source="o" target="d/${DWF_SIXDIGIT}/o.root"/></OutputFiles>',
+    )
+    with pytest.raises(SpecError, match=r"'merge'.*InputFiles.*o\.root.*distinct names"):
+        jobs(sim + job("merge", attrs='depends="sim"'))
+
+
+def test_jobs_depending_on_each_other_are_an_error() -> None:
+    with pytest.raises(SpecError, match="cycle"):
+        jobs(job("a", attrs='depends="b"') + job("b", attrs='depends="a"'))

@@ -22,8 +22,12 @@ start at 1, as in DmpWorkflow). Instance *i* of a job needs instance *i* of each
 ``depends`` on; a parent with one instance is needed by every instance; a child with one instance
 needs every instance of its parent (a merge); other mismatched counts are an error.
 
-Variables (``<Var name value>``, referenced as ``${NAME}`` or ``$NAME``), weakest first:
-``<Jobs>``-level MetaData, the job's attributes (``release`` also as ``RELEASE_TAG``, ``type`` as
+The jobs a job ``depends`` on are its parent tasks, as in DmpWorkflow's ``/newjobs/`` endpoint:
+their MetaData is inherited and their OutputFiles are added to its InputFiles (read into the
+file's basename), instance by aligned instance (:class:`_Resolver`).
+
+Variables (``<Var name value>``, referenced as ``${NAME}`` or ``$NAME``), weakest first: the
+parent jobs' MetaData, ``<Jobs>``-level MetaData, the job's attributes (``release`` also as ``RELEASE_TAG``, ``type`` as
 ``DWF_TYPE``), the job's MetaData, the instance's MetaData, then herd's ``DWF_TASKNAME``,
 ``DWF_JOBNAME`` (the job name), ``DWF_INSTANCE_ID`` and ``DWF_SIXDIGIT`` (the id on six digits).
 A value may use any variable of its task; a variable that uses its own name gets the weaker
@@ -118,7 +122,8 @@ def load_text(text: str, source: str) -> Workflow:
         if root.tag == "Jobs" and child.tag not in ("Job", "MetaData"):
             report.warn(None, child.tag, "unknown element ignored")
     jobs = _jobs(elements, source, report)
-    tasks = [task for job in jobs.values() for task in _tasks(job, jobs, shared, report)]
+    resolver = _Resolver(jobs, shared, report)
+    tasks = [resolver.task(job, n) for job in jobs.values() for n in range(1, job.instances + 1)]
     for line in report.warnings:
         logger.info("%s", line)
     meta = {"warnings": report.warnings} if report.warnings else None
@@ -253,64 +258,139 @@ def _files(
 # --- instances ------------------------------------------------------------------------------
 
 
-def _tasks(job: _Job, jobs: Mapping[str, _Job], shared: _Body, report: _Report) -> list[Task]:
-    return [
-        _task(job, number, _needs(job, number, jobs, report.source), shared, report)
-        for number in range(1, job.instances + 1)
-    ]
-
-
 def _instance_name(job: str, number: int) -> str:
     return f"{job}.{number:06d}"
 
 
-def _needs(job: _Job, number: int, jobs: Mapping[str, _Job], source: str) -> tuple[str, ...]:
-    needs = []
-    for name in job.depends:
-        parent = jobs[name]
-        if parent.instances == 1:
-            needs.append(_instance_name(name, 1))
-        elif parent.instances == job.instances:
-            needs.append(_instance_name(name, number))
-        elif job.instances == 1:
-            needs += [_instance_name(name, i) for i in range(1, parent.instances + 1)]
-        else:
-            fail(
-                f"the job has {job.instances} instances but depends on '{name}', which has "
-                f"{parent.instances}",
-                source,
-                job.name,
-                "depends",
-                "instance i needs instance i of its parent: give both jobs the same number of "
-                "instances, or one of them a single instance",
-            )
-    return tuple(needs)
-
-
-def _task(job: _Job, number: int, needs: tuple[str, ...], shared: _Body, report: _Report) -> Task:
-    name = _instance_name(job.name, number)
-    own = job.overrides.get(number, _Body())
-    scope = _Scope(_layers(job, number, shared, own, report), report.source, name)
-    env = scope.environment()
-    policy = _batch(env, report, job.name)
-    inputs = [(scope.expand(s), scope.expand(t)) for s, t in (*job.body.inputs, *own.inputs)]
-    outputs = [(scope.expand(s), scope.expand(t)) for s, t in (*job.body.outputs, *own.outputs)]
-    for ref in sorted(scope.unresolved):
-        report.warn(job.name, f"${{{ref}}}", "unknown variable: the shell expands it at run time")
-    storage_in = [src for src, _ in inputs]
-    storage_out = [dst for _, dst in outputs]
-    return Task(
-        name=name,
-        cmd=_command(job, number, inputs, outputs),
-        needs=needs,
-        inputs=tuple(p for p in dict.fromkeys(storage_in) if not _is_url(p)),
-        outputs=tuple(p for p in dict.fromkeys(storage_out) if not _is_url(p)),
-        labels=tuple(x for x in dict.fromkeys([job.name, job.attributes.get("type", "")]) if x),
-        env=frozen_map(env),
-        timeframe=number,
-        meta=_meta(job, number, storage_in, storage_out),
-        **policy,
+def _aligned(job: _Job, number: int, parent: _Job, source: str) -> range:
+    """The instances of ``parent`` that instance ``number`` of ``job`` depends on."""
+    if parent.instances == 1:
+        return range(1, 2)
+    if parent.instances == job.instances:
+        return range(number, number + 1)
+    if job.instances == 1:
+        return range(1, parent.instances + 1)
+    fail(
+        f"the job has {job.instances} instances but depends on '{parent.name}', which has "
+        f"{parent.instances}",
+        source,
+        job.name,
+        "depends",
+        "instance i needs instance i of its parent: give both jobs the same number of "
+        "instances, or one of them a single instance",
     )
+
+
+@dataclass(frozen=True)
+class _Instance:
+    """One instance of a job, its variables resolved: what its children inherit from it."""
+
+    scope: _Scope
+    #: the MetaData definitions it passes on (what it inherited, then its own), unresolved
+    metadata: dict[str, str]
+    inputs: list[tuple[str, str]]
+    outputs: list[tuple[str, str]]
+
+
+class _Resolver:
+    """Instances of every job, parents first, as DmpWorkflow's ``/newjobs/`` builds children.
+
+    A job's parent tasks are the jobs it ``depends`` on: their MetaData is inherited (weaker than
+    the ``<Jobs>`` level; later parents beat earlier ones) and their OutputFiles become the
+    child's InputFiles, the storage path read into the file's basename. Instance *i* inherits
+    from the parent instances it depends on (:func:`_aligned`).
+    """
+
+    def __init__(self, jobs: Mapping[str, _Job], shared: _Body, report: _Report) -> None:
+        self.jobs, self.shared, self.report = jobs, shared, report
+        self.done: dict[tuple[str, int], _Instance] = {}
+        self.pending: list[str] = []
+
+    def parents(self, job: _Job, number: int) -> list[tuple[_Job, int]]:
+        return [
+            (self.jobs[name], i)
+            for name in job.depends
+            for i in _aligned(job, number, self.jobs[name], self.report.source)
+        ]
+
+    def instance(self, job: _Job, number: int) -> _Instance:
+        key = (job.name, number)
+        if key not in self.done:
+            name = _instance_name(*key)
+            if name in self.pending:
+                path = " -> ".join([*self.pending[self.pending.index(name) :], name])
+                fail(
+                    f"jobs depend on each other in a cycle: {path}",
+                    self.report.source,
+                    job.name,
+                    "depends",
+                    "remove one of the depends",
+                )
+            self.pending.append(name)
+            self.done[key] = self._resolve(job, number)
+            self.pending.pop()
+        return self.done[key]
+
+    def _resolve(self, job: _Job, number: int) -> _Instance:
+        own = job.overrides.get(number, _Body())
+        inherited: dict[str, str] = {}
+        extra: dict[str, str] = {}
+        for parent, i in self.parents(job, number):
+            above = self.instance(parent, i)
+            inherited.update(above.metadata)
+            extra.update((dst, _basename(dst)) for _, dst in above.outputs)
+        layers = _layers(job, number, self.shared, own, self.report)
+        scope = _Scope([inherited, *layers], self.report.source, _instance_name(job.name, number))
+        inputs = [(scope.expand(s), scope.expand(t)) for s, t in (*job.body.inputs, *own.inputs)]
+        outputs = [(scope.expand(s), scope.expand(t)) for s, t in (*job.body.outputs, *own.outputs)]
+        listed = {src for src, _ in inputs}
+        inputs += [(src, dst) for src, dst in extra.items() if src not in listed]
+        _check_targets(inputs, self.report.source, job.name)
+        metadata = {**inherited, **job.body.variables, **own.variables}
+        return _Instance(scope, metadata, inputs, outputs)
+
+    def task(self, job: _Job, number: int) -> Task:
+        resolved = self.instance(job, number)
+        scope = resolved.scope
+        env = scope.environment()
+        policy = _batch(env, self.report, job.name)
+        for ref in sorted(scope.unresolved):
+            self.report.warn(
+                job.name, f"${{{ref}}}", "unknown variable: the shell expands it at run time"
+            )
+        storage_in = [src for src, _ in resolved.inputs]
+        storage_out = [dst for _, dst in resolved.outputs]
+        return Task(
+            name=_instance_name(job.name, number),
+            cmd=_command(job, number, resolved.inputs, resolved.outputs),
+            needs=tuple(_instance_name(p.name, i) for p, i in self.parents(job, number)),
+            inputs=tuple(p for p in dict.fromkeys(storage_in) if not _is_url(p)),
+            outputs=tuple(p for p in dict.fromkeys(storage_out) if not _is_url(p)),
+            labels=tuple(x for x in dict.fromkeys([job.name, job.attributes.get("type", "")]) if x),
+            env=frozen_map(env),
+            timeframe=number,
+            meta=_meta(job, number, storage_in, storage_out),
+            **policy,
+        )
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _check_targets(inputs: list[tuple[str, str]], source: str, job: str) -> None:
+    """Two InputFiles copied to one name would silently lose one of them."""
+    seen: dict[str, str] = {}
+    for src, dst in inputs:
+        if seen.setdefault(dst, src) != src:
+            fail(
+                f"two InputFiles are copied to '{dst}': '{seen[dst]}' and '{src}' (a parent's "
+                "OutputFiles are read into their basenames)",
+                source,
+                job,
+                "InputFiles",
+                "give the outputs distinct names, e.g. with ${DWF_SIXDIGIT}",
+            )
 
 
 def _layers(
