@@ -33,27 +33,21 @@ writing; a newer one (written by a later herd) is refused.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import marshal
 import os
 import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-import msgspec
-
 from herd.bulk import gc_paused
 from herd.errors import StoreError
-from herd.model import EMPTY, FrozenDict, Task, TaskState, Workflow
+from herd.model import Workflow
 from herd.store import queue
 from herd.store.base import (
     AttemptFinished,
@@ -61,7 +55,6 @@ from herd.store.base import (
     AttemptStarted,
     Change,
     Claimed,
-    FileStamp,
     Lost,
     Outcome,
     QueuedTask,
@@ -76,6 +69,20 @@ from herd.store.base import (
     coalesce,
 )
 from herd.store.queries import MIGRATIONS, QUERIES, SCHEMA, Migration
+from herd.store.rows import (
+    attempt_record,
+    describe,
+    encode,
+    encode_map,
+    rows_digest,
+    run_record,
+    task_record,
+    task_rows,
+    user_data_record,
+    user_event_record,
+    worker_record,
+    workflow_record,
+)
 
 __all__ = ["INTERRUPTED", "SQLiteStore", "migrate"]
 
@@ -83,24 +90,6 @@ logger = logging.getLogger(__name__)
 
 #: the kill reason of attempts found running when a new run begins (herd was killed meanwhile)
 INTERRUPTED = "interrupted: herd stopped"
-
-_Row = tuple[Any, ...]
-_STATES: dict[str, TaskState] = {state.value: state for state in TaskState}
-_ATTEMPT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AttemptRecord))
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_raw_decode = json.JSONDecoder().raw_decode
-
-
-def _encode_map(mapping: Mapping[str, Any]) -> str:
-    """A mapping as a JSON object (most stamp and resource maps are empty: no encoder call)."""
-    return _encode(dict(mapping)) if mapping else "{}"
-
-
-def _decode(text: str) -> Any:
-    # raw_decode skips the checks json.loads makes on every call: 3x faster on small documents,
-    # which counts when the resume path decodes the inputs of a million tasks
-    return _raw_decode(text)[0]
-
 
 #: seconds between two looks at the database while a worker waits for work (SQLite cannot notify)
 _WORK_POLL = 0.02
@@ -163,8 +152,8 @@ class SQLiteStore:
 
     def add_workflow(self, workflow: Workflow) -> int:
         now = self._clock()
-        rows = _task_rows(workflow.tasks)
-        digest = _rows_digest(rows)
+        rows = task_rows(workflow.tasks)
+        digest = rows_digest(rows)
         with self._transaction(f"add workflow '{workflow.name}'") as conn:
             known = _run(conn, "workflow_tasks_digest", {"name": workflow.name}).fetchone()
             (workflow_id,) = _run(
@@ -195,16 +184,16 @@ class SQLiteStore:
     def workflow(self, name: str) -> WorkflowRecord | None:
         with self._errors(f"read workflow '{name}'"):
             row = _run(self._conn, "workflow_by_name", {"name": name}).fetchone()
-        return None if row is None else _workflow_record(row)
+        return None if row is None else workflow_record(row)
 
     def workflows(self) -> list[WorkflowRecord]:
         with self._errors("read the workflows"):
-            return [_workflow_record(row) for row in _run(self._conn, "all_workflows", {})]
+            return [workflow_record(row) for row in _run(self._conn, "all_workflows", {})]
 
     def task_records(self, workflow_id: int) -> dict[str, TaskRecord]:
         with self._errors(f"read the tasks of workflow {workflow_id}"), gc_paused():
             rows = _run(self._conn, "task_records", {"workflow_id": workflow_id})
-            return {row[0]: _task_record(row) for row in rows}
+            return {row[0]: task_record(row) for row in rows}
 
     def reset(self, workflow_id: int, tasks: Sequence[str]) -> None:
         now = self._clock()
@@ -237,8 +226,8 @@ class SQLiteStore:
             "host": host,
             "user": user,
             "pid": pid,
-            "argv": _encode(list(argv)),
-            "limits": _encode(dict(limits)),
+            "argv": encode(list(argv)),
+            "limits": encode(dict(limits)),
         }
         with self._transaction(f"begin a run of workflow {workflow_id}") as conn:
             last = _run(conn, "last_run_status", {"workflow_id": workflow_id}).fetchone()
@@ -270,7 +259,7 @@ class SQLiteStore:
     def runs(self, workflow_id: int) -> list[RunRecord]:
         with self._errors(f"read the runs of workflow {workflow_id}"):
             rows = _run(self._conn, "runs_of_workflow", {"workflow_id": workflow_id})
-            return [_run_record(row) for row in rows]
+            return [run_record(row) for row in rows]
 
     # --- the batch -------------------------------------------------------------------------
 
@@ -288,7 +277,7 @@ class SQLiteStore:
     def _batch_message(self, changes: Sequence[Change], index: int, exc: Exception) -> str:
         return (
             f"could not write a batch of {len(changes)} changes to {self.path}: change "
-            f"{index + 1} ({_describe(changes[index])}) failed: {exc}. Nothing of the batch was "
+            f"{index + 1} ({describe(changes[index])}) failed: {exc}. Nothing of the batch was "
             f"written; {_advice(exc)}"
         )
 
@@ -297,7 +286,7 @@ class SQLiteStore:
     def attempts(self, workflow_id: int, task: str | None = None) -> list[AttemptRecord]:
         with self._errors(f"read the attempts of workflow {workflow_id}"):
             return [
-                _attempt_record(row) for row in _by_task(self._conn, "attempts", workflow_id, task)
+                attempt_record(row) for row in _by_task(self._conn, "attempts", workflow_id, task)
             ]
 
     def durations(self, workflow_id: int) -> dict[str, float]:
@@ -313,12 +302,15 @@ class SQLiteStore:
 
     def user_data(self, workflow_id: int, task: str | None = None) -> list[UserData]:
         with self._errors(f"read the user data of workflow {workflow_id}"):
-            return [_user_data(row) for row in _by_task(self._conn, "user_data", workflow_id, task)]
+            return [
+                user_data_record(row)
+                for row in _by_task(self._conn, "user_data", workflow_id, task)
+            ]
 
     def user_events(self, workflow_id: int, task: str | None = None) -> list[UserEvent]:
         with self._errors(f"read the user events of workflow {workflow_id}"):
             rows = _by_task(self._conn, "user_events", workflow_id, task)
-            return [_user_event(row) for row in rows]
+            return [user_event_record(row) for row in rows]
 
     # --- workers (the logic is in queue.py, shared by every SQL store) ------------------------
 
@@ -340,8 +332,8 @@ class SQLiteStore:
             "host": host,
             "user": user,
             "pid": pid,
-            "argv": _encode(list(argv)),
-            "limits": _encode(dict(pools)),
+            "argv": encode(list(argv)),
+            "limits": encode(dict(pools)),
         }
         closing = {"workflow_id": workflow_id, "time": now}
         with self._queue(f"submit {len(tasks)} tasks of workflow {workflow_id}") as tx:
@@ -366,7 +358,7 @@ class SQLiteStore:
             "user": user,
             "now": now,
             "lease": lease,
-            "resources": _encode(dict(resources)),
+            "resources": encode(dict(resources)),
         }
         with self._queue(f"register worker pid {pid} on {host}") as tx:
             (worker_id,) = tx.run("insert_worker", values).fetchone()
@@ -423,7 +415,7 @@ class SQLiteStore:
     def workers(self) -> list[WorkerRecord]:
         with self._errors("read the workers"):
             rows = _run(self._conn, "all_workers", {}).fetchall()
-        return [_worker_record(row) for row in rows]
+        return [worker_record(row) for row in rows]
 
     def wait_for_work(self, timeout: float) -> None:
         # SQLite has no notifications: PRAGMA data_version changes when another connection
@@ -678,49 +670,6 @@ def _run_with(conn: sqlite3.Connection, name: str, obj: object, **encoded: Any) 
     return conn.execute(query.sql, query.args_of(obj, **encoded))
 
 
-#: what the store keeps of a task's description: (name, cmd, labels, resources, timeframe), in
-#: the order of :data:`_TASK_ROW` after its workflow_id and now
-_TaskRow = tuple[str, str, str, str, int | None]
-
-
-def _task_rows(tasks: Sequence[Task]) -> list[_TaskRow]:
-    """The task descriptions the store keeps, JSON encoded."""
-    # tasks share their labels and resources (the loaders share equal values): each object is
-    # encoded once and found again by its id (the tasks keep it alive), equal ones by value
-    labels_json: dict[int | tuple[str, ...], str] = {}
-    resources_json: dict[int | tuple[tuple[str, float], ...], str] = {}
-    rows: list[_TaskRow] = []
-    append = rows.append
-    for task in tasks:
-        labels = labels_json.get(id(task.labels))
-        if labels is None:
-            labels = labels_json.get(task.labels)
-            if labels is None:
-                labels = labels_json[task.labels] = _encode(list(task.labels))
-            labels_json[id(task.labels)] = labels
-        resources = resources_json.get(id(task.resources))
-        if resources is None:
-            items = tuple(task.resources.items())
-            resources = resources_json.get(items)
-            if resources is None:
-                resources = resources_json[items] = _encode(dict(items))
-            resources_json[id(task.resources)] = resources
-        cmd = task.cmd
-        command = cmd if type(cmd) is str else task.argv_or_shell
-        append((task.name, command, labels, resources, task.timeframe))
-    return rows
-
-
-def _rows_digest(rows: list[_TaskRow]) -> str:
-    """A digest of the task descriptions, in order, a slice at a time (no text of the whole
-    workflow is ever held). Of their marshal form, version 2: it encodes equal rows alike
-    (version 3 on marks shared and interned strings) and is 2.5x faster than JSON."""
-    h = hashlib.blake2b(digest_size=16)
-    for start in range(0, len(rows), 10_000):
-        h.update(marshal.dumps(rows[start : start + 10_000], 2))
-    return h.hexdigest()
-
-
 def _start_attempt(conn: sqlite3.Connection, change: AttemptStarted) -> None:
     attempt = change.attempt
     _run_with(
@@ -728,9 +677,9 @@ def _start_attempt(conn: sqlite3.Connection, change: AttemptStarted) -> None:
         "insert_attempt",
         attempt,
         state=attempt.state.value,
-        inputs=_encode_map(attempt.inputs),
-        outputs=_encode_map(attempt.outputs),
-        resources=_encode_map(attempt.resources),
+        inputs=encode_map(attempt.inputs),
+        outputs=encode_map(attempt.outputs),
+        resources=encode_map(attempt.resources),
     )
 
 
@@ -741,15 +690,15 @@ def _finish_attempt(conn: sqlite3.Connection, change: AttemptFinished) -> None:
         "finish_attempt",
         change,
         state=change.state.value,
-        inputs=_encode_map(change.inputs) if change.inputs else None,
-        outputs=_encode_map(change.outputs) if change.outputs else None,
+        inputs=encode_map(change.inputs) if change.inputs else None,
+        outputs=encode_map(change.outputs) if change.outputs else None,
     )
     if cursor.rowcount != 1:
         raise LookupError(f"no attempt {change.number} of task '{change.task}' was started")
 
 
 def _change_task(conn: sqlite3.Connection, change: TaskChanged) -> None:
-    inputs = None if change.inputs is None else _encode_map(change.inputs)
+    inputs = None if change.inputs is None else encode_map(change.inputs)
     cursor = _run_with(conn, "change_task", change, state=change.state.value, inputs=inputs)
     if cursor.rowcount != 1:
         raise LookupError(f"no task '{change.task}' in workflow {change.workflow_id}")
@@ -760,11 +709,11 @@ def _add_sample(conn: sqlite3.Connection, change: Sample) -> None:
 
 
 def _add_user_data(conn: sqlite3.Connection, change: UserData) -> None:
-    _run_with(conn, "insert_user_data", change, value=_encode(change.value))
+    _run_with(conn, "insert_user_data", change, value=encode(change.value))
 
 
 def _add_user_event(conn: sqlite3.Connection, change: UserEvent) -> None:
-    _run_with(conn, "insert_user_event", change, data=_encode(dict(change.data)))
+    _run_with(conn, "insert_user_event", change, data=encode(dict(change.data)))
 
 
 _APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
@@ -775,14 +724,6 @@ _APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
     UserData: _add_user_data,
     UserEvent: _add_user_event,
 }
-
-
-def _describe(change: Change) -> str:
-    if isinstance(change, AttemptStarted):
-        return f"AttemptStarted of task '{change.attempt.task}' attempt {change.attempt.number}"
-    if isinstance(change, TaskChanged):
-        return f"TaskChanged of task '{change.task}' to {change.state.value}"
-    return f"{type(change).__name__} of task '{change.task}' attempt {change.number}"
 
 
 def _by_task(
@@ -806,86 +747,3 @@ class _Tx:
     def apply(self, changes: Sequence[Change]) -> None:
         for change in changes:
             _APPLY[type(change)](self.conn, change)
-
-
-# --- rows -> records: the one place where rows become objects --------------------------------
-
-
-def _workflow_record(row: _Row) -> WorkflowRecord:
-    return WorkflowRecord(*row)
-
-
-def _task_record(row: _Row, state_of: Mapping[str, TaskState] = _STATES) -> TaskRecord:
-    # the resume path reads a million of these: positional arguments, no call for empty inputs
-    name, state, attempts, fingerprint, cmd_digest, env_digest, inputs, reason, code, updated = row
-    return TaskRecord(
-        name,
-        state_of[state],
-        attempts,
-        fingerprint,
-        cmd_digest,
-        env_digest,
-        EMPTY if inputs == "{}" else _stamps(inputs),
-        reason,
-        code,
-        updated,
-    )
-
-
-def _run_record(row: _Row) -> RunRecord:
-    run_id, workflow_id, started, ended, status, host, user, pid, argv, limits = row
-    return RunRecord(
-        run_id,
-        workflow_id,
-        started,
-        ended,
-        status,
-        host,
-        user,
-        pid,
-        tuple(_decode(argv)),
-        _floats(limits),
-    )
-
-
-def _attempt_record(row: _Row) -> AttemptRecord:
-    values = dict(zip(_ATTEMPT_FIELDS, row, strict=True))
-    values["state"] = _STATES[values["state"]]
-    values["inputs"] = _stamps(values["inputs"])
-    values["outputs"] = _stamps(values["outputs"])
-    values["resources"] = _floats(values["resources"])
-    return AttemptRecord(**values)
-
-
-def _worker_record(row: _Row) -> WorkerRecord:
-    worker_id, host, pid, user, started, heartbeat, state, resources, held = row
-    return WorkerRecord(
-        worker_id, host, pid, user, started, heartbeat, state, _floats(resources), held
-    )
-
-
-def _user_data(row: _Row) -> UserData:
-    workflow_id, task, number, key, value = row
-    return UserData(workflow_id, task, number, key, _decode(value))
-
-
-def _user_event(row: _Row) -> UserEvent:
-    workflow_id, task, number, at, data = row
-    return UserEvent(workflow_id, task, number, at, _decode(data))
-
-
-#: the stamps herd writes, decoded straight into tuples (a resumed run reads a million of them)
-_STAMPS_JSON = msgspec.json.Decoder(dict[str, tuple[int, int, str]])
-
-
-def _stamps(text: str) -> Mapping[str, FileStamp]:
-    if text == "{}":
-        return EMPTY
-    try:
-        return FrozenDict(_STAMPS_JSON.decode(text))
-    except msgspec.MsgspecError:  # not the shape herd writes: the general decoder decides
-        return FrozenDict({path: tuple(stamp) for path, stamp in _decode(text).items()})
-
-
-def _floats(text: str) -> Mapping[str, float]:
-    return EMPTY if text == "{}" else FrozenDict(_decode(text))
