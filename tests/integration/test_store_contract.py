@@ -1,8 +1,9 @@
 """The Store contract, tested once for every implementation (huey's ``StorageTests`` pattern).
 
 :class:`StoreContract` tests only what ``herd.store.base.Store`` promises. An implementation
-subclasses it and provides ``make_store(tmp_path)``; a PostgreSQL store will add
-``TestPostgresStore(StoreContract)`` beside ``TestSQLiteStore`` below.
+subclasses it and provides ``make_store(tmp_path)``: ``TestSQLiteStore`` and ``TestPostgresStore``
+below (each PostgreSQL test gets an empty schema of its own on a real server, see
+tests/pgserver.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from herd.store.base import (
     UserData,
     UserEvent,
 )
+from herd.store.postgres import PostgresStore
 from herd.store.sqlite import SQLiteStore
 
 INTERRUPTED = "interrupted: herd stopped"
@@ -523,3 +525,12 @@ class StoreContract:
 class TestSQLiteStore(StoreContract):
     def make_store(self, tmp_path: Path) -> Store:
         return SQLiteStore(tmp_path / "herd.db")
+
+
+class TestPostgresStore(StoreContract):
+    @pytest.fixture(autouse=True)
+    def _url(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    def make_store(self, tmp_path: Path) -> Store:
+        return PostgresStore(self.url)

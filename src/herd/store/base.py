@@ -39,6 +39,9 @@ from typing import Any, NamedTuple, Protocol
 
 from herd.model import EMPTY, Recovery, TaskState, Workflow
 
+#: the kill reason of attempts found running when a new run begins (herd was killed meanwhile)
+INTERRUPTED = "interrupted: herd stopped"
+
 #: a file as seen at some moment: (size in bytes, mtime in ns, content digest or "")
 FileStamp = tuple[int, int, str]
 

@@ -1,11 +1,13 @@
-"""The SQL of the SQLite store, read once from the ``.sql`` files in ``herd/store/sql/``.
+"""The SQL of the stores, read once from the ``.sql`` files of each dialect: SQLite's in
+``herd/store/sql/``, PostgreSQL's in ``herd/store/sql/postgres/``. Each folder holds
 
 ``schema.sql``          the schema a new database is created with (the truth)
 ``queries.sql``         named queries: a line ``-- name --`` starts each one; parameters are
                         named (``:workflow_id``) for reading, and bound by position for speed
                         (see :class:`Query`)
 ``migrations/``         ``NNNN_description.sql``, applied in order to bring an older database to
-                        ``schema.sql``; ``PRAGMA user_version`` is the number of the last one applied
+                        ``schema.sql``; the database records the number of the last one applied
+                        (SQLite: ``PRAGMA user_version``; PostgreSQL: table ``herd_schema``)
 
 The module holds no connection: it only reads and parses text (procrastinate's ``sql/queries.sql``
 is the model).
@@ -19,21 +21,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import Any, Literal
 
 _QUERY_NAME = re.compile(r"^-- ([a-z][a-z0-9_]*) --$", re.MULTILINE)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 #: a string literal, a quoted name or a comment (kept as they are), or a named parameter
 _TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|(?<![:\w]):([A-Za-z_]\w*)""")
+#: the same, or a ``%`` outside them (psycopg reads every ``%`` as a placeholder's start)
+_TOKEN_OR_PERCENT = re.compile(_TOKEN.pattern + "|%")
+
+
+#: how a dialect's driver takes positional parameters: SQLite's ``?1`` (a parameter used twice is
+#: bound once) or psycopg's ``%s`` (one value per use, and a literal ``%`` doubled)
+Style = Literal["numbered", "format"]
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A named query, its ``:name`` parameters turned into numbered ``?N`` ones.
+    """A named query, its ``:name`` parameters turned into positional ones (see :data:`Style`).
 
-    SQLite binds a tuple faster than it looks names up in a dict (a million-row ``executemany`` is
-    a second quicker), so :attr:`sql` takes the values of :attr:`params` in that order: build the
-    tuple with :meth:`args`, or directly where speed matters.
+    Drivers bind a tuple faster than they look names up in a dict (a million-row ``executemany``
+    is a second quicker in SQLite), so :attr:`sql` takes the values of :attr:`params` in that
+    order: build the tuple with :meth:`args`, or directly where speed matters.
     """
 
     name: str
@@ -46,10 +55,10 @@ class Query:
         object.__setattr__(self, "_getter", _tuple_getter(self.params))
 
     @classmethod
-    def parse(cls, name: str, text: str) -> Query:
+    def parse(cls, name: str, text: str, style: Style = "numbered") -> Query:
         params: list[str] = []
 
-        def number(match: re.Match[str]) -> str:
+        def numbered(match: re.Match[str]) -> str:
             param = match[1]
             if param is None:
                 return match[0]
@@ -57,8 +66,16 @@ class Query:
                 params.append(param)
             return f"?{params.index(param) + 1}"
 
-        sql = _TOKEN.sub(number, text)
-        return cls(name, sql, tuple(params))
+        def formatted(match: re.Match[str]) -> str:
+            param = match[1]
+            if param is None:
+                return match[0].replace("%", "%%")
+            params.append(param)
+            return "%s"
+
+        if style == "numbered":
+            return cls(name, _TOKEN.sub(numbered, text), tuple(params))
+        return cls(name, _TOKEN_OR_PERCENT.sub(formatted, text), tuple(params))
 
     def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """The values of :attr:`params`, in order, from ``values`` (extra keys are ignored)."""
@@ -71,8 +88,9 @@ class Query:
         if not override:
             return values
         replaced = list(values)
-        for param, value in override.items():
-            replaced[self.params.index(param)] = value
+        for index, param in enumerate(self.params):
+            if param in override:
+                replaced[index] = override[param]
         return tuple(replaced)
 
 
@@ -90,7 +108,7 @@ def _no_values(obj: object) -> tuple[Any, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """One numbered step of the schema: applying it sets ``PRAGMA user_version`` to ``version``."""
+    """One numbered step of the schema: applying it sets the database's version to ``version``."""
 
     version: int
     name: str
@@ -102,14 +120,16 @@ def sql_dir() -> Traversable:
     return resources.files("herd.store") / "sql"
 
 
-def parse_queries(text: str, *, source: str = "queries.sql") -> dict[str, Query]:
+def parse_queries(
+    text: str, *, source: str = "queries.sql", style: Style = "numbered"
+) -> dict[str, Query]:
     """Split ``text`` into ``{name: query}`` at each ``-- name --`` line."""
     parts = _QUERY_NAME.split(text)
     queries: dict[str, Query] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
             raise ValueError(f"{source}: query '{name}' is defined twice; rename one")
-        queries[name] = Query.parse(name, body.strip())
+        queries[name] = Query.parse(name, body.strip(), style)
     return queries
 
 
@@ -140,8 +160,34 @@ def _read_migrations(folder: Traversable) -> tuple[Migration, ...]:
     return parse_migrations(files)
 
 
-SCHEMA: str = (sql_dir() / "schema.sql").read_text(encoding="utf-8")
-QUERIES: dict[str, Query] = parse_queries((sql_dir() / "queries.sql").read_text(encoding="utf-8"))
-MIGRATIONS: tuple[Migration, ...] = _read_migrations(sql_dir() / "migrations")
-#: the schema version a database has once every migration is applied
-SCHEMA_VERSION: int = MIGRATIONS[-1].version
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The SQL of one kind of database: its schema, named queries and migrations."""
+
+    name: str
+    schema: str
+    queries: Mapping[str, Query]
+    migrations: tuple[Migration, ...]
+
+    @property
+    def version(self) -> int:
+        """The schema version a database has once every migration is applied."""
+        return self.migrations[-1].version
+
+
+def _read_dialect(name: str, folder: Traversable, style: Style) -> Dialect:
+    return Dialect(
+        name,
+        (folder / "schema.sql").read_text(encoding="utf-8"),
+        parse_queries((folder / "queries.sql").read_text(encoding="utf-8"), style=style),
+        _read_migrations(folder / "migrations"),
+    )
+
+
+SQLITE = _read_dialect("sqlite", sql_dir(), "numbered")
+POSTGRES = _read_dialect("postgres", sql_dir() / "postgres", "format")
+SCHEMA: str = SQLITE.schema
+QUERIES: Mapping[str, Query] = SQLITE.queries
+MIGRATIONS: tuple[Migration, ...] = SQLITE.migrations
+#: the schema version an SQLite database has once every migration is applied
+SCHEMA_VERSION: int = SQLITE.version

@@ -50,6 +50,7 @@ from herd.errors import StoreError
 from herd.model import Workflow
 from herd.store import queue
 from herd.store.base import (
+    INTERRUPTED,
     AttemptFinished,
     AttemptRecord,
     AttemptStarted,
@@ -87,9 +88,6 @@ from herd.store.rows import (
 __all__ = ["INTERRUPTED", "SQLiteStore", "migrate"]
 
 logger = logging.getLogger(__name__)
-
-#: the kill reason of attempts found running when a new run begins (herd was killed meanwhile)
-INTERRUPTED = "interrupted: herd stopped"
 
 #: seconds between two looks at the database while a worker waits for work (SQLite cannot notify)
 _WORK_POLL = 0.02

@@ -1,0 +1,625 @@
+"""The PostgreSQL store: workflow state shared by every host that reaches one database.
+
+Implements :class:`herd.store.base.Store`; the contract is documented there. The schema is in
+``sql/postgres/schema.sql``, the queries in ``sql/postgres/queries.sql`` (the tables and names of
+the SQLite store, in PostgreSQL's types). ``--store postgresql://USER@HOST:PORT/DB`` (or the
+environment variable ``HERD_STORE``) selects it; docs/operations.md says how to set a server up.
+
+Connection
+----------
+One psycopg 3 connection in autocommit mode; every write is one explicit transaction, rolled back
+whole when any part fails. A batch (:meth:`PostgresStore.write`) is sent in pipeline mode: one
+round trip for the whole batch, not one per change. Adding a million tasks copies them into a
+temporary table (``COPY``) and upserts them in one statement. ``jsonb`` columns are read as text
+and decoded in ``rows.py``, as in the SQLite store.
+
+Faults
+------
+Errors are wrapped at the boundary into :class:`~herd.errors.StoreError`, with what to do. When
+the connection is lost (the server restarted, an administrator ended the session, the network
+dropped), the store reconnects with exponential back-off for up to ``reconnect_for`` seconds and
+runs the interrupted call again: a read is simply repeated; a write's transaction either committed
+or left nothing, so repeating it is safe except when the connection dropped during the ``COMMIT``
+itself (then the repeat fails loudly on a duplicate, rather than recording anything twice).
+Opening a store does not retry: a wrong URL, credentials or an unreachable server fail at once.
+
+Schema versions
+---------------
+Table ``herd_schema`` holds the number of the last migration applied. Opening for writing creates
+the schema in an empty database (or ``search_path`` schema) and applies missing migrations, in one
+transaction under an advisory lock (several hosts may start at once); a schema from a newer herd
+is refused, and so is a database that has a ``workflows`` table but no herd schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.types.string import TextLoader
+
+from herd.bulk import gc_paused
+from herd.errors import StoreError
+from herd.model import Workflow
+from herd.store.base import (
+    INTERRUPTED,
+    AttemptFinished,
+    AttemptRecord,
+    AttemptStarted,
+    Change,
+    RunRecord,
+    Sample,
+    TaskChanged,
+    TaskRecord,
+    UserData,
+    UserEvent,
+    WorkflowRecord,
+    coalesce,
+)
+from herd.store.queries import POSTGRES, Dialect
+from herd.store.rows import (
+    attempt_record,
+    describe,
+    encode,
+    encode_map,
+    rows_digest,
+    run_record,
+    task_record,
+    task_rows,
+    user_data_record,
+    user_event_record,
+    workflow_record,
+)
+
+__all__ = ["PostgresStore", "is_postgres_url", "migrate", "redact"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_Conn = psycopg.Connection[tuple[Any, ...]]
+_QUERIES = POSTGRES.queries
+#: any constant: the advisory lock that serialises migrations between hosts
+_MIGRATION_LOCK = 0x68657264  # "herd"
+_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: object) -> bool:
+    """Whether ``location`` names a PostgreSQL database (rather than an SQLite file)."""
+    return isinstance(location, str) and location.startswith(_URL_SCHEMES)
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    return re.sub(r"^(\w+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+class PostgresStore:
+    """The :class:`~herd.store.base.Store` in a PostgreSQL database.
+
+    ``readonly`` opens an existing herd schema without migrating it, in read-only transactions
+    (for ``herd status``). ``connect_timeout`` bounds each connection attempt (seconds);
+    ``reconnect_for`` is how long a lost connection is retried before the call fails.
+    ``clock`` gives the times the store stamps itself. Use a store from one thread at a time.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        readonly: bool = False,
+        connect_timeout: float = 10.0,
+        reconnect_for: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        dialect: Dialect = POSTGRES,
+    ) -> None:
+        self.url, self.where, self.readonly = url, redact(url), readonly
+        self._connect_timeout, self._reconnect_for = connect_timeout, reconnect_for
+        self._clock, self._dialect = clock, dialect
+        self._closed = False
+        self._conn = self._connect()
+        try:
+            with self._errors("open the database"):
+                if readonly:
+                    _check_version(self._conn, self.where, dialect)
+                else:
+                    migrate(self._conn, self.where, dialect)
+                    _create_staging(self._conn)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.where!r})"
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        with self._errors("close the connection"):
+            self._conn.close()
+
+    # --- workflows and tasks ---------------------------------------------------------------
+
+    def add_workflow(self, workflow: Workflow) -> int:
+        now = self._clock()
+        rows = task_rows(workflow.tasks)
+        digest = rows_digest(rows)
+        values = {
+            "name": workflow.name,
+            "source": workflow.source,
+            "format": workflow.format,
+            "now": now,
+            "task_count": len(rows),
+            "tasks_digest": digest,
+            "workflow_id": 0,
+        }
+
+        def add(conn: _Conn) -> int:
+            known = _run(conn, "workflow_tasks_digest", values).fetchone()
+            (workflow_id,) = _one(_run(conn, "upsert_workflow", values))
+            if known is not None and known[1] == digest:
+                return int(workflow_id)  # the same tasks as last time (a resumed run)
+            with conn.cursor().copy(_QUERIES["copy_task_staging"].sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            conn.execute("ANALYZE task_staging")  # a good plan for the anti-join below
+            ids = {**values, "workflow_id": workflow_id}
+            _run(conn, "upsert_staged_tasks", ids)
+            _run(conn, "retire_unstaged_tasks", ids)
+            return int(workflow_id)
+
+        return self._transaction(f"add workflow '{workflow.name}'", add)
+
+    def workflow(self, name: str) -> WorkflowRecord | None:
+        def read(conn: _Conn) -> WorkflowRecord | None:
+            row = _run(conn, "workflow_by_name", {"name": name}).fetchone()
+            return None if row is None else workflow_record(row)
+
+        return self._read(f"read workflow '{name}'", read)
+
+    def workflows(self) -> list[WorkflowRecord]:
+        return self._read(
+            "read the workflows",
+            lambda conn: [workflow_record(row) for row in _run(conn, "all_workflows", {})],
+        )
+
+    def task_records(self, workflow_id: int) -> dict[str, TaskRecord]:
+        def read(conn: _Conn) -> dict[str, TaskRecord]:
+            with gc_paused():
+                rows = _run(conn, "task_records", {"workflow_id": workflow_id}).fetchall()
+                return {row[0]: task_record(row) for row in rows}
+
+        return self._read(f"read the tasks of workflow {workflow_id}", read)
+
+    def reset(self, workflow_id: int, tasks: Sequence[str]) -> None:
+        query, now = _QUERIES["reset_task"], self._clock()
+        params = [query.args({"workflow_id": workflow_id, "task": t, "time": now}) for t in tasks]
+
+        def reset(conn: _Conn) -> None:
+            conn.cursor().executemany(query.sql, params)
+
+        self._transaction(f"reset {len(params)} tasks of workflow {workflow_id}", reset)
+
+    def forget(self, workflow_id: int) -> None:
+        def forget(conn: _Conn) -> None:
+            _run(conn, "forget_workflow", {"workflow_id": workflow_id})
+
+        self._transaction(f"forget workflow {workflow_id}", forget)
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def begin_run(
+        self,
+        workflow_id: int,
+        *,
+        started: float,
+        host: str,
+        user: str,
+        pid: int,
+        argv: Sequence[str],
+        limits: Mapping[str, float],
+    ) -> int:
+        closing = {"workflow_id": workflow_id, "time": started, "reason": INTERRUPTED}
+        run = {
+            "workflow_id": workflow_id,
+            "started": started,
+            "host": host,
+            "user": user,
+            "pid": pid,
+            "argv": encode(list(argv)),
+            "limits": encode(dict(limits)),
+        }
+
+        def begin(conn: _Conn) -> tuple[int, int]:
+            last = _run(conn, "last_run_status", closing).fetchone()
+            if last is not None and last[0] != "succeeded":
+                _run(conn, "requeue_interrupted_tasks", closing)
+            closed = _run(conn, "interrupt_attempts", closing).rowcount
+            _run(conn, "interrupt_runs", closing)
+            (run_id,) = _one(_run(conn, "insert_run", run))
+            return int(run_id), closed
+
+        run_id, closed = self._transaction(f"begin a run of workflow {workflow_id}", begin)
+        if closed:
+            logger.warning(
+                "workflow %d: %d attempts were left running by a herd that stopped; "
+                "they are recorded as interrupted and their tasks will run again",
+                workflow_id,
+                closed,
+            )
+        return run_id
+
+    def end_run(self, run_id: int, *, ended: float, status: str) -> None:
+        params = {"run_id": run_id, "ended": ended, "status": status}
+
+        def end(conn: _Conn) -> None:
+            if _run(conn, "end_run", params).rowcount != 1:
+                raise StoreError(
+                    f"could not end run {run_id} in {self.where}: there is no such run "
+                    "(this is a bug in herd, please report it)"
+                )
+
+        self._transaction(f"end run {run_id}", end)
+
+    def runs(self, workflow_id: int) -> list[RunRecord]:
+        return self._read(
+            f"read the runs of workflow {workflow_id}",
+            lambda conn: [
+                run_record(row)
+                for row in _run(conn, "runs_of_workflow", {"workflow_id": workflow_id})
+            ],
+        )
+
+    # --- the batch -------------------------------------------------------------------------
+
+    def write(self, changes: Sequence[Change]) -> None:
+        if not changes:
+            return
+        changes = coalesce(changes)
+        statements = [self._statement(changes, index) for index in range(len(changes))]
+
+        def apply(conn: _Conn) -> None:
+            with conn.pipeline():  # one round trip for the batch
+                cursors = [conn.cursor() for _ in statements]
+                for cursor, (query, args) in zip(cursors, statements, strict=True):
+                    cursor.execute(query, args)
+            for index, cursor in enumerate(cursors):
+                if _MUST_MATCH.get(type(changes[index])) and cursor.rowcount != 1:
+                    raise StoreError(
+                        self._batch_message(changes, index, _MUST_MATCH[type(changes[index])])
+                    )
+
+        self._transaction(f"write a batch of {len(changes)} changes", apply)
+
+    def _statement(self, changes: Sequence[Change], index: int) -> tuple[str, tuple[Any, ...]]:
+        change = changes[index]
+        try:
+            return _STATEMENT[type(change)](change)
+        except (TypeError, ValueError) as exc:  # encoding user data: before anything is sent
+            raise StoreError(
+                self._batch_message(
+                    changes,
+                    index,
+                    f"{exc}; user data and events must be JSON-serialisable "
+                    "(strings, numbers, lists, dicts)",
+                )
+            ) from exc
+
+    def _batch_message(self, changes: Sequence[Change], index: int, problem: str) -> str:
+        return (
+            f"could not write a batch of {len(changes)} changes to {self.where}: change "
+            f"{index + 1} ({describe(changes[index])}) failed: {problem}. Nothing of the batch "
+            "was written"
+        )
+
+    # --- history ---------------------------------------------------------------------------
+
+    def attempts(self, workflow_id: int, task: str | None = None) -> list[AttemptRecord]:
+        return self._read(
+            f"read the attempts of workflow {workflow_id}",
+            lambda conn: [
+                attempt_record(row) for row in _by_task(conn, "attempts", workflow_id, task)
+            ],
+        )
+
+    def durations(self, workflow_id: int) -> dict[str, float]:
+        return self._read(
+            f"read the task durations of workflow {workflow_id}",
+            lambda conn: {
+                task: float(seconds)
+                for task, seconds in _run(conn, "durations", {"workflow_id": workflow_id})
+            },
+        )
+
+    def samples(self, workflow_id: int, task: str, number: int) -> list[Sample]:
+        params = {"workflow_id": workflow_id, "task": task, "number": number}
+        return self._read(
+            f"read the samples of task '{task}' attempt {number}",
+            lambda conn: [Sample(*row) for row in _run(conn, "samples_of_attempt", params)],
+        )
+
+    def user_data(self, workflow_id: int, task: str | None = None) -> list[UserData]:
+        return self._read(
+            f"read the user data of workflow {workflow_id}",
+            lambda conn: [
+                user_data_record(row) for row in _by_task(conn, "user_data", workflow_id, task)
+            ],
+        )
+
+    def user_events(self, workflow_id: int, task: str | None = None) -> list[UserEvent]:
+        return self._read(
+            f"read the user events of workflow {workflow_id}",
+            lambda conn: [
+                user_event_record(row) for row in _by_task(conn, "user_events", workflow_id, task)
+            ],
+        )
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _transaction(self, doing: str, work: Callable[[_Conn], _T]) -> _T:
+        """``work`` in one transaction: committed whole, or rolled back whole."""
+        if self.readonly:
+            raise StoreError(f"could not {doing}: {self.where} was opened read-only")
+
+        def transaction(conn: _Conn) -> _T:
+            with conn.transaction():
+                return work(conn)
+
+        return self._read(doing, transaction)
+
+    def _read(self, doing: str, work: Callable[[_Conn], _T]) -> _T:
+        """``work`` on the connection; again on a new one while the connection is lost."""
+        if self._closed:
+            raise StoreError(f"could not {doing}: the connection to {self.where} was closed")
+        deadline = time.monotonic() + self._reconnect_for
+        delay = 0.1
+        while True:
+            try:
+                with self._errors(doing):
+                    return work(self._conn)
+            except StoreError:
+                if not self._conn.broken or time.monotonic() + delay > deadline:
+                    raise
+            logger.warning("lost the connection to %s; reconnecting in %.1f s", self.where, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        try:
+            self._conn.close()
+            self._conn = self._connect()
+            if not self.readonly:
+                _create_staging(self._conn)
+        except (StoreError, psycopg.Error) as exc:
+            logger.warning("could not reconnect to %s yet: %s", self.where, _first_line(exc))
+
+    def _connect(self) -> _Conn:
+        try:
+            conn: _Conn = psycopg.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, round(self._connect_timeout)),
+                application_name="herd",
+            )
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"could not connect to {self.where}: {_first_line(exc)}; {_advice(exc)}"
+            ) from exc
+        conn.adapters.register_loader("jsonb", TextLoader)  # decoded in rows.py, as SQLite's
+        if self.readonly:
+            conn.execute("SET default_transaction_read_only = on")
+        return conn
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Turn driver errors into a :class:`StoreError` saying what failed, where and what to do."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"could not {doing} in {self.where}: {_first_line(exc)}; {_advice(exc)}"
+            ) from exc
+
+
+# --- connection and schema -----------------------------------------------------------------
+
+
+def _create_staging(conn: _Conn) -> None:
+    """The session's temporary table that ``add_workflow`` copies task rows into."""
+    conn.execute(_QUERIES["create_task_staging"].sql)
+
+
+def migrate(conn: _Conn, where: str, dialect: Dialect = POSTGRES) -> None:
+    """Bring the schema behind ``conn`` to the last of the dialect's migrations.
+
+    An empty database (or ``search_path`` schema) gets ``schema.sql``; all in one transaction,
+    under an advisory lock so that hosts starting together migrate once. A schema from a newer
+    herd, or tables not from herd, are refused.
+    """
+    if _version(conn) == dialect.version:
+        return
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        version = _version(conn)  # another host may have migrated meanwhile
+        _refuse_newer(where, version, dialect.version)
+        if version == dialect.version:
+            return
+        if version == 0:
+            _refuse_foreign(conn, where)
+            conn.execute(dialect.schema)
+            conn.execute("INSERT INTO herd_schema (version) VALUES (%s)", (dialect.version,))
+            return
+        for migration in dialect.migrations[version:]:
+            logger.info("%s: migrating to schema %04d_%s", where, migration.version, migration.name)
+            conn.execute(migration.sql)
+        conn.execute("UPDATE herd_schema SET version = %s", (dialect.version,))
+
+
+def _version(conn: _Conn) -> int:
+    """The schema version behind ``conn``: 0 when there is no herd schema."""
+    if conn.execute("SELECT to_regclass('herd_schema')").fetchone() == (None,):
+        return 0
+    row = conn.execute("SELECT max(version) FROM herd_schema").fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+def _refuse_foreign(conn: _Conn, where: str) -> None:
+    if conn.execute("SELECT to_regclass('workflows')").fetchone() != (None,):
+        raise StoreError(
+            f"{where} has a table 'workflows' that is not herd's (no herd_schema table): give herd "
+            "a database of its own, or a schema of its own with ?options=-csearch_path%3Dherd"
+        )
+
+
+def _check_version(conn: _Conn, where: str, dialect: Dialect) -> None:
+    version = _version(conn)
+    _refuse_newer(where, version, dialect.version)
+    if version == 0:
+        raise StoreError(
+            f"{where} holds no herd state yet: run `herd run FILE --store URL` "
+            "(or `herd submit`) against it first"
+        )
+    if version < dialect.version:
+        raise StoreError(
+            f"{where} has schema version {version}, this herd needs {dialect.version}: run any "
+            "writing herd command (such as `herd run`) once to upgrade it"
+        )
+
+
+def _refuse_newer(where: str, version: int, latest: int) -> None:
+    if version > latest:
+        raise StoreError(
+            f"{where} was written by a newer herd (schema version {version}; this herd knows up "
+            f"to {latest}): upgrade herd on this host"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's message on one line (libpq's run over several, with tabs)."""
+    return " ".join(str(exc).split())
+
+
+#: what to do about an error with this SQLSTATE (or one of its class: the first two characters)
+_ADVICE_BY_CODE: dict[str, str] = {
+    "28": "check the user name and password in the URL (or ~/.pgpass, PGPASSWORD)",
+    "3D": "create the database first (createdb NAME), or name an existing one in the URL",
+    "42501": "grant the user the privileges docs/operations.md lists",
+    "23": "the change names a task, attempt or run the store does not know, or repeats one: "
+    "this is a bug in herd, please report it",
+    "25006": "the store was opened read-only",
+    "53": "the server is out of resources (disk, memory, connections): ask its administrator",
+    "57P": "the server is shutting down or restarting: try again in a moment",
+}
+#: what to do about a connection error (libpq gives these no SQLSTATE), by a part of its text
+_ADVICE_BY_TEXT: tuple[tuple[str, str], ...] = (
+    ("password", "check the password in the URL (or ~/.pgpass, PGPASSWORD)"),
+    ("role", "check the user name in the URL, or create the role (docs/operations.md)"),
+    ("database", "create the database first (createdb NAME), or name an existing one in the URL"),
+    ("invalid", "write the URL as postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"),
+    ("URI", "write the URL as postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"),
+    ("resolve host", "check the host name in the URL"),
+    ("refused", "check the host and port, and that the server runs (pg_isready -h HOST -p PORT)"),
+    ("timeout", "check the host and port, and that no firewall drops the connection"),
+)
+
+
+def _advice(exc: psycopg.Error) -> str:
+    """What the user can do about ``exc``."""
+    code = exc.sqlstate or ""
+    for key in (code, code[:3], code[:2]):
+        if key in _ADVICE_BY_CODE:
+            return _ADVICE_BY_CODE[key]
+    text = str(exc)
+    for fragment, advice in _ADVICE_BY_TEXT:
+        if fragment in text:
+            return advice
+    if isinstance(exc, psycopg.OperationalError):
+        return "check that the server runs and is reachable; herd reconnects during a run"
+    return "this may be a bug in herd: please report it with the command you ran"
+
+
+# --- changes -> statements -----------------------------------------------------------------
+
+
+def _run(conn: _Conn, name: str, values: Mapping[str, Any]) -> psycopg.Cursor[tuple[Any, ...]]:
+    query = _QUERIES[name]
+    return conn.execute(query.sql, query.args(values))
+
+
+def _one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
+    row = cursor.fetchone()
+    assert row is not None, "an INSERT ... RETURNING returned no row"
+    return row
+
+
+def _with(name: str, obj: object, **encoded: Any) -> tuple[str, tuple[Any, ...]]:
+    query = _QUERIES[name]
+    return query.sql, query.args_of(obj, **encoded)
+
+
+def _start_attempt(change: AttemptStarted) -> tuple[str, tuple[Any, ...]]:
+    attempt = change.attempt
+    return _with(
+        "insert_attempt",
+        attempt,
+        state=attempt.state.value,
+        inputs=encode_map(attempt.inputs),
+        outputs=encode_map(attempt.outputs),
+        resources=encode_map(attempt.resources),
+    )
+
+
+def _finish_attempt(change: AttemptFinished) -> tuple[str, tuple[Any, ...]]:
+    return _with(
+        "finish_attempt",
+        change,
+        state=change.state.value,
+        inputs=encode_map(change.inputs) if change.inputs else None,
+        outputs=encode_map(change.outputs) if change.outputs else None,
+    )
+
+
+def _change_task(change: TaskChanged) -> tuple[str, tuple[Any, ...]]:
+    inputs = None if change.inputs is None else encode_map(change.inputs)
+    return _with("change_task", change, state=change.state.value, inputs=inputs)
+
+
+_STATEMENT: dict[type, Callable[[Any], tuple[str, tuple[Any, ...]]]] = {
+    AttemptStarted: _start_attempt,
+    AttemptFinished: _finish_attempt,
+    TaskChanged: _change_task,
+    Sample: lambda change: _with("insert_sample", change),
+    UserData: lambda change: _with("insert_user_data", change, value=encode(change.value)),
+    UserEvent: lambda change: _with("insert_user_event", change, data=encode(dict(change.data))),
+}
+
+#: changes that must match exactly one row, and what it means when they match none
+_MUST_MATCH: dict[type, str] = {
+    AttemptFinished: "no such attempt was started",
+    TaskChanged: "no such task in the workflow",
+}
+
+
+def _by_task(
+    conn: _Conn, table: str, workflow_id: int, task: str | None
+) -> psycopg.Cursor[tuple[Any, ...]]:
+    """Read ``table`` for a whole workflow, or for one of its tasks."""
+    if task is None:
+        return _run(conn, f"{table}_of_workflow", {"workflow_id": workflow_id})
+    return _run(conn, f"{table}_of_task", {"workflow_id": workflow_id, "task": task})

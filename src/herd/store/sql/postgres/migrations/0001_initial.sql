@@ -1,0 +1,123 @@
+-- Migration 0001: the first schema of herd's PostgreSQL store.
+-- Migrations are never edited once released: change the schema by adding NNNN_description.sql
+-- with the statements that turn the previous version into the new schema.sql (herd runs each in
+-- the migrating transaction and records its number in herd_schema, not here).
+
+CREATE TABLE herd_schema (
+    version     integer NOT NULL            -- the number of the last migration applied
+);
+
+CREATE TABLE workflows (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name         text NOT NULL UNIQUE,
+    source       text,
+    format       text NOT NULL,
+    created      double precision NOT NULL,
+    updated      double precision NOT NULL,
+    task_count   bigint NOT NULL,
+    tasks_digest text NOT NULL DEFAULT ''
+);
+
+CREATE TABLE tasks (
+    workflow_id  bigint NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    name         text NOT NULL,
+    is_current   boolean NOT NULL DEFAULT true,
+    state        text NOT NULL,
+    attempts     integer NOT NULL DEFAULT 0,
+    reason       text NOT NULL DEFAULT '',
+    exit_code    integer,
+    updated      double precision NOT NULL,
+    fingerprint  text NOT NULL DEFAULT '',
+    cmd_digest   text NOT NULL DEFAULT '',
+    env_digest   text NOT NULL DEFAULT '',
+    inputs       jsonb NOT NULL DEFAULT '{}',
+    cmd          text NOT NULL,
+    labels       jsonb NOT NULL DEFAULT '[]',
+    resources    jsonb NOT NULL DEFAULT '{}',
+    timeframe    integer,
+    PRIMARY KEY (workflow_id, name)
+);
+
+CREATE TABLE runs (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workflow_id  bigint NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    started      double precision NOT NULL,
+    ended        double precision,
+    status       text NOT NULL,
+    host         text NOT NULL,
+    username     text NOT NULL,
+    pid          integer NOT NULL,
+    argv         jsonb NOT NULL DEFAULT '[]',
+    limits       jsonb NOT NULL DEFAULT '{}'
+);
+
+CREATE INDEX runs_by_workflow ON runs (workflow_id);
+
+CREATE TABLE attempts (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workflow_id  bigint NOT NULL,
+    task         text NOT NULL,
+    number       integer NOT NULL,
+    run_id       bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    state        text NOT NULL,
+    reason       text NOT NULL,
+    started      double precision NOT NULL,
+    ended        double precision,
+    exit_code    integer,
+    signal       integer,
+    kill_reason  text NOT NULL DEFAULT '',
+    host         text NOT NULL,
+    username     text NOT NULL,
+    pid          integer NOT NULL,
+    cwd          text NOT NULL DEFAULT '',
+    cmd          text NOT NULL,
+    env_digest   text NOT NULL DEFAULT '',
+    fingerprint  text NOT NULL DEFAULT '',
+    utime        double precision,
+    stime        double precision,
+    max_rss      bigint,
+    peak_mem     bigint,
+    mean_cpu     double precision,
+    stdout_path  text NOT NULL DEFAULT '',
+    stderr_path  text NOT NULL DEFAULT '',
+    inputs       jsonb NOT NULL DEFAULT '{}',
+    outputs      jsonb NOT NULL DEFAULT '{}',
+    resources    jsonb NOT NULL DEFAULT '{}',
+    UNIQUE (workflow_id, task, number),
+    FOREIGN KEY (workflow_id, task) REFERENCES tasks (workflow_id, name) ON DELETE CASCADE
+);
+
+CREATE INDEX attempts_by_start ON attempts (workflow_id, started);
+CREATE INDEX attempts_by_run ON attempts (run_id);
+-- attempts still marked running: what begin_run closes after herd was killed
+CREATE INDEX attempts_running ON attempts (workflow_id) WHERE state = 'running';
+
+-- id keeps the recording order (SQLite's rowid)
+CREATE TABLE samples (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    attempt_id  bigint NOT NULL REFERENCES attempts (id) ON DELETE CASCADE,
+    time        double precision NOT NULL,
+    rss         bigint NOT NULL,
+    cpu         double precision NOT NULL,
+    processes   integer NOT NULL
+);
+
+CREATE INDEX samples_by_attempt ON samples (attempt_id, time);
+
+CREATE TABLE user_data (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    attempt_id  bigint NOT NULL REFERENCES attempts (id) ON DELETE CASCADE,
+    key         text NOT NULL,
+    value       jsonb NOT NULL
+);
+
+CREATE INDEX user_data_by_attempt ON user_data (attempt_id);
+
+CREATE TABLE user_events (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    attempt_id  bigint NOT NULL REFERENCES attempts (id) ON DELETE CASCADE,
+    time        double precision NOT NULL,
+    data        jsonb NOT NULL
+);
+
+CREATE INDEX user_events_by_attempt ON user_events (attempt_id, time);

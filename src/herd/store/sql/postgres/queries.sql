@@ -1,0 +1,233 @@
+-- The named queries of the PostgreSQL store, loaded once by herd/store/queries.py; the same names
+-- and parameters as the SQLite store's (src/herd/store/sql/queries.sql), in PostgreSQL's dialect.
+-- Each query starts with a line `-- name --`; the lines up to the next name are its text.
+-- Parameters are named (:workflow_id); queries that feed a record select its columns under the
+-- names and in the order of the record's fields (tests check both).
+
+-- workflow_by_name --
+SELECT id, name, source, format, created, task_count AS tasks
+FROM workflows
+WHERE name = :name;
+
+-- all_workflows --
+SELECT id, name, source, format, created, task_count AS tasks
+FROM workflows
+ORDER BY id;
+
+-- workflow_tasks_digest --
+SELECT id, tasks_digest FROM workflows WHERE name = :name;
+
+-- upsert_workflow --
+INSERT INTO workflows (name, source, format, created, updated, task_count, tasks_digest)
+VALUES (:name, :source, :format, :now, :now, :task_count, :tasks_digest)
+ON CONFLICT (name) DO UPDATE SET
+    source = excluded.source,
+    format = excluded.format,
+    updated = excluded.updated,
+    task_count = excluded.task_count,
+    tasks_digest = excluded.tasks_digest
+RETURNING id;
+
+-- create_task_staging --
+-- add_workflow COPYs the task descriptions here, then upserts them in one statement
+CREATE TEMPORARY TABLE IF NOT EXISTS task_staging (
+    name text NOT NULL,
+    cmd text NOT NULL,
+    labels jsonb NOT NULL,
+    resources jsonb NOT NULL,
+    timeframe integer
+) ON COMMIT DELETE ROWS;
+
+-- copy_task_staging --
+COPY task_staging (name, cmd, labels, resources, timeframe) FROM STDIN;
+
+-- upsert_staged_tasks --
+-- a new task starts waiting; a known one keeps state and history and gets the new description
+INSERT INTO tasks (workflow_id, name, state, updated, cmd, labels, resources, timeframe)
+SELECT :workflow_id, name, 'waiting', :now, cmd, labels, resources, timeframe FROM task_staging
+ON CONFLICT (workflow_id, name) DO UPDATE SET
+    is_current = true,
+    cmd = excluded.cmd,
+    labels = excluded.labels,
+    resources = excluded.resources,
+    timeframe = excluded.timeframe
+WHERE NOT tasks.is_current
+    OR tasks.cmd IS DISTINCT FROM excluded.cmd
+    OR tasks.labels IS DISTINCT FROM excluded.labels
+    OR tasks.resources IS DISTINCT FROM excluded.resources
+    OR tasks.timeframe IS DISTINCT FROM excluded.timeframe;
+
+-- retire_unstaged_tasks --
+-- tasks that left the workflow: keep their rows and history, hide them from task_records
+UPDATE tasks SET is_current = false
+WHERE workflow_id = :workflow_id AND is_current
+    AND NOT EXISTS (SELECT 1 FROM task_staging AS s WHERE s.name = tasks.name);
+
+-- task_records --
+SELECT name, state, attempts, fingerprint, cmd_digest, env_digest, inputs, reason, exit_code, updated
+FROM tasks
+WHERE workflow_id = :workflow_id AND is_current;
+
+-- change_task --
+UPDATE tasks SET
+    state = :state,
+    updated = :time,
+    attempts = coalesce(:attempts, attempts),
+    reason = :reason,
+    exit_code = :exit_code,
+    fingerprint = coalesce(:fingerprint, fingerprint),
+    cmd_digest = coalesce(:cmd_digest, cmd_digest),
+    env_digest = coalesce(:env_digest, env_digest),
+    inputs = coalesce(:inputs, inputs)
+WHERE workflow_id = :workflow_id AND name = :task;
+
+-- reset_task --
+-- forget the last success: empty digests make the planner run the task again
+UPDATE tasks SET
+    state = 'waiting',
+    updated = :time,
+    reason = 'reset',
+    fingerprint = '',
+    cmd_digest = '',
+    env_digest = '',
+    inputs = '{}'
+WHERE workflow_id = :workflow_id AND name = :task;
+
+-- last_run_status --
+SELECT status FROM runs WHERE workflow_id = :workflow_id ORDER BY id DESC LIMIT 1;
+
+-- requeue_interrupted_tasks --
+-- herd stopped without ending its run: tasks it left in flight wait again
+UPDATE tasks SET state = 'waiting', reason = :reason, updated = :time
+WHERE workflow_id = :workflow_id
+    AND (state IN ('ready', 'running', 'retrying')
+        OR name IN (SELECT task FROM attempts WHERE workflow_id = :workflow_id AND state = 'running'));
+
+-- interrupt_attempts --
+UPDATE attempts SET state = 'cancelled', ended = :time, kill_reason = :reason
+WHERE workflow_id = :workflow_id AND state = 'running';
+
+-- interrupt_runs --
+UPDATE runs SET status = 'interrupted', ended = :time
+WHERE workflow_id = :workflow_id AND status = 'running';
+
+-- insert_run --
+INSERT INTO runs (workflow_id, started, status, host, username, pid, argv, limits)
+VALUES (:workflow_id, :started, 'running', :host, :user, :pid, :argv, :limits)
+RETURNING id;
+
+-- end_run --
+UPDATE runs SET ended = :ended, status = :status WHERE id = :run_id;
+
+-- runs_of_workflow --
+SELECT id, workflow_id, started, ended, status, host, username AS "user", pid, argv, limits
+FROM runs
+WHERE workflow_id = :workflow_id
+ORDER BY id;
+
+-- insert_attempt --
+INSERT INTO attempts (
+    workflow_id, task, number, run_id, state, reason, started, ended, exit_code, signal,
+    kill_reason, host, username, pid, cwd, cmd, env_digest, fingerprint, utime, stime, max_rss,
+    peak_mem, mean_cpu, stdout_path, stderr_path, inputs, outputs, resources
+) VALUES (
+    :workflow_id, :task, :number, :run_id, :state, :reason, :start, :end, :exit_code, :signal,
+    :kill_reason, :host, :user, :pid, :cwd, :cmd, :env_digest, :fingerprint, :utime, :stime,
+    :max_rss, :peak_mem, :mean_cpu, :stdout_path, :stderr_path, :inputs, :outputs, :resources
+);
+
+-- finish_attempt --
+-- file stamps given at the end replace those recorded at the start; NULL keeps them
+UPDATE attempts SET
+    ended = :end,
+    state = :state,
+    exit_code = :exit_code,
+    signal = :signal,
+    kill_reason = :kill_reason,
+    utime = :utime,
+    stime = :stime,
+    max_rss = :max_rss,
+    peak_mem = :peak_mem,
+    mean_cpu = :mean_cpu,
+    inputs = coalesce(:inputs, inputs),
+    outputs = coalesce(:outputs, outputs)
+WHERE workflow_id = :workflow_id AND task = :task AND number = :number;
+
+-- durations --
+-- the mean wall time of each task's successful attempts (what the scheduler expects next time)
+SELECT task, avg(ended - started)
+FROM attempts
+WHERE workflow_id = :workflow_id AND state = 'succeeded' AND ended IS NOT NULL
+GROUP BY task;
+
+-- attempts_of_workflow --
+SELECT workflow_id, run_id, task, number, host, username AS "user", pid, started AS start, cmd,
+    env_digest, fingerprint, reason, ended AS "end", state, exit_code, signal, kill_reason, utime,
+    stime, max_rss, peak_mem, mean_cpu, cwd, stdout_path, stderr_path, inputs, outputs, resources
+FROM attempts
+WHERE workflow_id = :workflow_id
+ORDER BY started, id;
+
+-- attempts_of_task --
+SELECT workflow_id, run_id, task, number, host, username AS "user", pid, started AS start, cmd,
+    env_digest, fingerprint, reason, ended AS "end", state, exit_code, signal, kill_reason, utime,
+    stime, max_rss, peak_mem, mean_cpu, cwd, stdout_path, stderr_path, inputs, outputs, resources
+FROM attempts
+WHERE workflow_id = :workflow_id AND task = :task
+ORDER BY started, id;
+
+-- insert_sample --
+-- attempt_id is NOT NULL: a sample of an unknown attempt fails the batch
+INSERT INTO samples (attempt_id, time, rss, cpu, processes)
+VALUES (
+    (SELECT id FROM attempts WHERE workflow_id = :workflow_id AND task = :task AND number = :number),
+    :time, :rss, :cpu, :processes
+);
+
+-- samples_of_attempt --
+SELECT a.workflow_id, a.task, a.number, s.time, s.rss, s.cpu, s.processes
+FROM samples AS s JOIN attempts AS a ON a.id = s.attempt_id
+WHERE a.workflow_id = :workflow_id AND a.task = :task AND a.number = :number
+ORDER BY s.time, s.id;
+
+-- insert_user_data --
+INSERT INTO user_data (attempt_id, key, value)
+VALUES (
+    (SELECT id FROM attempts WHERE workflow_id = :workflow_id AND task = :task AND number = :number),
+    :key, :value
+);
+
+-- user_data_of_workflow --
+SELECT a.workflow_id, a.task, a.number, d.key, d.value
+FROM user_data AS d JOIN attempts AS a ON a.id = d.attempt_id
+WHERE a.workflow_id = :workflow_id
+ORDER BY d.id;
+
+-- user_data_of_task --
+SELECT a.workflow_id, a.task, a.number, d.key, d.value
+FROM user_data AS d JOIN attempts AS a ON a.id = d.attempt_id
+WHERE a.workflow_id = :workflow_id AND a.task = :task
+ORDER BY d.id;
+
+-- insert_user_event --
+INSERT INTO user_events (attempt_id, time, data)
+VALUES (
+    (SELECT id FROM attempts WHERE workflow_id = :workflow_id AND task = :task AND number = :number),
+    :time, :data
+);
+
+-- user_events_of_workflow --
+SELECT a.workflow_id, a.task, a.number, e.time, e.data
+FROM user_events AS e JOIN attempts AS a ON a.id = e.attempt_id
+WHERE a.workflow_id = :workflow_id
+ORDER BY e.time, e.id;
+
+-- user_events_of_task --
+SELECT a.workflow_id, a.task, a.number, e.time, e.data
+FROM user_events AS e JOIN attempts AS a ON a.id = e.attempt_id
+WHERE a.workflow_id = :workflow_id AND a.task = :task
+ORDER BY e.time, e.id;
+
+-- forget_workflow --
+-- tasks, runs, attempts, samples, user data and events go with it (ON DELETE CASCADE)
+DELETE FROM workflows WHERE id = :workflow_id;
