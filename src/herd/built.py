@@ -28,7 +28,7 @@ from herd import __version__
 from herd.bulk import gc_paused
 from herd.formats import load
 from herd.graph import Graph, build
-from herd.model import Workflow
+from herd.model import MAX_TASKS, Workflow
 from herd.workdir import Workdir
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,9 @@ logger = logging.getLogger(__name__)
 CACHE_FROM = 50_000
 
 
-def load_built(path: str, workdir: Path, *, save: bool) -> tuple[Workflow, Graph]:
+def load_built(
+    path: str, workdir: Path, *, save: bool, max_tasks: int = MAX_TASKS
+) -> tuple[Workflow, Graph]:
     """The workflow in ``path`` and its validated graph: from the working directory's cache when
     it was built from these bytes by this herd, else loaded and built (and kept, with ``save``,
     when the spec is big)."""
@@ -45,13 +47,13 @@ def load_built(path: str, workdir: Path, *, save: bool) -> tuple[Workflow, Graph
     try:
         key = _key(source, Path(path).read_bytes())  # (the bytes are not kept: 300 MB at 1 M)
     except OSError:
-        workflow = load(path)  # (its error says what is wrong with the path)
+        workflow = load(path, max_tasks=max_tasks)  # (its error says what is wrong with the path)
         return workflow, _built(workflow)
     cache = Workdir(workdir).state_dir / "cache" / f"{_digest(source.encode())}.pickle"
     kept = _read(cache, key)
-    if kept is not None:
+    if kept is not None and len(kept[0].tasks) <= max_tasks:
         return kept
-    workflow = load(path)
+    workflow = load(path, max_tasks=max_tasks)
     graph = _built(workflow)
     if save and len(workflow.tasks) >= CACHE_FROM:
         _write(cache, key, workflow, graph)

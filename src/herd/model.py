@@ -57,6 +57,10 @@ class FrozenDict(dict[str, Any]):
 #: the shared empty mapping, so that a million tasks do not each carry an empty dict
 EMPTY: Mapping[str, Any] = FrozenDict()
 
+#: the most tasks a workflow may have, sweeps expanded, unless the user raises it (``--max-tasks``):
+#: twice the million-task workflows herd is measured on, well below what exhausts a large machine
+MAX_TASKS = 2_000_000
+
 
 def frozen_map(values: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """A read-only copy of ``values`` (the shared :data:`EMPTY` when there are none)."""

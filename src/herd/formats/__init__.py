@@ -26,7 +26,8 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ import yaml
 
 from herd.bulk import gc_paused
 from herd.errors import HerdError, SpecError
-from herd.model import Workflow
+from herd.model import MAX_TASKS, Workflow
 
 __all__ = [
     "FORMATS",
@@ -96,32 +97,58 @@ class Document:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def load(path: str | os.PathLike[str]) -> Workflow:
-    """The workflow in ``path``, whatever its format (detected from the content)."""
+def load(path: str | os.PathLike[str], *, max_tasks: int = MAX_TASKS) -> Workflow:
+    """The workflow in ``path``, whatever its format (detected from the content), of at most
+    ``max_tasks`` tasks."""
     source = os.fspath(path)
     raw = _read_bytes(source)
-    with gc_paused():
+    with gc_paused(), _bounded_depth(source):
         data = _json_bytes(raw)
         if data is not _NOT_JSON:
-            return load_document(Document(source, data=data))
-        return load_document(parse(_decoded(raw, source), source))
+            return load_document(Document(source, data=data), max_tasks=max_tasks)
+        return load_document(parse(_decoded(raw, source), source), max_tasks=max_tasks)
 
 
-def load_text(text: str, source: str = "<text>") -> Workflow:
+def load_text(text: str, source: str = "<text>", *, max_tasks: int = MAX_TASKS) -> Workflow:
     """The workflow in ``text``; ``source`` names it in messages and in ``Workflow.source``."""
-    with gc_paused():
-        return load_document(parse(text, source))
+    with gc_paused(), _bounded_depth(source):
+        return load_document(parse(text, source), max_tasks=max_tasks)
 
 
-def load_document(doc: Document) -> Workflow:
-    """Hand a parsed document to the loader of its format."""
+def load_document(doc: Document, *, max_tasks: int = MAX_TASKS) -> Workflow:
+    """Hand a parsed document to the loader of its format; refuse more than ``max_tasks``."""
     fmt = detect_data(doc)
     if doc.text is not None:
         try:
-            return loader(fmt)(doc.text, doc.source)
+            workflow = loader(fmt)(doc.text, doc.source)
         except ElementTree.ParseError as exc:
             raise _xml_error(exc, doc.source) from None
-    return loader(fmt)(doc.data, doc.source)
+    else:
+        if fmt == "native" and type(doc.data.get("tasks")) is list:
+            from herd.formats.sweep import check_size
+
+            check_size(doc.data["tasks"], doc.source, max_tasks)  # before a sweep is expanded
+        workflow = loader(fmt)(doc.data, doc.source)
+    if len(workflow.tasks) > max_tasks:
+        raise SpecError(
+            f"{len(workflow.tasks):,} tasks, more than the limit of {max_tasks:,}",
+            file=doc.source,
+            hint="split the workflow, or raise the limit with --max-tasks N",
+        )
+    return workflow
+
+
+@contextmanager
+def _bounded_depth(source: str) -> Iterator[None]:
+    """Values nested deeper than Python's recursion allows (about 1,000 levels) are refused."""
+    try:
+        yield
+    except RecursionError:
+        raise SpecError(
+            "values are nested too deeply (more than about 1,000 levels)",
+            file=source,
+            hint="flatten the document",
+        ) from None
 
 
 def loader(fmt: str) -> _Loader:
@@ -215,9 +242,44 @@ def parse(text: str, source: str) -> Document:
                 problem = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
                 raise SpecError(problem, file=source) from None
     try:
-        return Document(source, data=yaml.load(text, Loader=_YamlLoader))
+        data = yaml.load(text, Loader=_YamlLoader)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, source) from None
+    if "&" in text:  # anchors: aliases may repeat a value exponentially often
+        _check_aliases(data, source)
+    return Document(source, data=data)
+
+
+#: what YAML aliases may add: the document read as a tree may hold this many times the values
+#: it holds in memory (a value an alias repeats counts each time), and at least this many values
+ALIAS_FACTOR, ALIAS_FLOOR = 10, 1_000_000
+
+
+def _check_aliases(data: Any, source: str) -> None:
+    """Refuse a document whose aliases expand it past :data:`ALIAS_FACTOR` times its size (a
+    "billion laughs"): every reader of the data (loaders, digests, dumps) walks it as a tree."""
+    sizes: dict[int, int] = {}  # id of a list or mapping -> values in it, read as a tree
+    written = 0  # values in memory: each list or mapping counted once
+
+    def size(value: Any) -> int:
+        nonlocal written
+        kind = type(value)
+        if kind is not list and kind is not dict:
+            return 1
+        known = sizes.get(id(value))
+        if known is None:
+            written += len(value)
+            items = value.values() if kind is dict else value
+            known = sizes[id(value)] = 1 + sum(size(v) for v in items)
+        return known
+
+    expanded, limit = size(data), max(ALIAS_FLOOR, ALIAS_FACTOR * written)
+    if expanded > limit:
+        raise SpecError(
+            f"YAML aliases expand the document to {expanded:,} values, more than {limit:,}",
+            file=source,
+            hint="write the repeated values out, or use the defaults: mapping",
+        )
 
 
 def _xml_root(text: str, source: str) -> str:

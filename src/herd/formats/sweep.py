@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ _LISTS = frozenset({*LIST_FIELDS, "outputs"})
 
 _TOKEN = re.compile(r"\{\{|\}\}|\$\{|\{([A-Za-z_][A-Za-z0-9_]*)\}|[{}]")
 _RANGE = re.compile(r"\s*(-?\d+)\s*:\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?")
+#: digits of a range bound: a range's length always fits a machine integer
+_MAX_DIGITS = 15
 _LITERAL = {"{{": "{{", "}}": "}}", "${": "${{", "{": "{{", "}": "}}"}
 
 
@@ -106,6 +109,8 @@ def parse_values(value: Any, file: str, task: str, param: str) -> list[Any]:
 
 
 def _inclusive_range(match: re.Match[str], file: str, task: str, where: str) -> range:
+    if max(len(g) for g in match.groups(default="")) > _MAX_DIGITS:
+        fail(f"range bounds have at most {_MAX_DIGITS} digits", file, task, where)
     start, stop = int(match.group(1)), int(match.group(2))
     step = int(match.group(3)) if match.group(3) is not None else 1
     if step == 0:
@@ -144,6 +149,49 @@ def sweep_points(raw: Mapping[str, Any], file: str, task: str) -> tuple[tuple[st
             "use mode: product",
         )
     return names, list(zip(*columns, strict=True))
+
+
+def check_size(tasks: Sequence[Any], file: str, limit: int) -> None:
+    """Refuse, before expanding anything, a task list that would expand past ``limit`` tasks
+    (``--max-tasks``): a sweep's size is known from its ranges' bounds and its lists' lengths."""
+    total = 0
+    for raw in tasks:
+        count = _point_count(raw, file) if type(raw) is dict and "foreach" in raw else 1
+        if count > limit:
+            fail(
+                f"this sweep expands to {count:,} tasks, more than the limit of {limit:,}",
+                file,
+                str(raw.get("name")),
+                "foreach",
+                "narrow its ranges, or raise the limit with --max-tasks N",
+            )
+        total += count
+    if total > limit:
+        fail(
+            f"the workflow expands to {total:,} tasks, more than the limit of {limit:,}",
+            file,
+            None,
+            "tasks",
+            "split it, or raise the limit with --max-tasks N",
+        )
+
+
+def _point_count(raw: Mapping[str, Any], file: str) -> int:
+    """The instances of a swept task (1 when its foreach is malformed: expanding it says why)."""
+    foreach = raw["foreach"]
+    if type(foreach) is not dict:
+        return 1
+    lengths = []
+    for param, value in foreach.items():
+        if type(value) is list:
+            lengths.append(len(value))
+        elif type(value) is str and (match := _RANGE.fullmatch(value)):
+            lengths.append(
+                len(_inclusive_range(match, file, str(raw.get("name")), f"foreach.{param}"))
+            )
+    if raw.get("mode") == "zip":
+        return max(lengths, default=1)
+    return math.prod(lengths)
 
 
 # -- families of instances ----------------------------------------------------------------------
