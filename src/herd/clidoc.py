@@ -20,10 +20,16 @@ Generated from `herd --help` by `python -m herd.clidoc > docs/cli.md` (a test ke
 | --- | --- |
 | 0 | success (for `herd run`: every selected task succeeded or was up to date) |
 | 1 | a task failed (its dependents were cancelled; see `herd analyze`) |
-| 2 | invalid workflow file or command-line arguments: the message names file, task and field |
-| 3 | state store problem, or another herd process holds the working directory |
-| 70 | internal error in herd (please report it) |
-| 128+N | stopped by signal N: 130 for Ctrl-C (SIGINT), 143 for SIGTERM; every task's process tree was stopped and the state recorded |
+| 2 | invalid workflow file or command-line arguments, or a path you named (a spec, `-o OUT`) that cannot be read or written: the message names file, task, field or flag |
+| 3 | the working directory or its state (`.herd/`: store, logs, lock) cannot be used — not a directory, read-only, full, or the store removed or replaced under a running herd — or another herd process holds the working directory |
+| 70 | internal error in herd: a bug, please report it (`-v` shows the traceback) |
+| 128+N | stopped by signal N: 129 for SIGHUP (the terminal went away), 130 for Ctrl-C (SIGINT), 143 for SIGTERM; every task's process tree was stopped and the state recorded |
+
+Every error is one line on stderr, `herd: error: ...`, never a traceback (except with `-v` for
+exit 70). Numbers in flags and spec fields are finite and, where a negative makes no sense, 0 or
+more; names (tasks, workflows, labels) hold no control characters. A workflow may have at most
+2,000,000 tasks, sweeps expanded (`--max-tasks N` raises it); YAML aliases may not expand a
+document past ten times its size; values nest at most about 1,000 levels deep.
 
 Every command takes `-h/--help`.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,14 +39,17 @@ def parse_named(values: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in values:
         name, sep, value = item.partition("=")
+        name = name.strip()
         try:
-            if not sep or not name:
-                raise ValueError
-            out[name.strip()] = float(value)
+            number = float(value) if sep and name.isidentifier() else math.nan
         except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and number >= 0):
             raise UsageError(
-                f"--limit wants NAME=NUMBER, e.g. --limit tape_drive=2; got '{item}'"
-            ) from None
+                "--limit wants NAME=NUMBER, a resource name and a finite amount of 0 or more, "
+                f"e.g. --limit tape_drive=2; got {item!r}"
+            )
+        out[name] = number
     return out
 
 

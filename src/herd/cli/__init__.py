@@ -14,7 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from herd.errors import HerdError, UsageError
+from herd.cli.args import amount, count
+from herd.cli.guard import Parser, guarded
+from herd.errors import UsageError
+from herd.model import MAX_TASKS
 
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Handler, str]] = {}
@@ -41,6 +44,13 @@ def add_file(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-C", "--workdir", type=Path, default=Path("."), help="working directory (default: .)"
     )
+    p.add_argument(
+        "--max-tasks",
+        type=count(),
+        default=None,
+        metavar="N",
+        help=f"refuse a workflow of more than N tasks, sweeps expanded (default {MAX_TASKS:,})",
+    )
 
 
 def spec_path(args: argparse.Namespace) -> str:
@@ -53,14 +63,18 @@ def spec_path(args: argparse.Namespace) -> str:
 def load_spec(args: argparse.Namespace) -> Any:
     from herd.formats import load
 
-    return load(spec_path(args))
+    return load(spec_path(args), max_tasks=max_tasks(args))
+
+
+def max_tasks(args: argparse.Namespace) -> int:
+    return getattr(args, "max_tasks", None) or MAX_TASKS
 
 
 def add_limits(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("limits (default: this machine)")
-    g.add_argument("--cpu-limit", type=float, metavar="CORES", help="cores to use at once")
-    g.add_argument("--mem-limit", type=float, metavar="MB", help="memory to use at once, MB")
-    g.add_argument("--gpu-limit", type=float, metavar="N", help="GPUs to use at once")
+    g.add_argument("--cpu-limit", type=amount(), metavar="CORES", help="cores to use at once")
+    g.add_argument("--mem-limit", type=amount(), metavar="MB", help="memory to use at once, MB")
+    g.add_argument("--gpu-limit", type=amount(), metavar="N", help="GPUs to use at once")
     g.add_argument(
         "--limit",
         action="append",
@@ -73,7 +87,7 @@ def add_limits(p: argparse.ArgumentParser) -> None:
         "-jmax",
         "--jobs",
         dest="jobs",
-        type=int,
+        type=count(),
         metavar="N",
         help="tasks at once, whatever their resources",
     )
@@ -186,13 +200,16 @@ def ordered() -> list[str]:
 def parser() -> argparse.ArgumentParser:
     from herd import __version__
 
-    top = argparse.ArgumentParser(
+    top = Parser(
         prog="herd",
         description="herd: a resource-aware, restartable workflow engine for scientific computing.",
-        epilog="exit codes: 0 ok, 1 task failed, 2 bad input, 3 store/lock, 130/143 interrupted. See docs/cli.md.",
+        epilog="exit codes: 0 ok, 1 task failed, 2 bad input, 3 store/lock/working directory, "
+        "70 internal error, 129/130/143 interrupted. See docs/cli.md.",
     )
     top.add_argument("--version", action="version", version=f"herd {__version__}")
-    top.add_argument("-v", "--verbose", action="store_true", help="log what herd does")
+    top.add_argument(
+        "-v", "--verbose", action="store_true", help="log what herd does (and tracebacks of bugs)"
+    )
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     for name in ordered():
         text = COMMANDS[name][1]
@@ -215,17 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser().print_help()
         return 2
-    handler = COMMANDS[args.command][0]
-    try:
-        return handler(args)
-    except HerdError as exc:
-        print(f"herd: error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("herd: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+    return guarded(COMMANDS[args.command][0], args)
 
 
 # the command modules register themselves (COMMANDS, SETUP) when imported; keep this last

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from herd.cli import SETUP, add_file, command, load_spec
+from herd.cli.args import count
 from herd.errors import UsageError
 
 
@@ -84,7 +85,12 @@ def _setup_analyze(p: argparse.ArgumentParser) -> None:
         "-a", "--all", action="store_true", help="also failed attempts that were retried"
     )
     p.add_argument(
-        "-n", "--lines", type=int, default=20, metavar="N", help="log lines to show (default 20)"
+        "-n",
+        "--lines",
+        type=count(0),
+        default=20,
+        metavar="N",
+        help="log lines to show (default 20)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -119,7 +125,7 @@ def _setup_plot(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o", "--output", metavar="OUT", help="out.png, out.svg or out.html (default: WORKFLOW.png)"
     )
-    p.add_argument("--run", type=int, metavar="ID", help="the run to draw (default: the last)")
+    p.add_argument("--run", type=count(), metavar="ID", help="the run to draw (default: the last)")
     p.add_argument(
         "--schedule",
         metavar="SIM.json",

@@ -16,9 +16,11 @@ from herd.cli import (
     command,
     limits_from,
     load_spec,
+    max_tasks,
     run_options,
     spec_path,
 )
+from herd.cli.args import amount
 
 
 def _setup_run(p: argparse.ArgumentParser) -> None:
@@ -39,7 +41,7 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--mem-kill-ratio",
-        type=float,
+        type=amount(),
         default=2.0,
         metavar="R",
         help="kill a task using more than R x its declared mem (0: never; default 2)",
@@ -70,7 +72,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _write_script(workflow, args, args.produce_script)
     from herd.built import load_built
 
-    workflow, graph = load_built(spec_path(args), args.workdir, save=not args.dry_run)
+    workflow, graph = load_built(
+        spec_path(args), args.workdir, save=not args.dry_run, max_tasks=max_tasks(args)
+    )
     options = run_options(args, workflow)
     if args.dry_run:
         return _dry_run(workflow, graph, options, as_json=args.json)
@@ -283,7 +287,7 @@ def _setup_simulate(p: argparse.ArgumentParser) -> None:
     add_limits(p)
     p.add_argument(
         "--duration",
-        type=float,
+        type=amount(),
         metavar="SECONDS",
         help="duration of tasks the spec gives none for",
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from herd.cli import SETUP, add_file, add_limits, add_selection, command, load_spec, run_options
+from herd.cli.args import count
 from herd.errors import UsageError
 
 
@@ -229,7 +230,7 @@ def cmd_provenance(args: argparse.Namespace) -> int:
 def _setup_provenance(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", help="the task's name")
     p.add_argument(
-        "--attempt", type=int, metavar="N", help="only attempt N (default: every attempt)"
+        "--attempt", type=count(), metavar="N", help="only attempt N (default: every attempt)"
     )
     p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
     p.add_argument(
