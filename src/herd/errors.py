@@ -51,13 +51,19 @@ class SpecError(HerdError):
         if file:
             where.append(file)
         if task:
-            where.append(f"task '{task}'")
+            where.append(f"task {_quoted(task)}")
         if field:
-            where.append(f"field '{field}'")
+            where.append(f"field {_quoted(field)}")
         text = ": ".join([*where, self.problem])
         if hint:
             text += f" ({hint})"
         super().__init__(text)
+
+
+def _quoted(text: str) -> str:
+    """``'text'``, escaped like a Python string when it holds a newline or another control
+    character: a message is one line, and a name must not write to the terminal."""
+    return f"'{text}'" if text.isprintable() else repr(text)
 
 
 class ValidationError(SpecError):

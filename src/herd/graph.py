@@ -10,7 +10,8 @@ path another task lists in its ``outputs`` depends on that task (torc's implicit
 Paths are resolved against each task's ``cwd`` before comparing.
 
 :func:`build` raises :class:`~herd.errors.ValidationError` naming the file, the task and the field
-for: a duplicate task name, a need naming no task, two tasks writing the same file, and a cycle
+for: a control character (newline, NUL, ...) in the workflow's name, a task's name or a label
+(they end up in terminals, logs and scripts), a duplicate task name, a need naming no task, two tasks writing the same file, and a cycle
 (whose path is printed: ``a -> b -> c -> a``). :func:`check_limits` rejects a task that could never
 fit the run's limits.
 """
@@ -72,6 +73,7 @@ class Graph:
 def build(workflow: Workflow) -> Graph:
     """Validate ``workflow`` and build its graph."""
     index = _index(workflow)
+    _check_names(workflow, index)
     input_keys, output_keys = _file_keys(workflow, "inputs"), _file_keys(workflow, "outputs")
     src, dst = _edges(workflow, index, input_keys, output_keys)
     n = len(workflow.tasks)
@@ -92,7 +94,15 @@ def build(workflow: Workflow) -> Graph:
             hint="a task cannot depend on itself through other tasks; remove one of these needs",
         )
     return Graph(
-        workflow, index, parent_ptr, parent_ids, child_ptr, child_ids, order, input_keys, output_keys
+        workflow,
+        index,
+        parent_ptr,
+        parent_ids,
+        child_ptr,
+        child_ids,
+        order,
+        input_keys,
+        output_keys,
     )
 
 
@@ -112,6 +122,31 @@ def _index(workflow: Workflow) -> dict[str, int]:
                 hint="every task needs a unique name",
             )
     return index
+
+
+#: C0 and C1 control characters and DEL: never in a name
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _check_names(workflow: Workflow, index: dict[str, int]) -> None:
+    """Refuse control characters in names and labels; one search over all of them at once (a
+    million names: milliseconds), the culprit looked for only when there is one."""
+    hint = "names and labels are one line of printable text: remove the control character"
+    if _CONTROL.search(workflow.name):
+        problem = f"the workflow name {workflow.name!r} holds a control character"
+        raise ValidationError(problem, file=workflow.source, field="name", hint=hint)
+    if _CONTROL.search("".join(index)):
+        name = next(n for n in index if _CONTROL.search(n))
+        problem = f"the task name {name!r} holds a control character"
+        raise ValidationError(problem, file=workflow.source, task=name, field="name", hint=hint)
+    labels = {id(t.labels): t for t in workflow.tasks}  # tasks share label tuples
+    if _CONTROL.search("".join(chain.from_iterable(t.labels for t in labels.values()))):
+        task = next(t for t in labels.values() if _CONTROL.search("".join(t.labels)))
+        label = next(x for x in task.labels if _CONTROL.search(x))
+        problem = f"the label {label!r} holds a control character"
+        raise ValidationError(
+            problem, file=workflow.source, task=task.name, field="labels", hint=hint
+        )
 
 
 def file_key(task: Task, path: str) -> str:

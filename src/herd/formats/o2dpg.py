@@ -11,7 +11,8 @@ retry_count``. The mapping onto herd (see ``docs/spec.md`` for the table):
   ``alternative_alienv_package``) are kept in :attr:`Task.meta`;
 - ``timeframe`` -1 means "not part of a timeframe" (``None``); ``retry_count`` is ``retries``;
 - every task is done when ``<cwd>/<name>.log_done`` exists (O2's taskwrapper writes it on
-  success), so ``done_marker`` is ``<name>.log_done`` (relative to the task's cwd);
+  success), so ``done_marker`` is ``<name>.log_done`` (relative to the task's cwd); a name
+  holding ``/`` is %-encoded there, as in log names, so that no marker lands outside its cwd;
 - the workflow is named after the file stem; the document's ``meta`` is :attr:`Workflow.meta`.
 
 Difference from the O2DPG runner: the runner sets a global-init variable only when the runner's
@@ -122,7 +123,7 @@ class _StageReader:
             retries=0 if retries is None else as_int(retries, file, name, "retry_count"),
             semaphore=self._optional_str(stage, "semaphore", name),
             timeframe=_timeframe(stage.get("timeframe"), file, name),
-            done_marker=f"{name}.log_done",
+            done_marker=f"{name}.log_done" if "/" not in name else _encoded_marker(name),
             meta=_extras(stage, resources, file),
         )
 
@@ -135,6 +136,13 @@ class _StageReader:
     def _optional_str(self, stage: Mapping[str, Any], key: str, name: str) -> str | None:
         value = stage.get(key)
         return None if value is None or value == "" else as_str(value, self.file, name, key)
+
+
+def _encoded_marker(name: str) -> str:
+    """The marker of a name holding ``/``, %-encoded: inside the task's cwd, whatever the name."""
+    from herd.workdir import safe_name
+
+    return f"{safe_name(name)}.log_done"
 
 
 def _resources(value: Any, file: str, task: str | None, field: str) -> Mapping[str, float]:
