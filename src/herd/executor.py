@@ -25,7 +25,7 @@ Process model
   have been reused) and every orphan carrying a token of a task that is no longer running.
   :meth:`LocalExecutor.shutdown` terminates every running tree, SIGKILLs it after a grace, then
   kills every remaining descendant of herd that carries one of herd's tokens.
-- **Reaping.** SIGCHLD, SIGINT and SIGTERM get Python handlers that do nothing; what matters is
+- **Reaping.** SIGCHLD, SIGINT, SIGTERM and SIGHUP get Python handlers that do nothing; what matters is
   ``signal.set_wakeup_fd``, which writes each signal number to a non-blocking socketpair. ``wait``
   blocks in a ``selectors`` wait on that socket, with a timeout from the next timer, so an exit is
   noticed at once and nothing polls. On every wake-up, zombies are peeked with
@@ -38,8 +38,8 @@ Process model
   ``mem_limit * mem_ratio`` is SIGKILLed at once, without grace, as the kernel's OOM killer would.
 - **Sampling.** ``monitor.py`` samples every task tree at 0.2 s after its start, then at doubling
   intervals up to 5 s, inline in ``wait`` (no threads); see its docstring.
-- **Signals to herd.** SIGINT and SIGTERM become :class:`Interrupted` events instead of
-  ``KeyboardInterrupt``; the runner decides (usually: :meth:`LocalExecutor.shutdown`). Handlers,
+- **Signals to herd.** SIGINT, SIGTERM and SIGHUP (the terminal or ssh session went away)
+  become :class:`Interrupted` events instead of ``KeyboardInterrupt`` or death; the runner decides (usually: :meth:`LocalExecutor.shutdown`). Handlers,
   the wakeup fd and the subreaper flag are restored by :meth:`LocalExecutor.close`.
 
 Only one executor may be open at a time, in the main thread (Python delivers signals there).
@@ -428,7 +428,7 @@ class LocalExecutor:
 
     def _drain(self) -> list[Event]:
         return [
-            Interrupted(s) for s in self._wakeup.drain() if s in (signal.SIGINT, signal.SIGTERM)
+            Interrupted(s) for s in self._wakeup.drain() if s in _STOPPING
         ]
 
     def _reap(self) -> list[Event]:
@@ -590,10 +590,14 @@ class LocalExecutor:
             self._sleep(0.01)
 
 
+#: signals that stop a run (every task's tree stopped, the state recorded, exit 128+N)
+_STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class _Wakeup:
     """Signal handlers that do nothing but make ``set_wakeup_fd`` write to a socketpair."""
 
-    SIGNALS = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGCHLD, *_STOPPING)
 
     def __init__(self) -> None:
         self._recv, self._send = socket.socketpair()

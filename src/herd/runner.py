@@ -36,6 +36,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -362,6 +363,8 @@ class _Run:
         if self.signum:
             return []
         self.signum = signum
+        if signum == signal.SIGHUP:
+            _leave_terminal()
         logger.warning("%s received: stopping every task", signal.Signals(signum).name)
         decisions = sched.handle(Stop(time.monotonic(), "run interrupted"))
         for ev in self.ex.shutdown(grace=self.options.grace):
@@ -686,6 +689,17 @@ class _Run:
         result = RunResult(status, dict(sched.counts), elapsed, code)
         self.reporter.end(result)
         return result
+
+
+def _leave_terminal() -> None:
+    """The terminal hung up: what herd still prints while it stops goes nowhere, instead of
+    failing on a terminal that is gone (files and pipes keep their output)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            if stat.S_ISCHR(os.fstat(fd).st_mode):  # a terminal (isatty may fail once hung up)
+                os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _user_record(wid: int, task: str, number: int, line: str) -> Change | None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from herd.errors import UsageError
 from herd.model import TaskState
 from herd.store.base import RunRecord, Store, TaskRecord, WorkflowRecord
+from herd.workdir import process_alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +17,8 @@ class Status:
     workflow: WorkflowRecord
     tasks: list[TaskRecord]
     last_run: RunRecord | None
+    #: the last run is on record as running, but its herd process is gone (killed, host rebooted)
+    interrupted: bool = False
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in TaskState}
@@ -28,6 +32,7 @@ class Status:
             "source": self.workflow.source,
             "counts": self.counts(),
             "last_run": asdict(self.last_run) if self.last_run else None,
+            "interrupted": self.interrupted,
             "tasks": [
                 {
                     "name": t.name,
@@ -67,7 +72,18 @@ def status(store: Store, name: str | None = None) -> Status:
     wf = pick_workflow(store, name)
     records = store.task_records(wf.id)
     runs = store.runs(wf.id)
-    return Status(wf, list(records.values()), runs[-1] if runs else None)
+    last = runs[-1] if runs else None
+    return Status(wf, list(records.values()), last, last is not None and _gone(last))
+
+
+def _gone(run: RunRecord) -> bool:
+    """A run on record as running whose herd, on this host, no longer runs (another host's
+    herd cannot be seen from here: it is taken as running)."""
+    return (
+        run.status == "running"
+        and run.host == socket.gethostname()
+        and not process_alive(run.pid, run.started)
+    )
 
 
 def render(st: Status, *, all_tasks: bool = False) -> str:
@@ -76,7 +92,13 @@ def render(st: Status, *, all_tasks: bool = False) -> str:
     lines = [f"workflow {st.workflow.name} ({st.workflow.tasks} tasks): {counts}"]
     if st.last_run:
         r = st.last_run
-        lines.append(f"last run #{r.id}: {r.status} on {r.host} by {r.user} (pid {r.pid})")
+        if st.interrupted:
+            lines.append(
+                f"last run #{r.id}: interrupted: herd pid {r.pid} is not running (on {r.host} by "
+                f"{r.user}); its running tasks did not finish: `herd run` runs them again"
+            )
+        else:
+            lines.append(f"last run #{r.id}: {r.status} on {r.host} by {r.user} (pid {r.pid})")
     show = [
         t for t in st.tasks if all_tasks or t.state not in (TaskState.SUCCEEDED, TaskState.SKIPPED)
     ]

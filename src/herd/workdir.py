@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 from herd.errors import LockedError
 
-__all__ = ["LockHolder", "Workdir", "safe_name"]
+__all__ = ["LockHolder", "Workdir", "process_alive", "safe_name"]
 
 STATE_DIR = ".herd"
 DB_NAME = "herd.db"
@@ -150,6 +150,24 @@ class Workdir:
             f"{where} ({holder.describe()}): wait for it to finish or stop it with "
             f"`kill {holder.pid}`, then run again"
         )
+
+
+def process_alive(pid: int, since: float) -> bool:
+    """Whether process ``pid`` of this host runs and is the one that was running at ``since``
+    (epoch seconds): a zombie is dead, and a pid reused by a process started later is not it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError):
+        return False
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+    state, start_ticks = fields[0], int(fields[19])
+    started = boot + start_ticks / os.sysconf("SC_CLK_TCK")
+    return state not in ("Z", "X") and started <= since + 2.0  # (btime is whole seconds)
 
 
 def safe_name(name: str) -> str:

@@ -103,6 +103,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
     from herd.graph import build, descendants, match
     from herd.workdir import Workdir
 
+    _split_file(args)
     workflow = load_spec(args)
     graph = build(workflow)
     chosen = match(graph, args.tasks)
@@ -121,6 +122,13 @@ def cmd_reset(args: argparse.Namespace) -> int:
         f"reset {len(names)} task(s): they run again next time: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}"
     )
     return 0
+
+
+def _split_file(args: argparse.Namespace) -> None:
+    """``herd reset REGEX... FILE``: argparse gives every word to REGEX; the last one is the FILE
+    when no other option names the workflow (as the usage line reads)."""
+    if not (args.file_opt or args.workflow) and len(args.tasks) > 1:
+        args.file = args.tasks.pop()
 
 
 def _setup_reset(p: argparse.ArgumentParser) -> None:
@@ -162,11 +170,15 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from herd.clean import clean
     from herd.graph import build
     from herd.plan import Files
+    from herd.workdir import Workdir
 
     graph = build(load_spec(args))
-    removed = clean(
-        graph, Files(args.workdir.resolve()), intermediate=args.intermediate, dry_run=args.dry_run
-    )
+    files = Files(args.workdir.resolve())
+    if args.dry_run:
+        removed = clean(graph, files, intermediate=args.intermediate, dry_run=True)
+    else:
+        with Workdir(args.workdir).lock():  # never under a running herd: its tasks read them
+            removed = clean(graph, files, intermediate=args.intermediate)
     verb = "would remove" if args.dry_run else "removed"
     for path in removed:
         print(f"{verb} {path}")
