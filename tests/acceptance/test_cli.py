@@ -110,7 +110,7 @@ def test_run_status_list_script_graph_dry_run(tmp_path: Path) -> None:
     assert r.returncode == 0 and "use" in r.stdout
 
     r = herd("script", str(spec))
-    assert r.stdout.index("# --- gen") < r.stdout.index("# --- use")
+    assert r.stdout.index("# --- task gen") < r.stdout.index("# --- task use")
     script = tmp_path / "fresh"
     script.mkdir()
     r = herd("run", str(spec), "--produce-script", str(script / "run.sh"))
