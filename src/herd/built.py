@@ -98,6 +98,10 @@ def _read(cache: Path, key: bytes) -> tuple[Workflow, Graph] | None:
         return None
     if not isinstance(workflow, Workflow) or not isinstance(graph, Graph):
         return None
+    # paths were resolved from herd's environment when it was kept (herd.formats.environ)
+    kept_env = workflow.meta.get("environment", {})
+    if any(os.environ.get(name) != value for name, value in kept_env.items()):
+        return None
     return workflow, graph
 
 

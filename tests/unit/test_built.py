@@ -107,3 +107,18 @@ def test_errors_in_the_spec_are_reported_as_without_it(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="nope"):
         load_built(str(path), tmp_path, save=True)
     assert not cached(tmp_path)
+
+
+@pytest.mark.usefixtures("small_is_big")
+def test_a_kept_workflow_whose_paths_used_herds_environment_holds_while_it_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SRC", "one")
+    path = spec(tmp_path)
+    text = path.read_text().replace('"in.txt"', '"$SRC/in.txt"')
+    path.write_text(text)
+    first, _ = load_built(str(path), tmp_path, save=True)
+    assert first.task("a").inputs == ("one/in.txt",)
+    monkeypatch.setenv("SRC", "two")
+    again, _ = load_built(str(path), tmp_path, save=True)
+    assert again.task("a").inputs == ("two/in.txt",)

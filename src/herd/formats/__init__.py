@@ -26,7 +26,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,22 +97,47 @@ class Document:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def load(path: str | os.PathLike[str], *, max_tasks: int = MAX_TASKS) -> Workflow:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    max_tasks: int = MAX_TASKS,
+    environ: Mapping[str, str] | None = os.environ,
+) -> Workflow:
     """The workflow in ``path``, whatever its format (detected from the content), of at most
-    ``max_tasks`` tasks."""
+    ``max_tasks`` tasks.
+
+    Variables in file paths are resolved from ``environ`` (:mod:`herd.formats.environ`); None
+    keeps them as written (``herd convert``).
+    """
     source = os.fspath(path)
     raw = _read_bytes(source)
     with gc_paused(), _bounded_depth(source):
         data = _json_bytes(raw)
         if data is not _NOT_JSON:
-            return load_document(Document(source, data=data), max_tasks=max_tasks)
-        return load_document(parse(_decoded(raw, source), source), max_tasks=max_tasks)
+            workflow = load_document(Document(source, data=data), max_tasks=max_tasks)
+        else:
+            workflow = load_document(parse(_decoded(raw, source), source), max_tasks=max_tasks)
+    # one scan of the bytes: a spec without any '$' has no variable in a path
+    return _resolved(workflow, environ) if environ is not None and b"$" in raw else workflow
 
 
-def load_text(text: str, source: str = "<text>", *, max_tasks: int = MAX_TASKS) -> Workflow:
+def load_text(
+    text: str,
+    source: str = "<text>",
+    *,
+    max_tasks: int = MAX_TASKS,
+    environ: Mapping[str, str] | None = os.environ,
+) -> Workflow:
     """The workflow in ``text``; ``source`` names it in messages and in ``Workflow.source``."""
     with gc_paused(), _bounded_depth(source):
-        return load_document(parse(text, source), max_tasks=max_tasks)
+        workflow = load_document(parse(text, source), max_tasks=max_tasks)
+    return _resolved(workflow, environ) if environ is not None and "$" in text else workflow
+
+
+def _resolved(workflow: Workflow, environ: Mapping[str, str]) -> Workflow:
+    from herd.formats.environ import resolve_paths
+
+    return resolve_paths(workflow, environ)
 
 
 def load_document(doc: Document, *, max_tasks: int = MAX_TASKS) -> Workflow:
