@@ -4,7 +4,7 @@ Usage: python bench/heft_compare.py [--data ../shared/data/wfinstances] [--cores
 
 For every WfCommons instance (``*.json.gz``) and every machine size N:
 
-- herd: ``herd.simulate`` with the recorded ``runtimeInSeconds`` as durations, ``--cpu-limit N``
+- herd: ``herd.run.simulate`` with the recorded ``runtimeInSeconds`` as durations, ``--cpu-limit N``
   (a task takes the instance's ``coreCount``, 1 when absent, capped at N), critical-path policy,
   the scheduler told the durations (as with spec hints);
 - HEFT: ``HeftScheduler`` of the PyPI package ``anrg-saga`` (insertion-based HEFT, Topcuoglu et
@@ -12,7 +12,7 @@ For every WfCommons instance (``*.json.gz``) and every machine size N:
   and file-derived, as herd's graph has them) carrying 0 data: no communication cost. HEFT runs one
   task per node, so a multi-core task occupies one node only (an advantage to HEFT; the instances
   shipped in ../shared/data all have one core per task);
-- the lower bound: ``max(critical path, total core-seconds / N)`` (``herd.simulate.lower_bound``).
+- the lower bound: ``max(critical path, total core-seconds / N)`` (``herd.run.simulate.lower_bound``).
 
 The table gives makespan / lower bound for each, and herd / HEFT; the summary gives the mean ratio
 of each and the worst herd / HEFT. Targets: mean herd ratio <= mean HEFT ratio, and no instance more
@@ -58,10 +58,10 @@ def herd_problem(
     The ``priority`` the instances record (Pegasus job priorities, which beat herd's own order) is
     dropped unless ``keep_priority``: HEFT sees no priorities either.
     """
+    from herd.core.graph import build
+    from herd.core.model import Limits, frozen_map
     from herd.formats import load
-    from herd.graph import build
-    from herd.model import Limits, frozen_map
-    from herd.simulate import durations_of
+    from herd.run.simulate import durations_of
 
     wf = load(path)
     tasks = tuple(
@@ -83,8 +83,8 @@ def herd_makespan(
     *,
     use_durations: bool = True,
 ) -> float:
-    from herd.scheduler import Policy
-    from herd.simulate import simulate
+    from herd.core.scheduler import Policy
+    from herd.run.simulate import simulate
 
     result = simulate(graph, limits, durations, policy=Policy(policy), use_durations=use_durations)
     return float(result.makespan)
@@ -201,7 +201,7 @@ def main() -> None:
     files = sorted(args.data.glob("*.json.gz")) if args.data.is_dir() else []
     if not files:
         sys.exit(f"skipped: no WfCommons instances (*.json.gz) in {args.data}")
-    from herd.simulate import lower_bound
+    from herd.run.simulate import lower_bound
 
     rows: list[dict[str, Any]] = []
     jobs = []

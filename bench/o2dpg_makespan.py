@@ -24,8 +24,8 @@ SLEEP = 0.1
 
 
 def lower_bound(stages: list[dict]) -> tuple[float, float, float]:
+    from herd.core.graph import build, critical_path
     from herd.formats import load
-    from herd.graph import build, critical_path
 
     with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
         json.dump({"stages": stages}, f)

@@ -64,11 +64,11 @@ def main() -> None:
     files = sorted(args.data.glob("*.json")) if args.data.is_dir() else []
     if not files:
         sys.exit(f"skipped: no O2DPG workflow.json files in {args.data}")
+    from herd.core.graph import build
+    from herd.core.model import Limits
+    from herd.core.scheduler import Policy
     from herd.formats import load
-    from herd.graph import build
-    from herd.model import Limits
-    from herd.scheduler import Policy
-    from herd.simulate import simulate
+    from herd.run.simulate import simulate
 
     print(
         f"--cpu-limit {args.cpu_limit:g}; makespan / lower bound (lower is better), scheduled blind"

@@ -16,7 +16,7 @@ child (``getrusage(RUSAGE_CHILDREN).ru_maxrss``):
 ``resume``    ``herd run FILE -q --cpu-limit 64 --mem-limit 1000000`` in a working directory
               left as a finished run leaves it: every file the tasks read or write exists (empty),
               the store says every task succeeded with its current fingerprint and input
-              stamps, and the loaded spec is in ``.herd/cache`` (``herd.built``). It is prepared
+              stamps, and the loaded spec is in ``.herd/cache`` (``herd.formats.built``). It is prepared
               once per file, beforehand (not timed), through the Store API:
               the plan's verdicts written as ``TaskChanged(SUCCEEDED, fingerprint=...)`` batches,
               then ``sync``; the repeats resume the same directory.
@@ -161,17 +161,17 @@ def child_mark_done(path: str, workdir: str) -> None:
     """Leave ``workdir`` as a finished run would: every file the tasks read or write exists (empty),
     every task succeeded with its fingerprint and the stamps of its inputs, and the loaded spec
     is kept in ``.herd/cache`` (as a run keeps a spec of 50,000 tasks or more)."""
-    from herd.built import load_built
-    from herd.graph import file_key
-    from herd.model import Limits, TaskState
-    from herd.plan import Files
-    from herd.runner import RunOptions, prepare
+    from herd.core.graph import file_key
+    from herd.core.model import Limits, TaskState
+    from herd.formats.built import load_built
+    from herd.plan.planner import Files
+    from herd.run.local import RunOptions, prepare
     from herd.store import open_store
     from herd.store.base import TaskChanged
-    from herd.workdir import Workdir
+    from herd.store.workdir import Workdir
 
     root = Path(workdir)
-    workflow, graph = load_built(path, root, save=True)  # the cache a run leaves (herd.built)
+    workflow, graph = load_built(path, root, save=True)  # the cache a run leaves (formats.built)
     folders: set[Path] = set()
     for task in workflow.tasks:
         for p in (*task.inputs, *task.outputs):

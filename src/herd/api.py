@@ -20,7 +20,7 @@
 
 :class:`Task` and :class:`Workflow` are builders: every setter returns the object, so calls chain,
 and nothing is checked against the rest of the workflow until :meth:`Workflow.build`, which
-returns the :class:`herd.model.Workflow` and validates its graph (unknown needs, cycles, two tasks
+returns the :class:`herd.core.model.Workflow` and validates its graph (unknown needs, cycles, two tasks
 writing one file). A :class:`File` stands for a path; it may be an argument, an input or an output.
 Misuse raises :class:`~herd.errors.SpecError` (a :class:`~herd.errors.ValidationError` for a
 duplicate task name) naming the task and the field.
@@ -35,11 +35,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from herd import model
+from herd.core import model
 from herd.errors import SpecError, UsageError, ValidationError
 
 if TYPE_CHECKING:
-    from herd.runner import RunResult
+    from herd.run.local import RunResult
 
 __all__ = ["File", "Task", "Workflow"]
 
@@ -281,7 +281,7 @@ class Task:
     # --- building ---------------------------------------------------------------------------
 
     def build(self) -> model.Task:
-        """The :class:`herd.model.Task` this builder describes."""
+        """The :class:`herd.core.model.Task` this builder describes."""
         from herd.formats.common import freeze
 
         cmd: str | tuple[str, ...]
@@ -307,7 +307,7 @@ class Task:
 
 
 class Workflow:
-    """A named set of tasks; :meth:`build` makes the :class:`herd.model.Workflow`.
+    """A named set of tasks; :meth:`build` makes the :class:`herd.core.model.Workflow`.
 
     >>> wf = Workflow("w").add_tasks(Task("a", "true"), Task("b", "true").add_needs("a"))
     >>> [t.needs for t in wf.build().tasks]
@@ -409,8 +409,8 @@ class Workflow:
         return self
 
     def build(self) -> model.Workflow:
-        """The validated :class:`herd.model.Workflow` (graph errors raise ValidationError)."""
-        from herd.graph import build as build_graph
+        """The validated :class:`herd.core.model.Workflow` (graph errors raise ValidationError)."""
+        from herd.core.graph import build as build_graph
 
         workflow = model.Workflow(
             name=self._name,
@@ -433,15 +433,15 @@ class Workflow:
     def run(
         self, workdir: str | os.PathLike[str] = ".", *, reporter: Any = None, **options: Any
     ) -> RunResult:
-        """Run the workflow with ``herd.runner``; ``options`` are :class:`herd.runner.RunOptions`.
+        """Run the workflow with ``herd.run.local``; ``options`` are :class:`herd.run.local.RunOptions`.
 
         As ``herd run`` does, the limits default to this machine's cores, memory and GPUs over
         the workflow's own ``limits``; pass ``limits=herd.Limits({...})`` to choose them.
         """
         from dataclasses import fields
 
-        from herd.machine import run_limits
-        from herd.runner import RunOptions, run_workflow
+        from herd.exec.machine import run_limits
+        from herd.run.local import RunOptions, run_workflow
 
         known = {f.name for f in fields(RunOptions)} - {"workdir"}
         unknown = sorted(set(options) - known)
@@ -450,7 +450,7 @@ class Workflow:
                 f"unknown run option '{unknown[0]}'; known: {', '.join(sorted(known))}"
             )
         if reporter is None:
-            from herd.progress import reporter_for
+            from herd.run.progress import reporter_for
 
             reporter = reporter_for(sys.stderr, quiet=True)
         workflow = self.build()

@@ -37,11 +37,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from herd import __version__
+from herd.core.graph import Graph, build
+from herd.core.model import STANDARD_RESOURCES, Task, Workflow
 from herd.errors import UsageError
-from herd.graph import Graph, build
-from herd.model import STANDARD_RESOURCES, Task, Workflow
-from herd.script import task_command
+from herd.reports.script import task_command
+from herd.version import __version__
 
 #: the node that runs the workflow's init command
 INIT_NODE = "herd_init"

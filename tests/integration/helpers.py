@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from herd.core.model import Limits, TaskState
 from herd.formats import load
-from herd.model import Limits, TaskState
-from herd.progress import QuietReporter
-from herd.runner import RunOptions, RunResult, run_workflow
+from herd.run.local import RunOptions, RunResult, run_workflow
+from herd.run.progress import QuietReporter
 from herd.store import open_store
-from herd.workdir import Workdir
+from herd.store.workdir import Workdir
 
 
 def write_spec(root: Path, tasks: list[dict[str, Any]], name: str = "wf", **top: Any) -> Path:

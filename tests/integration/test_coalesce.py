@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from herd.model import TaskState
+from herd.core.model import TaskState
 from herd.store.base import (
     AttemptFinished,
     AttemptStarted,

@@ -15,10 +15,10 @@ from pathlib import Path
 import htcondor2
 import pytest
 
+from herd.core.graph import build
+from herd.core.model import Workflow
 from herd.dagman import INIT_NODE, export_dagman, node_names, render
 from herd.formats import load
-from herd.graph import build
-from herd.model import Workflow
 
 from .helpers import write_spec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from herd.model import TaskState
+from herd.core.model import TaskState
 
 from .helpers import run, states
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from herd.errors import HerdError
-from herd.executor import (
+from herd.exec.executor import (
     TOKEN_VAR,
     Event,
     Exited,
@@ -34,7 +34,7 @@ from herd.executor import (
     human_bytes,
     shell_argv,
 )
-from herd.monitor import is_alive, own_children, read_stat, scan
+from herd.exec.monitor import is_alive, own_children, read_stat, scan
 
 PY = sys.executable
 Make = Callable[..., Launch]

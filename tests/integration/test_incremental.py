@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from herd.model import Limits, TaskState
-from herd.plan import _Snapshot
+from herd.core.model import Limits, TaskState
+from herd.plan.planner import _Snapshot
 from herd.store import open_store
-from herd.workdir import Workdir
+from herd.store.workdir import Workdir
 from tests.integration.helpers import attempts, herd_cmd, run, states, write_spec
 
 PY = "python3 -c"

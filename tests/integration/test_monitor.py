@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.monitor import (
+from herd.exec.monitor import (
     CLK_TCK,
     TOKEN_VAR,
     Monitor,

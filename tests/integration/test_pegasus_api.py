@@ -7,8 +7,8 @@ from pathlib import Path
 
 from Pegasus.api import File, Job, Transformation, TransformationCatalog, Workflow
 
+from herd.core.model import TaskState
 from herd.formats import load
-from herd.model import TaskState
 
 from .helpers import run, states
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from herd.model import Recovery, Task, TaskState, Workflow
+from herd.core.model import Recovery, Task, TaskState, Workflow
 from herd.store.base import AttemptFinished, Claimed, Outcome, QueuedTask, Store, UserData
 from herd.store.sqlite import SQLiteStore
 

@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from herd.cli import main
+from herd.core.model import Limits, Task, TaskState, Workflow
 from herd.formats import dump, load
-from herd.model import Limits, Task, TaskState, Workflow
-from herd.progress import QuietReporter
 from herd.reports.analyze import Analysis, analyze, locate, rerun_command, tail
 from herd.reports.analyze import render_text as render_analysis
 from herd.reports.analyze import to_json as analysis_json
@@ -36,7 +35,8 @@ from herd.reports.plot import (
 )
 from herd.reports.stats import Stats, stats, to_csv, to_json
 from herd.reports.stats import render_text as render_stats
-from herd.runner import RunOptions, existing_store, run_workflow
+from herd.run.local import RunOptions, existing_store, run_workflow
+from herd.run.progress import QuietReporter
 from herd.store import open_store
 from herd.store.base import Store
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from herd.model import Limits, TaskState
+from herd.core.model import Limits, TaskState
 from herd.store import open_store
-from herd.workdir import Workdir
+from herd.store.workdir import Workdir
 from tests.integration.helpers import (
     attempts,
     herd_cmd,

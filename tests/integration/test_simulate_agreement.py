@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from herd.core.graph import build
+from herd.core.model import Limits
 from herd.formats import load
-from herd.graph import build
-from herd.model import Limits
-from herd.simulate import durations_of, simulate
+from herd.run.simulate import durations_of, simulate
 from herd.store import open_store
-from herd.workdir import Workdir
+from herd.store.workdir import Workdir
 from tests.integration.helpers import run, write_spec
 
 #: (name, duration, cpu, needs): finish times are 0.25 s apart or more, so jitter cannot swap them

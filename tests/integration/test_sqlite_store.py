@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from herd.core.model import FrozenDict, Task, TaskState, Workflow
 from herd.errors import StoreError
-from herd.model import FrozenDict, Task, TaskState, Workflow
 from herd.store import open_store
 from herd.store.base import (
     AttemptRecord,
@@ -170,7 +170,7 @@ def test_readonly_store_needs_an_existing_database(tmp_path: Path) -> None:
 #: writes batch after batch, printing each batch number once it is committed
 WRITER = """
 import sys
-from herd.model import TaskState
+from herd.core.model import TaskState
 from herd.store.base import AttemptRecord, AttemptStarted, TaskChanged
 from herd.store.sqlite import SQLiteStore
 

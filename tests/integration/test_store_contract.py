@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from herd.core.model import Task, TaskState, Workflow
 from herd.errors import StoreError
-from herd.model import Task, TaskState, Workflow
 from herd.store.base import (
     AttemptFinished,
     AttemptRecord,

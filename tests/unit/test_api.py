@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from herd.api import File, Task, Workflow
+from herd.core.graph import build as build_graph
+from herd.core.model import Recovery
 from herd.errors import SpecError, UsageError, ValidationError
 from herd.formats import load
-from herd.graph import build as build_graph
-from herd.model import Recovery
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "api_example.py"
 
@@ -178,14 +178,14 @@ def test_workflow_container_protocol() -> None:
 
 
 def test_unknown_run_options_are_usage_errors(tmp_path: Path) -> None:
-    pytest.importorskip("herd.runner", reason="runner not available")
+    pytest.importorskip("herd.run.local", reason="runner not available")
     with pytest.raises(UsageError, match="unknown run option 'fast'"):
         demo().run(workdir=tmp_path, fast=True)
 
 
 def test_run_executes_the_workflow(tmp_path: Path) -> None:
     try:
-        import herd.runner  # noqa: F401
+        import herd.run.local  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"runner not available: {exc}")
     out = File("out.txt")

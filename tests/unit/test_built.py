@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import herd.built
-from herd.built import load_built
+import herd.formats.built
+from herd.core.graph import build
 from herd.errors import SpecError, ValidationError
 from herd.formats import load
-from herd.graph import build
+from herd.formats.built import load_built
 
 
 def spec(tmp_path: Path, cmd: str = "gen", needs: tuple[str, ...] = ("a",)) -> Path:
@@ -31,14 +31,14 @@ def cached(tmp_path: Path) -> list[Path]:
 
 @pytest.fixture
 def small_is_big(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(herd.built, "CACHE_FROM", 0)
+    monkeypatch.setattr(herd.formats.built, "CACHE_FROM", 0)
 
 
 def fail_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
     def no(path: str) -> None:
         raise AssertionError("loaded the spec instead of reading the cache")
 
-    monkeypatch.setattr(herd.built, "load", no)
+    monkeypatch.setattr(herd.formats.built, "load", no)
 
 
 @pytest.mark.usefixtures("small_is_big")
@@ -70,9 +70,9 @@ def test_an_edited_spec_or_another_herd_loads_again(
     workflow, _ = load_built(str(path), tmp_path, save=True)
     assert workflow.tasks[0].cmd == "gen --more"
     assert len(cached(tmp_path)) == 1  # replaced, not added
-    monkeypatch.setattr(herd.built, "_code", lambda: "another herd")
+    monkeypatch.setattr(herd.formats.built, "_code", lambda: "another herd")
     loads = []
-    monkeypatch.setattr(herd.built, "load", lambda p, **kw: loads.append(p) or load(p, **kw))
+    monkeypatch.setattr(herd.formats.built, "load", lambda p, **kw: loads.append(p) or load(p, **kw))
     load_built(str(path), tmp_path, save=True)
     assert loads == [str(path)]
 
@@ -94,7 +94,7 @@ def test_small_specs_and_runs_that_only_look_keep_nothing(
 ) -> None:
     path = spec(tmp_path)
     load_built(str(path), tmp_path, save=True)  # 3 tasks: below CACHE_FROM
-    monkeypatch.setattr(herd.built, "CACHE_FROM", 0)
+    monkeypatch.setattr(herd.formats.built, "CACHE_FROM", 0)
     load_built(str(path), tmp_path, save=False)  # a dry run
     assert not (tmp_path / ".herd").exists()
 

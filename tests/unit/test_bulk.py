@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from herd.bulk import FREEZE_AFTER, gc_paused
+from herd.core.bulk import FREEZE_AFTER, gc_paused
 
 
 @pytest.fixture(autouse=True)

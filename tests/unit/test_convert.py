@@ -10,10 +10,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from herd.convert import convert, target_format
+from herd.core.model import Task, Workflow
 from herd.errors import SpecError, UsageError
 from herd.formats import load
-from herd.model import Task, Workflow
+from herd.formats.convert import convert, target_format
 
 DAMPE = Path(__file__).resolve().parents[1] / "data" / "dampe"
 

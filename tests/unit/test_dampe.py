@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from herd.core.graph import build
+from herd.core.model import Workflow
 from herd.errors import SpecError
 from herd.formats import load
 from herd.formats.dampe import load_text
-from herd.graph import build
-from herd.model import Workflow
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dampe"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from herd import formats
+from herd.core.model import Task, Workflow
 from herd.errors import HerdError, SpecError
 from herd.formats import FORMATS, LOADERS, detect, dump, load, load_text, loader
-from herd.model import Task, Workflow
 
 NATIVE_YAML = "name: demo\ntasks:\n  - {name: a, cmd: echo a}\n"
 

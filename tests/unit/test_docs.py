@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import herd
-from herd.clidoc import render
+from herd.cli.clidoc import render
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_reference_is_current() -> None:
     text = (ROOT / "docs" / "cli.md").read_text()
-    assert text == render(), "docs/cli.md is stale: run `python -m herd.clidoc > docs/cli.md`"
+    assert text == render(), "docs/cli.md is stale: run `python -m herd.cli.clidoc > docs/cli.md`"
 
 
 def test_exported_members_are_complete() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from herd.core.graph import build
 from herd.formats import load, load_text
-from herd.graph import build
 
 
 def spec(tmp_path: Path, **top: object) -> Path:

@@ -10,10 +10,10 @@ from types import ModuleType
 
 import pytest
 
+from herd.core.graph import build, check_limits
+from herd.core.model import Limits, Workflow
 from herd.formats import load_text
-from herd.graph import build, check_limits
-from herd.model import Limits, Workflow
-from herd.simulate import durations_of, simulate
+from herd.run.simulate import durations_of, simulate
 
 GENERATE = Path(__file__).resolve().parents[2] / "bench" / "generate.py"
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from herd.errors import ValidationError
-from herd.graph import (
+from herd.core.graph import (
     ancestors,
     build,
     check_limits,
@@ -14,7 +13,8 @@ from herd.graph import (
     select,
     upward_ranks,
 )
-from herd.model import Limits, Task, Workflow, frozen_map
+from herd.core.model import Limits, Task, Workflow, frozen_map
+from herd.errors import ValidationError
 
 
 def wf(*tasks: Task) -> Workflow:

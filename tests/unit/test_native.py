@@ -14,10 +14,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from herd.core.model import EMPTY, FrozenDict, Recovery, Task, Workflow
 from herd.errors import SpecError
 from herd.formats import dumps, load_text
 from herd.formats.native import TaskParser, dump_data, dump_task, load_data
-from herd.model import EMPTY, FrozenDict, Recovery, Task, Workflow
 
 SRC = "spec.yaml"
 

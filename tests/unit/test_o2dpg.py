@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from herd.core.model import EMPTY, Workflow
 from herd.errors import SpecError
 from herd.formats import load
 from herd.formats.o2dpg import load_data
-from herd.model import EMPTY, Workflow
 
 FILES = {"o2dpg_pp_3tf.json": 114, "o2dpg_pp_20tf.json": 726, "o2dpg_pp_20tf_qc_ana.json": 1407}
 

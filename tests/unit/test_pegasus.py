@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
+from herd.core.graph import build
+from herd.core.model import Workflow
 from herd.errors import SpecError
 from herd.formats import load
 from herd.formats.pegasus import load_data
-from herd.graph import build
-from herd.model import Workflow
 
 
 def job(job_id: str, name: str = "tool", **fields: Any) -> dict[str, Any]:

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from herd.graph import build
-from herd.model import Task, TaskState, Workflow, frozen_map
-from herd.plan import Files, Plan, PlanRequest, _expander, make_plan
+from herd.core.graph import build
+from herd.core.model import Task, TaskState, Workflow, frozen_map
+from herd.plan.planner import Files, Plan, PlanRequest, _expander, make_plan
 from herd.store.base import TaskRecord
 
 
@@ -243,17 +243,17 @@ def test_stat_all_answers_as_plain_stats_do(tmp_path: Path, background: bool) ->
 
 
 def test_stat_all_falls_back_when_its_child_fails(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import herd.plan
+    import herd.plan.planner
 
     keys, parent = _tree(tmp_path), os.getpid()
-    real = herd.plan._Snapshot._stats
+    real = herd.plan.planner._Snapshot._stats
 
     def fail_in_the_child(self, keys):  # type: ignore[no-untyped-def]
         if os.getpid() != parent:
             raise MemoryError("the child dies")
         return real(self, keys)
 
-    monkeypatch.setattr(herd.plan._Snapshot, "_stats", fail_in_the_child)
+    monkeypatch.setattr(herd.plan.planner._Snapshot, "_stats", fail_in_the_child)
     snapshot = Files(tmp_path).snapshot()
     snapshot.BACKGROUND_AFTER = 0  # type: ignore[attr-defined]
     snapshot.stat_all(keys)
@@ -272,9 +272,9 @@ def test_a_child_never_asked_is_stopped(tmp_path: Path, monkeypatch) -> None:  #
 
 
 def test_a_folder_too_large_to_list_is_stat_ed_file_by_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import herd.plan
+    import herd.plan.planner
 
-    monkeypatch.setattr(herd.plan, "LISTING_LIMIT", 10)
+    monkeypatch.setattr(herd.plan.planner, "LISTING_LIMIT", 10)
     for i in range(20):
         (tmp_path / f"f{i}").write_text("x")
     task, snapshot = Task("t", "true"), Files(tmp_path).snapshot()

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from herd.graph import build
-from herd.model import Limits, Recovery, Task, TaskState, Workflow, frozen_map
-from herd.scheduler import (
+from herd.core.graph import build
+from herd.core.model import Limits, Recovery, Task, TaskState, Workflow, frozen_map
+from herd.core.scheduler import (
     Cancel,
     Decision,
     Finished,

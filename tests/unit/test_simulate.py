@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from herd.core.graph import build
+from herd.core.model import Limits, Task, Workflow, frozen_map
 from herd.errors import UsageError
-from herd.graph import build
-from herd.model import Limits, Task, Workflow, frozen_map
-from herd.simulate import durations_of, lower_bound, simulate
+from herd.run.simulate import durations_of, lower_bound, simulate
 
 
 def t(name: str, d: float, needs: tuple[str, ...] = (), cpu: float = 1) -> Task:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from herd.core.model import Task, Workflow
 from herd.errors import SpecError
 from herd.formats import load_text
 from herd.formats.native import load_data
 from herd.formats.sweep import compile_template, parse_values
-from herd.model import Task, Workflow
 
 SRC = "sweep.yaml"
 

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from herd.core.graph import build
+from herd.core.model import Recovery, Task, TaskState, Workflow, frozen_map
 from herd.errors import HerdError, SpecError
 from herd.formats import load
 from herd.formats.wfformat import (
@@ -25,8 +27,6 @@ from herd.formats.wfformat import (
     load_file,
     read_maybe_gzip,
 )
-from herd.graph import build
-from herd.model import Recovery, Task, TaskState, Workflow, frozen_map
 from herd.store.base import AttemptRecord
 
 INSTANCES = [

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from herd.errors import LockedError
-from herd.workdir import Workdir, safe_name
+from herd.store.workdir import Workdir, safe_name
 
 #: takes the lock of the working directory argv[1], says so, and holds it until stdin closes
 HOLDER = """
 import sys
-from herd.workdir import Workdir
+from herd.store.workdir import Workdir
 
 with Workdir(sys.argv[1]).lock():
     print("locked", flush=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 from herd.cli.args import amount, count
 from herd.cli.guard import Parser, guarded
+from herd.core.model import MAX_TASKS
 from herd.errors import UsageError
-from herd.model import MAX_TASKS
 
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Handler, str]] = {}
@@ -94,7 +94,7 @@ def add_limits(p: argparse.ArgumentParser) -> None:
 
 
 def limits_from(args: argparse.Namespace, workflow: Any) -> Any:
-    from herd.machine import parse_named, run_limits
+    from herd.exec.machine import parse_named, run_limits
 
     return run_limits(
         workflow,
@@ -145,8 +145,8 @@ def add_selection(p: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace, workflow: Any) -> Any:
-    from herd.runner import RunOptions
-    from herd.scheduler import Policy
+    from herd.core.scheduler import Policy
+    from herd.run.local import RunOptions
 
     return RunOptions(
         workdir=args.workdir,
@@ -198,7 +198,7 @@ def ordered() -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    from herd import __version__
+    from herd.version import __version__
 
     top = Parser(
         prog="herd",

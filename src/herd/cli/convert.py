@@ -16,7 +16,7 @@ from herd.errors import UsageError
     "herd convert workflow.json wf.yaml",
 )
 def cmd_convert(args: argparse.Namespace) -> int:
-    from herd.convert import convert
+    from herd.formats.convert import convert
 
     workflow = convert(args.src, args.dst, to=args.to, command_template=args.command_template)
     print(
@@ -50,8 +50,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.to == "dagman":
         return _export_dagman(args)
     from herd.formats.wfformat import dump_run
-    from herd.runner import existing_store
-    from herd.status import pick_workflow
+    from herd.reports.status import pick_workflow
+    from herd.run.local import existing_store
 
     workflow = load_spec(args)
     with existing_store(args.workdir) as store:

@@ -20,8 +20,8 @@ def _add_report_target(p: argparse.ArgumentParser) -> None:
 
 def _report(args: argparse.Namespace, build: Callable[[Any, Any, Any], Any]) -> Any:
     """``build(store, workflow record, spec or None)`` on the store of ``args.workdir``."""
-    from herd.runner import existing_store
-    from herd.status import pick_workflow
+    from herd.reports.status import pick_workflow
+    from herd.run.local import existing_store
 
     spec = load_spec(args) if (args.file or args.file_opt) else None
     name = args.workflow or (spec.name if spec is not None else None)

@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.list_tasks:
             return _print_list(workflow, as_json=False)
         return _write_script(workflow, args, args.produce_script)
-    from herd.built import load_built
+    from herd.formats.built import load_built
 
     workflow, graph = load_built(
         spec_path(args), args.workdir, save=not args.dry_run, max_tasks=max_tasks(args)
@@ -78,16 +78,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = run_options(args, workflow)
     if args.dry_run:
         return _dry_run(workflow, graph, options, as_json=args.json)
-    from herd.progress import reporter_for
-    from herd.runner import run_workflow
+    from herd.run.local import run_workflow
+    from herd.run.progress import reporter_for
 
     result = run_workflow(workflow, options, reporter_for(sys.stdout, quiet=args.quiet), graph)
     return result.exit_code
 
 
 def _dry_run(workflow: Any, graph: Any, options: Any, *, as_json: bool) -> int:
-    from herd.bulk import gc_paused
-    from herd.runner import existing_store, prepare
+    from herd.core.bulk import gc_paused
+    from herd.run.local import existing_store, prepare
 
     with existing_store(options.workdir) as store:
         prepared = prepare(workflow, options, store, graph)
@@ -124,7 +124,7 @@ def _dry_run(workflow: Any, graph: Any, options: Any, *, as_json: bool) -> int:
     "herd validate workflow.json --cpu-limit 8",
 )
 def cmd_validate(args: argparse.Namespace) -> int:
-    from herd.graph import build, check_limits
+    from herd.core.graph import build, check_limits
 
     workflow = load_spec(args)
     graph = build(workflow)
@@ -150,7 +150,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _print_list(workflow: Any, *, as_json: bool) -> int:
-    from herd.graph import build
+    from herd.core.graph import build
 
     graph = build(workflow)
     rows: list[dict[str, Any]] = [
@@ -186,8 +186,8 @@ def cmd_script(args: argparse.Namespace) -> int:
 
 
 def _write_script(workflow: Any, args: argparse.Namespace, out: str | None) -> int:
-    from herd.graph import build, select
-    from herd.script import serial_script
+    from herd.core.graph import build, select
+    from herd.reports.script import serial_script
 
     graph = build(workflow)
     targets, labels = getattr(args, "target_tasks", []), getattr(args, "target_labels", [])
@@ -214,9 +214,9 @@ def _setup_script(p: argparse.ArgumentParser) -> None:
     "herd graph wf.yaml | dot -Tsvg > wf.svg",
 )
 def cmd_graph(args: argparse.Namespace) -> int:
-    from herd.dot import to_dot
-    from herd.graph import build
-    from herd.runner import existing_store
+    from herd.core.graph import build
+    from herd.reports.dot import to_dot
+    from herd.run.local import existing_store
 
     workflow = load_spec(args)
     states = None
@@ -243,9 +243,9 @@ def _setup_graph(p: argparse.ArgumentParser) -> None:
     "herd simulate montage.json.gz --cpu-limit 16 --json",
 )
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from herd.graph import build, check_limits
-    from herd.scheduler import Policy
-    from herd.simulate import durations_of, simulate
+    from herd.core.graph import build, check_limits
+    from herd.core.scheduler import Policy
+    from herd.run.simulate import durations_of, simulate
 
     workflow = load_spec(args)
     graph = build(workflow)

@@ -18,8 +18,8 @@ from herd.errors import UsageError
     "herd status --json",
 )
 def cmd_status(args: argparse.Namespace) -> int:
-    from herd.runner import existing_store
-    from herd.status import render, status
+    from herd.reports.status import render, status
+    from herd.run.local import existing_store
 
     name = args.workflow
     if name is None and (args.file or args.file_opt):
@@ -54,8 +54,8 @@ def _setup_status(p: argparse.ArgumentParser) -> None:
 def cmd_why(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from herd.runner import existing_store, prepare
-    from herd.why import explain, render
+    from herd.reports.why import explain, render
+    from herd.run.local import existing_store, prepare
 
     workflow = load_spec(args)
     options = run_options(args, workflow)
@@ -76,9 +76,9 @@ def _setup_why(p: argparse.ArgumentParser) -> None:
 
 def _store_and_workflow(args: argparse.Namespace) -> tuple[Any, Any]:
     """The store of the working directory (for writing) and the workflow named by FILE/--workflow."""
-    from herd.status import pick_workflow
+    from herd.reports.status import pick_workflow
     from herd.store import open_store
-    from herd.workdir import Workdir
+    from herd.store.workdir import Workdir
 
     wd = Workdir(args.workdir)
     if not wd.db_path.exists():
@@ -100,8 +100,8 @@ def _store_and_workflow(args: argparse.Namespace) -> tuple[Any, Any]:
     "herd reset 'reco_.*' --downstream -f wf.yaml",
 )
 def cmd_reset(args: argparse.Namespace) -> int:
-    from herd.graph import build, descendants, match
-    from herd.workdir import Workdir
+    from herd.core.graph import build, descendants, match
+    from herd.store.workdir import Workdir
 
     _split_file(args)
     workflow = load_spec(args)
@@ -142,7 +142,7 @@ def _setup_reset(p: argparse.ArgumentParser) -> None:
     "forget", "Drop all recorded state of a workflow (its files stay).", "herd forget -w quickstart"
 )
 def cmd_forget(args: argparse.Namespace) -> int:
-    from herd.workdir import Workdir
+    from herd.store.workdir import Workdir
 
     with Workdir(args.workdir).lock():
         store, record = _store_and_workflow(args)
@@ -167,10 +167,10 @@ def _setup_forget(p: argparse.ArgumentParser) -> None:
     "herd clean wf.yaml --intermediate --dry-run",
 )
 def cmd_clean(args: argparse.Namespace) -> int:
-    from herd.clean import clean
-    from herd.graph import build
-    from herd.plan import Files
-    from herd.workdir import Workdir
+    from herd.core.graph import build
+    from herd.plan.clean import clean
+    from herd.plan.planner import Files
+    from herd.store.workdir import Workdir
 
     graph = build(load_spec(args))
     files = Files(args.workdir.resolve())
@@ -200,7 +200,7 @@ def _setup_clean(p: argparse.ArgumentParser) -> None:
     'herd emit events 1000   |   herd emit --event \'{"stage": "merged"}\'',
 )
 def cmd_emit(args: argparse.Namespace) -> int:
-    from herd.emit import emit, emit_event, parse_value
+    from herd.exec.emit import emit, emit_event, parse_value
 
     if args.event is not None:
         data = parse_value(args.event)
@@ -226,9 +226,9 @@ def _setup_emit(p: argparse.ArgumentParser) -> None:
     "herd provenance reco_1 --attempt 2",
 )
 def cmd_provenance(args: argparse.Namespace) -> int:
-    from herd.provenance import records
-    from herd.runner import existing_store
-    from herd.status import pick_workflow
+    from herd.reports.provenance import records
+    from herd.reports.status import pick_workflow
+    from herd.run.local import existing_store
 
     with existing_store(args.workdir) as store:
         if store is None:

@@ -36,9 +36,9 @@ from xml.etree import ElementTree
 import msgspec
 import yaml
 
-from herd.bulk import gc_paused
+from herd.core.bulk import gc_paused
+from herd.core.model import MAX_TASKS, Workflow
 from herd.errors import HerdError, SpecError
-from herd.model import MAX_TASKS, Workflow
 
 __all__ = [
     "FORMATS",

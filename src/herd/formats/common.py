@@ -24,8 +24,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn, TypeVar
 
+from herd.core.model import EMPTY, FrozenDict
 from herd.errors import SpecError
-from herd.model import EMPTY, FrozenDict
 
 T = TypeVar("T")
 

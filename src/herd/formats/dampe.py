@@ -55,8 +55,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
 
+from herd.core.model import Task, Workflow, frozen_map
 from herd.formats.common import as_float, as_int, fail, freeze
-from herd.model import Task, Workflow, frozen_map
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ input behind a variable is stamped like any other, and editing it is seen by the
 
 A variable set nowhere stays as written (the path is then never found), and one warning per
 variable names it and the tasks using it. The values taken from herd's environment (None for
-those set nowhere) are kept in ``Workflow.meta["environment"]`` so that a workflow kept between runs (:mod:`herd.built`) is only
+those set nowhere) are kept in ``Workflow.meta["environment"]`` so that a workflow kept between runs (:mod:`herd.formats.built`) is only
 reused while they still hold.
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from herd.core.model import Task, Workflow
 from herd.formats.common import freeze, thaw
-from herd.model import Task, Workflow
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The native herd spec (YAML or JSON): strict loading and canonical writing.
 
-:func:`load_data` turns the parsed document into a :class:`~herd.model.Workflow`; every problem is
+:func:`load_data` turns the parsed document into a :class:`~herd.core.model.Workflow`; every problem is
 a :class:`~herd.errors.SpecError` naming the file, the task and the field (unknown fields get a
 "did you mean" hint). The steps, each one pass over the task list:
 
@@ -10,7 +10,7 @@ a :class:`~herd.errors.SpecError` naming the file, the task and the field (unkno
 3. validate and coerce each task (:class:`TaskParser`), sharing identical resource, env and label
    values between tasks.
 
-Graph checks (cycles, unknown needs, duplicate names, limits) belong to :mod:`herd.graph`.
+Graph checks (cycles, unknown needs, duplicate names, limits) belong to :mod:`herd.core.graph`.
 
 :func:`dump_data` writes the canonical form: fields equal to their default are left out, and
 ``load_data(dump_data(wf), src)`` gives back ``wf`` (with ``source=src``, ``format="native"``).
@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from herd.core.model import EMPTY, FrozenDict, Recovery, Task, Workflow
 from herd.formats.common import (
     Parser,
     as_amounts,
@@ -39,7 +40,6 @@ from herd.formats.common import (
     thaw,
 )
 from herd.formats.sweep import expand, has_sweeps
-from herd.model import EMPTY, FrozenDict, Recovery, Task, Workflow
 
 WORKFLOW_FIELDS = frozenset({"name", "env", "init", "limits", "defaults", "tasks", "meta"})
 TASK_FIELDS = frozenset(

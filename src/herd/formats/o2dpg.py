@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
+from herd.core.model import EMPTY, FrozenDict, Task, Workflow
 from herd.formats.common import (
     as_amounts,
     as_env,
@@ -38,7 +39,6 @@ from herd.formats.common import (
     fail,
     freeze,
 )
-from herd.model import EMPTY, FrozenDict, Task, Workflow
 
 GLOBAL_INIT = "__global_init_task__"
 #: stage keys that map onto task fields; any other key is kept in ``Task.meta``
@@ -140,7 +140,7 @@ class _StageReader:
 
 def _encoded_marker(name: str) -> str:
     """The marker of a name holding ``/``, %-encoded: inside the task's cwd, whatever the name."""
-    from herd.workdir import safe_name
+    from herd.store.workdir import safe_name
 
     return f"{safe_name(name)}.log_done"
 

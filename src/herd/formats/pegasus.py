@@ -10,7 +10,7 @@ become labels. The inline catalogs are resolved here, so the task runs on this m
   executable never write a file another job is running (``Text file busy``). An unknown
   transformation runs by name from ``PATH``, with a warning.
 - **replicas**: an input with a replica catalog entry is read as its ``lfn`` in the working
-  directory; :attr:`~herd.model.Workflow.init` copies it there from the ``pfn`` (``cp`` for paths
+  directory; :attr:`~herd.core.model.Workflow.init` copies it there from the ``pfn`` (``cp`` for paths
   and ``file://``, ``curl`` for ``http(s)://``) when it is not there yet. ``task.meta["replicas"]``
   keeps the pfn.
 - **profiles** merge key by key, job > transformation site entry > transformation > site catalog
@@ -40,8 +40,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from herd.core.model import Task, Workflow, frozen_map
 from herd.formats.common import as_float, as_int, describe, env_value, fail, freeze
-from herd.model import Task, Workflow, frozen_map
 
 logger = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from herd.core.model import FrozenDict
 from herd.formats.common import describe, did_you_mean, fail, freeze
-from herd.model import FrozenDict
 
 #: fields whose string value (or, for lists, string items) are templated
 SCALAR_FIELDS = ("cwd", "semaphore", "stdin", "stdout", "stderr", "done_marker", "timeframe")

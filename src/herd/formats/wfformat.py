@@ -36,9 +36,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from herd.core.model import Task, TaskState, Workflow, frozen_map
 from herd.errors import HerdError, SpecError
 from herd.formats.common import as_amounts, as_env, as_float, as_str, describe, fail, freeze, thaw
-from herd.model import Task, TaskState, Workflow, frozen_map
 from herd.store.base import AttemptRecord
 
 logger = logging.getLogger(__name__)
@@ -522,7 +522,7 @@ def dump_data(workflow: Workflow, *, executed_at: str | None = None) -> dict[str
     ``executedAt`` (required by the schema) is ``executed_at`` or now; ``makespanInSeconds`` is
     the critical path of the expected durations.
     """
-    from herd.graph import build, critical_path
+    from herd.core.graph import build, critical_path
 
     graph = build(workflow)
     durations = [t.duration or 0.0 for t in workflow.tasks]
@@ -548,7 +548,7 @@ def dump_run(
     ``{"nodeName": host}`` for each); ``makespan`` defaults to the last end - the first start
     of all attempts.
     """
-    from herd.graph import build
+    from herd.core.graph import build
 
     chosen = _last_attempts(attempts)
     if not chosen:
@@ -789,7 +789,7 @@ def _check_ids(workflow: Workflow) -> None:
 
 
 def _herd_version() -> str:
-    from herd import __version__
+    from herd.version import __version__
 
     return __version__
 

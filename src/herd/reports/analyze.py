@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from herd.model import TaskState
+from herd.core.model import TaskState
 from herd.reports.stats import fmt_seconds, workflow_record
 from herd.store.base import AttemptRecord, Store, TaskRecord, UserData, UserEvent
 
@@ -275,7 +275,7 @@ def tail(path: str, lines: int) -> LogTail:
         with open(path, "rb") as f:
             data = _read_tail(f, lines)
     except FileNotFoundError:
-        # herd creates a log at the task's first byte (capture.py): no file, no output
+        # herd creates a log at the task's first byte (exec/capture.py): no file, no output
         return LogTail(path, problem="empty")
     except OSError as exc:
         return LogTail(path, problem=f"unreadable: {exc.strerror or exc}")

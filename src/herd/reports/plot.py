@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from herd.core.model import TaskState, Workflow
 from herd.errors import HerdError, UsageError
-from herd.model import TaskState, Workflow
 from herd.reports.stats import fmt_seconds, task_labels, workflow_record
 from herd.store.base import AttemptRecord, RunRecord, Sample, Store
 

@@ -35,8 +35,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from herd.core.model import TaskState, Workflow
 from herd.errors import HerdError
-from herd.model import TaskState, Workflow
 from herd.store.base import AttemptRecord, RunRecord, Store, TaskRecord, WorkflowRecord
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ test_store_contract.py`` for every implementation.
 
 Writes come in batches: the runner collects the changes its loop produced (attempts started,
 attempts finished, task states, samples, user data), turn after turn, and hands whole turns to
-:meth:`Store.write` at least every few milliseconds (group commit, see ``runner.py``); the batch is
+:meth:`Store.write` at least every few milliseconds (group commit, see ``run/local.py``); the batch is
 applied in a single transaction. The store thus always holds the run's history up to the end of
 some turn, and ``kill -9`` at any moment loses at most the last few milliseconds of it: those
 tasks run again.
@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
-from herd.model import EMPTY, Recovery, TaskState, Workflow
+from herd.core.model import EMPTY, Recovery, TaskState, Workflow
 
 #: the kill reason of attempts found running when a new run begins (herd was killed meanwhile)
 INTERRUPTED = "interrupted: herd stopped"

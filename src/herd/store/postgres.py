@@ -44,9 +44,9 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.string import TextLoader
 
-from herd.bulk import gc_paused
+from herd.core.bulk import gc_paused
+from herd.core.model import Workflow
 from herd.errors import StoreError
-from herd.model import Workflow
 from herd.store.base import (
     INTERRUPTED,
     AttemptFinished,

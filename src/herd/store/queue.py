@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from herd.model import Recovery, TaskState
+from herd.core.model import Recovery, TaskState
 from herd.store.base import (
     AttemptFinished,
     AttemptRecord,

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from herd.model import EMPTY, FrozenDict, Task, TaskState
+from herd.core.model import EMPTY, FrozenDict, Task, TaskState
 from herd.store.base import (
     AttemptRecord,
     AttemptStarted,

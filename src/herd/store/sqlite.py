@@ -18,7 +18,7 @@ Durability and concurrency
 - ``journal_mode=WAL`` with ``synchronous=NORMAL``: a committed transaction survives the death of
   the process at any moment (``kill -9``), which is what herd promises. A power loss or an OS crash
   may lose the last commits (the database stays consistent); herd then reruns those tasks.
-- One writer: a run holds ``.herd/lock`` (see ``herd.workdir``), and every write is one
+- One writer: a run holds ``.herd/lock`` (see ``herd.store.workdir``), and every write is one
   ``BEGIN IMMEDIATE`` transaction, rolled back whole when any part fails. Readers (``herd status``)
   read a snapshot and never block the writer, nor does the writer block them.
 - ``busy_timeout`` makes a connection wait, rather than fail, while another takes the write lock
@@ -45,9 +45,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from herd.bulk import gc_paused
+from herd.core.bulk import gc_paused
+from herd.core.model import Workflow
 from herd.errors import StoreError
-from herd.model import Workflow
 from herd.store import queue
 from herd.store.base import (
     INTERRUPTED,

@@ -4,7 +4,7 @@ A ``temp`` output is deleted as soon as every task of this run that reads it has
 (O2DPG's ``--remove-files-early``, Pegasus's in-place clean-up). A temp file is kept when a task
 that reads it failed (its rerun will want it) or lies outside this run's selection (a later run
 may want it). A later run that needs a deleted temp file again runs its producer again
-(``plan.py``).
+(``plan/planner.py``).
 
 ``herd clean`` removes, on request, the temp outputs still on disk and, with ``intermediate``,
 every output that another task of the workflow reads. Those producers run again when a task that
@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from herd.graph import Graph, file_key
-from herd.plan import Files
+from herd.core.graph import Graph, file_key
+from herd.plan.planner import Files
 
 
 class TempFiles:

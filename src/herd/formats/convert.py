@@ -19,8 +19,8 @@ import json
 import os
 from pathlib import Path
 
+from herd.core.model import Workflow
 from herd.errors import HerdError, UsageError
-from herd.model import Workflow
 
 __all__ = ["TARGETS", "convert", "load_source", "target_format"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from herd.graph import Graph
-from herd.model import TaskState
+from herd.core.graph import Graph
+from herd.core.model import TaskState
 
 COLOURS: Mapping[TaskState, str] = {
     TaskState.WAITING: "#ffffff",

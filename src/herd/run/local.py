@@ -43,14 +43,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from herd.bulk import gc_paused
-from herd.clean import TempFiles
-from herd.errors import ExecutionError
-from herd.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
-from herd.graph import Graph, build, check_limits, input_files, select
-from herd.model import Limits, Task, TaskState, Workflow
-from herd.plan import Commands, Files, Plan, PlanRequest, make_plan
-from herd.scheduler import (
+from herd.core.bulk import gc_paused
+from herd.core.graph import Graph, build, check_limits, input_files, select
+from herd.core.model import Limits, Task, TaskState, Workflow
+from herd.core.scheduler import (
     Cancel,
     Decision,
     Finished,
@@ -61,7 +57,11 @@ from herd.scheduler import (
     Scheduler,
     Stop,
 )
-from herd.scheduler import Start as StartDecision
+from herd.core.scheduler import Start as StartDecision
+from herd.errors import ExecutionError
+from herd.exec.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
+from herd.plan.clean import TempFiles
+from herd.plan.planner import Commands, Files, Plan, PlanRequest, make_plan
 from herd.store import open_store
 from herd.store.base import (
     AttemptFinished,
@@ -76,7 +76,7 @@ from herd.store.base import (
     UserData,
     UserEvent,
 )
-from herd.workdir import Workdir, safe_name
+from herd.store.workdir import Workdir, safe_name
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +160,8 @@ def prepare(
     workflow: Workflow, options: RunOptions, store: Store | None, graph: Graph | None = None
 ) -> Prepared:
     """Validate, check limits, read the store and plan. ``store`` None: nothing ran before;
-    ``graph``: the workflow's, already built (:mod:`herd.built`)."""
-    with gc_paused():  # a million tasks: arrays, records and verdicts, no cycles (herd.bulk)
+    ``graph``: the workflow's, already built (:mod:`herd.formats.built`)."""
+    with gc_paused():  # a million tasks: arrays, records and verdicts, no cycles (herd.core.bulk)
         return _prepare(workflow, options, store, graph)
 
 

@@ -46,8 +46,8 @@ from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
-from herd.graph import Graph, ancestors, descendants, file_key, match
-from herd.model import Task, TaskState, Workflow
+from herd.core.graph import Graph, ancestors, descendants, file_key, match
+from herd.core.model import Task, TaskState, Workflow
 from herd.store.base import FileStamp, TaskRecord
 
 DIGEST_LIMIT = 16 * 1024 * 1024
@@ -98,7 +98,7 @@ class Files:
         return self.exists_of(file_key(task, path))
 
     def exists_of(self, key: str) -> bool:
-        """:meth:`exists` of the file a :func:`~herd.graph.file_key` names."""
+        """:meth:`exists` of the file a :func:`~herd.core.graph.file_key` names."""
         return os.path.exists(self._full_key(key))
 
     def stamp(self, task: Task, path: str, known: FileStamp | None = None) -> FileStamp | None:
@@ -107,7 +107,7 @@ class Files:
         return self.stamp_of(file_key(task, path), known)
 
     def stamp_of(self, key: str, known: FileStamp | None = None) -> FileStamp | None:
-        """:meth:`stamp` of the file a :func:`~herd.graph.file_key` names."""
+        """:meth:`stamp` of the file a :func:`~herd.core.graph.file_key` names."""
         stat = self.stat_of(key)
         if stat is None:
             return None
@@ -503,7 +503,7 @@ def make_plan(
     """Decide, for every selected task in topological order, whether it runs and why.
 
     ``files``: a :meth:`~Files.snapshot` already told of the inputs of the selected tasks
-    (:meth:`~Files.stat_all` of :func:`~herd.graph.input_files`) plans fastest.
+    (:meth:`~Files.stat_all` of :func:`~herd.core.graph.input_files`) plans fastest.
     """
     return _Planner(graph, records, files, request).plan()
 

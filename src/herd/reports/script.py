@@ -18,8 +18,8 @@ import re
 import shlex
 from collections.abc import Collection, Mapping
 
-from herd.graph import Graph
-from herd.model import Task
+from herd.core.graph import Graph
+from herd.core.model import Task
 
 _SH = "/bin/sh"
 #: a variable name bash can ``export``

@@ -7,8 +7,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from herd.core.model import Limits, Workflow
 from herd.errors import UsageError
-from herd.model import Limits, Workflow
 
 
 def cores() -> float:

@@ -24,12 +24,12 @@ import pickle
 import sys
 from pathlib import Path
 
-from herd import __version__
-from herd.bulk import gc_paused
+from herd.core.bulk import gc_paused
+from herd.core.graph import Graph, build
+from herd.core.model import MAX_TASKS, Workflow
 from herd.formats import load
-from herd.graph import Graph, build
-from herd.model import MAX_TASKS, Workflow
-from herd.workdir import Workdir
+from herd.store.workdir import Workdir
+from herd.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _key(source: str, raw: bytes) -> bytes:
 
 def _code() -> str:
     """herd's version, its modules' sizes and mtimes, and Python's version, as one digest."""
-    root = Path(__file__).parent
+    root = Path(__file__).parents[1]  # the whole herd package, not only formats/
     parts = [__version__, sys.version]
     for module in sorted(root.rglob("*.py")):
         st = module.stat()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from herd.core.graph import Graph
 from herd.errors import UsageError
-from herd.graph import Graph
-from herd.plan import Plan
+from herd.plan.planner import Plan
 
 _UPSTREAM = "upstream "
 

@@ -79,10 +79,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from herd import monitor
-from herd.capture import Capture
 from herd.errors import HerdError
-from herd.monitor import TOKEN_VAR, Monitor, TreeAccount, Usage
+from herd.exec import monitor
+from herd.exec.capture import Capture
+from herd.exec.monitor import TOKEN_VAR, Monitor, TreeAccount, Usage
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@
         lock                            held by the herd process running here; holds its pid
         logs/<workflow>/<task>.<n>.out  stdout of attempt n of a task
         logs/<workflow>/<task>.<n>.err  stderr
-        cache/<digest>.pickle           a big spec, loaded and validated (herd.built)
+        cache/<digest>.pickle           a big spec, loaded and validated (herd.formats.built)
 
 One run at a time per working directory: :meth:`Workdir.lock` takes an exclusive ``flock`` on
 ``.herd/lock`` for the life of the run, and refuses at once, with :class:`~herd.errors.LockedError`,

@@ -6,10 +6,10 @@ import socket
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from herd.core.model import TaskState
 from herd.errors import UsageError
-from herd.model import TaskState
 from herd.store.base import RunRecord, Store, TaskRecord, WorkflowRecord
-from herd.workdir import process_alive
+from herd.store.workdir import process_alive
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain, repeat
 
+from herd.core.model import Limits, Task, Workflow
 from herd.errors import ValidationError
-from herd.model import Limits, Task, Workflow
 
 
 @dataclass(frozen=True, slots=True, eq=False)

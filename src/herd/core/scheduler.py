@@ -1,7 +1,7 @@
 """The scheduling core: a pure state machine. Events in, decisions out.
 
-The scheduler never reads a clock, a file or a process: drivers (``runner.py`` for real processes,
-``simulate.py`` for a virtual clock) feed it :class:`Finished`, :class:`RetryDue` and :class:`Stop`
+The scheduler never reads a clock, a file or a process: drivers (``run/local.py`` for real processes,
+``run/simulate.py`` for a virtual clock) feed it :class:`Finished`, :class:`RetryDue` and :class:`Stop`
 events carrying ``now``, and carry out the :class:`Start`, :class:`RetryAt` and :class:`Cancel`
 decisions it returns. The same inputs always give the same decisions.
 
@@ -21,14 +21,14 @@ Policy
   soon as running tasks release them. The bypass count resets whenever the blocked task changes.
 - **Failure.** A failed attempt is retried after ``backoff * 2**(k-1)`` seconds while retries are
   left (:class:`RetryAt`, then the driver sends :class:`RetryDue`). After a watchdog kill for
-  memory or time, a task with a :class:`~herd.model.Recovery` policy is retried at once with memory
+  memory or time, a task with a :class:`~herd.core.model.Recovery` policy is retried at once with memory
   or timeout scaled up (capped at the run's limit). A task that finally fails cancels its
   descendants; without ``keep_going`` nothing new starts after the first final failure (running
   tasks finish), as the O2DPG runner does.
 
 State collections
 -----------------
-``state[i]``     the :class:`~herd.model.TaskState` of every task
+``state[i]``     the :class:`~herd.core.model.TaskState` of every task
 ``unmet[i]``     how many of a task's parents have not succeeded yet
 ``_classes``     ready tasks grouped by (resource demand, semaphore); one heap of keys per class
 ``_running``     running task -> the demand it holds
@@ -45,9 +45,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from herd.core.graph import Graph, upward_ranks
+from herd.core.model import Limits, TaskState
 from herd.errors import TransitionError
-from herd.graph import Graph, upward_ranks
-from herd.model import Limits, TaskState
 
 W, R, RUN, RETRY = TaskState.WAITING, TaskState.READY, TaskState.RUNNING, TaskState.RETRYING
 OK, FAIL, CANCEL, SKIP = (

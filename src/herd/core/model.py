@@ -2,8 +2,8 @@
 
 Every spec format (native YAML/JSON, O2DPG ``workflow.json``, Pegasus ``wf.yml``, WfFormat, DAMPE
 XML) and the Python API produce the same two types: a :class:`Workflow` holding a tuple of
-:class:`Task`. Everything downstream — validation and graph building (``graph.py``), planning
-(``plan.py``), the scheduler, the store — reads only these.
+:class:`Task`. Everything downstream — validation and graph building (``core/graph.py``), planning
+(``plan/planner.py``), the scheduler, the store — reads only these.
 
 Conventions
 -----------

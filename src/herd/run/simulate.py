@@ -1,7 +1,7 @@
 """``herd simulate``: the real scheduler on a virtual clock.
 
-The driver here replaces processes with a heap of finish times: every :class:`~herd.scheduler.Start`
-becomes a finish event ``duration`` later, fed back as :class:`~herd.scheduler.Finished`. The
+The driver here replaces processes with a heap of finish times: every :class:`~herd.core.scheduler.Start`
+becomes a finish event ``duration`` later, fed back as :class:`~herd.core.scheduler.Finished`. The
 scheduling code is the one ``herd run`` uses, so a simulated schedule is what a run with those
 durations would do (tests check the order of starts against real runs).
 
@@ -20,9 +20,9 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from herd.graph import Graph, critical_path
-from herd.model import Limits
-from herd.scheduler import Decision, Finished, Policy, Scheduler, Start
+from herd.core.graph import Graph, critical_path
+from herd.core.model import Limits
+from herd.core.scheduler import Decision, Finished, Policy, Scheduler, Start
 
 
 @dataclass(frozen=True, slots=True)

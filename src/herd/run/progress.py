@@ -13,9 +13,9 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from herd.model import Task, TaskState, Workflow
-from herd.runner import RunResult
-from herd.scheduler import Scheduler
+from herd.core.model import Task, TaskState, Workflow
+from herd.core.scheduler import Scheduler
+from herd.run.local import RunResult
 
 _SHOW = (
     TaskState.SUCCEEDED,

@@ -1,6 +1,6 @@
 """docs/cli.md, generated from the parser itself so that it cannot drift from the code.
 
-``python -m herd.clidoc > docs/cli.md`` rewrites it; a test fails when it is out of date.
+``python -m herd.cli.clidoc > docs/cli.md`` rewrites it; a test fails when it is out of date.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from herd.cli import ordered, parser
 
 INTRO = """# herd command line
 
-Generated from `herd --help` by `python -m herd.clidoc > docs/cli.md` (a test keeps it current).
+Generated from `herd --help` by `python -m herd.cli.clidoc > docs/cli.md` (a test keeps it current).
 
 ## Exit codes
 
