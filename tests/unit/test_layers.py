@@ -92,3 +92,10 @@ def test_top_level_holds_few_modules() -> None:
     top = sorted(p.stem for p in SRC.glob("*.py") if p.stem != "__init__")
     assert len(top) <= TOP_LEVEL_AT_MOST, f"src/herd holds {len(top)} modules ({top}): move some into packages"
 
+
+
+def test_architecture_names_every_room() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    for name in RANKS:
+        kind = "/" if (SRC / name).is_dir() else ".py"
+        assert f"{name}{kind}" in text, f"docs/architecture.md does not name {name}{kind}"
