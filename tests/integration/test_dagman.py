@@ -17,8 +17,8 @@ import pytest
 
 from herd.core.graph import build
 from herd.core.model import Workflow
-from herd.dagman import INIT_NODE, export_dagman, node_names, render
 from herd.formats import load
+from herd.launch.dagman import INIT_NODE, export_dagman, node_names, render
 
 from .helpers import write_spec
 

@@ -24,8 +24,9 @@ RANKS = {
     "plan": 3,
     "run": 4,
     "reports": 4,
-    "api": 5,
-    "cli": 6,
+    "launch": 5,
+    "api": 6,
+    "cli": 7,
 }
 #: what the pure core (and the modules it may import) must not import: disk, clock, processes, network
 PURE = {"errors", "version", "core"}

@@ -67,7 +67,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_dagman(args: argparse.Namespace) -> int:
-    from herd.dagman import export_dagman
+    from herd.launch.dagman import export_dagman
 
     done = export_dagman(load_spec(args), Path(args.output), args.workdir)
     print(f"wrote {done.dag}: {done.nodes} nodes, {done.edges} dependencies (condor_submit_dag)")
