@@ -4,6 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/bootstrap.sh" test
 cd "$ROOT"
+echo "== slurm"; eval "$(bash scripts/slurm.sh up)"  # the Slurm tests run for real
 echo "== ruff"; ruff check src tests bench examples
 echo "== mypy"; mypy
 echo "== pytest"

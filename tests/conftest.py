@@ -40,3 +40,20 @@ def postgres_url(postgres_database: str) -> Iterator[str]:
 
     with pgserver.fresh_schema(postgres_database) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def slurm() -> str:
+    """SLURM_CONF of a running single-node Slurm cluster: the one scripts/test.sh started, or one
+    started here by scripts/slurm.sh (which installs Slurm when missing, as root). Fails, never
+    skips, when no cluster can be had: the Slurm tests run for real in CI."""
+    import os
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "slurm.sh"
+    done = subprocess.run(["bash", str(script), "up"], capture_output=True, text=True, timeout=900)
+    if done.returncode != 0 or "SLURM_CONF=" not in done.stdout:
+        pytest.fail(f"no Slurm cluster for the Slurm tests ({script} up): {done.stderr.strip()}")
+    conf = done.stdout.strip().rsplit("SLURM_CONF=", 1)[1]
+    os.environ["SLURM_CONF"] = conf
+    return conf

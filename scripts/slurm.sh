@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# A single-node Slurm cluster on this machine, for tests, benchmarks and trying herd's Slurm paths.
+#
+#   eval "$(bash scripts/slurm.sh up)"   # install if missing (root), start; prints SLURM_CONF=...
+#   bash scripts/slurm.sh status         # is it up? (exit 0 when `srun true` works)
+#   bash scripts/slurm.sh down           # stop what `up` started
+#
+# Idempotent: `up` on a running cluster only checks it and prints the same line. Everything lives
+# in $HERD_SLURM_DIR (default /tmp/herd-slurm): slurm.conf, state, spool, logs and pid files;
+# clients find the cluster through SLURM_CONF. The node declares $HERD_SLURM_CPUS cores (default
+# 16) and $HERD_SLURM_MEM MB (default 32000), more than this machine may have
+# (SlurmdParameters=config_overrides), so that tests can ask for what production nodes have.
+# Slurm keeps finished jobs for MinJobAge seconds (1 h): herd reads their state with
+# `scontrol show job`, without accounting (no slurmdbd).
+set -euo pipefail
+
+DIR="${HERD_SLURM_DIR:-/tmp/herd-slurm}"
+CPUS="${HERD_SLURM_CPUS:-16}"
+MEM="${HERD_SLURM_MEM:-32000}"
+CONF="$DIR/slurm.conf"
+NODE="$(hostname -s)"
+
+say() { echo "slurm.sh: $*" >&2; }
+
+install_missing() {
+  local missing=()
+  command -v slurmctld >/dev/null || missing+=(slurmctld)
+  command -v slurmd >/dev/null || missing+=(slurmd)
+  command -v sbatch >/dev/null || missing+=(slurm-client)
+  command -v munged >/dev/null || missing+=(munge)
+  [ ${#missing[@]} -eq 0 ] && return
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing ${missing[*]}: install them (sudo apt-get install slurmctld slurmd slurm-client munge) or run as root"
+    exit 1
+  fi
+  say "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
+}
+
+write_conf() {
+  mkdir -p "$DIR/state" "$DIR/spool"
+  cat >"$CONF" <<EOF
+# single-node test cluster written by herd's scripts/slurm.sh (see its header)
+ClusterName=herd
+SlurmctldHost=$NODE
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/slurmctld.pid
+SlurmdPidFile=$DIR/slurmd.pid
+SlurmctldLogFile=$DIR/slurmctld.log
+SlurmdLogFile=$DIR/slurmd.log
+# processes tracked by their parent links, no cgroups: works in a container
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+# start a job as soon as it is submitted (measured: sbatch -> start <= 1 s)
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+# a job that names no memory gets this much per core, not the whole node
+DefMemPerCPU=500
+# the node may declare more cores and memory than the machine has
+SlurmdParameters=config_overrides
+ReturnToService=2
+# no accounting: finished jobs stay visible to scontrol for an hour
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MinJobAge=3600
+KillWait=5
+InactiveLimit=0
+NodeName=$NODE CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+}
+
+alive() { [ -f "$1" ] && [ -e "/proc/$(cat "$1")" ] && ! grep -q ') Z ' "/proc/$(cat "$1")/stat"; }
+
+works() { SLURM_CONF="$CONF" timeout 20 srun --time=1 true >/dev/null 2>&1; }
+
+start_munge() {
+  if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then return; fi
+  [ -f /etc/munge/munge.key ] || mungekey --create
+  mkdir -p /run/munge && chown munge:munge /run/munge 2>/dev/null || true
+  runuser -u munge -- munged 9>&-
+  pgrep -u munge -n munged >"$DIR/munged.pid"
+}
+
+up() {
+  install_missing
+  mkdir -p "$DIR"
+  if alive "$DIR/slurmctld.pid" && alive "$DIR/slurmd.pid" && works; then
+    echo "export SLURM_CONF=$CONF"
+    return
+  fi
+  write_conf
+  start_munge
+  export SLURM_CONF="$CONF"
+  alive "$DIR/slurmctld.pid" || slurmctld -f "$CONF" 9>&-  # the lock stays with this script
+  alive "$DIR/slurmd.pid" || slurmd -f "$CONF" 9>&-
+  for _ in $(seq 1 60); do
+    if works; then
+      say "up: node $NODE with $CPUS cores, $MEM MB (logs in $DIR)"
+      echo "export SLURM_CONF=$CONF"
+      return
+    fi
+    scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
+    sleep 0.5
+  done
+  say "Slurm did not come up within 30 s: see $DIR/slurmctld.log and $DIR/slurmd.log"
+  exit 1
+}
+
+stop() {  # by the pid a daemon wrote, so that nobody else's process is touched
+  local pidfile="$1"
+  alive "$pidfile" || { rm -f "$pidfile"; return; }
+  local pid
+  pid="$(cat "$pidfile")"
+  kill "$pid"
+  for _ in $(seq 1 50); do
+    alive "$pidfile" || break
+    sleep 0.1
+  done
+  alive "$pidfile" && kill -9 "$pid"
+  rm -f "$pidfile"
+}
+
+down() {
+  if alive "$DIR/slurmctld.pid"; then  # jobs first: their slurmstepd would outlive slurmd
+    SLURM_CONF="$CONF" scancel --full --quiet --partition=debug 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      [ -z "$(SLURM_CONF="$CONF" squeue --noheader --states=RUNNING,COMPLETING 2>/dev/null)" ] && break
+      sleep 0.1
+    done
+  fi
+  stop "$DIR/slurmd.pid"
+  stop "$DIR/slurmctld.pid"
+  stop "$DIR/munged.pid"  # only when this script started it
+  say "down"
+}
+
+mkdir -p "$(dirname "$DIR")"
+exec 9>"$DIR.lock"
+flock 9  # two test runs bringing the cluster up at once start it once
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) works && say "up ($CONF)" || { say "not running"; exit 1; } ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
