@@ -11,6 +11,7 @@
     │   └── LockedError         another herd process holds this working directory (exit 3)
     ├── TransitionError         a task moved between states illegally: a bug in herd (exit 70)
     └── ExecutionError          herd could not start a task's process (exit 1)
+        └── BatchError          the batch system refused a job or does not answer (exit 1)
 
 Each class's docstring is its default message.
 """
@@ -99,3 +100,8 @@ class TransitionError(HerdError):
 
 class ExecutionError(HerdError):
     """herd could not start a task."""
+
+
+class BatchError(ExecutionError):
+    """The batch system refused a job or does not answer: check that it is up (`sinfo`) and the
+    partition and account herd was given."""

@@ -96,11 +96,13 @@ def add_limits(p: argparse.ArgumentParser) -> None:
 def limits_from(args: argparse.Namespace, workflow: Any) -> Any:
     from herd.exec.machine import parse_named, run_limits
 
+    # a batch system queues what does not fit: herd's limits then bound only what it submits
+    free = float("inf") if getattr(args, "executor", "local") != "local" else None
     return run_limits(
         workflow,
-        cpu=args.cpu_limit,
-        mem=args.mem_limit,
-        gpu=args.gpu_limit,
+        cpu=free if args.cpu_limit is None else args.cpu_limit,
+        mem=free if args.mem_limit is None else args.mem_limit,
+        gpu=free if args.gpu_limit is None else args.gpu_limit,
         named=parse_named(args.limit),
         jobs=args.jobs,
     )
@@ -160,7 +162,20 @@ def run_options(args: argparse.Namespace, workflow: Any) -> Any:
         policy=Policy(getattr(args, "policy", "critical-path")),
         mem_kill_ratio=getattr(args, "mem_kill_ratio", 2.0),
         argv=tuple(sys.argv),
+        **_executor(args),
     )
+
+
+def _executor(args: argparse.Namespace) -> dict[str, Any]:
+    if getattr(args, "executor", "local") != "slurm":
+        return {}
+    from herd.launch.slurm.executor import slurm_executor
+    from herd.launch.slurm.jobs import SlurmOptions
+
+    if args.group < 1:
+        raise UsageError(f"--group {args.group}: give 1 or more tasks per job")
+    options = SlurmOptions(args.partition, args.account, args.qos, tuple(args.sbatch), args.group)
+    return {"executor": slurm_executor(options)}
 
 
 # --- commands -------------------------------------------------------------------------------

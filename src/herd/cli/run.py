@@ -57,6 +57,35 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="with --dry-run: machine-readable plan")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    add_slurm(p)
+
+
+def add_slurm(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("executor (docs/batch.md)")
+    g.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        default="local",
+        help="local: processes here (default); slurm: each task a Slurm job (sbatch)",
+    )
+    g.add_argument("--partition", help="slurm: the partition of every job")
+    g.add_argument("--account", help="slurm: the account charged")
+    g.add_argument("--qos", help="slurm: the quality of service")
+    g.add_argument(
+        "--sbatch",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="slurm: one more sbatch option, e.g. --sbatch=--constraint=haswell (repeatable)",
+    )
+    g.add_argument(
+        "--group",
+        type=int,
+        default=1,
+        metavar="N",
+        help="slurm: up to N tasks of equal resources that are ready together share one job "
+        "(run one after another; for short tasks; default 1)",
+    )
 
 
 @command(

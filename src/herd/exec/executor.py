@@ -78,7 +78,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Protocol
 
+from herd.core.model import EMPTY
 from herd.errors import HerdError
 from herd.exec import monitor
 from herd.exec.capture import Capture
@@ -90,6 +92,7 @@ __all__ = [
     "TOKEN_VAR",
     "AttemptKey",
     "Event",
+    "Executor",
     "Exited",
     "Interrupted",
     "Launch",
@@ -131,6 +134,8 @@ class Launch:
     #: bytes of tree rss; the tree is killed above ``mem_limit * mem_ratio``; None: no limit
     mem_limit: int | None = None
     mem_ratio: float = 1.0
+    #: what the scheduler granted (cores, MB, GPUs, pools): a batch system's request
+    resources: Mapping[str, float] = EMPTY
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +194,15 @@ class Interrupted:
 
 
 Event = Exited | Sampled | Interrupted
+
+
+class Executor(Protocol):
+    """What the runner drives: :class:`LocalExecutor`, or ``slurm.executor.SlurmExecutor``."""
+
+    def start(self, launch: Launch) -> int: ...
+    def wait(self, deadline: float | None = None) -> list[Event]: ...
+    def shutdown(self, grace: float | None = None, reason: str = "shutdown") -> list[Exited]: ...
+    def close(self) -> None: ...
 
 
 def human_bytes(n: float) -> str:
@@ -598,6 +612,8 @@ class _Wakeup:
     """Signal handlers that do nothing but make ``set_wakeup_fd`` write to a socketpair."""
 
     SIGNALS = (signal.SIGCHLD, *_STOPPING)
+    #: the signals that stop herd
+    STOPS = _STOPPING
 
     def __init__(self) -> None:
         self._recv, self._send = socket.socketpair()
@@ -639,6 +655,10 @@ class _Wakeup:
         self.selector.close()
         self._recv.close()
         self._send.close()
+
+
+#: shared with the Slurm executor, which waits on signals the same way
+Wakeup = _Wakeup
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:

@@ -38,7 +38,7 @@ import signal
 import socket
 import stat
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,7 +59,15 @@ from herd.core.scheduler import (
 )
 from herd.core.scheduler import Start as StartDecision
 from herd.errors import ExecutionError
-from herd.exec.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
+from herd.exec.executor import (
+    Executor,
+    Exited,
+    Interrupted,
+    Launch,
+    LocalExecutor,
+    Sampled,
+    stop_leftovers,
+)
 from herd.plan.clean import TempFiles
 from herd.plan.planner import Commands, Files, Plan, PlanRequest, make_plan
 from herd.store import open_store
@@ -88,6 +96,11 @@ _DATA = ".data.jsonl"
 COMMIT_DELAY = 0.01
 
 
+def local_executor(workflow: str, workdir: Path) -> Executor:
+    """The default executor: processes on this machine."""
+    return LocalExecutor()
+
+
 @dataclass(frozen=True, slots=True)
 class RunOptions:
     """Everything ``herd run`` can be told, besides the workflow."""
@@ -106,6 +119,8 @@ class RunOptions:
     #: the watchdog kills a task whose memory exceeds its declared ``mem`` times this; 0: never
     mem_kill_ratio: float = 2.0
     argv: tuple[str, ...] = ()
+    #: makes the run's executor from the workflow's name and the working directory
+    executor: Callable[[str, Path], Executor] = local_executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +296,7 @@ class _Run:
             durations=self._durations(),
             keep_going=self.options.keep_going,
         )
-        with LocalExecutor() as ex:
+        with contextlib.closing(self.options.executor(self.wf.name, self.options.workdir)) as ex:
             self.ex = ex
             if todo and self.wf.init and not self._run_init():
                 sched.handle(Stop(time.monotonic(), "the workflow's init command failed"))
@@ -413,6 +428,7 @@ class _Run:
             timeout=d.timeout,
             mem_limit=self._mem_limit(d.resources),
             mem_ratio=self.options.mem_kill_ratio,
+            resources=d.resources,
         )
         pid = self.ex.start(launch)
         start = time.time()
