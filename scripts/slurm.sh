@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A single-node Slurm cluster on this machine, for tests, benchmarks and trying herd's Slurm paths.
+# A Slurm cluster on this machine, for tests, benchmarks and trying herd's Slurm paths: one
+# controller and $HERD_SLURM_NODES nodes (default 4: herd1 .. herd4), each its own slurmd.
 #
 #   eval "$(bash scripts/slurm.sh up)"   # install if missing (root), start; prints SLURM_CONF=...
 #   bash scripts/slurm.sh status         # is it up? (exit 0 when `srun true` works)
@@ -7,16 +8,17 @@
 #
 # Idempotent: `up` on a running cluster only checks it and prints the same line. Everything lives
 # in $HERD_SLURM_DIR (default /tmp/herd-slurm): slurm.conf, state, spool, logs and pid files;
-# clients find the cluster through SLURM_CONF. The node declares $HERD_SLURM_CPUS cores (default
-# 16) and $HERD_SLURM_MEM MB (default 32000), more than this machine may have
+# clients find the cluster through SLURM_CONF. Each node declares $HERD_SLURM_CPUS cores (default
+# 8) and $HERD_SLURM_MEM MB (default 16000), more than this machine may have
 # (SlurmdParameters=config_overrides), so that tests can ask for what production nodes have.
 # Slurm keeps finished jobs for MinJobAge seconds (1 h): herd reads their state with
 # `scontrol show job`, without accounting (no slurmdbd).
 set -euo pipefail
 
 DIR="${HERD_SLURM_DIR:-/tmp/herd-slurm}"
-CPUS="${HERD_SLURM_CPUS:-16}"
-MEM="${HERD_SLURM_MEM:-32000}"
+NODES="${HERD_SLURM_NODES:-4}"
+CPUS="${HERD_SLURM_CPUS:-8}"
+MEM="${HERD_SLURM_MEM:-16000}"
 CONF="$DIR/slurm.conf"
 NODE="$(hostname -s)"
 
@@ -39,7 +41,8 @@ install_missing() {
 }
 
 write_conf() {
-  mkdir -p "$DIR/state" "$DIR/spool"
+  mkdir -p "$DIR/state"
+  for n in $(seq 1 "$NODES"); do mkdir -p "$DIR/spool/herd$n"; done
   cat >"$CONF" <<EOF
 # single-node test cluster written by herd's scripts/slurm.sh (see its header)
 ClusterName=herd
@@ -48,11 +51,11 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation=$DIR/state
-SlurmdSpoolDir=$DIR/spool
+SlurmdSpoolDir=$DIR/spool/%n
 SlurmctldPidFile=$DIR/slurmctld.pid
-SlurmdPidFile=$DIR/slurmd.pid
+SlurmdPidFile=$DIR/slurmd.%n.pid
 SlurmctldLogFile=$DIR/slurmctld.log
-SlurmdLogFile=$DIR/slurmd.log
+SlurmdLogFile=$DIR/slurmd.%n.log
 # processes tracked by their parent links, no cgroups: works in a container
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -66,20 +69,27 @@ DefMemPerCPU=500
 # the node may declare more cores and memory than the machine has
 SlurmdParameters=config_overrides
 ReturnToService=2
+# a node whose slurmd stops is down (and its jobs NODE_FAIL) after 10 s, not 5 min
+SlurmdTimeout=10
 # no accounting: finished jobs stay visible to scontrol for an hour
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MinJobAge=3600
 KillWait=5
 InactiveLimit=0
-NodeName=$NODE CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+# several nodes on this one machine: one slurmd each (slurmd -N), on its own port
+NodeName=herd[1-$NODES] NodeHostname=$NODE NodeAddr=127.0.0.1 Port=[17001-$((17000 + NODES))] CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 }
 
 alive() { [ -f "$1" ] && [ -e "/proc/$(cat "$1")" ] && ! grep -q ') Z ' "/proc/$(cat "$1")/stat"; }
 
-works() { SLURM_CONF="$CONF" timeout 20 srun --time=1 true >/dev/null 2>&1; }
+works() { SLURM_CONF="$CONF" timeout 20 srun --nodes="$NODES" --time=1 true >/dev/null 2>&1; }
+
+slurmds_alive() {
+  for n in $(seq 1 "$NODES"); do alive "$DIR/slurmd.herd$n.pid" || return 1; done
+}
 
 start_munge() {
   if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then return; fi
@@ -92,7 +102,7 @@ start_munge() {
 up() {
   install_missing
   mkdir -p "$DIR"
-  if alive "$DIR/slurmctld.pid" && alive "$DIR/slurmd.pid" && works; then
+  if alive "$DIR/slurmctld.pid" && slurmds_alive && works; then
     echo "export SLURM_CONF=$CONF"
     return
   fi
@@ -100,17 +110,19 @@ up() {
   start_munge
   export SLURM_CONF="$CONF"
   alive "$DIR/slurmctld.pid" || slurmctld -f "$CONF" 9>&-  # the lock stays with this script
-  alive "$DIR/slurmd.pid" || slurmd -f "$CONF" 9>&-
+  for n in $(seq 1 "$NODES"); do
+    alive "$DIR/slurmd.herd$n.pid" || slurmd -f "$CONF" -N "herd$n" 9>&-
+  done
   for _ in $(seq 1 60); do
     if works; then
-      say "up: node $NODE with $CPUS cores, $MEM MB (logs in $DIR)"
+      say "up: $NODES node(s) herd1.. with $CPUS cores and $MEM MB each, on $NODE (logs in $DIR)"
       echo "export SLURM_CONF=$CONF"
       return
     fi
-    scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
+    scontrol update nodename="herd[1-$NODES]" state=resume >/dev/null 2>&1 || true
     sleep 0.5
   done
-  say "Slurm did not come up within 30 s: see $DIR/slurmctld.log and $DIR/slurmd.log"
+  say "Slurm did not come up within 30 s: see $DIR/slurmctld.log and $DIR/slurmd.*.log"
   exit 1
 }
 
@@ -136,7 +148,7 @@ down() {
       sleep 0.1
     done
   fi
-  stop "$DIR/slurmd.pid"
+  for pidfile in "$DIR"/slurmd.pid "$DIR"/slurmd.*.pid; do [ -e "$pidfile" ] && stop "$pidfile"; done
   stop "$DIR/slurmctld.pid"
   stop "$DIR/munged.pid"  # only when this script started it
   say "down"

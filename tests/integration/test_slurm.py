@@ -221,3 +221,38 @@ def test_ctrl_c_cancels_what_herd_submitted(tmp_path: Path) -> None:
     )
     assert left.stdout.split() == ["CANCELLED", "CANCELLED"]
     assert set(states(tmp_path).values()) == {TaskState.CANCELLED}
+
+
+@pytest.mark.slow
+def test_a_node_whose_slurmd_stops_loses_its_job_and_the_task_runs_elsewhere(
+    tmp_path: Path, slurm: str
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        [
+            {
+                "name": "stranded",
+                "cmd": "if [ -e again ]; then hostname > out.txt; else touch again; sleep 60; fi",
+                "retries": 1,
+                "backoff": 0.1,
+            }
+        ],
+    )
+    script = Path(__file__).resolve().parents[2] / "scripts" / "slurm.sh"
+    with herd_on_slurm(spec, tmp_path) as proc:
+        wait_for(lambda: bool(squeue_job("stranded")) and (tmp_path / "again").exists())
+        node = subprocess.run(
+            ["squeue", "--noheader", "--name=stranded", "--format=%N"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        pidfile = Path(slurm).parent / f"slurmd.{node}.pid"
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the node dies, its job with it
+        try:
+            _, err = proc.communicate(timeout=90)
+        finally:
+            subprocess.run(["bash", str(script), "up"], capture_output=True, check=True)
+    assert proc.returncode == 0, err
+    assert "lost in Slurm: job" in err and f"node {node} failed" in err
+    assert (tmp_path / "out.txt").exists()
