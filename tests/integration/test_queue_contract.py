@@ -13,6 +13,7 @@ import pytest
 
 from herd.core.model import Recovery, Task, TaskState, Workflow
 from herd.store.base import AttemptFinished, Claimed, Outcome, QueuedTask, Store, UserData
+from herd.store.postgres import PostgresStore
 from herd.store.sqlite import SQLiteStore
 
 LEASE = 30.0
@@ -287,3 +288,12 @@ class QueueContract:
 class TestSQLiteQueue(QueueContract):
     def make_store(self, tmp_path: Path) -> Store:
         return SQLiteStore(tmp_path / "herd.db")
+
+
+class TestPostgresQueue(QueueContract):
+    @pytest.fixture(autouse=True)
+    def _url(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    def make_store(self, tmp_path: Path) -> Store:
+        return PostgresStore(self.url)

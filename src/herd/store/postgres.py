@@ -47,18 +47,24 @@ from psycopg.types.string import TextLoader
 from herd.core.bulk import gc_paused
 from herd.core.model import Workflow
 from herd.errors import StoreError
+from herd.store import queue
 from herd.store.base import (
     INTERRUPTED,
     AttemptFinished,
     AttemptRecord,
     AttemptStarted,
     Change,
+    Claimed,
+    Lost,
+    Outcome,
+    QueuedTask,
     RunRecord,
     Sample,
     TaskChanged,
     TaskRecord,
     UserData,
     UserEvent,
+    WorkerRecord,
     WorkflowRecord,
     coalesce,
 )
@@ -74,10 +80,11 @@ from herd.store.rows import (
     task_rows,
     user_data_record,
     user_event_record,
+    worker_record,
     workflow_record,
 )
 
-__all__ = ["PostgresStore", "is_postgres_url", "migrate", "redact"]
+__all__ = ["PostgresStore", "migrate", "redact"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +93,8 @@ _Conn = psycopg.Connection[tuple[Any, ...]]
 _QUERIES = POSTGRES.queries
 #: any constant: the advisory lock that serialises migrations between hosts
 _MIGRATION_LOCK = 0x68657264  # "herd"
-_URL_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres_url(location: object) -> bool:
-    """Whether ``location`` names a PostgreSQL database (rather than an SQLite file)."""
-    return isinstance(location, str) and location.startswith(_URL_SCHEMES)
+#: the channel that transactions making work claimable notify, and idle workers listen on
+_CHANNEL = "herd_work"
 
 
 def redact(url: str) -> str:
@@ -122,6 +125,8 @@ class PostgresStore:
         self._connect_timeout, self._reconnect_for = connect_timeout, reconnect_for
         self._clock, self._dialect = clock, dialect
         self._closed = False
+        #: LISTEN was issued on the current connection; work may have come since the last wait
+        self._listening, self._work = False, True
         self._conn = self._connect()
         try:
             with self._errors("open the database"):
@@ -369,6 +374,173 @@ class PostgresStore:
             ],
         )
 
+    # --- workers (the logic is in queue.py, shared by every SQL store) ------------------------
+
+    def submit(
+        self,
+        workflow_id: int,
+        tasks: Sequence[QueuedTask],
+        *,
+        pools: Mapping[str, float],
+        now: float,
+        host: str,
+        user: str,
+        pid: int,
+        argv: Sequence[str],
+    ) -> int:
+        run = {
+            "workflow_id": workflow_id,
+            "started": now,
+            "host": host,
+            "user": user,
+            "pid": pid,
+            "argv": encode(list(argv)),
+            "limits": encode(dict(pools)),
+        }
+        closing = {"workflow_id": workflow_id, "time": now}
+
+        def submit(tx: _Tx) -> int:
+            tx.run("interrupt_runs", closing)
+            (run_id,) = _one(tx.run("insert_run", run))
+            queue.submit(tx, workflow_id, run_id, tasks, pools, now)
+            tx.notify()
+            return int(run_id)
+
+        return self._queue(f"submit {len(tasks)} tasks of workflow {workflow_id}", submit)
+
+    def register_worker(
+        self,
+        *,
+        host: str,
+        pid: int,
+        user: str,
+        resources: Mapping[str, float],
+        now: float,
+        lease: float,
+    ) -> int:
+        values = {
+            "host": host,
+            "pid": pid,
+            "user": user,
+            "now": now,
+            "lease": lease,
+            "resources": encode(dict(resources)),
+        }
+        return self._queue(
+            f"register worker pid {pid} on {host}",
+            lambda tx: int(_one(tx.run("insert_worker", values))[0]),
+        )
+
+    def claim(
+        self,
+        worker_id: int,
+        free: Mapping[str, float],
+        *,
+        now: float,
+        lease: float,
+        workflows: Sequence[int] | None = None,
+        limit: int | None = None,
+        ends_before: float | None = None,
+    ) -> list[Claimed]:
+        return self._queue(
+            f"claim tasks for worker {worker_id}",
+            lambda tx: queue.claim(
+                tx,
+                worker_id,
+                free,
+                now=now,
+                lease=lease,
+                workflows=workflows,
+                limit=limit,
+                ends_before=ends_before,
+            ),
+        )
+
+    def heartbeat(self, worker_id: int, *, now: float, lease: float) -> set[tuple[int, str, int]]:
+        return self._queue(
+            f"renew the leases of worker {worker_id}",
+            lambda tx: queue.heartbeat(tx, worker_id, now, lease),
+        )
+
+    def finish(self, worker_id: int, outcomes: Sequence[Outcome], *, now: float) -> list[bool]:
+        def finish(tx: _Tx) -> list[bool]:
+            tx.notify()
+            return queue.finish(tx, worker_id, outcomes, now)
+
+        return self._queue(f"finish {len(outcomes)} attempts of worker {worker_id}", finish)
+
+    def release(
+        self, worker_id: int, attempts: Sequence[tuple[int, str, int]], *, now: float, reason: str
+    ) -> list[Lost]:
+        def release(tx: _Tx) -> list[Lost]:
+            tx.notify()
+            return queue.release(tx, worker_id, attempts, now, reason)
+
+        return self._queue(f"release {len(attempts)} attempts of worker {worker_id}", release)
+
+    def reap(self, *, now: float) -> list[Lost]:
+        def reap(tx: _Tx) -> list[Lost]:
+            lost = queue.reap(tx, now)
+            if lost:
+                tx.notify()
+            return lost
+
+        return self._queue("reap expired leases", reap)
+
+    def stop_worker(self, worker_id: int, *, now: float, state: str = "stopped") -> None:
+        def stop(tx: _Tx) -> None:
+            tx.run("set_worker_state", {"worker_id": worker_id, "state": state, "now": now})
+            if state == "stopped":
+                held = queue.heartbeat(tx, worker_id, now, 0.0)
+                queue.release(tx, worker_id, sorted(held), now, "released: its worker stopped")
+                tx.notify()
+
+        self._queue(f"stop worker {worker_id}", stop)
+
+    def workers(self) -> list[WorkerRecord]:
+        return self._read(
+            "read the workers",
+            lambda conn: [worker_record(row) for row in _run(conn, "all_workers", {})],
+        )
+
+    def wait_for_work(self, timeout: float) -> None:
+        # every transaction that may make work claimable NOTIFYs herd_work; psycopg keeps the
+        # notices that arrive while the connection runs other queries, and yields them first
+        if not self._listening:
+            self._read("listen for new work", lambda conn: conn.execute(f"LISTEN {_CHANNEL}"))
+            self._listening = True
+        if not self._work:
+            self._read("wait for new work", lambda conn: self._await_notice(conn, timeout))
+        self._work = False
+
+    def _await_notice(self, conn: _Conn, timeout: float) -> None:
+        for _ in conn.notifies(timeout=timeout, stop_after=1):
+            pass  # (the kept notices all come at once: the next wait waits)
+
+    def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
+        values = {"workflow_id": workflow_id, "task": task, "number": number}
+
+        def read(conn: _Conn) -> str | None:
+            row = _run(conn, "failure_log", values).fetchone()
+            return None if row is None else str(row[0])
+
+        return self._read(f"read the log tail of task '{task}' attempt {number}", read)
+
+    def _queue(self, doing: str, work: Callable[[_Tx], _T]) -> _T:
+        """``work`` in one transaction, for the queue functions; lookup and encoding errors
+        become a :class:`StoreError` too."""
+
+        def transaction(conn: _Conn) -> _T:
+            try:
+                return work(_Tx(conn))
+            except (LookupError, TypeError, ValueError) as exc:
+                raise StoreError(
+                    f"could not {doing} in {self.where}: {exc}; this is a bug in herd, please "
+                    "report it"
+                ) from exc
+
+        return self._transaction(doing, transaction)
+
     # --- plumbing --------------------------------------------------------------------------
 
     def _transaction(self, doing: str, work: Callable[[_Conn], _T]) -> _T:
@@ -383,7 +555,9 @@ class PostgresStore:
         return self._read(doing, transaction)
 
     def _read(self, doing: str, work: Callable[[_Conn], _T]) -> _T:
-        """``work`` on the connection; again on a new one while the connection is lost."""
+        """``work`` on the connection; again on a new one while the connection is lost, and
+        again at once when the server broke a deadlock by aborting it (its transaction left
+        nothing behind)."""
         if self._closed:
             raise StoreError(f"could not {doing}: the connection to {self.where} was closed")
         deadline = time.monotonic() + self._reconnect_for
@@ -392,7 +566,10 @@ class PostgresStore:
             try:
                 with self._errors(doing):
                     return work(self._conn)
-            except StoreError:
+            except StoreError as exc:
+                if _sqlstate(exc) in _RETRY_AT_ONCE and time.monotonic() < deadline:
+                    logger.info("%s: %s; trying again", self.where, exc)
+                    continue
                 if not self._conn.broken or time.monotonic() + delay > deadline:
                     raise
             logger.warning("lost the connection to %s; reconnecting in %.1f s", self.where, delay)
@@ -406,6 +583,8 @@ class PostgresStore:
             self._conn = self._connect()
             if not self.readonly:
                 _create_staging(self._conn)
+            # notices sent while the connection was down are lost: look for work at once
+            self._listening, self._work = False, True
         except (StoreError, psycopg.Error) as exc:
             logger.warning("could not reconnect to %s yet: %s", self.where, _first_line(exc))
 
@@ -508,6 +687,16 @@ def _refuse_newer(where: str, version: int, latest: int) -> None:
             f"{where} was written by a newer herd (schema version {version}; this herd knows up "
             f"to {latest}): upgrade herd on this host"
         )
+
+
+#: deadlock detected, serialization failure: the server aborted the transaction, which may be
+#: run again as it is
+_RETRY_AT_ONCE = frozenset({"40P01", "40001"})
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    cause = exc.__cause__
+    return cause.sqlstate if isinstance(cause, psycopg.Error) else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -623,3 +812,25 @@ def _by_task(
     if task is None:
         return _run(conn, f"{table}_of_workflow", {"workflow_id": workflow_id})
     return _run(conn, f"{table}_of_task", {"workflow_id": workflow_id, "task": task})
+
+
+class _Tx:
+    """An open transaction, as :mod:`herd.store.queue` uses it."""
+
+    def __init__(self, conn: _Conn) -> None:
+        self.conn = conn
+
+    def run(self, name: str, values: Mapping[str, Any]) -> psycopg.Cursor[tuple[Any, ...]]:
+        return _run(self.conn, name, values)
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        for change in changes:
+            query, args = _STATEMENT[type(change)](change)
+            cursor = self.conn.execute(query, args)
+            problem = _MUST_MATCH.get(type(change))
+            if problem and cursor.rowcount != 1:
+                raise LookupError(f"{describe(change)}: {problem}")
+
+    def notify(self) -> None:
+        """Wake the workers waiting for work, when (and if) the transaction commits."""
+        self.conn.execute(f"NOTIFY {_CHANNEL}")

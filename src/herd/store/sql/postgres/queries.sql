@@ -231,3 +231,147 @@ ORDER BY e.time, e.id;
 -- forget_workflow --
 -- tasks, runs, attempts, samples, user data and events go with it (ON DELETE CASCADE)
 DELETE FROM workflows WHERE id = :workflow_id;
+
+-- === the queue of submitted workflows (herd submit / herd worker) ============================
+
+-- queue_running --
+SELECT task FROM queue WHERE workflow_id = :workflow_id AND state = 'running';
+
+-- drop_queue --
+-- a new submission replaces the queue; running tasks keep their lease (their finish counts)
+DELETE FROM queue WHERE workflow_id = :workflow_id AND state <> 'running';
+
+-- enqueue --
+INSERT INTO queue (workflow_id, task, run_id, state, seq, unmet, resources, timeout, duration,
+    children, spec)
+VALUES (:workflow_id, :task, :run_id, :state, :seq, :unmet, :resources, :timeout, :duration,
+    :children, :spec)
+ON CONFLICT (workflow_id, task) DO UPDATE SET
+    run_id = excluded.run_id,
+    seq = excluded.seq,
+    children = excluded.children,
+    spec = excluded.spec;
+
+-- set_pool --
+INSERT INTO pools (workflow_id, name, capacity) VALUES (:workflow_id, :name, :capacity)
+ON CONFLICT (workflow_id, name) DO UPDATE SET capacity = excluded.capacity;
+
+-- mark_task --
+UPDATE tasks SET state = :state, updated = :time, reason = :reason
+WHERE workflow_id = :workflow_id AND name = :task;
+
+-- end_open_run --
+UPDATE runs SET ended = :ended, status = :status WHERE id = :run_id AND status = 'running';
+
+-- insert_worker --
+INSERT INTO workers (host, pid, username, started, heartbeat, state, resources, lease)
+VALUES (:host, :pid, :user, :now, :now, 'active', :resources, :lease)
+RETURNING id;
+
+-- worker_by_id --
+SELECT host, username, pid, state FROM workers WHERE id = :worker_id;
+
+-- all_workers --
+SELECT w.id, w.host, w.pid, w.username AS "user", w.started, w.heartbeat, w.state, w.resources,
+    (SELECT count(*) FROM queue AS q WHERE q.worker_id = w.id AND q.state = 'running') AS held
+FROM workers AS w
+ORDER BY w.id;
+
+-- set_worker_state --
+UPDATE workers SET state = :state, heartbeat = :now WHERE id = :worker_id;
+
+-- claim_candidates --
+-- ready tasks in claim order, with the attempt count of their task (the next number follows it)
+SELECT q.workflow_id, q.task, q.run_id, q.tries, q.recoveries, q.resources, q.timeout,
+    q.duration, q.spec, t.attempts, w.name
+FROM queue AS q
+    JOIN tasks AS t ON t.workflow_id = q.workflow_id AND t.name = q.task
+    JOIN workflows AS w ON w.id = q.workflow_id
+WHERE q.state = 'ready' AND q.not_before <= :now
+    AND (:all_workflows
+        OR q.workflow_id IN (SELECT jsonb_array_elements_text(CAST(:workflows AS jsonb))::bigint))
+ORDER BY q.seq
+LIMIT :scan
+-- rows another worker is claiming are skipped, not waited for
+FOR UPDATE OF q SKIP LOCKED;
+
+-- pools_of_workflow --
+-- locked until the claim commits: two workers never both take the last unit of a pool
+SELECT name, capacity - used FROM pools WHERE workflow_id = :workflow_id ORDER BY name FOR UPDATE;
+
+-- take_task --
+UPDATE queue SET state = 'running', tries = tries + 1, number = :number, worker_id = :worker_id,
+    lease_until = :lease_until
+WHERE workflow_id = :workflow_id AND task = :task AND state = 'ready';
+
+-- use_pool --
+UPDATE pools SET used = used + :amount WHERE workflow_id = :workflow_id AND name = :name;
+
+-- lease_of --
+-- locked: a finish and a reap of the same attempt happen one after the other
+SELECT state, worker_id, number, tries, recoveries, run_id, children, spec, resources, timeout
+FROM queue
+WHERE workflow_id = :workflow_id AND task = :task
+FOR UPDATE;
+
+-- attempt_began --
+-- a claimed attempt's row holds the claim time and the worker's pid until the process is known
+UPDATE attempts SET started = :started, pid = :pid
+WHERE workflow_id = :workflow_id AND task = :task AND number = :number;
+
+-- queue_ended --
+UPDATE queue SET state = :state, worker_id = NULL, lease_until = NULL
+WHERE workflow_id = :workflow_id AND task = :task;
+
+-- queue_again --
+UPDATE queue SET state = 'ready', worker_id = NULL, lease_until = NULL, not_before = :not_before,
+    resources = :resources, timeout = :timeout, recoveries = recoveries + :recovered,
+    tries = tries - :uncounted
+WHERE workflow_id = :workflow_id AND task = :task;
+
+-- unlock_child --
+UPDATE queue SET unmet = unmet - 1, state = CASE WHEN unmet = 1 THEN 'ready' ELSE state END
+WHERE workflow_id = :workflow_id AND task = :task AND state = 'waiting'
+RETURNING state;
+
+-- cancel_child --
+UPDATE queue SET state = 'cancelled'
+WHERE workflow_id = :workflow_id AND task = :task AND state = 'waiting'
+RETURNING children;
+
+-- run_has_open_tasks --
+SELECT 1 FROM queue WHERE run_id = :run_id AND state IN ('waiting', 'ready', 'running') LIMIT 1;
+
+-- run_unsucceeded --
+SELECT count(*) FROM queue WHERE run_id = :run_id AND state <> 'succeeded';
+
+-- insert_failure_log --
+INSERT INTO failure_logs (attempt_id, tail)
+VALUES (
+    (SELECT id FROM attempts WHERE workflow_id = :workflow_id AND task = :task AND number = :number),
+    :tail
+)
+ON CONFLICT (attempt_id) DO UPDATE SET tail = excluded.tail;
+
+-- failure_log --
+SELECT f.tail FROM failure_logs AS f JOIN attempts AS a ON a.id = f.attempt_id
+WHERE a.workflow_id = :workflow_id AND a.task = :task AND a.number = :number;
+
+-- renew_leases --
+UPDATE queue SET lease_until = :lease_until WHERE worker_id = :worker_id AND state = 'running';
+
+-- worker_seen --
+UPDATE workers SET heartbeat = :now, state = CASE WHEN state = 'lost' THEN 'active' ELSE state END
+WHERE id = :worker_id;
+
+-- held_by --
+SELECT workflow_id, task, number FROM queue WHERE worker_id = :worker_id AND state = 'running';
+
+-- expired_leases --
+SELECT workflow_id, task, number, worker_id FROM queue
+WHERE state = 'running' AND lease_until < :now
+FOR UPDATE SKIP LOCKED;
+
+-- lose_workers --
+UPDATE workers SET state = 'lost'
+WHERE state IN ('active', 'draining') AND heartbeat + lease < :now;

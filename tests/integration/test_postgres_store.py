@@ -1,0 +1,193 @@
+"""What the PostgreSQL store does beyond the Store contract: schema and migrations, its queries,
+errors at the boundary, reconnecting, a million tasks. On a real server (tests/pgserver.py)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from herd.core.model import Task, TaskState, Workflow
+from herd.errors import StoreError
+from herd.store import open_store
+from herd.store.base import TaskChanged
+from herd.store.postgres import PostgresStore, migrate, redact
+from herd.store.queries import POSTGRES, SQLITE, Dialect, Query
+
+
+@pytest.fixture
+def conn(postgres_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        yield conn
+
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+def schema_of(conn: Conn) -> dict[str, object]:
+    """Everything that makes up the schema in the connection's search_path, independent of how
+    it was written: columns, constraints and indexes, by table."""
+    columns = conn.execute(
+        "SELECT table_name, column_name, data_type, is_nullable, column_default, is_identity "
+        "FROM information_schema.columns WHERE table_schema = current_schema() "
+        "ORDER BY table_name, column_name"
+    ).fetchall()
+    constraints = conn.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE connamespace = current_schema()::regnamespace ORDER BY 1, 2"
+    ).fetchall()
+    indexes = conn.execute(
+        "SELECT tablename, indexname, indexdef FROM pg_indexes "
+        "WHERE schemaname = current_schema() ORDER BY 1, 2"
+    ).fetchall()
+    version = conn.execute("SELECT version FROM herd_schema").fetchall()
+    return {"columns": columns, "constraints": constraints, "indexes": indexes, "version": version}
+
+
+def test_migrations_give_the_schema(conn: Conn) -> None:
+    migrate(conn, "test")  # an empty schema gets schema.sql
+    fresh = schema_of(conn)
+    schema = _schema(conn)
+    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    conn.execute(f"CREATE SCHEMA {schema}")
+    migrate(conn, "test", _only(POSTGRES, 1))  # the first release, then every later migration
+    migrate(conn, "test")
+    assert schema_of(conn) == fresh
+    assert fresh["version"] == [(POSTGRES.version,)]
+
+
+def _schema(conn: Conn) -> str:
+    row = conn.execute("SHOW search_path").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _only(dialect: Dialect, version: int) -> Dialect:
+    """The dialect as a herd that knew migrations up to ``version`` had it (its schema.sql was
+    then the sum of those migrations)."""
+    migrations = dialect.migrations[:version]
+    return Dialect(dialect.name, "\n".join(m.sql for m in migrations), {}, migrations)
+
+
+def test_newer_schema_is_refused(postgres_url: str, conn: Conn) -> None:
+    PostgresStore(postgres_url).close()
+    conn.execute("UPDATE herd_schema SET version = version + 1")
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match=r"newer herd .*upgrade herd"):
+            PostgresStore(postgres_url, readonly=readonly)
+
+
+def test_tables_not_from_herd_are_refused(postgres_url: str, conn: Conn) -> None:
+    conn.execute("CREATE TABLE workflows (id int)")
+    with pytest.raises(StoreError, match=r"not herd's .*search_path"):
+        PostgresStore(postgres_url)
+
+
+def test_read_only_store_needs_a_schema_and_writes_nothing(postgres_url: str) -> None:
+    with pytest.raises(StoreError, match="no herd state yet"):
+        PostgresStore(postgres_url, readonly=True)
+    PostgresStore(postgres_url).close()
+    store = PostgresStore(postgres_url, readonly=True)
+    try:
+        assert store.workflows() == []
+        with pytest.raises(StoreError, match="read-only"):
+            store.add_workflow(Workflow("w", (Task("a", "true"),)))
+    finally:
+        store.close()
+
+
+def test_open_store_opens_a_url_as_postgresql(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    try:
+        assert isinstance(store, PostgresStore)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "advice"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/x", "check the host and port"),
+        ("postgresql://postgres@127.0.0.1:notaport/x", "write the URL as"),
+        ("postgresql://no_such_role_here@127.0.0.1:5432/postgres", "user name"),
+        ("postgresql://postgres@127.0.0.1:5432/no_such_db_here", "create the database"),
+        ("postgresql://postgres@127.0.0.1:5432/postgres?bogus=1", "write the URL as"),
+    ],
+    ids=["unreachable", "bad port", "unknown role", "unknown database", "bad parameter"],
+)
+def test_connection_errors_say_what_to_do(url: str, advice: str) -> None:
+    with pytest.raises(StoreError, match=advice) as caught:
+        PostgresStore(url, connect_timeout=2)
+    assert "\n" not in caught.value.message
+
+
+def test_messages_hide_the_password() -> None:
+    assert redact("postgresql://alice:s3cret@db:5432/herd") == "postgresql://alice:***@db:5432/herd"
+    with pytest.raises(StoreError) as caught:
+        PostgresStore("postgresql://alice:s3cret@127.0.0.1:1/herd", connect_timeout=1)
+    assert "s3cret" not in caught.value.message
+
+
+def test_a_lost_connection_is_reopened(postgres_url: str, conn: Conn) -> None:
+    store = PostgresStore(postgres_url)
+    try:
+        wid = store.add_workflow(Workflow("w", (Task("a", "true"),)))
+        # an administrator (or a server restart) ends the store's session
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'herd' AND pid <> pg_backend_pid() "
+            "AND datname = current_database()"
+        )
+        store.write([TaskChanged(wid, "a", TaskState.FAILED, 1.0, reason="exit 1")])
+        assert store.task_records(wid)["a"].state is TaskState.FAILED
+    finally:
+        store.close()
+
+
+# --- the queries ------------------------------------------------------------------------------
+
+#: queries of one dialect only: PostgreSQL stages a workflow's tasks in a temporary table
+_OWN = {
+    "postgres": {
+        "create_task_staging",
+        "copy_task_staging",
+        "upsert_staged_tasks",
+        "retire_unstaged_tasks",
+    },
+    "sqlite": {"count_tasks", "current_task_names", "retire_task", "upsert_task"},
+}
+
+
+def test_both_dialects_have_the_same_queries_and_parameters() -> None:
+    pg = {n: q for n, q in POSTGRES.queries.items() if n not in _OWN["postgres"]}
+    lite = {n: q for n, q in SQLITE.queries.items() if n not in _OWN["sqlite"]}
+    assert pg.keys() == lite.keys()
+    for name, query in pg.items():
+        assert set(query.params) == set(lite[name].params), name
+
+
+def test_format_style_binds_each_use_and_keeps_literal_percents() -> None:
+    query = Query.parse("q", "SELECT :a, '5%', :b % 2, :a -- 100%", "format")
+    assert query.sql == "SELECT %s, '5%%', %s %% 2, %s -- 100%%"
+    assert query.params == ("a", "b", "a")
+    assert query.args({"a": 1, "b": 2}) == (1, 2, 1)
+
+
+def test_every_query_is_valid_against_the_schema(postgres_url: str, conn: Conn) -> None:
+    PostgresStore(postgres_url).close()  # the schema
+    conn.execute(POSTGRES.queries["create_task_staging"].sql)
+    for name, query in POSTGRES.queries.items():
+        if name in ("create_task_staging", "copy_task_staging"):
+            continue
+        numbered = _numbered(query.sql)
+        result = conn.pgconn.prepare(name.encode(), numbered.encode())
+        message = result.error_message.decode()
+        assert result.status == psycopg.pq.ExecStatus.COMMAND_OK, f"{name}: {message}"
+
+
+def _numbered(sql: str) -> str:
+    """psycopg's ``%s`` placeholders as the server's ``$1, $2, ...``."""
+    count = iter(range(1, 1000))
+    return re.sub(r"%(s|%)", lambda m: f"${next(count)}" if m[1] == "s" else "%", sql)
