@@ -8,6 +8,7 @@
     │                           a task that can never fit the limits (exit 2)
     ├── UsageError              a command-line argument is wrong (exit 2)
     ├── StoreError              the state store failed (exit 3)
+    │   ├── NoStateError        a read-only command found no herd state at the store (exit 3)
     │   └── LockedError         another herd process holds this working directory (exit 3)
     ├── TransitionError         a task moved between states illegally: a bug in herd (exit 70)
     └── ExecutionError          herd could not start a task's process (exit 1)
@@ -81,6 +82,10 @@ class StoreError(HerdError):
     """The state store failed: check that .herd/ is writable and not on a full disk."""
 
     exit_code = 3
+
+
+class NoStateError(StoreError):
+    """There is no herd state in this store yet: run `herd run FILE` (or `herd submit`) first."""
 
 
 class LockedError(StoreError):

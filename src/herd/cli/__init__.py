@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,6 +52,36 @@ def add_file(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"refuse a workflow of more than N tasks, sweeps expanded (default {MAX_TASKS:,})",
     )
+
+
+def add_store(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="where the state lives: postgresql://USER@HOST:PORT/DB, or an SQLite file "
+        "(default: $HERD_STORE, else WORKDIR/.herd/herd.db)",
+    )
+
+
+def store_name(args: argparse.Namespace) -> str:
+    """The store a command reads, for messages: its URL (without password) or the workdir."""
+    from herd.store import ENV, is_url
+
+    chosen = args.store or os.environ.get(ENV)
+    if not chosen:
+        return str(args.workdir)
+    if is_url(chosen):
+        from herd.store.postgres import redact
+
+        return redact(chosen)
+    return chosen
+
+
+def _redacted(argv: Sequence[str]) -> list[str]:
+    """The command line as runs record it: a store URL's password left out."""
+    from herd.store.postgres import redact
+
+    return [redact(arg) if "://" in arg else arg for arg in argv]
 
 
 def spec_path(args: argparse.Namespace) -> str:
@@ -161,7 +192,8 @@ def run_options(args: argparse.Namespace, workflow: Any) -> Any:
         checksum=args.checksum,
         policy=Policy(getattr(args, "policy", "critical-path")),
         mem_kill_ratio=getattr(args, "mem_kill_ratio", 2.0),
-        argv=tuple(sys.argv),
+        argv=tuple(_redacted(sys.argv)),
+        store=getattr(args, "store", None),
         **_executor(args),
     )
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from herd.cli import SETUP, add_file, command, load_spec
+from herd.cli import SETUP, add_file, add_store, command, load_spec, store_name
 from herd.errors import UsageError
 
 
@@ -54,9 +54,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from herd.run.local import existing_store
 
     workflow = load_spec(args)
-    with existing_store(args.workdir) as store:
+    with existing_store(args.workdir, args.store) as store:
         if store is None:
-            raise UsageError(f"herd has not run anything in {args.workdir} yet: nothing to export")
+            raise UsageError(
+                f"herd has not run anything in {store_name(args)} yet: nothing to export"
+            )
         record = pick_workflow(store, workflow.name)
         data = dump_run(workflow, store.attempts(record.id))
     Path(args.output).write_text(json.dumps(data, indent=1))
@@ -76,6 +78,7 @@ def _export_dagman(args: argparse.Namespace) -> int:
 
 def _setup_export(p: argparse.ArgumentParser) -> None:
     add_file(p)
+    add_store(p)
     p.add_argument(
         "-o",
         "--output",

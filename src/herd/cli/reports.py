@@ -8,13 +8,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from herd.cli import SETUP, add_file, command, load_spec
+from herd.cli import SETUP, add_file, add_store, command, load_spec, store_name
 from herd.cli.args import count
 from herd.errors import UsageError
 
 
 def _add_report_target(p: argparse.ArgumentParser) -> None:
     add_file(p)
+    add_store(p)
     p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
 
 
@@ -25,10 +26,10 @@ def _report(args: argparse.Namespace, build: Callable[[Any, Any, Any], Any]) -> 
 
     spec = load_spec(args) if (args.file or args.file_opt) else None
     name = args.workflow or (spec.name if spec is not None else None)
-    with existing_store(args.workdir) as store:
+    with existing_store(args.workdir, args.store) as store:
         if store is None:
             raise UsageError(
-                f"herd has not run anything in {args.workdir} yet: run `herd run FILE` first"
+                f"herd has not run anything in {store_name(args)} yet: run `herd run FILE` first"
             )
         return build(store, pick_workflow(store, name), spec)
 

@@ -13,6 +13,7 @@ from herd.cli import (
     add_file,
     add_limits,
     add_selection,
+    add_store,
     command,
     limits_from,
     load_spec,
@@ -25,6 +26,7 @@ from herd.cli.args import amount
 
 def _setup_run(p: argparse.ArgumentParser) -> None:
     add_file(p)
+    add_store(p)
     add_limits(p)
     add_selection(p)
     p.add_argument(
@@ -118,7 +120,7 @@ def _dry_run(workflow: Any, graph: Any, options: Any, *, as_json: bool) -> int:
     from herd.core.bulk import gc_paused
     from herd.run.local import existing_store, prepare
 
-    with existing_store(options.workdir) as store:
+    with existing_store(options.workdir, options.store) as store:
         prepared = prepare(workflow, options, store, graph)
     graph, verdicts = prepared.graph, prepared.plan.verdicts
     tasks = graph.tasks
@@ -249,7 +251,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     workflow = load_spec(args)
     states = None
-    with existing_store(args.workdir) as store:
+    with existing_store(args.workdir, args.store) as store:
         rec = store.workflow(workflow.name) if store else None
         if store is not None and rec is not None:
             states = {name: r.state for name, r in store.task_records(rec.id).items()}
@@ -263,6 +265,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def _setup_graph(p: argparse.ArgumentParser) -> None:
     add_file(p)
+    add_store(p)
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
 
 

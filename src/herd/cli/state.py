@@ -7,7 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from herd.cli import SETUP, add_file, add_limits, add_selection, command, load_spec, run_options
+from herd.cli import (
+    SETUP,
+    add_file,
+    add_limits,
+    add_selection,
+    add_store,
+    command,
+    load_spec,
+    run_options,
+    store_name,
+)
 from herd.cli.args import count
 from herd.errors import UsageError
 
@@ -24,10 +34,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     name = args.workflow
     if name is None and (args.file or args.file_opt):
         name = load_spec(args).name
-    with existing_store(args.workdir) as store:
+    with existing_store(args.workdir, args.store) as store:
         if store is None:
             raise UsageError(
-                f"herd has not run anything in {args.workdir} yet: run `herd run FILE` first"
+                f"herd has not run anything in {store_name(args)} yet: run `herd run FILE` first"
             )
         st = status(store, name)
     if args.json:
@@ -39,6 +49,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _setup_status(p: argparse.ArgumentParser) -> None:
     add_file(p)
+    add_store(p)
     p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
     p.add_argument(
         "-a", "--all", action="store_true", help="list every task, not only those needing attention"
@@ -59,7 +70,7 @@ def cmd_why(args: argparse.Namespace) -> int:
 
     workflow = load_spec(args)
     options = run_options(args, workflow)
-    with existing_store(options.workdir) as store:
+    with existing_store(options.workdir, options.store) as store:
         prepared = prepare(workflow, options, store)
     chain = explain(prepared.graph, prepared.plan, args.task)
     print(json.dumps([asdict(s) for s in chain], indent=1) if args.json else render(chain))
@@ -69,6 +80,7 @@ def cmd_why(args: argparse.Namespace) -> int:
 def _setup_why(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", help="the task's name")
     add_file(p)
+    add_store(p)
     add_limits(p)
     add_selection(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -77,16 +89,16 @@ def _setup_why(p: argparse.ArgumentParser) -> None:
 def _store_and_workflow(args: argparse.Namespace) -> tuple[Any, Any]:
     """The store of the working directory (for writing) and the workflow named by FILE/--workflow."""
     from herd.reports.status import pick_workflow
-    from herd.store import open_store
+    from herd.store import is_url, locate, open_store
     from herd.store.workdir import Workdir
 
-    wd = Workdir(args.workdir)
-    if not wd.db_path.exists():
-        raise UsageError(f"herd has not run anything in {args.workdir} yet: nothing to change")
+    location = locate(args.store, Workdir(args.workdir).db_path)
+    if not is_url(location) and not Path(location).exists():
+        raise UsageError(f"herd has not run anything in {store_name(args)} yet: nothing to change")
     name = args.workflow
     if name is None and (args.file or args.file_opt):
         name = load_spec(args).name
-    store = open_store(wd.db_path)
+    store = open_store(location)
     try:
         return store, pick_workflow(store, name)
     except BaseException:
@@ -134,6 +146,7 @@ def _split_file(args: argparse.Namespace) -> None:
 def _setup_reset(p: argparse.ArgumentParser) -> None:
     p.add_argument("tasks", nargs="+", metavar="REGEX", help="tasks to reset (full-match regexes)")
     add_file(p)
+    add_store(p)
     p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
     p.add_argument("--downstream", action="store_true", help="also every task that needs them")
 
@@ -158,6 +171,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def _setup_forget(p: argparse.ArgumentParser) -> None:
     add_file(p)
+    add_store(p)
     p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
 
 
@@ -230,9 +244,9 @@ def cmd_provenance(args: argparse.Namespace) -> int:
     from herd.reports.status import pick_workflow
     from herd.run.local import existing_store
 
-    with existing_store(args.workdir) as store:
+    with existing_store(args.workdir, args.store) as store:
         if store is None:
-            raise UsageError(f"herd has not run anything in {args.workdir} yet")
+            raise UsageError(f"herd has not run anything in {store_name(args)} yet")
         wf = pick_workflow(store, args.workflow)
         out = records(store, wf, args.task, args.attempt)
     print(json.dumps(out if args.attempt is None else out[0], indent=1))
@@ -248,6 +262,7 @@ def _setup_provenance(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-C", "--workdir", type=Path, default=Path("."), help="working directory (default: .)"
     )
+    add_store(p)
 
 
 SETUP.update(

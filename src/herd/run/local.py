@@ -58,7 +58,7 @@ from herd.core.scheduler import (
     Stop,
 )
 from herd.core.scheduler import Start as StartDecision
-from herd.errors import ExecutionError
+from herd.errors import ExecutionError, NoStateError
 from herd.exec.executor import (
     Executor,
     Exited,
@@ -70,7 +70,7 @@ from herd.exec.executor import (
 )
 from herd.plan.clean import TempFiles
 from herd.plan.planner import Commands, Files, Plan, PlanRequest, make_plan
-from herd.store import open_store
+from herd.store import locate, open_store
 from herd.store.base import (
     AttemptFinished,
     AttemptRecord,
@@ -121,6 +121,9 @@ class RunOptions:
     argv: tuple[str, ...] = ()
     #: makes the run's executor from the workflow's name and the working directory
     executor: Callable[[str, Path], Executor] = local_executor
+    #: ``--store``: a ``postgresql://`` URL or an SQLite file; None: ``$HERD_STORE``, else
+    #: the working directory's ``.herd/herd.db``
+    store: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,17 +203,18 @@ def _prepare(
 
 
 @contextlib.contextmanager
-def existing_store(workdir: Path) -> Iterator[Store | None]:
-    """The store of ``workdir`` if herd ever ran there (read-only commands create nothing)."""
-    wd = Workdir(workdir)
-    if not wd.db_path.exists():
+def existing_store(workdir: Path, store: str | None = None) -> Iterator[Store | None]:
+    """The store ``store`` names (see :func:`herd.store.locate`; by default the working
+    directory's), read-only, if it holds herd state (read-only commands create nothing)."""
+    try:
+        opened = open_store(locate(store, Workdir(workdir).db_path), readonly=True)
+    except NoStateError:
         yield None
         return
-    store = open_store(wd.db_path, readonly=True)
     try:
-        yield store
+        yield opened
     finally:
-        store.close()
+        opened.close()
 
 
 def run_workflow(
@@ -222,7 +226,7 @@ def run_workflow(
     options = replace(options, workdir=options.workdir.resolve())
     wd = Workdir(options.workdir)
     with wd.lock():
-        store = open_store(wd.db_path)
+        store = open_store(locate(options.store, wd.db_path))
         try:
             prepared = prepare(workflow, options, store, graph)
             return _Run(workflow, options, reporter, store, wd, prepared).run()

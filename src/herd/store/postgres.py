@@ -46,7 +46,7 @@ from psycopg.types.string import TextLoader
 
 from herd.core.bulk import gc_paused
 from herd.core.model import Workflow
-from herd.errors import StoreError
+from herd.errors import NoStateError, StoreError
 from herd.store import queue
 from herd.store.base import (
     INTERRUPTED,
@@ -670,7 +670,7 @@ def _check_version(conn: _Conn, where: str, dialect: Dialect) -> None:
     version = _version(conn)
     _refuse_newer(where, version, dialect.version)
     if version == 0:
-        raise StoreError(
+        raise NoStateError(
             f"{where} holds no herd state yet: run `herd run FILE --store URL` "
             "(or `herd submit`) against it first"
         )

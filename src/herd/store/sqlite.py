@@ -47,7 +47,7 @@ from urllib.parse import quote
 
 from herd.core.bulk import gc_paused
 from herd.core.model import Workflow
-from herd.errors import StoreError
+from herd.errors import NoStateError, StoreError
 from herd.store import queue
 from herd.store.base import (
     INTERRUPTED,
@@ -478,7 +478,7 @@ class SQLiteStore:
 
 def _connect(path: Path, *, readonly: bool, timeout: float) -> sqlite3.Connection:
     if readonly and not path.is_file():
-        raise StoreError(
+        raise NoStateError(
             f"no herd database at {path}: run `herd run` in this working directory first"
         )
     target = f"file:{quote(str(path.absolute()))}?mode=ro" if readonly else str(path)
