@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A Slurm cluster on this machine, for tests, benchmarks and trying herd's Slurm paths: one
-# controller and $HERD_SLURM_NODES nodes (default 4: herd1 .. herd4), each its own slurmd.
+# controller and $HERD_SLURM_NODES nodes (default 4: herd1 .. herd4) in the default partition
+# `debug`, plus two nodes in the partition `faults` for tests that kill a node (so that they
+# never take down the nodes other tests run on), each node its own slurmd.
 #
 #   eval "$(bash scripts/slurm.sh up)"   # install if missing (root), start; prints SLURM_CONF=...
 #   bash scripts/slurm.sh status         # is it up? (exit 0 when `srun true` works)
@@ -17,6 +19,7 @@ set -euo pipefail
 
 DIR="${HERD_SLURM_DIR:-/tmp/herd-slurm}"
 NODES="${HERD_SLURM_NODES:-4}"
+TOTAL=$((NODES + 2))
 CPUS="${HERD_SLURM_CPUS:-8}"
 MEM="${HERD_SLURM_MEM:-16000}"
 CONF="$DIR/slurm.conf"
@@ -40,10 +43,10 @@ install_missing() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
 }
 
-write_conf() {
+write_conf() {  # to $CONF.new: up() compares it with the running cluster's
   mkdir -p "$DIR/state"
-  for n in $(seq 1 "$NODES"); do mkdir -p "$DIR/spool/herd$n"; done
-  cat >"$CONF" <<EOF
+  for n in $(seq 1 "$TOTAL"); do mkdir -p "$DIR/spool/herd$n"; done
+  cat >"$CONF.new" <<EOF
 # single-node test cluster written by herd's scripts/slurm.sh (see its header)
 ClusterName=herd
 SlurmctldHost=$NODE
@@ -78,17 +81,21 @@ MinJobAge=3600
 KillWait=5
 InactiveLimit=0
 # several nodes on this one machine: one slurmd each (slurmd -N), on its own port
-NodeName=herd[1-$NODES] NodeHostname=$NODE NodeAddr=127.0.0.1 Port=[17001-$((17000 + NODES))] CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+NodeName=herd[1-$TOTAL] NodeHostname=$NODE NodeAddr=127.0.0.1 Port=[17001-$((17000 + TOTAL))] CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+PartitionName=debug Nodes=herd[1-$NODES] Default=YES MaxTime=INFINITE State=UP
+PartitionName=faults Nodes=herd[$((NODES + 1))-$TOTAL] MaxTime=INFINITE State=UP
 EOF
 }
 
 alive() { [ -f "$1" ] && [ -e "/proc/$(cat "$1")" ] && ! grep -q ') Z ' "/proc/$(cat "$1")/stat"; }
 
-works() { SLURM_CONF="$CONF" timeout 20 srun --nodes="$NODES" --time=1 true >/dev/null 2>&1; }
+works() {
+  SLURM_CONF="$CONF" timeout 20 srun --nodes="$NODES" --time=1 true >/dev/null 2>&1 &&
+    SLURM_CONF="$CONF" timeout 20 srun --partition=faults --nodes=2 --time=1 true >/dev/null 2>&1
+}
 
 slurmds_alive() {
-  for n in $(seq 1 "$NODES"); do alive "$DIR/slurmd.herd$n.pid" || return 1; done
+  for n in $(seq 1 "$TOTAL"); do alive "$DIR/slurmd.herd$n.pid" || return 1; done
 }
 
 start_munge() {
@@ -102,24 +109,29 @@ start_munge() {
 up() {
   install_missing
   mkdir -p "$DIR"
-  if alive "$DIR/slurmctld.pid" && slurmds_alive && works; then
+  write_conf
+  if cmp -s "$CONF.new" "$CONF" && alive "$DIR/slurmctld.pid" && slurmds_alive && works; then
     echo "export SLURM_CONF=$CONF"
     return
   fi
-  write_conf
+  if ! cmp -s "$CONF.new" "$CONF" && alive "$DIR/slurmctld.pid"; then
+    say "slurm.conf changed: restarting the cluster"
+    down
+  fi
+  mv "$CONF.new" "$CONF"
   start_munge
   export SLURM_CONF="$CONF"
   alive "$DIR/slurmctld.pid" || slurmctld -f "$CONF" 9>&-  # the lock stays with this script
-  for n in $(seq 1 "$NODES"); do
+  for n in $(seq 1 "$TOTAL"); do
     alive "$DIR/slurmd.herd$n.pid" || slurmd -f "$CONF" -N "herd$n" 9>&-
   done
   for _ in $(seq 1 60); do
     if works; then
-      say "up: $NODES node(s) herd1.. with $CPUS cores and $MEM MB each, on $NODE (logs in $DIR)"
+      say "up: $NODES node(s) herd1.. (and 2 in partition faults) with $CPUS cores and $MEM MB each, on $NODE (logs in $DIR)"
       echo "export SLURM_CONF=$CONF"
       return
     fi
-    scontrol update nodename="herd[1-$NODES]" state=resume >/dev/null 2>&1 || true
+    scontrol update nodename="herd[1-$TOTAL]" state=resume >/dev/null 2>&1 || true
     sleep 0.5
   done
   say "Slurm did not come up within 30 s: see $DIR/slurmctld.log and $DIR/slurmd.*.log"
@@ -142,7 +154,7 @@ stop() {  # by the pid a daemon wrote, so that nobody else's process is touched
 
 down() {
   if alive "$DIR/slurmctld.pid"; then  # jobs first: their slurmstepd would outlive slurmd
-    SLURM_CONF="$CONF" scancel --full --quiet --partition=debug 2>/dev/null || true
+    SLURM_CONF="$CONF" scancel --full --quiet --partition=debug,faults 2>/dev/null || true
     for _ in $(seq 1 50); do
       [ -z "$(SLURM_CONF="$CONF" squeue --noheader --states=RUNNING,COMPLETING 2>/dev/null)" ] && break
       sleep 0.1

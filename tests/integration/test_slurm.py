@@ -32,6 +32,8 @@ from .helpers import herd_cmd, states, wait_for, write_spec
 
 pytestmark = pytest.mark.usefixtures("slurm")
 
+#: in job names, so that test sessions sharing the cluster never find each other's jobs
+ME = f"p{os.getpid()}"
 UNBOUNDED = Limits({"cpu": float("inf"), "mem": float("inf"), "gpu": float("inf")})
 
 
@@ -77,10 +79,10 @@ def attempts_of(workdir: Path) -> list[AttemptRecord]:
 
 
 @contextlib.contextmanager
-def herd_on_slurm(spec: Path, workdir: Path) -> Iterator[subprocess.Popen[str]]:
+def herd_on_slurm(spec: Path, workdir: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
     """``herd run --executor slurm`` in a subprocess, interrupted if the test fails early."""
     proc = subprocess.Popen(
-        herd_cmd("run", str(spec), "-C", str(workdir), "--executor", "slurm", "-q"),
+        herd_cmd("run", str(spec), "-C", str(workdir), "--executor", "slurm", "-q", *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -146,7 +148,7 @@ def test_a_job_cancelled_in_slurm_is_a_failed_attempt_then_retried(tmp_path: Pat
         tmp_path,
         [
             {
-                "name": "victim",
+                "name": f"victim{ME}",
                 "cmd": "if [ -e again ]; then echo done > out.txt; else touch again; sleep 60; fi",
                 "retries": 1,
                 "backoff": 0.1,
@@ -154,8 +156,8 @@ def test_a_job_cancelled_in_slurm_is_a_failed_attempt_then_retried(tmp_path: Pat
         ],
     )
     with herd_on_slurm(spec, tmp_path) as proc:
-        wait_for(lambda: bool(squeue_job("victim")) and (tmp_path / "again").exists())
-        subprocess.run(["scancel", squeue_job("victim")], check=True)
+        wait_for(lambda: bool(squeue_job(f"victim{ME}")) and (tmp_path / "again").exists())
+        subprocess.run(["scancel", squeue_job(f"victim{ME}")], check=True)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert (tmp_path / "out.txt").read_text() == "done\n"
@@ -207,10 +209,10 @@ def test_slurm_down_is_one_clear_message(tmp_path: Path, slurm: str) -> None:
 
 
 def test_ctrl_c_cancels_what_herd_submitted(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, [{"name": f"long{i}", "cmd": "sleep 60"} for i in range(2)])
+    spec = write_spec(tmp_path, [{"name": f"long{i}{ME}", "cmd": "sleep 60"} for i in range(2)])
     with herd_on_slurm(spec, tmp_path) as proc:
-        wait_for(lambda: bool(squeue_job("long0")) and bool(squeue_job("long1")))
-        ids = [squeue_job("long0"), squeue_job("long1")]
+        wait_for(lambda: bool(squeue_job(f"long0{ME}")) and bool(squeue_job(f"long1{ME}")))
+        ids = [squeue_job(f"long0{ME}"), squeue_job(f"long1{ME}")]
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -231,7 +233,7 @@ def test_a_node_whose_slurmd_stops_loses_its_job_and_the_task_runs_elsewhere(
         tmp_path,
         [
             {
-                "name": "stranded",
+                "name": f"stranded{ME}",
                 "cmd": "if [ -e again ]; then hostname > out.txt; else touch again; sleep 60; fi",
                 "retries": 1,
                 "backoff": 0.1,
@@ -239,10 +241,10 @@ def test_a_node_whose_slurmd_stops_loses_its_job_and_the_task_runs_elsewhere(
         ],
     )
     script = Path(__file__).resolve().parents[2] / "scripts" / "slurm.sh"
-    with herd_on_slurm(spec, tmp_path) as proc:
-        wait_for(lambda: bool(squeue_job("stranded")) and (tmp_path / "again").exists())
+    with herd_on_slurm(spec, tmp_path, "--partition", "faults") as proc:
+        wait_for(lambda: bool(squeue_job(f"stranded{ME}")) and (tmp_path / "again").exists())
         node = subprocess.run(
-            ["squeue", "--noheader", "--name=stranded", "--format=%N"],
+            ["squeue", "--noheader", f"--name=stranded{ME}", "--format=%N"],
             capture_output=True,
             text=True,
             check=True,
