@@ -3,14 +3,32 @@ run for real: arguments, catalogs, staging, checkpoints, hooks and sub-workflows
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
+import subprocess
+import threading
 from pathlib import Path
 
-from Pegasus.api import File, Job, Transformation, TransformationCatalog, Workflow
+import yaml
+from Pegasus.api import (
+    Directory,
+    File,
+    FileServer,
+    Job,
+    Operation,
+    ReplicaCatalog,
+    Site,
+    SiteCatalog,
+    Transformation,
+    TransformationCatalog,
+    Workflow,
+)
 
 from herd.core.model import TaskState
 from herd.formats import load
 
-from .helpers import run, states
+from .helpers import attempts, herd_cmd, run, states
 
 
 def test_arguments_are_split_as_pegasus_splits_them(tmp_path: Path) -> None:
@@ -23,7 +41,11 @@ def test_arguments_are_split_as_pegasus_splits_them(tmp_path: Path) -> None:
     (tmp_path / "a b").mkdir()
     (tmp_path / "a b" / "inside").write_text("")
     # "-l -a" is one element, as the blackdiamond tests write it; 'a b' is a quoted word
-    job = Job("ls", _id="list").add_args("-1 -a", "'a b'").set_stdout(out, stage_out=False)
+    job = (
+        Job("ls", _id="list")
+        .add_args("-1 -a", "'a b'")
+        .set_stdout(out, stage_out=False, register_replica=False)
+    )
     wf.add_jobs(job)
     wf.write(str(tmp_path / "workflow.yml"))
 
@@ -33,3 +55,122 @@ def test_arguments_are_split_as_pegasus_splits_them(tmp_path: Path) -> None:
     assert result.status == "succeeded"
     assert states(tmp_path, "args") == {"list": TaskState.SUCCEEDED}
     assert (tmp_path / "listing.txt").read_text().split() == [".", "..", "inside"]
+
+
+# --- catalogs beside the workflow and data movement -----------------------------------------
+
+
+def _diamond_like(tmp_path: Path, data: Path, checksum: str) -> Path:
+    """workflow.yml with transformations.yml, replicas.yml and sites.yml beside it, as the
+    Pegasus 5 tutorials write them (pegasus-plan reads them from its directory)."""
+    tool = data / "upper.sh"
+    tool.write_text('#!/bin/sh\ntr a-z A-Z < "$1" > "$2"\n')
+    (data / "in.txt").write_text("hello\n")
+    wf_dir = tmp_path / "wf"
+    wf_dir.mkdir()
+    storage = tmp_path / "storage"
+    SiteCatalog().add_sites(
+        Site("local").add_directories(
+            Directory(Directory.LOCAL_STORAGE, storage).add_file_servers(
+                FileServer(f"file://{storage}", Operation.ALL)
+            )
+        )
+    ).write(str(wf_dir / "sites.yml"))
+    ReplicaCatalog().add_replica(
+        "local", "in.txt", data / "in.txt", checksum={"sha256": checksum}
+    ).write(str(wf_dir / "replicas.yml"))
+    TransformationCatalog().add_transformations(
+        Transformation("upper", site="local", pfn=tool, is_stageable=True)
+    ).write(str(wf_dir / "transformations.yml"))
+    inp, out = File("in.txt"), File("out.txt")
+    wf = Workflow("upper")
+    wf.add_jobs(
+        Job("upper", _id="up")
+        .add_args(inp, out)
+        .add_inputs(inp)
+        .add_outputs(out, stage_out=True, register_replica=True)
+    )
+    wf.write(str(wf_dir / "workflow.yml"))
+    return wf_dir / "workflow.yml"
+
+
+def test_separate_catalogs_stage_in_run_a_staged_executable_and_stage_out(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    spec = _diamond_like(tmp_path, data, hashlib.sha256(b"hello\n").hexdigest())
+    work = tmp_path / "run"
+    work.mkdir()
+    assert run(spec, work).status == "succeeded"
+    assert set(states(work, "upper")) == {"stage_in:in.txt", "stage_exe:upper", "up",
+                                          "stage_out:up"}  # fmt: skip
+    assert (tmp_path / "storage" / "out.txt").read_text() == "HELLO\n"
+    catalog = yaml.safe_load((work / "upper.replicas.yml").read_text())
+    (entry,) = catalog["replicas"]
+    assert entry["lfn"] == "out.txt"
+    assert entry["pfns"] == [{"site": "local", "pfn": str(tmp_path / "storage" / "out.txt")}]
+    assert entry["checksum"] == {"sha256": hashlib.sha256(b"HELLO\n").hexdigest()}
+    # the replica is stamped: editing it stages it again and reruns the job
+    (data / "in.txt").write_text("again\n")
+    spec_text = spec.parent / "replicas.yml"
+    spec_text.write_text(spec_text.read_text().replace(
+        hashlib.sha256(b"hello\n").hexdigest(), hashlib.sha256(b"again\n").hexdigest()
+    ))  # fmt: skip
+    assert run(spec, work).status == "succeeded"
+    assert (tmp_path / "storage" / "out.txt").read_text() == "AGAIN\n"
+    assert attempts(work, "upper") == {"stage_in:in.txt": 2, "stage_exe:upper": 1, "up": 2,
+                                       "stage_out:up": 2}  # fmt: skip
+
+
+def test_a_checksum_mismatch_fails_the_stage_in_and_analyze_says_why(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    spec = _diamond_like(tmp_path, data, "0" * 64)
+    work = tmp_path / "run"
+    work.mkdir()
+    assert run(spec, work).status == "failed"
+    found = states(work, "upper")
+    assert found["stage_in:in.txt"] is TaskState.FAILED
+    assert found["up"] is TaskState.CANCELLED
+    assert not (work / "in.txt").exists()  # nothing half-checked is left behind
+    report = subprocess.run(
+        herd_cmd("analyze", "-C", str(work)), capture_output=True, text=True, check=False
+    )
+    assert "stage_in:in.txt" in report.stdout
+    assert f"checksum mismatch for {data / 'in.txt'}" in report.stdout
+    assert "0" * 64 in report.stdout
+
+
+def test_replicas_come_over_http_and_other_schemes_fail_clearly(tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "remote.txt").write_text("from the web\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/remote.txt"
+        rc = ReplicaCatalog()
+        rc.add_replica("web", "remote.txt", url)
+        rc.add_replica("grid", "grid.txt", "gsiftp://grid.example.org/grid.txt")
+        wf = Workflow("fetch").add_replica_catalog(rc)
+        wf.add_transformation_catalog(TransformationCatalog().add_transformations(
+            Transformation("cat", site="local", pfn="/bin/cat", is_stageable=False)
+        ))  # fmt: skip
+        wf.add_jobs(
+            Job("cat", _id="web").add_args("remote.txt").add_inputs(File("remote.txt")),
+            Job("cat", _id="grid").add_args("grid.txt").add_inputs(File("grid.txt")),
+        )
+        wf.write(str(tmp_path / "workflow.yml"))
+        assert run(tmp_path / "workflow.yml", tmp_path, keep_going=True).status == "failed"
+    finally:
+        server.shutdown()
+        server.server_close()
+    found = states(tmp_path, "fetch")
+    assert (found["web"], found["grid"]) == (TaskState.SUCCEEDED, TaskState.CANCELLED)
+    assert (tmp_path / "remote.txt").read_text() == "from the web\n"
+    log = (tmp_path / ".herd" / "logs" / "fetch" / "stage_in%3Agrid.txt.1.err").read_text()
+    assert log.startswith("herd stage: cannot fetch gsiftp://grid.example.org/grid.txt:")
+    assert "copy the file to grid.txt in the working directory" in log

@@ -35,7 +35,7 @@ def small_is_big(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def fail_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no(path: str) -> None:
+    def no(path: str, **kw: object) -> None:
         raise AssertionError("loaded the spec instead of reading the cache")
 
     monkeypatch.setattr(herd.formats.built, "load", no)

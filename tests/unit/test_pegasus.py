@@ -41,7 +41,8 @@ def test_every_shared_file_loads_and_builds(shared_data: Path, name: str) -> Non
 
 def test_diamond_jobs_dependencies_and_files(shared_data: Path) -> None:
     wf = load(shared_data / "pegasus" / "diamond.yml")
-    assert [t.name for t in wf.tasks] == ["preprocess", "findrange_1", "findrange_2", "analyze"]
+    jobs = [t.name for t in wf.tasks if not t.name.startswith("stage_")]
+    assert jobs == ["preprocess", "findrange_1", "findrange_2", "analyze"]
     assert wf.task("analyze").needs == ("findrange_1", "findrange_2")
     assert wf.task("preprocess").inputs == ("f.a",)
     assert set(wf.task("preprocess").outputs) == {"f.b1", "f.b2"}
@@ -51,10 +52,16 @@ def test_diamond_jobs_dependencies_and_files(shared_data: Path) -> None:
         ("findrange_1", "analyze"),
         ("findrange_2", "analyze"),
     }
-    assert edges(wf) == expected
+    staging = {e for e in edges(wf) if any(n.startswith("stage_") for n in e)}
+    assert edges(wf) - staging == expected
     # the files alone give the same DAG: jobDependencies and data flow agree
     bare = Workflow(
-        "d", tuple(t.__class__(t.name, t.cmd, inputs=t.inputs, outputs=t.outputs) for t in wf.tasks)
+        "d",
+        tuple(
+            t.__class__(t.name, t.cmd, inputs=t.inputs, outputs=t.outputs)
+            for t in wf.tasks
+            if t.name in jobs
+        ),
     )
     assert edges(bare) == expected
 
@@ -71,11 +78,18 @@ def test_diamond_profiles_and_transformations(shared_data: Path) -> None:
     assert wf.task("analyze").labels == ("analyze",)
 
 
-def test_diamond_replica_is_staged_in_by_init(shared_data: Path) -> None:
+def test_diamond_replica_is_staged_in_by_a_task(shared_data: Path) -> None:
     wf = load(shared_data / "pegasus" / "diamond.yml")
     assert wf.task("preprocess").meta["replicas"] == {"f.a": "/data/f.a"}
-    assert wf.init is not None
-    assert "[ -e f.a ] || { cp /data/f.a f.a; }" in wf.init
+    assert wf.init is None
+    stage = wf.task("stage_in:f.a")
+    assert stage.cmd[-4:] == ("herd.exec.stage", "in", "/data/f.a", "f.a")
+    assert (stage.inputs, stage.outputs, stage.labels) == (("/data/f.a",), ("f.a",), ("stage-in",))
+    assert ("stage_in:f.a", "preprocess") in edges(wf)
+    out = wf.task("stage_out:analyze")
+    assert out.needs == ("analyze",)
+    assert out.outputs == ("/tmp/wf/output/f.d",)  # the local site's storage directory
+    assert "--register" in out.cmd and "diamond.replicas.yml" in out.cmd
 
 
 def test_diamond_hook_and_reports(shared_data: Path) -> None:
@@ -86,15 +100,15 @@ def test_diamond_hook_and_reports(shared_data: Path) -> None:
     warnings = "\n".join(wf.meta["warnings"])
     source = str(shared_data / "pegasus" / "diamond.yml")
     assert f"{source}: site 'condorpool': field 'profiles.condor.universe'" in warnings
-    assert f"{source}: job 'analyze': field 'uses.stageOut'" in warnings
+    assert "stageOut" not in warnings  # staged out by a task
 
 
 def test_fanout_stageable_checkpoint_stdout_and_labels(shared_data: Path) -> None:
     wf = load(shared_data / "pegasus" / "fanout.yml")
     work = wf.task("work_0")
-    assert isinstance(work.cmd, str)
-    assert work.cmd.startswith("cp /opt/bin/work.sh ./.work.work_0.herd-stage && chmod +x")
-    assert work.cmd.endswith("./work chunk.0 out.0")
+    assert work.cmd == ("./work", "chunk.0", "out.0")
+    assert "work" in work.inputs  # placed by the one stage_exe task
+    assert wf.task("stage_exe:work").cmd[-4:] == ("in", "/opt/bin/work.sh", "work", "--executable")
     assert set(work.outputs) == {"out.0", "work.0.ckpt", "work.0.log"}
     assert work.meta["checkpoints"] == ("work.0.ckpt",)
     assert work.stdout == "work.0.log"
@@ -102,11 +116,11 @@ def test_fanout_stageable_checkpoint_stdout_and_labels(shared_data: Path) -> Non
     assert dict(work.resources) == {"cpu": 1.0, "mem": 512.0}
     assert wf.task("notify").labels == ("merge", "notify-done")
     assert wf.task("merge").stdout == "result.txt"
-    assert len(wf.tasks) == 7
+    assert len([t for t in wf.tasks if not t.name.startswith("stage_")]) == 7
     assert edges(wf) >= {("split", f"work_{i}") for i in range(4)} | {("merge", "notify")}
 
 
-def test_staged_executable_is_copied_and_run(tmp_path: Path) -> None:
+def test_staged_executable_is_fetched_once_then_run(tmp_path: Path) -> None:
     tool = tmp_path / "bin" / "tool.sh"
     tool.parent.mkdir()
     tool.write_text('#!/bin/sh\necho "ran $1" > "$2"\n')
@@ -118,8 +132,8 @@ def test_staged_executable_is_copied_and_run(tmp_path: Path) -> None:
     wf = pegasus(job("a", arguments=["x", "out.txt"]), transformationCatalog=catalog)
     work = tmp_path / "work"
     work.mkdir()
-    assert isinstance(wf.tasks[0].cmd, str)
-    subprocess.run(["/bin/sh", "-c", wf.tasks[0].cmd], cwd=work, check=True)
+    for name in ("stage_exe:tool", "a"):
+        subprocess.run(list(wf.task(name).cmd), cwd=work, check=True)
     assert (work / "out.txt").read_text() == "ran x\n"
     assert (work / "tool").exists() and not list(work.glob(".*herd-stage"))
 
@@ -293,10 +307,11 @@ def test_replicas_produced_by_a_job_are_not_staged_and_urls_are_fetched() -> Non
         job("c", uses=[{"lfn": f, "type": "input"} for f in ("made.txt", "web.txt", "grid.txt")]),
         replicaCatalog=replicas,
     )
-    assert wf.init is not None
-    assert "made.txt" not in wf.init
-    assert "curl -fsSL -o web.txt https://example.org/web.txt" in wf.init
-    assert "cannot fetch gsiftp://host/grid.txt" in wf.init
+    staged = {t.name: t.cmd[-2:] for t in wf.tasks if t.name.startswith("stage_in:")}
+    assert staged == {
+        "stage_in:web.txt": ("https://example.org/web.txt", "web.txt"),
+        "stage_in:grid.txt": ("gsiftp://host/grid.txt", "grid.txt"),
+    }
     text = "\n".join(wf.meta["warnings"])
     assert "replica 'made.txt': field 'replicaCatalog': the file is also produced by a job" in text
     assert "replica 'grid.txt'" in text

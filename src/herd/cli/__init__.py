@@ -52,6 +52,31 @@ def add_file(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"refuse a workflow of more than N tasks, sweeps expanded (default {MAX_TASKS:,})",
     )
+    g = p.add_argument_group("Pegasus workflows (as pegasus-plan takes them)")
+    g.add_argument(
+        "--conf",
+        metavar="PROPERTIES",
+        help="properties file (default: pegasus.properties beside it)",
+    )
+    g.add_argument(
+        "-D", dest="defines", action="append", default=[], metavar="KEY=VALUE",
+        help="a property, e.g. -D pegasus.catalog.replica.file=rc.yml (beats --conf)",
+    )  # fmt: skip
+
+
+def spec_setup(args: argparse.Namespace) -> Any:
+    """``--conf`` and ``-D`` for the loader; None when neither is given."""
+    if not getattr(args, "conf", None) and not getattr(args, "defines", None):
+        return None
+    from herd.formats import Setup
+
+    pairs = [d.partition("=") for d in args.defines]
+    bad = [d for d, (_, eq, _) in zip(args.defines, pairs, strict=True) if not eq]
+    if bad:
+        raise UsageError(
+            f"-D {bad[0]}: expected KEY=VALUE, e.g. -D pegasus.catalog.site.file=s.yml"
+        )
+    return Setup(args.conf, {k.strip(): v.strip() for k, _, v in pairs})
 
 
 def add_store(p: argparse.ArgumentParser) -> None:
@@ -94,7 +119,7 @@ def spec_path(args: argparse.Namespace) -> str:
 def load_spec(args: argparse.Namespace) -> Any:
     from herd.formats import load
 
-    return load(spec_path(args), max_tasks=max_tasks(args))
+    return load(spec_path(args), max_tasks=max_tasks(args), setup=spec_setup(args))
 
 
 def max_tasks(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from herd.cli import (
     max_tasks,
     run_options,
     spec_path,
+    spec_setup,
 )
 from herd.cli.args import amount
 
@@ -104,7 +105,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from herd.formats.built import load_built
 
     workflow, graph = load_built(
-        spec_path(args), args.workdir, save=not args.dry_run, max_tasks=max_tasks(args)
+        spec_path(args),
+        args.workdir,
+        save=not args.dry_run,
+        max_tasks=max_tasks(args),
+        setup=spec_setup(args),
     )
     options = run_options(args, workflow)
     if args.dry_run:

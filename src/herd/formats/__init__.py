@@ -39,11 +39,13 @@ import yaml
 from herd.core.bulk import gc_paused
 from herd.core.model import MAX_TASKS, Workflow
 from herd.errors import HerdError, SpecError
+from herd.formats.pegasus_catalogs import Setup
 
 __all__ = [
     "FORMATS",
     "LOADERS",
     "Document",
+    "Setup",
     "detect",
     "detect_data",
     "dump",
@@ -102,21 +104,24 @@ def load(
     *,
     max_tasks: int = MAX_TASKS,
     environ: Mapping[str, str] | None = os.environ,
+    setup: Setup | None = None,
 ) -> Workflow:
     """The workflow in ``path``, whatever its format (detected from the content), of at most
     ``max_tasks`` tasks.
 
     Variables in file paths are resolved from ``environ`` (:mod:`herd.formats.environ`); None
-    keeps them as written (``herd convert``).
+    keeps them as written (``herd convert``). ``setup``: what ``pegasus-plan`` would be given
+    besides a Pegasus workflow (``--conf``, ``-D``).
     """
     source = os.fspath(path)
     raw = _read_bytes(source)
     with gc_paused(), _bounded_depth(source):
         data = _json_bytes(raw)
         if data is not _NOT_JSON:
-            workflow = load_document(Document(source, data=data), max_tasks=max_tasks)
+            workflow = load_document(Document(source, data=data), max_tasks=max_tasks, setup=setup)
         else:
-            workflow = load_document(parse(_decoded(raw, source), source), max_tasks=max_tasks)
+            document = parse(_decoded(raw, source), source)
+            workflow = load_document(document, max_tasks=max_tasks, setup=setup)
     # one scan of the bytes: a spec without any '$' has no variable in a path
     return _resolved(workflow, environ) if environ is not None and b"$" in raw else workflow
 
@@ -140,10 +145,16 @@ def _resolved(workflow: Workflow, environ: Mapping[str, str]) -> Workflow:
     return resolve_paths(workflow, environ)
 
 
-def load_document(doc: Document, *, max_tasks: int = MAX_TASKS) -> Workflow:
+def load_document(
+    doc: Document, *, max_tasks: int = MAX_TASKS, setup: Setup | None = None
+) -> Workflow:
     """Hand a parsed document to the loader of its format; refuse more than ``max_tasks``."""
     fmt = detect_data(doc)
-    if doc.text is not None:
+    if setup is not None and fmt == "pegasus":
+        from herd.formats.pegasus import load_data
+
+        workflow = load_data(doc.data, doc.source, setup)
+    elif doc.text is not None:
         try:
             workflow = loader(fmt)(doc.text, doc.source)
         except ElementTree.ParseError as exc:

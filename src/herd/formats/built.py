@@ -27,7 +27,7 @@ from pathlib import Path
 from herd.core.bulk import gc_paused
 from herd.core.graph import Graph, build
 from herd.core.model import MAX_TASKS, Workflow
-from herd.formats import load
+from herd.formats import Setup, load
 from herd.store.workdir import Workdir
 from herd.version import __version__
 
@@ -38,22 +38,29 @@ CACHE_FROM = 50_000
 
 
 def load_built(
-    path: str, workdir: Path, *, save: bool, max_tasks: int = MAX_TASKS
+    path: str,
+    workdir: Path,
+    *,
+    save: bool,
+    max_tasks: int = MAX_TASKS,
+    setup: Setup | None = None,
 ) -> tuple[Workflow, Graph]:
     """The workflow in ``path`` and its validated graph: from the working directory's cache when
     it was built from these bytes by this herd, else loaded and built (and kept, with ``save``,
-    when the spec is big)."""
+    when the spec is big). ``setup``: as :func:`herd.formats.load` takes it."""
     source = os.path.abspath(path)
     try:
-        key = _key(source, Path(path).read_bytes())  # (the bytes are not kept: 300 MB at 1 M)
+        # (the bytes are not kept: 300 MB at 1 M)
+        key = _key(source + repr(setup or ""), Path(path).read_bytes())
     except OSError:
-        workflow = load(path, max_tasks=max_tasks)  # (its error says what is wrong with the path)
+        # (its error says what is wrong with the path)
+        workflow = load(path, max_tasks=max_tasks, setup=setup)
         return workflow, _built(workflow)
     cache = Workdir(workdir).state_dir / "cache" / f"{_digest(source.encode())}.pickle"
     kept = _read(cache, key)
     if kept is not None and len(kept[0].tasks) <= max_tasks:
         return kept
-    workflow = load(path, max_tasks=max_tasks)
+    workflow = load(path, max_tasks=max_tasks, setup=setup)
     graph = _built(workflow)
     if save and len(workflow.tasks) >= CACHE_FROM:
         _write(cache, key, workflow, graph)
@@ -102,7 +109,20 @@ def _read(cache: Path, key: bytes) -> tuple[Workflow, Graph] | None:
     kept_env = workflow.meta.get("environment", {})
     if any(os.environ.get(name) != value for name, value in kept_env.items()):
         return None
+    # other files the loader read (a Pegasus workflow's catalogs)
+    if any(
+        _stamp(path) != tuple(stamp) for path, stamp in workflow.meta.get("read_files", {}).items()
+    ):
+        return None
     return workflow, graph
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _write(cache: Path, key: bytes, workflow: Workflow, graph: Graph) -> None:

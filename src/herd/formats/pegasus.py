@@ -1,18 +1,19 @@
 """Pegasus 5 abstract workflows (``wf.yml``, as written by ``Pegasus.api``) → herd.
 
 A Pegasus job becomes a task named by its ``id``; its transformation ``name`` and ``nodeLabel``
-become labels. The inline catalogs are resolved here, so the task runs on this machine:
+become labels. The catalogs — inline in the workflow, and the files ``pegasus-plan`` would read
+(``transformations.yml``, ``replicas.yml``, ``sites.yml`` beside the workflow or named by
+``pegasus.properties``; :mod:`.pegasus_catalogs`) — are resolved here, so the task runs on this
+machine:
 
 - **transformations**: an ``installed`` executable runs from its ``pfn`` (argv, no shell); a
-  ``stageable`` one is copied next to the job first, as Pegasus would stage it:
-  ``cp PFN ./.NAME.<id>.herd-stage && chmod +x … && mv -f … ./NAME && ./NAME ARGS``. The copy goes
-  through a per-job temporary name and an atomic rename, so that parallel jobs sharing the
-  executable never write a file another job is running (``Text file busy``). An unknown
-  transformation runs by name from ``PATH``, with a warning.
+  ``stageable`` one is fetched once to ``./NAME`` by a ``stage_exe:NAME`` task, which every job
+  using it reads. An unknown transformation runs by name from ``PATH``, with a warning.
 - **replicas**: an input with a replica catalog entry is read as its ``lfn`` in the working
-  directory; :attr:`~herd.core.model.Workflow.init` copies it there from the ``pfn`` (``cp`` for paths
-  and ``file://``, ``curl`` for ``http(s)://``) when it is not there yet. ``task.meta["replicas"]``
-  keeps the pfn.
+  directory, fetched there by a ``stage_in:LFN`` task (checksum verified);
+  ``task.meta["replicas"]`` keeps the pfn. Outputs marked ``stageOut`` / ``registerReplica`` are
+  copied to the output site's storage directory and recorded in the output replica catalog by a
+  ``stage_out:JOB`` task (:mod:`.pegasus_staging`).
 - **profiles** merge key by key, job > transformation site entry > transformation > site catalog
   > workflow: ``env`` → env; ``pegasus`` cores/memory (MB)/gpus → resources (no cores: the
   model's default, 1), runtime → duration, maxwalltime (minutes) → timeout; ``dagman`` RETRY →
@@ -26,7 +27,7 @@ become labels. The inline catalogs are resolved here, so the task runs on this m
   redirected); their failure never changes the job's result. Workflow-level hooks are not run.
 
 Everything herd cannot honour (remote sites, grid contacts, containers, other profile keys,
-``selector`` and ``globus`` profiles, data reuse, stage-out to an output site) is reported in
+``selector`` and ``globus`` profiles, data reuse, catalogs other than YAML) is reported in
 ``Workflow.meta["warnings"]``, one line per problem naming the file, the job(s) and the field.
 Sub-workflow jobs (``pegasusWorkflow``, ``condorWorkflow``) raise :class:`SpecError`.
 """
@@ -37,11 +38,22 @@ import logging
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from herd.core.model import Task, Workflow, frozen_map
+from herd.exec.stage import SCHEMES, scheme
 from herd.formats.common import as_float, as_int, describe, env_value, fail, freeze
+from herd.formats.pegasus_catalogs import KINDS, Found, Setup, catalog, properties
+from herd.formats.pegasus_staging import (
+    Replica,
+    executable_name,
+    replica,
+    stage_exe_task,
+    stage_in_tasks,
+    stage_out_task,
+    storage_directory,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +122,7 @@ def _who(places: list[str]) -> str:
 # --- entry point ----------------------------------------------------------------------------
 
 
-def load_data(data: Any, source: str) -> Workflow:
+def load_data(data: Any, source: str, setup: Setup | None = None) -> Workflow:
     """Build a :class:`Workflow` from a parsed Pegasus 5 ``wf.yml``.
 
     >>> wf = load_data({"pegasus": "5.0.4", "name": "w", "jobs": [
@@ -122,18 +134,24 @@ def load_data(data: Any, source: str) -> Workflow:
         fail(f"expected a Pegasus workflow mapping, got {describe(data)}", source, None, None)
     report = _Report(source)
     _check_top(data, source, report)
-    sites = _sites(data.get("siteCatalog"), source, report)
-    catalog = _transformations(data.get("transformationCatalog"), source, report)
-    replicas = _replicas(data.get("replicaCatalog"), source, report)
+    found = properties(source, setup or Setup())
+    raw = {kind: catalog(kind, data, source, found) for kind in KINDS}
+    for where, key, message in found.warnings:
+        report.warn(where, key, message)
+    sites = _sites(raw["site"][0], source, report)
+    catalog_ = _transformations(raw["transformation"][0], source, report)
+    replicas = _replicas(raw["replica"][0], source, report)
     base = _profiles(data.get("profiles"), source, None, "profiles", report)
     jobs = _job_list(data.get("jobs"), source)
-    context = _Context(source, report, sites, catalog, replicas, base)
+    context = _Context(source, report, sites, catalog_, replicas, base)
     tasks = [_task(job, i, context) for i, job in enumerate(jobs)]
     tasks = _add_dependencies(tasks, data.get("jobDependencies"), source)
     produced = {path for task in tasks for path in task.outputs}
     tasks = _resolve_optional(tasks, produced)
-    init = _stage_in(tasks, replicas, produced, report)
-    return _workflow(data, source, tasks, init, context, base)
+    tasks += _staging(tasks, context, produced, _outputs_to(raw["site"][0], found, data))
+    workflow = _workflow(data, source, tasks, None, context, base)
+    files = {kind: path for kind, (_, path) in raw.items() if path}
+    return _with_catalog_files(workflow, files, found.files)
 
 
 @dataclass(frozen=True)
@@ -144,6 +162,7 @@ class _Transformation:
     pfn: str
     stageable: bool
     site: str
+    sha256: str | None
     #: profile layers, lowest precedence first: the transformation's, then its site entry's
     layers: tuple[Profiles, ...]
     hooks: tuple[tuple[str, str], ...]
@@ -155,7 +174,7 @@ class _Context:
     report: _Report
     sites: dict[str, Profiles]
     catalog: dict[str, list[_Transformation]]
-    replicas: dict[str, str]
+    replicas: dict[str, Replica]
     base: Profiles
 
 
@@ -204,6 +223,17 @@ def _workflow(
         format="pegasus",
         meta=freeze(meta),
     )
+
+
+def _with_catalog_files(
+    workflow: Workflow, catalogs: dict[str, str], read: dict[str, tuple[int, int]]
+) -> Workflow:
+    """Name the catalog files used; ``meta["read_files"]`` lets :mod:`herd.built` notice an
+    edited catalog."""
+    if not read:
+        return workflow
+    meta = {**workflow.meta, "catalogs": catalogs, "read_files": read}
+    return replace(workflow, meta=freeze(meta))
 
 
 def _stem(source: str) -> str:
@@ -274,6 +304,7 @@ def _transformation(raw: Mapping[str, Any], source: str, report: _Report) -> _Tr
         pfn=pfn,
         stageable=entry.get("type") == "stageable",
         site=str(entry.get("name", "")),
+        sha256=replica(entry, pfn).sha256,
         layers=layers,
         hooks=_hooks(raw.get("hooks"), source, None, f"{where}.hooks"),
     )
@@ -293,14 +324,14 @@ def _pick_site(
     return local[0] if local else entries[0]
 
 
-def _replicas(raw: Any, source: str, report: _Report) -> dict[str, str]:
-    """lfn → pfn, preferring the replica at site ``local``."""
+def _replicas(raw: Any, source: str, report: _Report) -> dict[str, Replica]:
+    """lfn → its replica, preferring the one at site ``local``."""
     if raw is None:
         return {}
     items = _list_of_maps(
         _get(raw, "replicas", source, "replicaCatalog"), source, "replicaCatalog.replicas"
     )
-    replicas: dict[str, str] = {}
+    replicas: dict[str, Replica] = {}
     for item in items:
         lfn = item.get("lfn")
         if not isinstance(lfn, str) or not lfn:
@@ -313,7 +344,7 @@ def _replicas(raw: Any, source: str, report: _Report) -> dict[str, str]:
         pfns = _list_of_maps(item.get("pfns"), source, f"replicaCatalog '{lfn}'.pfns")
         chosen = next((p for p in pfns if p.get("site") == "local"), pfns[0] if pfns else None)
         if chosen is not None and isinstance(chosen.get("pfn"), str):
-            replicas[lfn] = chosen["pfn"]
+            replicas[lfn] = replica(item, chosen["pfn"])
     return replicas
 
 
@@ -465,6 +496,7 @@ class _Files:
     checkpoints: list[str] = field(default_factory=list)
     optional: list[str] = field(default_factory=list)
     stage_out: list[str] = field(default_factory=list)
+    register: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
 
 
@@ -498,6 +530,8 @@ def _add_use(files: _Files, lfn: str, link: str, use: Mapping[str, Any]) -> None
         files.checkpoints.append(lfn)
     if use.get("stageOut") and link != "input":
         files.stage_out.append(lfn)
+    if use.get("registerReplica") and link != "input":
+        files.register.append(lfn)
 
 
 def _build_task(
@@ -516,16 +550,11 @@ def _build_task(
     cmd = _command(job, job_id, tf, args)
     if hooks:
         cmd = _with_hooks(cmd, hooks, job_id, stdio["stderr"] is not None)
-    if files.stage_out:
-        ctx.report.warn(
-            f"job '{job_id}'",
-            "uses.stageOut",
-            "outputs stay in the working directory: herd does not copy them to an output site",
-        )
+    staged = [executable_name(tf.name)] if tf is not None and tf.stageable else []
     return Task(
         name=job_id,
         cmd=cmd,
-        inputs=tuple(dict.fromkeys(files.inputs)),
+        inputs=tuple(dict.fromkeys([*files.inputs, *staged])),
         outputs=tuple(dict.fromkeys(files.outputs)),
         labels=_labels(job, tf),
         env=frozen_map(profiles.get("env")),
@@ -570,19 +599,20 @@ def _task_meta(
     tf: _Transformation | None,
     files: _Files,
     hooks: tuple[tuple[str, str], ...],
-    replicas: Mapping[str, str],
+    replicas: Mapping[str, Replica],
     profiles: Profiles,
 ) -> Any:
     meta: dict[str, Any] = {"transformation": str(job.get("name"))}
     if tf is not None:
         meta["pfn"] = tf.pfn
         meta["stageable"] = tf.stageable
-    used = {lfn: replicas[lfn] for lfn in (*files.inputs, *files.optional) if lfn in replicas}
+    used = {lfn: replicas[lfn].pfn for lfn in (*files.inputs, *files.optional) if lfn in replicas}
     extras = {
         "replicas": used,
         "checkpoints": files.checkpoints,
         "optional_inputs": files.optional,
         "stage_out": files.stage_out,
+        "register_replica": files.register,
         "unused_files": files.unused,
         "hooks": [{"on": on, "cmd": cmd} for on, cmd in hooks],
         "metadata": job.get("metadata"),
@@ -687,22 +717,9 @@ def _command(
 ) -> str | tuple[str, ...]:
     if tf is None:
         return (str(job.get("name")), *args)
-    pfn = tf.pfn.removeprefix("file://")
-    if not tf.stageable:
-        return (pfn, *args)
-    return _staged(tf, pfn, job_id, args)
-
-
-def _staged(tf: _Transformation, pfn: str, job_id: str, args: list[str]) -> str:
-    """Copy a stageable executable next to the job, atomically, then run it."""
-    name = "./" + re.sub(r"[^A-Za-z0-9._-]", "_", tf.name)
-    tmp = f"./.{name[2:]}.{job_id}.herd-stage"
-    if re.match(r"https?://", pfn):
-        fetch = f"curl -fsSL -o {shlex.quote(tmp)} {shlex.quote(pfn)}"
-    else:
-        fetch = f"cp {shlex.quote(pfn)} {shlex.quote(tmp)}"
-    install = f"chmod +x {shlex.quote(tmp)} && mv -f {shlex.quote(tmp)} {shlex.quote(name)}"
-    return f"{fetch} && {install} && {shlex.join([name, *args])}"
+    if tf.stageable:
+        return ("./" + executable_name(tf.name), *args)  # placed by its stage_exe task
+    return (tf.pfn.removeprefix("file://"), *args)
 
 
 def _hooks(raw: Any, source: str, task: str | None, where: str) -> tuple[tuple[str, str], ...]:
@@ -788,44 +805,51 @@ def _resolve_optional(tasks: list[Task], produced: set[str]) -> list[Task]:
     ]
 
 
-def _stage_in(
-    tasks: list[Task], replicas: Mapping[str, str], produced: set[str], report: _Report
-) -> str | None:
-    """The init command copying replica-catalog inputs into the working directory."""
-    wanted: dict[str, str] = {}
+def _staging(
+    tasks: list[Task], ctx: _Context, produced: set[str], outputs_to: tuple[str, str]
+) -> list[Task]:
+    """The stage-in, executable and stage-out tasks of the jobs (:mod:`.pegasus_staging`)."""
+    wanted: dict[str, Replica] = {}
     for task in tasks:
         for lfn in (*task.inputs, *task.meta.get("optional_inputs", ())):
-            if lfn not in replicas:
-                continue
-            if lfn in produced:
-                report.warn(
-                    f"replica '{lfn}'",
-                    "replicaCatalog",
-                    "the file is also produced by a job: herd runs that job (no data reuse)",
-                )
-                continue
-            wanted[lfn] = replicas[lfn]
-    if not wanted:
-        return None
-    return "\n".join(["set -e", *(_fetch(lfn, pfn, report) for lfn, pfn in wanted.items())])
+            if lfn in ctx.replicas and lfn not in wanted:
+                if lfn in produced:
+                    ctx.report.warn(f"replica '{lfn}'", "replicaCatalog", _REUSE)
+                    continue
+                wanted[lfn] = _reachable(lfn, ctx.replicas[lfn], ctx.report)
+    staging = stage_in_tasks(wanted)
+    used = {t.meta["transformation"]: t for t in tasks if t.meta.get("stageable")}
+    for name in used:
+        tf = next(tf for tf in ctx.catalog[name] if tf.stageable)
+        staging.append(stage_exe_task(name, tf.pfn, tf.sha256))
+    storage, catalog_file = outputs_to
+    for task in tasks:
+        copy, register = task.meta.get("stage_out", ()), task.meta.get("register_replica", ())
+        if copy or register:
+            staging.append(stage_out_task(task.name, copy, register, storage, catalog_file))
+    return staging
 
 
-def _fetch(lfn: str, pfn: str, report: _Report) -> str:
-    target = shlex.quote(lfn)
-    mkdir = f"mkdir -p {shlex.quote(lfn.rsplit('/', 1)[0])} && " if "/" in lfn else ""
-    if pfn.startswith("file://") or "://" not in pfn:
-        copy = f"cp {shlex.quote(pfn.removeprefix('file://'))} {target}"
-    elif re.match(r"https?://", pfn):
-        copy = f"curl -fsSL -o {target} {shlex.quote(pfn)}"
-    else:
+_REUSE = "the file is also produced by a job: herd runs that job (no data reuse)"
+
+
+def _reachable(lfn: str, found: Replica, report: _Report) -> Replica:
+    kind = scheme(found.pfn)
+    if kind not in SCHEMES:
         report.warn(
             f"replica '{lfn}'",
             "replicaCatalog.pfns",
-            f"herd cannot fetch '{pfn}': place the file in the working directory",
+            f"herd cannot fetch {kind}:// files: its stage_in task fails unless {lfn} is "
+            "placed in the working directory",
         )
-        message = f"herd: cannot fetch {pfn}: copy it to {lfn} in the working directory"
-        copy = f"{{ echo {shlex.quote(message)} >&2; exit 1; }}"
-    return f"[ -e {target} ] || {{ {mkdir}{copy}; }}"
+    return found
+
+
+def _outputs_to(sites: Any, found: Found, data: Mapping[str, Any]) -> tuple[str, str]:
+    """The storage directory and the output replica catalog of this workflow."""
+    named = found.properties.get("pegasus.catalog.replica.output.file")
+    name = data.get("name") if isinstance(data.get("name"), str) else None
+    return storage_directory(sites), named or f"{name or 'workflow'}.replicas.yml"
 
 
 # --- small parsing helpers ------------------------------------------------------------------
@@ -841,14 +865,6 @@ def _node_id(value: Any) -> str:
 def _get(raw: Any, key: str, source: str, where: str) -> Any:
     if not isinstance(raw, Mapping):
         fail(f"expected a mapping, got {describe(raw)}", source, None, where)
-    if "$ref" in raw:
-        fail(
-            "catalogs given by reference are not supported",
-            source,
-            None,
-            f"{where}.$ref",
-            "inline the catalog in the workflow file",
-        )
     return raw.get(key)
 
 
