@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from Pegasus.api import (
     Directory,
+    EventType,
     File,
     FileServer,
     Job,
@@ -174,3 +175,57 @@ def test_replicas_come_over_http_and_other_schemes_fail_clearly(tmp_path: Path) 
     log = (tmp_path / ".herd" / "logs" / "fetch" / "stage_in%3Agrid.txt.1.err").read_text()
     assert log.startswith("herd stage: cannot fetch gsiftp://grid.example.org/grid.txt:")
     assert "copy the file to grid.txt in the working directory" in log
+
+
+# --- checkpoints and workflow hooks ---------------------------------------------------------
+
+RESUMABLE = """#!/bin/sh
+# a long computation: SIGTERM makes it write where it is; a later attempt resumes from there
+if [ -f state.ckpt ]; then
+  echo "resumed from $(cat state.ckpt)" > result.txt
+  exit 0
+fi
+trap 'echo step-7 > state.ckpt; exit 0' TERM
+while :; do sleep 0.05; done
+"""
+
+
+def test_a_checkpointing_job_is_signalled_then_retried_from_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "resumable.sh"
+    script.write_text(RESUMABLE)
+    script.chmod(0o755)
+    wf = Workflow("ckpt")
+    wf.add_transformation_catalog(TransformationCatalog().add_transformations(
+        Transformation("resumable", site="local", pfn=script, is_stageable=False)
+    ))  # fmt: skip
+    job = (
+        Job("resumable", _id="long")
+        .add_checkpoint(File("state.ckpt"), stage_out=False, register_replica=False)
+        .add_outputs(File("result.txt"), stage_out=False, register_replica=False)
+        .add_pegasus_profile(checkpoint_time=0.02)  # minutes: SIGTERM after 1.2 s
+        .add_dagman_profile(retry=2)
+    )
+    wf.add_jobs(job)
+    wf.write(str(tmp_path / "workflow.yml"))
+    assert run(tmp_path / "workflow.yml", tmp_path).status == "succeeded"
+    assert attempts(tmp_path, "ckpt") == {"long": 2}
+    assert (tmp_path / "result.txt").read_text() == "resumed from step-7\n"
+    first = (tmp_path / ".herd" / "logs" / "ckpt" / "long.1.err").read_text()
+    assert "checkpoint time (1.2 s) reached: the job was sent SIGTERM" in first
+
+
+def test_workflow_hooks_run_at_start_and_on_the_outcome(tmp_path: Path) -> None:
+    wf = Workflow("hooked")
+    wf.add_transformation_catalog(TransformationCatalog().add_transformations(
+        Transformation("sh", site="local", pfn="/bin/sh", is_stageable=False)
+    ))  # fmt: skip
+    wf.add_jobs(Job("sh", _id="fails").add_args("-c", "'exit 3'"))
+    for event in (EventType.START, EventType.SUCCESS, EventType.ERROR, EventType.END):
+        wf.add_shell_hook(event, f'echo "{event.value} $PEGASUS_STATUS" >> events.txt')
+    wf.write(str(tmp_path / "workflow.yml"))
+    assert run(tmp_path / "workflow.yml", tmp_path).status == "failed"
+    assert (tmp_path / "events.txt").read_text().splitlines() == ["start 0", "error 1", "end 1"]
+    assert run(tmp_path / "workflow.yml", tmp_path).status == "failed"  # runs again: hooks too
+    assert len((tmp_path / "events.txt").read_text().splitlines()) == 6

@@ -106,7 +106,8 @@ def test_diamond_hook_and_reports(shared_data: Path) -> None:
 def test_fanout_stageable_checkpoint_stdout_and_labels(shared_data: Path) -> None:
     wf = load(shared_data / "pegasus" / "fanout.yml")
     work = wf.task("work_0")
-    assert work.cmd == ("./work", "chunk.0", "out.0")
+    assert isinstance(work.cmd, str)  # checkpoint.time: 5 minutes, then SIGTERM
+    assert work.cmd.startswith("timeout -s TERM -k 60 300 ./work chunk.0 out.0\n")
     assert "work" in work.inputs  # placed by the one stage_exe task
     assert wf.task("stage_exe:work").cmd[-4:] == ("in", "/opt/bin/work.sh", "work", "--executable")
     assert set(work.outputs) == {"out.0", "work.0.ckpt", "work.0.log"}
@@ -289,9 +290,27 @@ def test_hooks_run_on_their_events_and_keep_the_exit_status(tmp_path: Path) -> N
     assert results["good"].stderr.splitlines() == ["start", "ok"]
 
 
-def test_workflow_level_hooks_are_reported() -> None:
-    wf = pegasus(job("a"), hooks={"shell": [{"_on": "end", "cmd": "mail"}]})
-    assert any("workflow-level hooks are not run" in w for w in wf.meta["warnings"])
+def test_workflow_level_hooks_become_workflow_hooks() -> None:
+    shell = [{"_on": "end", "cmd": "mail"}, {"_on": "all", "cmd": "log"},
+             {"_on": "never", "cmd": "no"}]  # fmt: skip
+    wf = pegasus(job("a"), hooks={"shell": shell})
+    assert [(h.on.value, h.cmd) for h in wf.hooks] == [
+        ("end", "mail"), ("start", "log"), ("success", "log"), ("error", "log"), ("end", "log")
+    ]  # fmt: skip
+    assert not any("hooks" in w for w in wf.meta.get("warnings", ()))
+
+
+def test_job_runtime_is_the_old_name_of_runtime_and_checkpoints_wrap_the_command() -> None:
+    wf = pegasus(
+        job("old", profiles={"pegasus": {"job.runtime": 42}}),
+        job("both", profiles={"pegasus": {"job.runtime": 42, "runtime": 7}}),
+        job("ck", profiles={"pegasus": {"checkpoint.time": 2, "maxwalltime": 5}}),
+    )
+    assert (wf.task("old").duration, wf.task("both").duration) == (42.0, 7.0)
+    ck = wf.task("ck")
+    assert isinstance(ck.cmd, str) and ck.cmd.startswith("timeout -s TERM -k 180 120 tool\n")
+    assert ck.timeout is None  # the wrapper ends it at its walltime
+    assert "no dagman.retry" in "\n".join(wf.meta["warnings"])
 
 
 def test_replicas_produced_by_a_job_are_not_staged_and_urls_are_fetched() -> None:

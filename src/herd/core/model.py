@@ -172,6 +172,23 @@ class Task(NamedTuple):
         return shlex.join(self.cmd)
 
 
+class HookEvent(enum.Enum):
+    """When a workflow hook runs (Pegasus ``_on``): before the first task of a run, after it."""
+
+    START = "start"
+    SUCCESS = "success"
+    ERROR = "error"  # a task failed, or the run was stopped
+    END = "end"  # after SUCCESS or ERROR hooks, whatever the outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A shell command run when the workflow reaches ``on`` (Pegasus workflow ``hooks``)."""
+
+    on: HookEvent
+    cmd: str
+
+
 @dataclass(frozen=True, slots=True)
 class Workflow:
     """A named DAG of tasks, as loaded from one spec or built with the API."""
@@ -188,6 +205,8 @@ class Workflow:
     #: named resource limits the spec itself declares (``limits: {tape_drive: 2}``)
     limits: Mapping[str, float] = EMPTY
     meta: Mapping[str, Any] = EMPTY
+    #: commands run at the start and end of every ``herd run`` that has tasks to run
+    hooks: tuple[Hook, ...] = ()
 
     def task(self, name: str) -> Task:
         for t in self.tasks:

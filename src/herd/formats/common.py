@@ -255,3 +255,17 @@ def cached_names() -> Parser[tuple[str, ...]]:
             return as_names(value, file, task, field)
 
     return parse_cached
+
+
+def list_of_maps(
+    raw: Any, source: str, where: str, task: str | None = None
+) -> list[Mapping[str, Any]]:
+    """``raw`` checked to be a list of mappings (None: an empty list)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        fail(f"expected a list, got {describe(raw)}", source, task, where)
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            fail(f"expected a mapping, got {describe(item)}", source, task, f"{where}[{i}]")
+    return raw

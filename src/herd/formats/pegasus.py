@@ -36,15 +36,21 @@ from __future__ import annotations
 
 import logging
 import re
-import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from herd.core.model import Task, Workflow, frozen_map
 from herd.exec.stage import SCHEMES, scheme
-from herd.formats.common import as_float, as_int, describe, env_value, fail, freeze
+from herd.formats.common import as_float, as_int, describe, env_value, fail, freeze, list_of_maps
 from herd.formats.pegasus_catalogs import KINDS, Found, Setup, catalog, properties
+from herd.formats.pegasus_commands import (
+    arguments,
+    parse_hooks,
+    with_checkpoint,
+    with_hooks,
+    workflow_hooks,
+)
 from herd.formats.pegasus_staging import (
     Replica,
     executable_name,
@@ -70,7 +76,9 @@ _TOP_KEYS = frozenset(
 )  # fmt: skip
 #: profile keys herd maps onto the task (dagman keys upper-cased); every other key is reported
 _MAPPED = {
-    "pegasus": frozenset({"cores", "memory", "runtime", "gpus", "maxwalltime", "checkpoint.time"}),
+    "pegasus": frozenset(
+        {"cores", "memory", "runtime", "job.runtime", "gpus", "maxwalltime", "checkpoint.time"}
+    ),
     "dagman": frozenset({"RETRY", "PRIORITY"}),
     "condor": frozenset({"request_cpus", "request_memory", "request_gpus", "priority"}),
 }
@@ -85,7 +93,6 @@ _MEMORY_UNITS = {
     "": 1.0, "M": 1.0, "MB": 1.0, "MIB": 1.0, "K": 1 / 1024, "KB": 1 / 1024,
     "G": 1024.0, "GB": 1024.0, "GIB": 1024.0, "T": 1024.0**2, "TB": 1024.0**2,
 }  # fmt: skip
-_HOOK_EVENTS = ("start", "error", "success", "end")
 
 Profiles = dict[str, dict[str, Any]]
 
@@ -191,8 +198,6 @@ def _check_top(data: Mapping[str, Any], source: str, report: _Report) -> None:
     for key in data:
         if key not in _TOP_KEYS and not str(key).startswith("x-"):
             report.warn("workflow", str(key), "unknown key ignored")
-    if data.get("hooks"):
-        report.warn("workflow", "hooks", "workflow-level hooks are not run by herd")
 
 
 def _workflow(
@@ -222,6 +227,7 @@ def _workflow(
         source=source,
         format="pegasus",
         meta=freeze(meta),
+        hooks=workflow_hooks(data.get("hooks"), source),
     )
 
 
@@ -248,7 +254,7 @@ def _sites(raw: Any, source: str, report: _Report) -> dict[str, Profiles]:
     """Profiles of the local sites; every other site is reported as ignored."""
     if raw is None:
         return {}
-    sites = _list_of_maps(_get(raw, "sites", source, "siteCatalog"), source, "siteCatalog.sites")
+    sites = list_of_maps(_get(raw, "sites", source, "siteCatalog"), source, "siteCatalog.sites")
     found: dict[str, Profiles] = {}
     for site in sites:
         name = str(site.get("name", ""))
@@ -267,7 +273,7 @@ def _transformations(raw: Any, source: str, report: _Report) -> dict[str, list[_
     if raw is None:
         return {}
     field_name = "transformationCatalog.transformations"
-    items = _list_of_maps(
+    items = list_of_maps(
         _get(raw, "transformations", source, "transformationCatalog"), source, field_name
     )
     if isinstance(raw, Mapping) and raw.get("containers"):
@@ -306,7 +312,7 @@ def _transformation(raw: Mapping[str, Any], source: str, report: _Report) -> _Tr
         site=str(entry.get("name", "")),
         sha256=replica(entry, pfn).sha256,
         layers=layers,
-        hooks=_hooks(raw.get("hooks"), source, None, f"{where}.hooks"),
+        hooks=parse_hooks(raw.get("hooks"), source, None, f"{where}.hooks"),
     )
 
 
@@ -314,7 +320,7 @@ def _pick_site(
     raw: Mapping[str, Any], name: str, source: str, report: _Report
 ) -> Mapping[str, Any]:
     where = f"transformation '{name}'"
-    entries = _list_of_maps(raw.get("sites"), source, f"{where}.sites")
+    entries = list_of_maps(raw.get("sites"), source, f"{where}.sites")
     if not entries:
         fail("a transformation needs at least one site", source, None, f"{where}.sites")
     local = [e for w in ("local", "condorpool") for e in entries if e.get("name") == w]
@@ -328,7 +334,7 @@ def _replicas(raw: Any, source: str, report: _Report) -> dict[str, Replica]:
     """lfn → its replica, preferring the one at site ``local``."""
     if raw is None:
         return {}
-    items = _list_of_maps(
+    items = list_of_maps(
         _get(raw, "replicas", source, "replicaCatalog"), source, "replicaCatalog.replicas"
     )
     replicas: dict[str, Replica] = {}
@@ -341,7 +347,7 @@ def _replicas(raw: Any, source: str, report: _Report) -> dict[str, Replica]:
                 f"replica '{lfn}'", "regex", "regular-expression replicas are not supported"
             )
             continue
-        pfns = _list_of_maps(item.get("pfns"), source, f"replicaCatalog '{lfn}'.pfns")
+        pfns = list_of_maps(item.get("pfns"), source, f"replicaCatalog '{lfn}'.pfns")
         chosen = next((p for p in pfns if p.get("site") == "local"), pfns[0] if pfns else None)
         if chosen is not None and isinstance(chosen.get("pfn"), str):
             replicas[lfn] = replica(item, chosen["pfn"])
@@ -437,7 +443,7 @@ def _merge(layers: Iterable[Profiles]) -> Profiles:
 def _job_list(raw: Any, source: str) -> list[Mapping[str, Any]]:
     if raw is None:
         fail("a Pegasus workflow needs jobs", source, None, "jobs")
-    jobs = _list_of_maps(raw, source, "jobs")
+    jobs = list_of_maps(raw, source, "jobs")
     if not jobs:
         fail("a Pegasus workflow needs at least one job", source, None, "jobs")
     return jobs
@@ -502,7 +508,7 @@ class _Files:
 
 def _uses(raw: Any, job_id: str, source: str) -> _Files:
     files = _Files()
-    for i, use in enumerate(_list_of_maps(raw or [], source, "uses", job_id)):
+    for i, use in enumerate(list_of_maps(raw or [], source, "uses", job_id)):
         lfn, link = use.get("lfn"), use.get("type")
         if not isinstance(lfn, str) or not lfn:
             fail("a use needs an lfn", source, job_id, f"uses[{i}].lfn")
@@ -544,12 +550,15 @@ def _build_task(
     own = _profiles(job.get("profiles"), ctx.source, job_id, "profiles", ctx.report)
     site_layer = ctx.sites.get(tf.site, {}) if tf else {}
     profiles = _merge([ctx.base, site_layer, *(tf.layers if tf else ()), own])
-    hooks = (*(tf.hooks if tf else ()), *_hooks(job.get("hooks"), ctx.source, job_id, "hooks"))
-    args = _arguments(job.get("arguments"), job_id, ctx.source)
+    own_hooks = parse_hooks(job.get("hooks"), ctx.source, job_id, "hooks")
+    hooks = (*(tf.hooks if tf else ()), *own_hooks)
+    args = arguments(job.get("arguments"), job_id, ctx.source)
     stdio = {k: _lfn(job.get(k), job_id, k, ctx.source) for k in ("stdin", "stdout", "stderr")}
     cmd = _command(job, job_id, tf, args)
+    if checkpoint := profiles.get("pegasus", {}).get("checkpoint.time"):
+        cmd = _checkpointed(cmd, checkpoint, profiles, job_id, ctx.report)
     if hooks:
-        cmd = _with_hooks(cmd, hooks, job_id, stdio["stderr"] is not None)
+        cmd = with_hooks(cmd, hooks, job_id, stdio["stderr"] is not None)
     staged = [executable_name(tf.name)] if tf is not None and tf.stageable else []
     return Task(
         name=job_id,
@@ -564,6 +573,20 @@ def _build_task(
         meta=_task_meta(job, tf, files, hooks, ctx.replicas, profiles),
         **_policy(profiles),
     )
+
+
+def _checkpointed(
+    cmd: str | tuple[str, ...], minutes: float, profiles: Profiles, job_id: str, report: _Report
+) -> str:
+    walltime = profiles.get("pegasus", {}).get("maxwalltime")
+    if walltime is not None and walltime <= minutes:
+        report.warn(f"job '{job_id}'", "profiles.pegasus.checkpoint.time",
+                    "not below maxwalltime: the job gets a minute to write its checkpoint")  # fmt: skip
+    grace = (walltime - minutes) * 60.0 if walltime is not None else None
+    if not profiles.get("dagman", {}).get("RETRY"):
+        report.warn(f"job '{job_id}'", "profiles.pegasus.checkpoint.time",
+                    "no dagman.retry: the job is not retried from its checkpoint files")  # fmt: skip
+    return with_checkpoint(cmd, minutes * 60.0, grace)
 
 
 def _labels(job: Mapping[str, Any], tf: _Transformation | None) -> tuple[str, ...]:
@@ -587,8 +610,9 @@ def _policy(profiles: Profiles) -> dict[str, Any]:
     walltime = pegasus.get("maxwalltime")
     return {
         "resources": frozen_map(resources),
-        "duration": pegasus.get("runtime"),
-        "timeout": walltime * 60.0 if walltime else None,
+        "duration": pegasus.get("runtime", pegasus.get("job.runtime")),  # (job.runtime: old name)
+        # a checkpointing job's wrapper ends it at its walltime (pegasus_commands.with_checkpoint)
+        "timeout": walltime * 60.0 if walltime and not pegasus.get("checkpoint.time") else None,
         "retries": round(dagman.get("RETRY", 0)),
         "priority": round(dagman.get("PRIORITY", condor.get("priority", 0))),
     }
@@ -622,83 +646,6 @@ def _task_meta(
     return freeze(meta)
 
 
-def _arguments(raw: Any, job_id: str, source: str) -> list[str]:
-    """The argv words of a job, split as Pegasus and HTCondor split them.
-
-    Pegasus joins the ``arguments`` list with spaces (``Job.java``), quotes the line for HTCondor
-    (``CondorQuoteParser``), and HTCondor splits it into words again: ``"-a preprocess"`` is two
-    words, quotes group words and backslash escapes a character outside quotes.
-    """
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        fail(f"expected a list, got {describe(raw)}", source, job_id, "arguments")
-    words = []
-    for i, arg in enumerate(raw):
-        if isinstance(arg, Mapping) and isinstance(arg.get("lfn"), str):
-            words.append(arg["lfn"])  # a File object written by an older Pegasus.api
-        elif isinstance(arg, str | int | float) and not isinstance(arg, bool):
-            words.append(str(arg))
-        else:
-            fail(
-                f"expected a string, number or file, got {describe(arg)}",
-                source,
-                job_id,
-                f"arguments[{i}]",
-            )
-    line = " ".join(words)
-    try:
-        return split_arguments(line)
-    except ValueError as exc:
-        fail(f"{exc} in {line!r}", source, job_id, "arguments", "close the quote or escape it")
-
-
-def split_arguments(line: str) -> list[str]:
-    """Split one argument line into words the way Pegasus hands it to HTCondor.
-
-    Outside quotes whitespace separates words and ``\\`` escapes the next character; inside
-    ``'…'`` or ``"…"`` every character is literal (no escapes), and quoted and unquoted parts of
-    one word join (``a'b c'`` is ``ab c``). ``''`` is an empty word.
-
-    >>> split_arguments("-l -a /")
-    ['-l', '-a', '/']
-    >>> split_arguments("-m 'hello world' x\\ y \"it's\"")
-    ['-m', 'hello world', 'x y', "it's"]
-    """
-    words: list[str] = []
-    word: list[str] = []
-    started = False  # a word has begun (an empty quoted word counts)
-    quote = ""
-    chars = iter(line)
-    for ch in chars:
-        if quote:
-            if ch == quote:
-                quote = ""
-            else:
-                word.append(ch)
-            continue
-        if ch.isspace():
-            if started:
-                words.append("".join(word))
-            word, started = [], False
-            continue
-        started = True
-        if ch in "'\"":
-            quote = ch
-        elif ch == "\\":
-            escaped = next(chars, None)
-            if escaped is None:
-                raise ValueError("a backslash ends the arguments")
-            word.append(escaped)
-        else:
-            word.append(ch)
-    if quote:
-        raise ValueError(f"unmatched {quote}")
-    if started:
-        words.append("".join(word))
-    return words
-
-
 def _lfn(value: Any, job_id: str, key: str, source: str) -> str | None:
     if value is None:
         return None
@@ -722,49 +669,6 @@ def _command(
     return (tf.pfn.removeprefix("file://"), *args)
 
 
-def _hooks(raw: Any, source: str, task: str | None, where: str) -> tuple[tuple[str, str], ...]:
-    if not raw:
-        return ()
-    if not isinstance(raw, Mapping):
-        fail(f"expected a mapping, got {describe(raw)}", source, task, where)
-    found = []
-    for i, hook in enumerate(_list_of_maps(raw.get("shell") or [], source, f"{where}.shell", task)):
-        on, cmd = hook.get("_on"), hook.get("cmd")
-        if on not in (*_HOOK_EVENTS, "all", "never") or not isinstance(cmd, str):
-            fail(
-                "a shell hook needs _on (start, error, success, end, all or never) and cmd",
-                source,
-                task,
-                f"{where}.shell[{i}]",
-            )
-        if on != "never":
-            found.append((str(on), cmd))
-    return tuple(found)
-
-
-def _with_hooks(
-    cmd: str | tuple[str, ...], hooks: tuple[tuple[str, str], ...], job_id: str, log: bool
-) -> str:
-    """Wrap the job so that its hooks run on its events, keeping its exit status."""
-    body = shlex.join(cmd) if isinstance(cmd, tuple) else cmd
-    sink = f">>{shlex.quote(job_id + '.hooks.log')} 2>&1" if log else "1>&2"
-
-    def run(event: str) -> list[str]:
-        return [
-            f"( export PEGASUS_EVENT={event} PEGASUS_JOBID={shlex.quote(job_id)} "
-            f'PEGASUS_STATUS="$herd_rc"; {hook} ) </dev/null {sink} || true'
-            for on, hook in hooks
-            if on in (event, "all")
-        ]
-
-    lines = ["herd_rc=0", *run("start"), f"( {body} )", "herd_rc=$?"]
-    for test, event in (("-eq", "success"), ("-ne", "error")):
-        if commands := run(event):
-            lines += [f'if [ "$herd_rc" {test} 0 ]; then', *commands, "fi"]
-    lines += [*run("end"), 'exit "$herd_rc"']
-    return "\n".join(lines)
-
-
 # --- dependencies and stage-in --------------------------------------------------------------
 
 
@@ -774,7 +678,7 @@ def _add_dependencies(tasks: list[Task], raw: Any, source: str) -> list[Task]:
         if index.setdefault(task.name, i) != i:
             fail("duplicate job id", source, task.name, "id", "every job id must be unique")
     needs: dict[str, list[str]] = {}
-    for i, entry in enumerate(_list_of_maps(raw or [], source, "jobDependencies")):
+    for i, entry in enumerate(list_of_maps(raw or [], source, "jobDependencies")):
         where = f"jobDependencies[{i}]"
         parent = _node_id(entry.get("id"))
         if parent not in index:
@@ -866,16 +770,3 @@ def _get(raw: Any, key: str, source: str, where: str) -> Any:
     if not isinstance(raw, Mapping):
         fail(f"expected a mapping, got {describe(raw)}", source, None, where)
     return raw.get(key)
-
-
-def _list_of_maps(
-    raw: Any, source: str, where: str, task: str | None = None
-) -> list[Mapping[str, Any]]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        fail(f"expected a list, got {describe(raw)}", source, task, where)
-    for i, item in enumerate(raw):
-        if not isinstance(item, Mapping):
-            fail(f"expected a mapping, got {describe(item)}", source, task, f"{where}[{i}]")
-    return raw

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from herd.core.bulk import gc_paused
 from herd.core.graph import Graph, build, check_limits, input_files, select
-from herd.core.model import Limits, Task, TaskState, Workflow
+from herd.core.model import HookEvent, Limits, Task, TaskState, Workflow
 from herd.core.scheduler import (
     Cancel,
     Decision,
@@ -68,6 +68,7 @@ from herd.exec.executor import (
     Sampled,
     stop_leftovers,
 )
+from herd.exec.hooks import run_hooks
 from herd.plan.clean import TempFiles
 from herd.plan.planner import Commands, Files, Plan, PlanRequest, make_plan
 from herd.store import locate, open_store
@@ -305,8 +306,20 @@ class _Run:
             if todo and self.wf.init and not self._run_init():
                 sched.handle(Stop(time.monotonic(), "the workflow's init command failed"))
             else:
+                self._hooks(HookEvent.START, todo)
                 self._loop(sched)
-        return self._finish(sched, time.monotonic() - t0)
+        result = self._finish(sched, time.monotonic() - t0)
+        self._hooks(HookEvent.SUCCESS if result.exit_code == EXIT_OK else HookEvent.ERROR, todo,
+                    result.status)  # fmt: skip
+        self._hooks(HookEvent.END, todo, result.status)
+        return result
+
+    def _hooks(self, event: HookEvent, todo: frozenset[int], status: str = "") -> None:
+        """The workflow's hooks (Pegasus), only in a run that has tasks to run."""
+        if self.wf.hooks and todo:
+            env = {**self.base_env, **self.wf.env}
+            cwd = self.options.workdir
+            run_hooks(self.wf, event, cwd=cwd, env=env, log_dir=self.log_dir, status=status)
 
     def _stop_leftovers(self) -> None:
         """Tasks of an earlier herd on this host that was killed (its run never ended) may still
