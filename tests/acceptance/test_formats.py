@@ -70,13 +70,20 @@ def test_pegasus_diamond_runs_end_to_end(shared_data: Path, tmp_path: Path) -> N
     for replica in wf["replicaCatalog"]["replicas"]:
         for pfn in replica["pfns"]:
             pfn["pfn"] = str(tmp_path / "f.a.src")
+    for site in wf["siteCatalog"]["sites"]:
+        for directory in site["directories"]:  # not the catalog's /tmp/wf: this test's own
+            directory["path"] = str(tmp_path / directory["path"].strip("/"))
+            for server in directory.get("fileServers", ()):
+                server["url"] = "file://" + directory["path"]
     spec = tmp_path / "diamond.yml"
     spec.write_text(yaml.safe_dump(wf))
     work = tmp_path / "run"
     r = herd("run", str(spec), "-C", str(work), "--cpu-limit", "4", "--mem-limit", "8000")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "4 succeeded" in r.stdout
+    # the 4 jobs, the stage-in of f.a and the stage-out of every job with stageOut outputs
+    assert "8 succeeded" in r.stdout
     assert (work / "f.d").read_text().startswith("raw data\n")
+    assert (tmp_path / "tmp/wf/output/f.d").read_text() == (work / "f.d").read_text()
 
 
 def test_pegasus_fanout_runs_end_to_end(shared_data: Path, tmp_path: Path) -> None:

@@ -104,8 +104,8 @@ def test_separate_catalogs_stage_in_run_a_staged_executable_and_stage_out(
     work = tmp_path / "run"
     work.mkdir()
     assert run(spec, work).status == "succeeded"
-    assert set(states(work, "upper")) == {"stage_in:in.txt", "stage_exe:upper", "up",
-                                          "stage_out:up"}  # fmt: skip
+    assert set(states(work, "upper")) == {"stage_in_in.txt", "stage_exe_upper", "up",
+                                          "stage_out_up"}  # fmt: skip
     assert (tmp_path / "storage" / "out.txt").read_text() == "HELLO\n"
     catalog = yaml.safe_load((work / "upper.replicas.yml").read_text())
     (entry,) = catalog["replicas"]
@@ -120,8 +120,8 @@ def test_separate_catalogs_stage_in_run_a_staged_executable_and_stage_out(
     ))  # fmt: skip
     assert run(spec, work).status == "succeeded"
     assert (tmp_path / "storage" / "out.txt").read_text() == "AGAIN\n"
-    assert attempts(work, "upper") == {"stage_in:in.txt": 2, "stage_exe:upper": 1, "up": 2,
-                                       "stage_out:up": 2}  # fmt: skip
+    assert attempts(work, "upper") == {"stage_in_in.txt": 2, "stage_exe_upper": 1, "up": 2,
+                                       "stage_out_up": 2}  # fmt: skip
 
 
 def test_a_checksum_mismatch_fails_the_stage_in_and_analyze_says_why(tmp_path: Path) -> None:
@@ -132,13 +132,13 @@ def test_a_checksum_mismatch_fails_the_stage_in_and_analyze_says_why(tmp_path: P
     work.mkdir()
     assert run(spec, work).status == "failed"
     found = states(work, "upper")
-    assert found["stage_in:in.txt"] is TaskState.FAILED
+    assert found["stage_in_in.txt"] is TaskState.FAILED
     assert found["up"] is TaskState.CANCELLED
     assert not (work / "in.txt").exists()  # nothing half-checked is left behind
     report = subprocess.run(
         herd_cmd("analyze", "-C", str(work)), capture_output=True, text=True, check=False
     )
-    assert "stage_in:in.txt" in report.stdout
+    assert "stage_in_in.txt" in report.stdout
     assert f"checksum mismatch for {data / 'in.txt'}" in report.stdout
     assert "0" * 64 in report.stdout
 
@@ -172,7 +172,7 @@ def test_replicas_come_over_http_and_other_schemes_fail_clearly(tmp_path: Path) 
     found = states(tmp_path, "fetch")
     assert (found["web"], found["grid"]) == (TaskState.SUCCEEDED, TaskState.CANCELLED)
     assert (tmp_path / "remote.txt").read_text() == "from the web\n"
-    log = (tmp_path / ".herd" / "logs" / "fetch" / "stage_in%3Agrid.txt.1.err").read_text()
+    log = (tmp_path / ".herd" / "logs" / "fetch" / "stage_in_grid.txt.1.err").read_text()
     assert log.startswith("herd stage: cannot fetch gsiftp://grid.example.org/grid.txt:")
     assert "copy the file to grid.txt in the working directory" in log
 

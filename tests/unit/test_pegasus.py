@@ -82,11 +82,11 @@ def test_diamond_replica_is_staged_in_by_a_task(shared_data: Path) -> None:
     wf = load(shared_data / "pegasus" / "diamond.yml")
     assert wf.task("preprocess").meta["replicas"] == {"f.a": "/data/f.a"}
     assert wf.init is None
-    stage = wf.task("stage_in:f.a")
+    stage = wf.task("stage_in_f.a")
     assert stage.cmd[-4:] == ("herd.exec.stage", "in", "/data/f.a", "f.a")
     assert (stage.inputs, stage.outputs, stage.labels) == (("/data/f.a",), ("f.a",), ("stage-in",))
-    assert ("stage_in:f.a", "preprocess") in edges(wf)
-    out = wf.task("stage_out:analyze")
+    assert ("stage_in_f.a", "preprocess") in edges(wf)
+    out = wf.task("stage_out_analyze")
     assert out.needs == ("analyze",)
     assert out.outputs == ("/tmp/wf/output/f.d",)  # the local site's storage directory
     assert "--register" in out.cmd and "diamond.replicas.yml" in out.cmd
@@ -109,7 +109,7 @@ def test_fanout_stageable_checkpoint_stdout_and_labels(shared_data: Path) -> Non
     assert isinstance(work.cmd, str)  # checkpoint.time: 5 minutes, then SIGTERM
     assert work.cmd.startswith("timeout -s TERM -k 60 300 ./work chunk.0 out.0\n")
     assert "work" in work.inputs  # placed by the one stage_exe task
-    assert wf.task("stage_exe:work").cmd[-4:] == ("in", "/opt/bin/work.sh", "work", "--executable")
+    assert wf.task("stage_exe_work").cmd[-4:] == ("in", "/opt/bin/work.sh", "work", "--executable")
     assert set(work.outputs) == {"out.0", "work.0.ckpt", "work.0.log"}
     assert work.meta["checkpoints"] == ("work.0.ckpt",)
     assert work.stdout == "work.0.log"
@@ -133,7 +133,7 @@ def test_staged_executable_is_fetched_once_then_run(tmp_path: Path) -> None:
     wf = pegasus(job("a", arguments=["x", "out.txt"]), transformationCatalog=catalog)
     work = tmp_path / "work"
     work.mkdir()
-    for name in ("stage_exe:tool", "a"):
+    for name in ("stage_exe_tool", "a"):
         subprocess.run(list(wf.task(name).cmd), cwd=work, check=True)
     assert (work / "out.txt").read_text() == "ran x\n"
     assert (work / "tool").exists() and not list(work.glob(".*herd-stage"))
@@ -326,10 +326,10 @@ def test_replicas_produced_by_a_job_are_not_staged_and_urls_are_fetched() -> Non
         job("c", uses=[{"lfn": f, "type": "input"} for f in ("made.txt", "web.txt", "grid.txt")]),
         replicaCatalog=replicas,
     )
-    staged = {t.name: t.cmd[-2:] for t in wf.tasks if t.name.startswith("stage_in:")}
+    staged = {t.name: t.cmd[-2:] for t in wf.tasks if t.name.startswith("stage_in_")}
     assert staged == {
-        "stage_in:web.txt": ("https://example.org/web.txt", "web.txt"),
-        "stage_in:grid.txt": ("gsiftp://host/grid.txt", "grid.txt"),
+        "stage_in_web.txt": ("https://example.org/web.txt", "web.txt"),
+        "stage_in_grid.txt": ("gsiftp://host/grid.txt", "grid.txt"),
     }
     text = "\n".join(wf.meta["warnings"])
     assert "replica 'made.txt': field 'replicaCatalog': the file is also produced by a job" in text

@@ -37,7 +37,7 @@ def test_catalog_files_beside_the_workflow_are_read(tmp_path: Path) -> None:
     write(tmp_path / "replicas.yml", rc)
     wf = load(workflow(tmp_path))
     assert wf.task("a").cmd == ("/opt/tool",)
-    assert wf.task("stage_in:in.txt").outputs == ("in.txt",)
+    assert wf.task("stage_in_in.txt").outputs == ("in.txt",)
     assert dict(wf.meta["catalogs"]) == {
         "replica": str(tmp_path / "replicas.yml"),
         "transformation": str(tmp_path / "transformations.yml"),

@@ -7,13 +7,13 @@ become labels. The catalogs — inline in the workflow, and the files ``pegasus-
 machine:
 
 - **transformations**: an ``installed`` executable runs from its ``pfn`` (argv, no shell); a
-  ``stageable`` one is fetched once to ``./NAME`` by a ``stage_exe:NAME`` task, which every job
+  ``stageable`` one is fetched once to ``./NAME`` by a ``stage_exe_NAME`` task, which every job
   using it reads. An unknown transformation runs by name from ``PATH``, with a warning.
 - **replicas**: an input with a replica catalog entry is read as its ``lfn`` in the working
-  directory, fetched there by a ``stage_in:LFN`` task (checksum verified);
+  directory, fetched there by a ``stage_in_LFN`` task (checksum verified);
   ``task.meta["replicas"]`` keeps the pfn. Outputs marked ``stageOut`` / ``registerReplica`` are
   copied to the output site's storage directory and recorded in the output replica catalog by a
-  ``stage_out:JOB`` task (:mod:`.pegasus_staging`).
+  ``stage_out_JOB`` task (:mod:`.pegasus_staging`).
 - **profiles** merge key by key, job > transformation site entry > transformation > site catalog
   > workflow: ``env`` → env; ``pegasus`` cores/memory (MB)/gpus → resources (no cores: the
   model's default, 1), runtime → duration, maxwalltime (minutes) → timeout; ``dagman`` RETRY →

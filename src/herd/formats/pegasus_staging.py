@@ -5,12 +5,12 @@ that do the same on this machine, with :mod:`herd.exec.stage` as their command. 
 planned, stamped, retried, recorded (provenance, logs) and reported by ``herd analyze`` like any
 other, and cost nothing to the tasks that need no staging.
 
-- ``stage_in:<lfn>`` fetches an input's replica (site ``local`` preferred) to its lfn in the
+- ``stage_in_<lfn>`` fetches an input's replica (site ``local`` preferred) to its lfn in the
   working directory, checking the catalog's sha256. A replica on disk is the task's input, so
   editing it stages it again and reruns what reads it.
-- ``stage_exe:<name>`` fetches a ``stageable`` transformation to ``./<name>`` (executable);
+- ``stage_exe_<name>`` fetches a ``stageable`` transformation to ``./<name>`` (executable);
   every job using it reads that file, so it is fetched once per run, not once per job.
-- ``stage_out:<job>`` copies the job's ``stageOut`` outputs to the output site's storage
+- ``stage_out_<job>`` copies the job's ``stageOut`` outputs to the output site's storage
   directory (site ``local``: its ``localStorage`` or ``sharedStorage`` directory in the site
   catalog, else ``wf-output`` in the working directory, as Pegasus 5's default local site) and
   records its ``registerReplica`` outputs in the output replica catalog
@@ -21,6 +21,7 @@ other, and cost nothing to the tasks that need no staging.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def replica(item: Mapping[str, Any], pfn: str) -> Replica:
 def stage_in_tasks(wanted: Mapping[str, Replica]) -> list[Task]:
     return [
         Task(
-            name=f"stage_in:{lfn}",
+            name=f"stage_in_{_id(lfn)}",
             cmd=_stage("in", r.pfn, lfn, *(("--sha256", r.sha256) if r.sha256 else ())),
             inputs=_source(r.pfn),
             outputs=(lfn,),
@@ -72,6 +73,12 @@ def stage_in_tasks(wanted: Mapping[str, Replica]) -> list[Task]:
     ]
 
 
+def _id(text: str) -> str:
+    """A task name part from a file or job name: letters, digits, ``.``, ``_``, ``-`` (the
+    characters every format herd writes keeps, WfFormat's ids included)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
 def executable_name(name: str) -> str:
     """Where a stageable transformation is placed: ``./<name>`` in the working directory."""
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
@@ -81,7 +88,7 @@ def stage_exe_task(name: str, pfn: str, sha256: str | None) -> Task:
     target = executable_name(name)
     checksum = ("--sha256", sha256) if sha256 else ()
     return Task(
-        name=f"stage_exe:{name}",
+        name=f"stage_exe_{_id(name)}",
         cmd=_stage("in", pfn, target, "--executable", *checksum),
         inputs=_source(pfn),
         outputs=(target,),
@@ -100,7 +107,7 @@ def stage_out_task(
         for lfn in lfns:
             args += [flag, lfn]
     return Task(
-        name=f"stage_out:{job}",
+        name=f"stage_out_{_id(job)}",
         cmd=_stage(*args),
         needs=(job,),
         inputs=tuple(dict.fromkeys([*copy, *register])),
