@@ -21,12 +21,13 @@ from Pegasus.api import (
     ReplicaCatalog,
     Site,
     SiteCatalog,
+    SubWorkflow,
     Transformation,
     TransformationCatalog,
     Workflow,
 )
 
-from herd.core.model import TaskState
+from herd.core.model import Limits, TaskState
 from herd.formats import load
 
 from .helpers import attempts, herd_cmd, run, states
@@ -229,3 +230,72 @@ def test_workflow_hooks_run_at_start_and_on_the_outcome(tmp_path: Path) -> None:
     assert (tmp_path / "events.txt").read_text().splitlines() == ["start 0", "error 1", "end 1"]
     assert run(tmp_path / "workflow.yml", tmp_path).status == "failed"  # runs again: hooks too
     assert len((tmp_path / "events.txt").read_text().splitlines()) == 6
+
+
+# --- hierarchical workflows -----------------------------------------------------------------
+
+
+def _hierarchy(tmp_path: Path, inner_fails: bool = False) -> Path:
+    """outer: gen writes inner.yml (a copy of a file Pegasus.api wrote), sub runs it, final reads
+    what the inner workflow made."""
+    shell = TransformationCatalog().add_transformations(
+        Transformation("sh", site="local", pfn="/bin/sh", is_stageable=False)
+    )
+    inner = Workflow("inner").add_transformation_catalog(shell)
+    x, y = File("x.txt"), File("y.txt")
+    second = "'exit 4'" if inner_fails else "'tr a-z A-Z < x.txt > y.txt'"
+    inner.add_jobs(
+        Job("sh", _id="a")
+        .add_args("-c", "'echo inner > x.txt'")
+        .add_outputs(x, stage_out=False, register_replica=False),
+        Job("sh", _id="b")
+        .add_args("-c", second)
+        .add_inputs(x)
+        .add_outputs(y, stage_out=False, register_replica=False),
+    )
+    inner.write(str(tmp_path / "inner.src.yml"))
+    outer = Workflow("outer").add_transformation_catalog(shell)
+    made = File("inner.yml")
+    gen = (
+        Job("sh", _id="gen")
+        .add_args("-c", "'cp inner.src.yml inner.yml'")
+        .add_outputs(made, stage_out=False, register_replica=False)
+    )
+    sub = SubWorkflow(made, is_planned=False, _id="sub")
+    final = (
+        Job("sh", _id="final")
+        .add_args("-c", "'cat y.txt > z.txt'")
+        .add_outputs(File("z.txt"), stage_out=False, register_replica=False)
+    )
+    outer.add_jobs(gen, sub, final)
+    outer.add_dependency(gen, children=[sub])
+    outer.add_dependency(sub, children=[final])
+    outer.write(str(tmp_path / "outer.yml"))
+    return tmp_path / "outer.yml"
+
+
+def test_a_sub_workflow_made_by_an_earlier_job_runs_nested(tmp_path: Path) -> None:
+    spec = _hierarchy(tmp_path)
+    assert not (tmp_path / "inner.yml").exists()  # made at run time, by 'gen'
+    assert run(spec, tmp_path, limits=Limits({"cpu": 1})).status == "succeeded"
+    assert states(tmp_path, "outer") == dict.fromkeys(
+        ["gen", "sub", "sub/a", "sub/b", "final"], TaskState.SUCCEEDED
+    )
+    assert (tmp_path / "z.txt").read_text() == "INNER\n"
+    assert run(spec, tmp_path).status == "succeeded"  # done: nothing runs again
+    assert attempts(tmp_path, "outer") == dict.fromkeys(
+        ["gen", "sub", "sub/a", "sub/b", "final"], 1
+    )
+
+
+def test_a_failing_sub_workflow_fails_its_job(tmp_path: Path) -> None:
+    spec = _hierarchy(tmp_path, inner_fails=True)
+    assert run(spec, tmp_path).status == "failed"
+    found = states(tmp_path, "outer")
+    assert (found["sub/b"], found["sub"], found["final"]) == (
+        TaskState.FAILED, TaskState.FAILED, TaskState.CANCELLED
+    )  # fmt: skip
+    report = subprocess.run(
+        herd_cmd("analyze", "-C", str(tmp_path)), capture_output=True, text=True, check=False
+    )
+    assert "sub/b" in report.stdout and "exit 4" in report.stdout

@@ -343,26 +343,18 @@ def test_replicas_produced_by_a_job_are_not_staged_and_urls_are_fetched() -> Non
     ("jobs", "top", "task", "field", "words"),
     [
         (
-            [
-                {
-                    "type": "pegasusWorkflow",
-                    "id": "sub",
-                    "file": "sub.yml",
-                    "arguments": [],
-                    "uses": [],
-                }
-            ],
+            [{"type": "pegasusWorkflow", "id": "sub", "arguments": [], "uses": []}],
             {},
             "sub",
-            "type",
-            "sub-workflow",
+            "file",
+            "needs the file of its workflow",
         ),
         (
             [{"type": "condorWorkflow", "id": "dag", "file": "x.dag", "arguments": [], "uses": []}],
             {},
             "dag",
             "type",
-            "sub-workflow",
+            "DAGMan file",
         ),
         (
             [job("a", uses=[{"lfn": "x", "type": "sideways"}])],

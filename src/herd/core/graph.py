@@ -24,7 +24,7 @@ import posixpath
 import re
 from array import array
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate, chain, repeat
 
 from herd.core.model import Limits, Task, Workflow
@@ -104,6 +104,59 @@ def build(workflow: Workflow) -> Graph:
         input_keys,
         output_keys,
     )
+
+
+def extend(graph: Graph, tasks: Sequence[Task]) -> Graph:
+    """``graph`` with ``tasks`` appended: the tasks added to a running workflow (a Pegasus
+    sub-workflow). The graph's own tasks keep their ids and their parents; a new task depends on
+    the tasks it ``needs`` and on the producers of its inputs, old or new. An old task reading a
+    new task's output gains no edge: the caller orders them (the scheduler's task groups)."""
+    old = graph.workflow
+    workflow = replace(old, tasks=(*old.tasks, *tasks))
+    index = _index(workflow)
+    _check_names(workflow, index)
+    start, n = len(old.tasks), len(workflow.tasks)
+    added = Workflow(old.name, tuple(tasks))
+    input_keys = [*graph.input_keys, *_file_keys(added, "inputs")]
+    output_keys = [*graph.output_keys, *_file_keys(added, "outputs")]
+    src, dst = array("l"), array("l")
+    for i in range(start):
+        parents = graph.parents(i)
+        src.extend(parents)
+        dst.extend(repeat(i, len(parents)))
+    for i in range(start, n):
+        task = workflow.tasks[i]
+        if any(need not in index for need in task.needs):
+            raise _unknown_need(workflow, task, index)
+        src.extend(index[need] for need in task.needs)
+        dst.extend(repeat(i, len(task.needs)))
+    producer = _producers(workflow, output_keys).get
+    for i in range(start, n):
+        for j in map(producer, input_keys[i]):
+            if j is not None and j != i:
+                src.append(j)
+                dst.append(i)
+    return _assembled(workflow, index, src, dst, input_keys, output_keys)
+
+
+def _assembled(
+    workflow: Workflow,
+    index: dict[str, int],
+    src: array[int],
+    dst: array[int],
+    input_keys: Sequence[tuple[str, ...]],
+    output_keys: Sequence[tuple[str, ...]],
+) -> Graph:
+    n = len(workflow.tasks)
+    parent_ptr, parent_ids, child_ptr, child_ids = _csr(n, src, dst)
+    order = _toposort(n, parent_ptr, child_ptr, child_ids)
+    if len(order) < n:
+        cycle = _find_cycle(workflow, order, parent_ptr, parent_ids)
+        raise ValidationError(
+            "cycle: " + " -> ".join(cycle), file=workflow.source, task=cycle[0], field="needs"
+        )
+    return Graph(workflow, index, parent_ptr, parent_ids, child_ptr, child_ids, order,
+                 input_keys, output_keys)  # fmt: skip
 
 
 def _index(workflow: Workflow) -> dict[str, int]:

@@ -1,9 +1,10 @@
 """The scheduling core: a pure state machine. Events in, decisions out.
 
-The scheduler never reads a clock, a file or a process: drivers (``run/local.py`` for real processes,
-``run/simulate.py`` for a virtual clock) feed it :class:`Finished`, :class:`RetryDue` and :class:`Stop`
-events carrying ``now``, and carry out the :class:`Start`, :class:`RetryAt` and :class:`Cancel`
-decisions it returns. The same inputs always give the same decisions.
+The scheduler never reads a clock, a file or a process: drivers (``run/local.py`` for real
+processes, ``run/simulate.py`` for a virtual clock) feed it :class:`Finished`, :class:`RetryDue`,
+:class:`Stop` and :class:`AddTasks` events carrying ``now``, and carry out the :class:`Start`,
+:class:`RetryAt`, :class:`Cancel` and :class:`Settled` decisions it returns. The same inputs always
+give the same decisions.
 
 Policy
 ------
@@ -25,6 +26,12 @@ Policy
   or timeout scaled up (capped at the run's limit). A task that finally fails cancels its
   descendants; without ``keep_going`` nothing new starts after the first final failure (running
   tasks finish), as the O2DPG runner does.
+- **Tasks added while running.** :class:`AddTasks` appends tasks to the graph (old ids and edges
+  unchanged, :func:`herd.core.graph.extend`); they wait for their parents like any task, and are
+  cancelled at once when one already failed. With a *group*, a running task stands for them (a
+  Pegasus sub-workflow job): it gives back its resources and ``-j`` slot, and ends with them —
+  succeeded when all succeed, failed at the first that fails finally (cancelled when the run
+  stops) — which :class:`Settled` reports.
 
 State collections
 -----------------
@@ -35,6 +42,9 @@ State collections
 ``_used``        resources in use, per limited resource
 ``_held``        semaphores held by running tasks
 ``attempts[i]``  attempts started in this run
+``_groups``      group task -> how many of its members have not finished
+``_member_of``   member -> its group, until the member finishes
+``_settling``    members finished during the current event, for their groups to be settled
 """
 
 from __future__ import annotations
@@ -122,7 +132,22 @@ class Stop:
     reason: str = "run stopped"
 
 
-Event = Finished | RetryDue | Stop
+@dataclass(frozen=True, slots=True)
+class AddTasks:
+    """Tasks joined the running workflow. ``graph`` is the scheduler's graph with them appended
+    (:func:`herd.core.graph.extend`: the old ids and edges unchanged); ``todo`` holds the new ids to
+    run, the other new ids count as done before. With ``group``, the running task ``group``
+    stands for the new tasks of ``todo``: from now on it holds no resources and no ``-j`` slot,
+    and it ends when they have — succeeded when every one did, failed as soon as one fails
+    finally (a Pegasus sub-workflow job). :class:`Settled` says how it ended."""
+
+    graph: Graph
+    todo: frozenset[int]
+    now: float
+    group: int | None = None
+
+
+Event = Finished | RetryDue | Stop | AddTasks
 
 # --- decisions ------------------------------------------------------------------------------
 
@@ -153,7 +178,17 @@ class Cancel:
     reason: str
 
 
-Decision = Start | RetryAt | Cancel
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Group task ``task`` (see :class:`AddTasks`) ended with its members: ``ok`` when every
+    one succeeded; ``reason`` says which did not."""
+
+    task: int
+    ok: bool
+    reason: str = ""
+
+
+Decision = Start | RetryAt | Cancel | Settled
 
 
 @dataclass(slots=True)
@@ -205,6 +240,12 @@ class Scheduler:
         self._stopped = False
         self.counts = dict.fromkeys(TaskState, 0)
         self.counts[SKIP] = n
+        #: group task -> how many of its members have not finished (see AddTasks)
+        self._groups: dict[int, int] = {}
+        #: member -> its group, until the member finishes
+        self._member_of: dict[int, int] = {}
+        #: members that finished since the last event was handled
+        self._settling: list[int] = []
         todo_set = set(range(n)) if todo is None else set(todo)
         self._keys = self._priority_keys(durations, todo_set)
         self._init_todo(todo_set)
@@ -261,8 +302,12 @@ class Scheduler:
             out = self._finished(event)
         elif isinstance(event, RetryDue):
             out = self._retry_due(event)
-        else:
+        elif isinstance(event, Stop):
             out = self._stop(event)
+        else:
+            out = self._add(event)
+        if self._settling:
+            out.extend(self._settle())
         out.extend(self._fill())
         return out
 
@@ -307,6 +352,8 @@ class Scheduler:
         self.state[i] = new
         self.counts[old] -= 1
         self.counts[new] += 1
+        if self._member_of and i in self._member_of and new.finished:
+            self._settling.append(i)
 
     def _finished(self, ev: Finished) -> list[Decision]:
         i = ev.task
@@ -397,6 +444,93 @@ class Scheduler:
                     stack.append(c)
         return out
 
+    # --- tasks added while running ---------------------------------------------------------
+
+    def _add(self, ev: AddTasks) -> list[Decision]:
+        start, n = len(self.graph), len(ev.graph)
+        if ev.todo and not (min(ev.todo) >= start and max(ev.todo) < n):
+            raise ValueError("AddTasks.todo names a task that is not new")
+        self.graph = ev.graph
+        self._max_tasks = self.limits.max_tasks or n or 1
+        grow = n - start
+        self.state.extend([SKIP] * grow)
+        self.counts[SKIP] += grow
+        for values in (self.unmet, self.attempts, self._recoveries):
+            values.extend([0] * grow)
+        durations = [t.duration for t in ev.graph.tasks]
+        self._keys.update(self._priority_keys(durations, set(ev.todo)))
+        out: list[Decision] = []
+        if ev.group is not None:
+            out += self._open_group(ev.group, ev.todo)
+        for i in sorted(ev.todo):
+            out += self._join(i)
+        if self._halted:
+            out += self._cancel_pending("not started: the run is stopping")
+        return out
+
+    def _open_group(self, g: int, members: frozenset[int]) -> list[Decision]:
+        if self.state[g] is not RUN or g in self._groups:
+            raise ValueError(f"task {self.graph.name(g)!r} is not running: it cannot be a group")
+        self._release(g)  # waits for its members: computes nothing
+        self._running[g] = (0.0,) * len(self.pools)
+        self._groups[g] = len(members)
+        self._member_of.update(dict.fromkeys(members, g))
+        return [] if members else self._end_group(g, True, "")
+
+    def _join(self, i: int) -> list[Decision]:
+        """A new task to run: waiting for its parents, or ready, or cancelled when one failed."""
+        parents = self.graph.parents(i)
+        self.state[i] = W
+        self.counts[SKIP] -= 1
+        self.counts[W] += 1
+        lost = [p for p in parents if self.state[p] in (FAIL, CANCEL)]
+        if lost:
+            self._set(i, CANCEL)
+            return [Cancel(i, f"needs '{self.graph.name(lost[0])}', which failed")]
+        self.unmet[i] = sum(1 for p in parents if self.state[p] not in (OK, SKIP))
+        if self.unmet[i] == 0:
+            self._set(i, R)
+            self._push(i)
+        return []
+
+    def _settle(self) -> list[Decision]:
+        """End the groups whose members finished: at the first failure, or when all are done."""
+        out: list[Decision] = []
+        while self._settling:
+            i = self._settling.pop(0)  # in the order they finished: the first cause is named
+            g = self._member_of.pop(i, None)
+            if g is None or g not in self._groups:
+                continue  # its group already ended, at an earlier member's failure
+            self._groups[g] -= 1
+            if self.state[i] is not OK:
+                why = "failed" if self.state[i] is FAIL else "was cancelled"
+                out += self._end_group(g, False, f"'{self.graph.name(i)}' {why}")
+            elif self._groups[g] == 0:
+                out += self._end_group(g, True, "")
+        return out
+
+    def _end_group(self, g: int, ok: bool, reason: str) -> list[Decision]:
+        del self._running[g]
+        if self._groups.pop(g):  # members still run or wait: they no longer hold the group
+            for member in [m for m, group in self._member_of.items() if group == g]:
+                del self._member_of[member]
+        if ok:
+            self._set(g, OK)
+            return [Settled(g, True), *self._unlock_children(g)]
+        if self._stopped:
+            self._set(g, CANCEL)
+            return [Settled(g, False, reason)]
+        self._set(g, FAIL)
+        self._failed_final = True
+        name = self.graph.name(g)
+        out: list[Decision] = [Settled(g, False, reason)]
+        out += self._cancel_descendants(g, f"needs '{name}', which failed")
+        if not self.keep_going:
+            out += self._cancel_pending(
+                f"not started: '{name}' failed (--keep-going runs the rest)"
+            )
+        return out
+
     # --- packing ----------------------------------------------------------------------------
 
     def _demand_vector(self, i: int) -> tuple[float, ...]:
@@ -424,7 +558,7 @@ class Scheduler:
         heads = [(c.heap[0][0], id(c), c) for c in self._classes.values() if c.heap]
         heapq.heapify(heads)
         top = True  # the first head looked at is the first task in key order
-        while heads and len(self._running) < self._max_tasks:
+        while heads and len(self._running) - len(self._groups) < self._max_tasks:
             _, _, cls = heads[0]
             i = cls.heap[0][1]
             if cls.semaphore is not None and cls.semaphore in self._held:
@@ -483,7 +617,12 @@ class Scheduler:
             assert self.counts[s] == sum(1 for x in self.state if x is s), s
         running = [i for i in range(n) if self.state[i] is RUN]
         assert sorted(running) == sorted(self._running)
-        assert len(running) <= self._max_tasks
+        assert len(running) - len(self._groups) <= self._max_tasks
+        for g, left in self._groups.items():
+            assert self.state[g] is RUN and not any(self._running[g]), self.graph.name(g)
+            members = [m for m, group in self._member_of.items() if group == g]
+            assert left == len(members), (self.graph.name(g), left, members)
+            assert all(not self.state[m].finished for m in members), self.graph.name(g)
         for k, cap in enumerate(self._cap):
             used = sum(self._running[i][k] for i in running)
             assert abs(used - self._used[k]) < 1e-6, (self.pools[k], used, self._used[k])

@@ -1,7 +1,7 @@
 """Workflow hooks: shell commands ``herd run`` runs when a run starts and when it ends.
 
 Pegasus workflow ``hooks`` (``shell`` entries with ``_on: start | success | error | end | all``)
-are :class:`~herd.model.Hook` objects. ``herd run`` runs the ``start`` hooks before the first
+are :class:`~herd.core.model.Hook` objects. ``herd run`` runs the ``start`` hooks before the first
 task of a run that has tasks to run, and at its end the ``success`` or ``error`` hooks (a failed
 or stopped run), then the ``end`` hooks. Each runs with ``/bin/sh -c`` in the working
 directory, with the workflow's environment and ``PEGASUS_EVENT``, ``PEGASUS_STATUS`` (0 or 1),

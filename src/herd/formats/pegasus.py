@@ -29,13 +29,16 @@ machine:
 Everything herd cannot honour (remote sites, grid contacts, containers, other profile keys,
 ``selector`` and ``globus`` profiles, data reuse, catalogs other than YAML) is reported in
 ``Workflow.meta["warnings"]``, one line per problem naming the file, the job(s) and the field.
-Sub-workflow jobs (``pegasusWorkflow``, ``condorWorkflow``) raise :class:`SpecError`.
+A ``pegasusWorkflow`` job becomes a task that checks its workflow file is there; when it
+succeeds, ``herd run`` adds the file's tasks to the run (:mod:`herd.run.nested`). A
+``condorWorkflow`` job (a DAGMan file) raises :class:`SpecError`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -210,6 +213,9 @@ def _workflow(
 ) -> Workflow:
     env = {k: str(v) for k, v in base.get("env", {}).items()}
     meta: dict[str, Any] = {"pegasus": str(data.get("pegasus", ""))}
+    nested = [t.name for t in tasks if "subworkflow" in t.meta]
+    if nested:
+        meta["nested"] = nested  # herd.run.nested: run as sub-workflows when they succeed
     warnings = context.report.lines()
     if warnings:
         meta["warnings"] = warnings
@@ -234,7 +240,7 @@ def _workflow(
 def _with_catalog_files(
     workflow: Workflow, catalogs: dict[str, str], read: dict[str, tuple[int, int]]
 ) -> Workflow:
-    """Name the catalog files used; ``meta["read_files"]`` lets :mod:`herd.built` notice an
+    """Name the catalog files used; ``meta["read_files"]`` lets :mod:`herd.formats.built` notice an
     edited catalog."""
     if not read:
         return workflow
@@ -454,14 +460,18 @@ def _task(job: Mapping[str, Any], index: int, ctx: _Context) -> Task:
     if not job_id:
         fail("a job needs an id", ctx.source, None, f"jobs[{index}].id")
     kind = job.get("type", "job")
-    if kind in ("pegasusWorkflow", "condorWorkflow"):
+    if kind == "condorWorkflow":
         fail(
-            f"sub-workflow jobs ({kind}) are not supported",
+            "a condorWorkflow job runs a DAGMan file that pegasus-plan made for HTCondor, "
+            "which herd cannot run",
             ctx.source,
             job_id,
             "type",
-            f"run the sub-workflow '{job.get('file')}' as its own herd workflow",
+            "give the job the abstract workflow instead: SubWorkflow(file, is_planned=False) "
+            "(type: pegasusWorkflow)",
         )
+    if kind == "pegasusWorkflow":
+        return _subworkflow(job, job_id, ctx)
     if kind != "job":
         fail(f"unknown job type {kind!r}", ctx.source, job_id, "type", "use type: job")
     for key in job:
@@ -470,6 +480,53 @@ def _task(job: Mapping[str, Any], index: int, ctx: _Context) -> Task:
     tf = _find_transformation(job, job_id, ctx)
     files = _uses(job.get("uses"), job_id, ctx.source)
     return _build_task(job, job_id, tf, files, ctx)
+
+
+def _subworkflow(job: Mapping[str, Any], job_id: str, ctx: _Context) -> Task:
+    """A pegasusWorkflow job: checks that its workflow file is there, then ``herd run`` adds the
+    file's tasks to the run (:mod:`herd.run.nested`)."""
+    file = _lfn(job.get("file"), job_id, "file", ctx.source)
+    if file is None:
+        fail("a pegasusWorkflow job needs the file of its workflow", ctx.source, job_id, "file")
+    files = _uses(job.get("uses"), job_id, ctx.source)
+    words = arguments(job.get("arguments"), job_id, ctx.source)
+    planner = _planner(words, job_id, ctx.report)
+    message = (
+        f"herd: the sub-workflow file {file} does not exist: an earlier job must write it, or "
+        "the replica catalog must name it"
+    )
+    check = f"test -f {shlex.quote(file)} || {{ echo {shlex.quote(message)} >&2; exit 1; }}"
+    labels = [x for x in ("pegasusWorkflow", job.get("nodeLabel")) if isinstance(x, str) and x]
+    return Task(
+        name=job_id,
+        cmd=check,
+        inputs=tuple(dict.fromkeys([file, *files.inputs])),
+        outputs=tuple(dict.fromkeys(files.outputs)),
+        resources=frozen_map({"cpu": 0.0}),  # the check only; the group holds nothing
+        labels=tuple(labels),
+        meta=freeze({"subworkflow": file, "planner": planner, "metadata": job.get("metadata")}),
+    )
+
+
+def _planner(words: list[str], job_id: str, report: _Report) -> dict[str, Any]:
+    """pegasus-plan's ``--conf`` and ``-Dkey=value`` among a sub-workflow job's arguments."""
+    conf, defines, ignored = None, {}, []
+    rest = iter(words)
+    for word in rest:
+        if word == "--conf":
+            conf = next(rest, None)
+        elif word.startswith("--conf="):
+            conf = word.removeprefix("--conf=")
+        elif word.startswith("-D") and "=" in word:
+            key, _, value = word[2:].partition("=")
+            defines[key] = value
+        else:
+            ignored.append(word)
+    if ignored:
+        report.warn(f"job '{job_id}'", "arguments",
+                    f"planner arguments ignored: {' '.join(ignored)} (herd plans the sub-workflow "
+                    "for this machine; --conf and -D are honoured)")  # fmt: skip
+    return {"conf": conf, "defines": defines} if conf or defines else {}
 
 
 def _find_transformation(

@@ -3,7 +3,7 @@
 - **arguments** are joined with spaces and split into words again, as ``Job.java`` and HTCondor
   do (:func:`split_arguments`).
 - **job hooks** (``shell`` entries of a job or its transformation) run in a shell wrapper around
-  the command (:func:`with_hooks`); workflow hooks become :class:`~herd.model.Hook` objects that
+  the command (:func:`with_hooks`); workflow hooks become :class:`~herd.core.model.Hook` objects that
   ``herd run`` runs (:func:`workflow_hooks`).
 - **checkpoints**: Pegasus' kickstart sends the job SIGTERM at ``pegasus.checkpoint.time``
   (minutes) so that it writes its checkpoint files, and kills it ``maxwalltime - checkpoint.time``

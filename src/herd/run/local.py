@@ -47,6 +47,7 @@ from herd.core.bulk import gc_paused
 from herd.core.graph import Graph, build, check_limits, input_files, select
 from herd.core.model import HookEvent, Limits, Task, TaskState, Workflow
 from herd.core.scheduler import (
+    AddTasks,
     Cancel,
     Decision,
     Finished,
@@ -55,10 +56,11 @@ from herd.core.scheduler import (
     RetryAt,
     RetryDue,
     Scheduler,
+    Settled,
     Stop,
 )
 from herd.core.scheduler import Start as StartDecision
-from herd.errors import ExecutionError, NoStateError
+from herd.errors import ExecutionError, HerdError, NoStateError
 from herd.exec.executor import (
     Executor,
     Exited,
@@ -71,6 +73,7 @@ from herd.exec.executor import (
 from herd.exec.hooks import run_hooks
 from herd.plan.clean import TempFiles
 from herd.plan.planner import Commands, Files, Plan, PlanRequest, make_plan
+from herd.run.nested import expand, nested_jobs
 from herd.store import locate, open_store
 from herd.store.base import (
     AttemptFinished,
@@ -276,6 +279,9 @@ class _Run:
         self.log_dir = wd.make_logs_dir(workflow.name)
         self.old_logs: set[str] | None = None  # files in log_dir before the first start
         self.temp = TempFiles(self.graph, self.plan.todo, self.selected)
+        #: sub-workflow jobs (herd.run.nested), and those that ran, until their group settles
+        self.nested = {self.graph.index[name] for name in nested_jobs(workflow)}
+        self.groups: dict[int, _Ended] = {}
 
     def run(self) -> RunResult:
         t0 = time.monotonic()
@@ -417,6 +423,8 @@ class _Run:
                 heapq.heappush(self.timers, (d.at, d.task))
             elif isinstance(d, Cancel):
                 self._cancel(d)
+            elif isinstance(d, Settled):
+                self._settled(sched, d)
 
     # --- starting ---------------------------------------------------------------------------
 
@@ -590,8 +598,14 @@ class _Run:
         if ok and self.temp:
             self._remove_temp(i)
         kill = _kill_kind(ev.kill_reason)
-        decisions = sched.handle(Finished(i, ok, time.monotonic(), kill, detail))
-        self.exits.append(_Ended(task, number, ev, ok, detail, sched.state[i], inputs, outputs))
+        if ok and i in self.nested:
+            decisions = self._expand(sched, i, time.monotonic())
+        else:
+            decisions = sched.handle(Finished(i, ok, time.monotonic(), kill, detail))
+        ended = _Ended(task, number, ev, ok, detail, sched.state[i], inputs, outputs)
+        if ended.state is TaskState.RUNNING:  # a sub-workflow job: it ends with its group
+            self.groups[i] = ended
+        self.exits.append(ended)
         return decisions  # committed with the starts they lead to, in one transaction
 
     def _record_exits(self) -> None:
@@ -599,9 +613,10 @@ class _Run:
         the turn is committed as a whole anyway)."""
         for ended in self.exits:
             self._record_exit(ended)
-            self.reporter.finished(
-                ended.task, ended.state, ended.exit.end - ended.exit.start, ended.detail
-            )
+            if ended.state is not TaskState.RUNNING:  # (a sub-workflow job ends when Settled)
+                self.reporter.finished(
+                    ended.task, ended.state, ended.exit.end - ended.exit.start, ended.detail
+                )
         self.exits.clear()
 
     def _remove_temp(self, i: int) -> None:
@@ -641,9 +656,15 @@ class _Run:
             )
         )
         self._user_data(task.name, number)
+        if state is TaskState.RUNNING:  # a sub-workflow job: its state comes with Settled
+            return
+        self.batch.append(self._change(ended, ok, state, detail))
+
+    def _change(self, ended: _Ended, ok: bool, state: TaskState, detail: str) -> TaskChanged:
+        task, ev, inputs = ended.task, ended.exit, ended.inputs
         v = self.plan.verdicts[self.graph.index[task.name]]
         if ok:
-            change = TaskChanged(
+            return TaskChanged(
                 self.wid,
                 task.name,
                 TaskState.SUCCEEDED,
@@ -655,11 +676,35 @@ class _Run:
                 env_digest=v.env_digest,
                 inputs=inputs or {},
             )
-        else:
-            change = TaskChanged(
-                self.wid, task.name, state, ev.end, reason=detail, exit_code=ev.exit_code
-            )
-        self.batch.append(change)
+        return TaskChanged(
+            self.wid, task.name, state, ev.end, reason=detail, exit_code=ev.exit_code
+        )
+
+    # --- sub-workflows (herd.run.nested) ---------------------------------------------------------
+
+    def _expand(self, sched: Scheduler, i: int, now: float) -> list[Decision]:
+        """Sub-workflow job ``i`` succeeded: its workflow's tasks join the run, as its group."""
+        try:
+            grown = expand(self.graph, i, self.options.workdir)
+        except HerdError as exc:
+            return sched.handle(Finished(i, False, now, None, f"sub-workflow: {exc}"))
+        self._commit()
+        self.graph, self.wf = grown.graph, grown.graph.workflow
+        self.wid = self.store.add_workflow(self.wf)  # the new tasks' rows
+        new = frozenset(grown.added)
+        files = Files(self.options.workdir, checksum=self.options.checksum)
+        plan = make_plan(self.graph, self.records, files, PlanRequest(new))
+        self.plan = Plan({**self.plan.verdicts, **plan.verdicts}, self.plan.todo | plan.todo)
+        self.selected |= new
+        self.nested |= {self.graph.index[name] for name in grown.nested}
+        return sched.handle(AddTasks(self.graph, plan.todo, now, group=i))
+
+    def _settled(self, sched: Scheduler, d: Settled) -> None:
+        ended = self.groups.pop(d.task)
+        state = sched.state[d.task]
+        detail = f"sub-workflow: {d.reason}" if d.reason else ""
+        self.batch.append(replace(self._change(ended, d.ok, state, detail), time=time.time()))
+        self.reporter.finished(ended.task, state, time.time() - ended.exit.start, detail)
 
     def _stamps(self, task: Task, which: str) -> dict[str, FileStamp]:
         paths: tuple[str, ...] = getattr(task, which)
