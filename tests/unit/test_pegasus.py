@@ -434,3 +434,18 @@ def test_arguments_are_joined_and_split_again_as_pegasus_does(
 def test_an_unclosed_quote_in_the_arguments_is_a_spec_error(bad: str) -> None:
     with pytest.raises(SpecError, match=r"t\.yml.*'a'.*arguments"):
         pegasus(job("a", arguments=["-x", bad]))
+
+
+def test_convert_names_what_the_native_format_cannot_hold(tmp_path: Path) -> None:
+    from herd.formats.convert import convert
+
+    src = tmp_path / "wf.yml"
+    src.write_text(yaml.safe_dump({
+        "pegasus": "5.0.4", "name": "w",
+        "hooks": {"shell": [{"_on": "end", "cmd": "echo end"}]},
+        "jobs": [{"type": "pegasusWorkflow", "id": "sub", "file": "inner.yml", "arguments": [],
+                  "uses": []}],
+    }))  # fmt: skip
+    warnings = "\n".join(convert(src, tmp_path / "w.yaml").meta["warnings"])
+    assert "1 workflow hook(s) are not written: native has none" in warnings
+    assert "sub-workflow job(s) sub are written as their file check only" in warnings

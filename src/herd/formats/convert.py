@@ -17,9 +17,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
-from herd.core.model import Workflow
+from herd.core.model import Workflow, frozen_map
 from herd.errors import HerdError, UsageError
 
 __all__ = ["TARGETS", "convert", "load_source", "target_format"]
@@ -40,7 +41,7 @@ def convert(
     >>> convert("montage.json.gz", "montage.yaml", command_template="replay")  # doctest: +SKIP
     """
     target = target_format(dst, to)
-    workflow = load_source(src, command_template)
+    workflow = _with_losses(load_source(src, command_template), target)
     if target == "native":
         from herd.formats import dump
 
@@ -50,6 +51,23 @@ def convert(
 
         _write_json(dump_data(workflow), Path(dst))
     return workflow
+
+
+def _with_losses(workflow: Workflow, target: str) -> Workflow:
+    """The workflow with a warning for each thing of it the target format cannot hold."""
+    lost = []
+    if workflow.hooks:
+        lost.append(f"its {len(workflow.hooks)} workflow hook(s) are not written: {target} has none")
+    nested = workflow.meta.get("nested", ())
+    if nested:
+        lost.append(
+            f"sub-workflow job(s) {', '.join(nested)} are written as their file check only: "
+            f"{target} cannot say that their workflow joins the run"
+        )
+    if not lost:
+        return workflow
+    warnings = (*workflow.meta.get("warnings", ()), *(f"{workflow.source}: {w}" for w in lost))
+    return replace(workflow, meta=frozen_map({**workflow.meta, "warnings": warnings}))
 
 
 def target_format(dst: str | os.PathLike[str], to: str | None = None) -> str:
