@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import subprocess
 import threading
 from pathlib import Path
@@ -113,6 +114,14 @@ def test_separate_catalogs_stage_in_run_a_staged_executable_and_stage_out(
     assert entry["lfn"] == "out.txt"
     assert entry["pfns"] == [{"site": "local", "pfn": str(tmp_path / "storage" / "out.txt")}]
     assert entry["checksum"] == {"sha256": hashlib.sha256(b"HELLO\n").hexdigest()}
+    # staging is in the provenance records like any task
+    shown = subprocess.run(
+        herd_cmd("provenance", "stage_in_in.txt", "-C", str(work)),
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    (record,) = json.loads(shown.stdout)
+    assert "herd.exec.stage in" in record["cmd"] and str(data / "in.txt") in record["cmd"]
+    assert record["state"] == "succeeded" and "in.txt" in record["outputs"]
     # the replica is stamped: editing it stages it again and reruns the job
     (data / "in.txt").write_text("again\n")
     spec_text = spec.parent / "replicas.yml"
