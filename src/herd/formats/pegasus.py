@@ -37,15 +37,14 @@ succeeds, ``herd run`` adds the file's tasks to the run (:mod:`herd.run.nested`)
 from __future__ import annotations
 
 import logging
-import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from herd.core.model import Task, Workflow, frozen_map
 from herd.exec.stage import SCHEMES, scheme
-from herd.formats.common import as_float, as_int, describe, env_value, fail, freeze, list_of_maps
+from herd.formats.common import describe, fail, freeze, list_of_maps
 from herd.formats.pegasus_catalogs import KINDS, Found, Setup, catalog, properties
 from herd.formats.pegasus_commands import (
     arguments,
@@ -54,6 +53,7 @@ from herd.formats.pegasus_commands import (
     with_hooks,
     workflow_hooks,
 )
+from herd.formats.pegasus_profiles import Profiles, Report, merge, parse_profiles
 from herd.formats.pegasus_staging import (
     Replica,
     executable_name,
@@ -77,56 +77,12 @@ _TOP_KEYS = frozenset(
     {"pegasus", "name", "version", "siteCatalog", "replicaCatalog", "transformationCatalog",
      "jobs", "jobDependencies", "profiles", "hooks", "metadata"}
 )  # fmt: skip
-#: profile keys herd maps onto the task (dagman keys upper-cased); every other key is reported
-_MAPPED = {
-    "pegasus": frozenset(
-        {"cores", "memory", "runtime", "job.runtime", "gpus", "maxwalltime", "checkpoint.time"}
-    ),
-    "dagman": frozenset({"RETRY", "PRIORITY"}),
-    "condor": frozenset({"request_cpus", "request_memory", "request_gpus", "priority"}),
-}
 #: herd resource, pegasus profile key, condor profile key (used when the pegasus key is absent)
 _POOLS = (
     ("cpu", "cores", "request_cpus"),
     ("mem", "memory", "request_memory"),
     ("gpu", "gpus", "request_gpus"),
 )
-#: memory units Pegasus.api accepts, in MB
-_MEMORY_UNITS = {
-    "": 1.0, "M": 1.0, "MB": 1.0, "MIB": 1.0, "K": 1 / 1024, "KB": 1 / 1024,
-    "G": 1024.0, "GB": 1024.0, "GIB": 1024.0, "T": 1024.0**2, "TB": 1024.0**2,
-}  # fmt: skip
-
-Profiles = dict[str, dict[str, Any]]
-
-
-# --- warnings -------------------------------------------------------------------------------
-
-
-@dataclass
-class _Report:
-    """Warnings, aggregated so that one problem on 2,000 jobs is one line."""
-
-    source: str
-    found: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-
-    def warn(self, where: str, field: str, message: str) -> None:
-        self.found.setdefault((field, message), []).append(where)
-
-    def lines(self) -> list[str]:
-        return [
-            f"{self.source}: {_who(places)}: field '{field}': {message}"
-            for (field, message), places in self.found.items()
-        ]
-
-
-def _who(places: list[str]) -> str:
-    unique = list(dict.fromkeys(places))
-    if len(unique) == 1:
-        return unique[0]
-    shown = ", ".join(p.removeprefix("job ") for p in unique[:3])
-    more = f" and {len(unique) - 3} more" if len(unique) > 3 else ""
-    return f"jobs {shown}{more}" if unique[0].startswith("job ") else f"{shown}{more}"
 
 
 # --- entry point ----------------------------------------------------------------------------
@@ -142,7 +98,7 @@ def load_data(data: Any, source: str, setup: Setup | None = None) -> Workflow:
     """
     if not isinstance(data, Mapping):
         fail(f"expected a Pegasus workflow mapping, got {describe(data)}", source, None, None)
-    report = _Report(source)
+    report = Report(source)
     _check_top(data, source, report)
     found = properties(source, setup or Setup())
     raw = {kind: catalog(kind, data, source, found) for kind in KINDS}
@@ -151,7 +107,7 @@ def load_data(data: Any, source: str, setup: Setup | None = None) -> Workflow:
     sites = _sites(raw["site"][0], source, report)
     catalog_ = _transformations(raw["transformation"][0], source, report)
     replicas = _replicas(raw["replica"][0], source, report)
-    base = _profiles(data.get("profiles"), source, None, "profiles", report)
+    base = parse_profiles(data.get("profiles"), source, None, "profiles", report)
     jobs = _job_list(data.get("jobs"), source)
     context = _Context(source, report, sites, catalog_, replicas, base)
     tasks = [_task(job, i, context) for i, job in enumerate(jobs)]
@@ -181,14 +137,14 @@ class _Transformation:
 @dataclass(frozen=True)
 class _Context:
     source: str
-    report: _Report
+    report: Report
     sites: dict[str, Profiles]
     catalog: dict[str, list[_Transformation]]
     replicas: dict[str, Replica]
     base: Profiles
 
 
-def _check_top(data: Mapping[str, Any], source: str, report: _Report) -> None:
+def _check_top(data: Mapping[str, Any], source: str, report: Report) -> None:
     version = str(data.get("pegasus", ""))
     if version and not version.startswith("5"):
         fail(
@@ -256,7 +212,7 @@ def _stem(source: str) -> str:
 # --- catalogs -------------------------------------------------------------------------------
 
 
-def _sites(raw: Any, source: str, report: _Report) -> dict[str, Profiles]:
+def _sites(raw: Any, source: str, report: Report) -> dict[str, Profiles]:
     """Profiles of the local sites; every other site is reported as ignored."""
     if raw is None:
         return {}
@@ -271,11 +227,13 @@ def _sites(raw: Any, source: str, report: _Report) -> dict[str, Profiles]:
         if name not in LOCAL_SITES:
             report.warn(where, "siteCatalog", "remote site ignored: herd runs every job here")
             continue
-        found[name] = _profiles(site.get("profiles"), source, None, f"{where}.profiles", report)
+        found[name] = parse_profiles(
+            site.get("profiles"), source, None, f"{where}.profiles", report
+        )
     return found
 
 
-def _transformations(raw: Any, source: str, report: _Report) -> dict[str, list[_Transformation]]:
+def _transformations(raw: Any, source: str, report: Report) -> dict[str, list[_Transformation]]:
     if raw is None:
         return {}
     field_name = "transformationCatalog.transformations"
@@ -292,7 +250,7 @@ def _transformations(raw: Any, source: str, report: _Report) -> dict[str, list[_
     return catalog
 
 
-def _transformation(raw: Mapping[str, Any], source: str, report: _Report) -> _Transformation:
+def _transformation(raw: Mapping[str, Any], source: str, report: Report) -> _Transformation:
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         fail("a transformation needs a name", source, None, "transformationCatalog.transformations")
@@ -306,8 +264,8 @@ def _transformation(raw: Mapping[str, Any], source: str, report: _Report) -> _Tr
     if raw.get("requires"):
         report.warn(where, "requires", "required transformations are not staged by herd")
     layers = (
-        _profiles(raw.get("profiles"), source, None, f"{where}.profiles", report),
-        _profiles(entry.get("profiles"), source, None, f"{where}.sites.profiles", report),
+        parse_profiles(raw.get("profiles"), source, None, f"{where}.profiles", report),
+        parse_profiles(entry.get("profiles"), source, None, f"{where}.sites.profiles", report),
     )
     return _Transformation(
         name=name,
@@ -322,9 +280,7 @@ def _transformation(raw: Mapping[str, Any], source: str, report: _Report) -> _Tr
     )
 
 
-def _pick_site(
-    raw: Mapping[str, Any], name: str, source: str, report: _Report
-) -> Mapping[str, Any]:
+def _pick_site(raw: Mapping[str, Any], name: str, source: str, report: Report) -> Mapping[str, Any]:
     where = f"transformation '{name}'"
     entries = list_of_maps(raw.get("sites"), source, f"{where}.sites")
     if not entries:
@@ -336,7 +292,7 @@ def _pick_site(
     return local[0] if local else entries[0]
 
 
-def _replicas(raw: Any, source: str, report: _Report) -> dict[str, Replica]:
+def _replicas(raw: Any, source: str, report: Report) -> dict[str, Replica]:
     """lfn → its replica, preferring the one at site ``local``."""
     if raw is None:
         return {}
@@ -358,89 +314,6 @@ def _replicas(raw: Any, source: str, report: _Report) -> dict[str, Replica]:
         if chosen is not None and isinstance(chosen.get("pfn"), str):
             replicas[lfn] = replica(item, chosen["pfn"])
     return replicas
-
-
-# --- profiles -------------------------------------------------------------------------------
-
-
-def _profiles(raw: Any, source: str, task: str | None, where: str, report: _Report) -> Profiles:
-    """One profile block, validated, with what herd ignores reported."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        fail(f"expected a mapping of profile namespaces, got {describe(raw)}", source, task, where)
-    place = f"job '{task}'" if task else where.rsplit(".profiles", 1)[0]
-    found: Profiles = {}
-    for namespace, values in raw.items():
-        if str(namespace).startswith("x-"):
-            continue
-        if not isinstance(values, Mapping):
-            fail(
-                f"expected a mapping, got {describe(values)}", source, task, f"profiles.{namespace}"
-            )
-        kept = _namespace(str(namespace), values, source, task, place, report)
-        if kept:
-            found[str(namespace)] = kept
-    return found
-
-
-def _namespace(
-    namespace: str,
-    values: Mapping[str, Any],
-    source: str,
-    task: str | None,
-    place: str,
-    report: _Report,
-) -> dict[str, Any]:
-    if namespace == "env":
-        return {str(k): env_value(v, source, task, f"profiles.env.{k}") for k, v in values.items()}
-    known = _MAPPED.get(namespace, frozenset())
-    kept: dict[str, Any] = {}
-    for key, value in values.items():
-        name = str(key).upper() if namespace == "dagman" else str(key)
-        if name.startswith("x-"):
-            continue
-        if name in known:
-            kept[name] = _profile_value(namespace, name, value, source, task)
-        else:
-            report.warn(place, f"profiles.{namespace}.{key}", _ignored(namespace))
-    return kept
-
-
-def _ignored(namespace: str) -> str:
-    if namespace in ("selector", "hints"):
-        return "site selection ignored: herd runs every job on this machine"
-    if namespace in ("condor", "globus"):
-        return f"{namespace} profile ignored: herd does not submit to HTCondor or a grid"
-    return "ignored: herd has no equivalent"
-
-
-def _profile_value(namespace: str, key: str, value: Any, source: str, task: str | None) -> float:
-    where = f"profiles.{namespace}.{key}"
-    if key in ("memory", "request_memory"):
-        return _megabytes(value, source, task, where)
-    if key in ("RETRY",):
-        return as_int(value, source, task, where)
-    if key in ("PRIORITY", "priority"):
-        return as_int(value, source, task, where, None)
-    return as_float(value, source, task, where)
-
-
-def _megabytes(value: Any, source: str, task: str | None, where: str) -> float:
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", value)
-        unit = match.group(2).upper() if match else None
-        if match and unit in _MEMORY_UNITS:
-            return as_float(match.group(1), source, task, where) * _MEMORY_UNITS[unit]
-    return as_float(value, source, task, where)
-
-
-def _merge(layers: Iterable[Profiles]) -> Profiles:
-    merged: Profiles = {}
-    for layer in layers:
-        for namespace, values in layer.items():
-            merged.setdefault(namespace, {}).update(values)
-    return merged
 
 
 # --- jobs -----------------------------------------------------------------------------------
@@ -508,7 +381,7 @@ def _subworkflow(job: Mapping[str, Any], job_id: str, ctx: _Context) -> Task:
     )
 
 
-def _planner(words: list[str], job_id: str, report: _Report) -> dict[str, Any]:
+def _planner(words: list[str], job_id: str, report: Report) -> dict[str, Any]:
     """pegasus-plan's ``--conf`` and ``-Dkey=value`` among a sub-workflow job's arguments."""
     conf, defines, ignored = None, {}, []
     rest = iter(words)
@@ -604,9 +477,9 @@ def _build_task(
     files: _Files,
     ctx: _Context,
 ) -> Task:
-    own = _profiles(job.get("profiles"), ctx.source, job_id, "profiles", ctx.report)
+    own = parse_profiles(job.get("profiles"), ctx.source, job_id, "profiles", ctx.report)
     site_layer = ctx.sites.get(tf.site, {}) if tf else {}
-    profiles = _merge([ctx.base, site_layer, *(tf.layers if tf else ()), own])
+    profiles = merge([ctx.base, site_layer, *(tf.layers if tf else ()), own])
     own_hooks = parse_hooks(job.get("hooks"), ctx.source, job_id, "hooks")
     hooks = (*(tf.hooks if tf else ()), *own_hooks)
     args = arguments(job.get("arguments"), job_id, ctx.source)
@@ -633,7 +506,7 @@ def _build_task(
 
 
 def _checkpointed(
-    cmd: str | tuple[str, ...], minutes: float, profiles: Profiles, job_id: str, report: _Report
+    cmd: str | tuple[str, ...], minutes: float, profiles: Profiles, job_id: str, report: Report
 ) -> str:
     walltime = profiles.get("pegasus", {}).get("maxwalltime")
     if walltime is not None and walltime <= minutes:
@@ -794,7 +667,7 @@ def _staging(
 _REUSE = "the file is also produced by a job: herd runs that job (no data reuse)"
 
 
-def _reachable(lfn: str, found: Replica, report: _Report) -> Replica:
+def _reachable(lfn: str, found: Replica, report: Report) -> Replica:
     kind = scheme(found.pfn)
     if kind not in SCHEMES:
         report.warn(
