@@ -238,3 +238,23 @@ def test_export_cli(tmp_path: Path) -> None:
         == f"wrote {tmp_path / 'd' / 'wf.dag'}: 2 nodes, 1 dependencies (condor_submit_dag)\n"
     )
     assert (tmp_path / "d" / "logs").is_dir()
+
+
+def test_a_pegasus_sub_workflow_becomes_a_subdag(tmp_path: Path) -> None:
+    """A pegasusWorkflow job (Pegasus.api's SubWorkflow) whose file exists at export time."""
+    pytest.importorskip("Pegasus.api", reason="pegasus-wms.api is in the test extra")
+    from .test_pegasus_api import _hierarchy
+
+    outer = _hierarchy(tmp_path)
+    (tmp_path / "inner.yml").write_text((tmp_path / "inner.src.yml").read_text())
+    workflow = load(outer)
+    out = tmp_path / "dag"
+    export_dagman(workflow, out, tmp_path)
+    nodes, edges, _ = _read_dag(out / "outer.dag")
+    assert nodes["sub"] == "sub/sub.dag"
+    assert {("gen", "sub"), ("sub", "final")} <= edges
+    inner_nodes, inner_edges, _ = _read_dag(out / "sub" / "sub.dag")
+    assert inner_edges == {("a", "b")} and set(inner_nodes) == {"a", "b"}
+    for node in ("a", "b"):
+        submit = htcondor2.Submit((out / "sub" / "tasks" / f"{node}.sub").read_text())
+        assert submit["executable"] == f"tasks/{node}.sh"
