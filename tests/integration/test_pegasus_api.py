@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import io
 import json
 import subprocess
 import threading
@@ -30,6 +31,8 @@ from Pegasus.api import (
 
 from herd.core.model import Limits, TaskState
 from herd.formats import load
+from herd.run.local import RunOptions, run_workflow
+from herd.run.progress import PlainReporter
 
 from .helpers import attempts, herd_cmd, run, states
 
@@ -286,7 +289,12 @@ def _hierarchy(tmp_path: Path, inner_fails: bool = False) -> Path:
 def test_a_sub_workflow_made_by_an_earlier_job_runs_nested(tmp_path: Path) -> None:
     spec = _hierarchy(tmp_path)
     assert not (tmp_path / "inner.yml").exists()  # made at run time, by 'gen'
-    assert run(spec, tmp_path, limits=Limits({"cpu": 1})).status == "succeeded"
+    shown = io.StringIO()
+    options = RunOptions(workdir=tmp_path, limits=Limits({"cpu": 1}), grace=1.0)
+    assert run_workflow(load(spec), options, PlainReporter(shown)).status == "succeeded"
+    lines = [line.split(" (")[0] for line in shown.getvalue().splitlines()]  # (no seconds)
+    assert lines[1] == "[1/3] succeeded gen"  # then the sub-workflow's two tasks join the run
+    assert lines[-3:-1] == ["[4/5] succeeded sub", "[5/5] succeeded final"]
     assert states(tmp_path, "outer") == dict.fromkeys(
         ["gen", "sub", "sub/a", "sub/b", "final"], TaskState.SUCCEEDED
     )

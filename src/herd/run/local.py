@@ -158,6 +158,10 @@ class Reporter(Protocol):
     def begin(self, workflow: Workflow, todo: int, skipped: int) -> None: ...
     def started(self, task: Task, attempt: int, reason: str) -> None: ...
     def finished(self, task: Task, state: TaskState, seconds: float, detail: str) -> None: ...
+    def added(self, todo: int) -> None:
+        """Tasks joined the run (a sub-workflow): ``todo`` more to run."""
+        ...
+
     def refresh(self, scheduler: Scheduler, running: Sequence[str]) -> float | None:
         """Redraw; return the monotonic time of the next wanted refresh, or None."""
         ...
@@ -697,9 +701,11 @@ class _Run:
         self.plan = Plan({**self.plan.verdicts, **plan.verdicts}, self.plan.todo | plan.todo)
         self.selected |= new
         self.nested |= {self.graph.index[name] for name in grown.nested}
+        self.reporter.added(len(plan.todo))
         return sched.handle(AddTasks(self.graph, plan.todo, now, group=i))
 
     def _settled(self, sched: Scheduler, d: Settled) -> None:
+        self._record_exits()  # the members' ends first (rare: no hurry to start the next task)
         ended = self.groups.pop(d.task)
         state = sched.state[d.task]
         detail = f"sub-workflow: {d.reason}" if d.reason else ""

@@ -67,6 +67,9 @@ class PlainReporter:
         )
         self.out.flush()
 
+    def added(self, todo: int) -> None:
+        self.total += todo
+
     def started(self, task: Task, attempt: int, reason: str) -> None:
         pass
 
@@ -118,6 +121,9 @@ class LiveReporter:
     def begin(self, workflow: Workflow, todo: int, skipped: int) -> None:
         self.workflow, self.total = workflow.name, todo
         self._log(f"herd: workflow '{workflow.name}': {todo} task(s) to run, {skipped} done before")
+
+    def added(self, todo: int) -> None:
+        self.total += todo
 
     def started(self, task: Task, attempt: int, reason: str) -> None:
         self.starts[task.name] = time.monotonic()
