@@ -9,7 +9,8 @@ Edges come from two places: a task's explicit ``needs``, and files — a task wh
 path another task lists in its ``outputs`` depends on that task (torc's implicit dependencies).
 Paths are resolved against each task's ``cwd`` before comparing.
 
-:func:`build` raises :class:`~herd.errors.ValidationError` naming the file, the task and the field
+:func:`extend` appends tasks to a built graph (tasks joining a running workflow), keeping the old
+ids and edges. :func:`build` raises :class:`~herd.errors.ValidationError` naming the file, the task and the field
 for: a control character (newline, NUL, ...) in the workflow's name, a task's name or a label
 (they end up in terminals, logs and scripts), a duplicate task name, a need naming no task, two tasks writing the same file, and a cycle
 (whose path is printed: ``a -> b -> c -> a``). :func:`check_limits` rejects a task that could never
@@ -76,34 +77,7 @@ def build(workflow: Workflow) -> Graph:
     _check_names(workflow, index)
     input_keys, output_keys = _file_keys(workflow, "inputs"), _file_keys(workflow, "outputs")
     src, dst = _edges(workflow, index, input_keys, output_keys)
-    n = len(workflow.tasks)
-    parent_ptr, parent_ids, child_ptr, child_ids = _csr(n, src, dst)
-    if all(map(operator.lt, src, dst)):
-        # every task comes after the tasks it needs (the usual case): declaration order is the
-        # order Kahn's algorithm would give, without its heap
-        order = array("l", range(n))
-    else:
-        order = _toposort(n, parent_ptr, child_ptr, child_ids)
-    if len(order) < n:
-        cycle = _find_cycle(workflow, order, parent_ptr, parent_ids)
-        raise ValidationError(
-            "cycle: " + " -> ".join(cycle),
-            file=workflow.source,
-            task=cycle[0],
-            field="needs",
-            hint="a task cannot depend on itself through other tasks; remove one of these needs",
-        )
-    return Graph(
-        workflow,
-        index,
-        parent_ptr,
-        parent_ids,
-        child_ptr,
-        child_ids,
-        order,
-        input_keys,
-        output_keys,
-    )
+    return _assembled(workflow, index, src, dst, input_keys, output_keys)
 
 
 def extend(graph: Graph, tasks: Sequence[Task]) -> Graph:
@@ -147,16 +121,35 @@ def _assembled(
     input_keys: Sequence[tuple[str, ...]],
     output_keys: Sequence[tuple[str, ...]],
 ) -> Graph:
+    """The graph of the edges ``src[j] -> dst[j]``, in topological order, or the cycle."""
     n = len(workflow.tasks)
     parent_ptr, parent_ids, child_ptr, child_ids = _csr(n, src, dst)
-    order = _toposort(n, parent_ptr, child_ptr, child_ids)
+    if all(map(operator.lt, src, dst)):
+        # every task comes after the tasks it needs (the usual case): declaration order is the
+        # order Kahn's algorithm would give, without its heap
+        order = array("l", range(n))
+    else:
+        order = _toposort(n, parent_ptr, child_ptr, child_ids)
     if len(order) < n:
         cycle = _find_cycle(workflow, order, parent_ptr, parent_ids)
         raise ValidationError(
-            "cycle: " + " -> ".join(cycle), file=workflow.source, task=cycle[0], field="needs"
+            "cycle: " + " -> ".join(cycle),
+            file=workflow.source,
+            task=cycle[0],
+            field="needs",
+            hint="a task cannot depend on itself through other tasks; remove one of these needs",
         )
-    return Graph(workflow, index, parent_ptr, parent_ids, child_ptr, child_ids, order,
-                 input_keys, output_keys)  # fmt: skip
+    return Graph(
+        workflow,
+        index,
+        parent_ptr,
+        parent_ids,
+        child_ptr,
+        child_ids,
+        order,
+        input_keys,
+        output_keys,
+    )
 
 
 def _index(workflow: Workflow) -> dict[str, int]:
