@@ -285,6 +285,15 @@ class QueueContract:
         assert store.claim(self.worker(store), CPU2, now=2.0, lease=LEASE) != []
 
 
+    def test_queue_counts_by_state(self, store: Store) -> None:
+        assert store.queue_counts() == {}
+        one = self.submit(store, queued("a", 0), queued("b", 1, "a"), name="one")
+        self.submit(store, queued("c", 0), name="two")
+        store.claim(self.worker(store), CPU2, now=2.0, lease=LEASE, workflows=[one])
+        assert store.queue_counts([one]) == {TaskState.RUNNING: 1, TaskState.WAITING: 1}
+        assert store.queue_counts()[TaskState.READY] == 1
+
+
 class TestSQLiteQueue(QueueContract):
     def make_store(self, tmp_path: Path) -> Store:
         return SQLiteStore(tmp_path / "herd.db")

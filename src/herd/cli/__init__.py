@@ -244,6 +244,9 @@ SETUP: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
 #: the order of `herd --help`: the everyday commands first
 ORDER = (
     "run",
+    "submit",
+    "worker",
+    "reap",
     "validate",
     "list",
     "status",
@@ -308,4 +311,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # the command modules register themselves (COMMANDS, SETUP) when imported; keep this last
-from herd.cli import convert, reports, run, state  # noqa: E402, F401
+from herd.cli import convert, reports, run, state, workers  # noqa: E402, F401

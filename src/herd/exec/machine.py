@@ -75,3 +75,45 @@ def run_limits(
     if jobs is not None and jobs < 1:
         raise UsageError(f"-j/-jmax must be at least 1, not {jobs}")
     return Limits(values, max_tasks=jobs)
+
+
+def worker_resources(
+    *,
+    cpu: float | None = None,
+    mem: float | None = None,
+    gpu: float | None = None,
+    named: Mapping[str, float] | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> dict[str, float]:
+    """What a worker offers: flags first, then the Slurm allocation it runs in
+    (``SLURM_CPUS_ON_NODE``, ``SLURM_MEM_PER_NODE`` or ``SLURM_MEM_PER_CPU`` times the cores, in
+    MB, ``SLURM_GPUS_ON_NODE``), then this machine."""
+    cores_ = cpu if cpu is not None else _slurm(environ, "SLURM_CPUS_ON_NODE")
+    cores_ = cores() if cores_ is None else cores_
+    if mem is None:
+        mem = _slurm(environ, "SLURM_MEM_PER_NODE")
+        per_cpu = _slurm(environ, "SLURM_MEM_PER_CPU")
+        if mem is None and per_cpu is not None:
+            mem = per_cpu * cores_
+    if gpu is None:
+        gpu = _slurm(environ, "SLURM_GPUS_ON_NODE")
+    values = {
+        "cpu": cores_,
+        "mem": memory_mb() if mem is None else mem,
+        "gpu": gpus() if gpu is None else gpu,
+        **(named or {}),
+    }
+    for name, value in values.items():
+        if value < 0:
+            raise UsageError(f"a worker's {name} must be 0 or more, not {value:g}")
+    return values
+
+
+def _slurm(environ: Mapping[str, str], name: str) -> float | None:
+    text = environ.get(name)
+    if not text:
+        return None
+    try:  # SLURM_CPUS_ON_NODE may read "8(x2)" on some versions: the count comes first
+        return float(text.split("(")[0].rstrip("M") or "x")
+    except ValueError:
+        return None

@@ -95,7 +95,7 @@ logger = logging.getLogger(__name__)
 #: exit codes of ``herd run`` (documented in docs/cli.md)
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 #: the suffix of the file an attempt's $HERD_USER_DATA names
-_DATA = ".data.jsonl"
+DATA = ".data.jsonl"
 #: seconds between two commits of the run's changes, at the most frequent (see the docstring)
 COMMIT_DELAY = 0.01
 
@@ -340,7 +340,9 @@ class _Run:
                 if killed:
                     logger.warning(
                         "stopped %d process(es) left running by herd pid %d (run #%d was killed)",
-                        len(killed), run.pid, run.id,
+                        len(killed),
+                        run.pid,
+                        run.id,
                     )
 
     def _durations(self) -> list[float | None]:
@@ -366,7 +368,9 @@ class _Run:
             name = tasks[i].name
             rec = records.get(name)
             if rec is None or rec.state is not TaskState.SUCCEEDED:
-                self.batch.append(TaskChanged(self.wid, name, TaskState.SKIPPED, now, reason=v.reason))
+                self.batch.append(
+                    TaskChanged(self.wid, name, TaskState.SKIPPED, now, reason=v.reason)
+                )
         self._commit()
 
     # --- the loop ---------------------------------------------------------------------------
@@ -439,7 +443,7 @@ class _Run:
         verdict = self.plan.verdicts[d.task]
         reason = verdict.reason if d.attempt == 1 else f"retry {d.attempt - 1}"
         stem = self._log_stem(task.name, number)
-        env = self._env(task, number, self._fresh_log(stem + _DATA))
+        env = self._env(task, number, self._fresh_log(stem + DATA))
         cwd = self._cwd(task)
         stdout = cwd / task.stdout if task.stdout else Path(self._fresh_log(stem + ".out"))
         stderr = cwd / task.stderr if task.stderr else Path(self._fresh_log(stem + ".err"))
@@ -522,7 +526,7 @@ class _Run:
 
     def _log_stem(self, task: str, number: int) -> str:
         """An attempt's files are ``.herd/logs/<workflow>/<task>.<n>`` + ``.out``, ``.err``,
-        :data:`_DATA`."""
+        :data:`DATA`."""
         return f"{self.log_dir}/{safe_name(task)}.{number}"
 
     def _fresh_log(self, path: str) -> str:
@@ -569,7 +573,7 @@ class _Run:
             for ev in self.ex.wait(None):
                 if isinstance(ev, Exited):
                     if ev.exit_code != 0:
-                        logger.error("the init command failed (%s); see %s", _outcome(ev), err)
+                        logger.error("the init command failed (%s); see %s", outcome(ev), err)
                     return ev.exit_code == 0
                 if isinstance(ev, Interrupted):
                     self.ex.shutdown(grace=self.options.grace)
@@ -587,7 +591,7 @@ class _Run:
         self.running.pop(i, None)
         task = self.graph.tasks[i]
         ok = ev.exit_code == 0 and not ev.kill_reason
-        detail = "" if ok else _outcome(ev)
+        detail = "" if ok else outcome(ev)
         inputs = outputs = None
         for redirect in (task.stdout, task.stderr):
             if redirect:  # a declared redirection exists even when the task printed nothing
@@ -598,10 +602,10 @@ class _Run:
             if missing:
                 ok, detail = False, f"declared output {missing[0]} was not created"
             elif task.done_marker:
-                _touch(self.files.path(task, task.done_marker))
+                touch(self.files.path(task, task.done_marker))
         if ok and self.temp:
             self._remove_temp(i)
-        kill = _kill_kind(ev.kill_reason)
+        kill = kill_kind(ev.kill_reason)
         if ok and i in self.nested:
             decisions = self._expand(sched, i, time.monotonic())
         else:
@@ -641,23 +645,7 @@ class _Run:
             else (TaskState.CANCELLED if state is TaskState.CANCELLED else TaskState.FAILED)
         )
         self.batch.append(
-            AttemptFinished(
-                self.wid,
-                task.name,
-                number,
-                ev.end,
-                attempt_state,
-                ev.exit_code,
-                ev.signal,
-                ev.kill_reason,
-                ev.utime,
-                ev.stime,
-                ev.max_rss,
-                ev.peak_mem,
-                ev.mean_cpu,
-                inputs or {},
-                outputs or {},
-            )
+            attempt_finished(self.wid, task.name, number, ev, attempt_state, inputs, outputs)
         )
         self._user_data(task.name, number)
         if state is TaskState.RUNNING:  # a sub-workflow job: its state comes with Settled
@@ -724,19 +712,7 @@ class _Run:
         return out
 
     def _user_data(self, task: str, number: int) -> None:
-        path = self._log_stem(task, number) + _DATA
-        try:  # most tasks record nothing: one failed open, no file object
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
-        with open(fd, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-        for n, line in enumerate(lines, 1):
-            change = _user_record(self.wid, task, number, line)
-            if change is None:
-                logger.warning("%s:%d: not a JSON object, ignored", path, n)
-            else:
-                self.batch.append(change)
+        self.batch.extend(user_changes(self._log_stem(task, number) + DATA, self.wid, task, number))
 
     def _cancel(self, d: Cancel) -> None:
         task = self.graph.tasks[d.task]
@@ -786,6 +762,24 @@ def _leave_terminal() -> None:
     os.close(devnull)
 
 
+def user_changes(path: str, wid: int, task: str, number: int) -> list[Change]:
+    """The user data and events an attempt wrote to its ``$HERD_USER_DATA`` file ``path``."""
+    try:  # most tasks record nothing: one failed open, no file object
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []
+    with open(fd, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    changes = []
+    for n, line in enumerate(lines, 1):
+        change = _user_record(wid, task, number, line)
+        if change is None:
+            logger.warning("%s:%d: not a JSON object, ignored", path, n)
+        else:
+            changes.append(change)
+    return changes
+
+
 def _user_record(wid: int, task: str, number: int, line: str) -> Change | None:
     """A line a task wrote to ``$HERD_USER_DATA``: ``{"key": k, "value": v}`` is user data,
     any other object an event (its ``time`` field, epoch seconds, defaults to now)."""
@@ -805,7 +799,36 @@ def _user_record(wid: int, task: str, number: int, line: str) -> Change | None:
     )
 
 
-def _outcome(ev: Exited) -> str:
+def attempt_finished(
+    wid: int,
+    task: str,
+    number: int,
+    ev: Exited,
+    state: TaskState,
+    inputs: Mapping[str, FileStamp] | None,
+    outputs: Mapping[str, FileStamp] | None,
+) -> AttemptFinished:
+    """The record of an attempt's end, from its process's exit."""
+    return AttemptFinished(
+        wid,
+        task,
+        number,
+        ev.end,
+        state,
+        ev.exit_code,
+        ev.signal,
+        ev.kill_reason,
+        ev.utime,
+        ev.stime,
+        ev.max_rss,
+        ev.peak_mem,
+        ev.mean_cpu,
+        inputs or {},
+        outputs or {},
+    )
+
+
+def outcome(ev: Exited) -> str:
     if ev.kill_reason:
         return f"killed: {ev.kill_reason}"
     if ev.signal:
@@ -813,7 +836,7 @@ def _outcome(ev: Exited) -> str:
     return f"exit {ev.exit_code}"
 
 
-def _kill_kind(reason: str) -> Kill | None:
+def kill_kind(reason: str) -> Kill | None:
     if reason.startswith("memory"):
         return Kill.MEMORY
     if reason.startswith("timeout"):
@@ -821,7 +844,7 @@ def _kill_kind(reason: str) -> Kill | None:
     return None
 
 
-def _touch(path: Path) -> None:
+def touch(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()

@@ -312,6 +312,7 @@ class QueuedTask:
     stdout: str | None = None
     stderr: str | None = None
     duration: float | None = None  # expected seconds, when known
+    log_dir: str = ""  # the folder for the attempt's output and user data files
     expanded: str = ""  # the command as recorded in provenance
     fingerprint: str = ""
     cmd_digest: str = ""
@@ -586,12 +587,18 @@ class Store(Protocol):
         """Every worker the store knows, oldest first, with the tasks each holds."""
         ...
 
-    def wait_for_work(self, timeout: float) -> None:
-        """Return when another participant may have made work claimable (a submit, a finish, a
-        release or a reap committed), at once if one did since the last call, or after
-        ``timeout`` seconds. (PostgreSQL: ``LISTEN``; SQLite: the file's data version.)"""
+    def wait_for_work(self, timeout: float) -> bool:
+        """Wait until another participant may have made work claimable (a submit, a finish, a
+        release or a reap committed; True, at once if one did since the last call) or
+        ``timeout`` seconds pass (False). (PostgreSQL: ``LISTEN``; SQLite: the file's data
+        version.)"""
         ...
 
     def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
         """The log tail a worker stored for a failed attempt, or None."""
+        ...
+
+    def queue_counts(self, workflows: Sequence[int] | None = None) -> dict[TaskState, int]:
+        """How many queued tasks of ``workflows`` (every workflow: None) are in each state (a
+        state no task is in is left out); empty when none was ever submitted."""
         ...

@@ -425,6 +425,11 @@ def end_run_if_done(tx: Tx, run_id: int, now: float) -> None:
     tx.run("end_open_run", {"run_id": run_id, "ended": now, "status": status})
 
 
+def queue_counts(tx: Tx, workflows: Sequence[int] | None) -> dict[TaskState, int]:
+    values = {"all_workflows": workflows is None, "workflows": _encode(list(workflows or ()))}
+    return {TaskState(state): int(n) for state, n in tx.run("queue_counts", values).fetchall()}
+
+
 # --- heartbeats, release, reap ----------------------------------------------------------------
 
 

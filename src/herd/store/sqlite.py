@@ -46,7 +46,7 @@ from typing import Any
 from urllib.parse import quote
 
 from herd.core.bulk import gc_paused
-from herd.core.model import Workflow
+from herd.core.model import TaskState, Workflow
 from herd.errors import NoStateError, StoreError
 from herd.store import queue
 from herd.store.base import (
@@ -415,7 +415,7 @@ class SQLiteStore:
             rows = _run(self._conn, "all_workers", {}).fetchall()
         return [worker_record(row) for row in rows]
 
-    def wait_for_work(self, timeout: float) -> None:
+    def wait_for_work(self, timeout: float) -> bool:
         # SQLite has no notifications: PRAGMA data_version changes when another connection
         # commits, and reading it costs no I/O (the WAL index is in shared memory)
         deadline = time.monotonic() + timeout
@@ -424,11 +424,15 @@ class SQLiteStore:
                 (version,) = self._conn.execute("PRAGMA data_version").fetchone()
             if version != self._data_version:
                 self._data_version = version
-                return
+                return True
             left = deadline - time.monotonic()
             if left <= 0:
-                return
+                return False
             time.sleep(min(_WORK_POLL, left))
+
+    def queue_counts(self, workflows: Sequence[int] | None = None) -> dict[TaskState, int]:
+        with self._errors("count the queued tasks"):
+            return queue.queue_counts(_Tx(self._conn), workflows)
 
     def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
         values = {"workflow_id": workflow_id, "task": task, "number": number}

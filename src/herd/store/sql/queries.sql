@@ -362,3 +362,8 @@ WHERE state = 'running' AND lease_until < :now;
 -- lose_workers --
 UPDATE workers SET state = 'lost'
 WHERE state IN ('active', 'draining') AND heartbeat + lease < :now;
+
+-- queue_counts --
+SELECT state, count(*) FROM queue
+WHERE :all_workflows OR workflow_id IN (SELECT value FROM json_each(:workflows))
+GROUP BY state;

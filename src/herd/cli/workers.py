@@ -1,0 +1,277 @@
+"""Many machines: ``herd submit`` plans a workflow into a store, ``herd worker`` runs what it
+claims from it, ``herd reap`` takes back the tasks of workers that died."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from herd.cli import SETUP, add_file, add_selection, command, run_options, spec_path
+
+
+def add_store(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="the state store: postgresql://... or an SQLite file (default: $HERD_STORE, else "
+        ".herd/herd.db of the working directory)",
+    )
+
+
+def open_store_of(args: argparse.Namespace) -> Any:
+    from herd.store import open_store
+    from herd.store.workdir import Workdir
+
+    location = args.store or os.environ.get("HERD_STORE")
+    if not location:
+        location = str(Workdir(args.workdir).create().db_path)
+    return open_store(location)
+
+
+# --- submit ---------------------------------------------------------------------------------
+
+
+@command(
+    "submit",
+    "Plan a workflow into the store for workers to run, and return at once.",
+    "herd submit wf.yaml --store postgresql://db.example.org/herd",
+)
+def cmd_submit(args: argparse.Namespace) -> int:
+    from herd.formats.built import load_built
+    from herd.run.enqueue import submit_workflow
+
+    workflow, graph = load_built(spec_path(args), args.workdir, save=False)
+    options = run_options(args, workflow)
+    store = open_store_of(args)
+    try:
+        done = submit_workflow(workflow, options, store, graph)
+    finally:
+        store.close()
+    print(
+        f"herd: submitted '{workflow.name}' (workflow {done.workflow_id}, run #{done.run_id}): "
+        f"{done.queued} to run, {done.skipped} up to date"
+    )
+    return 0
+
+
+def _setup_submit(p: argparse.ArgumentParser) -> None:
+    add_file(p)
+    add_store(p)
+    add_selection(p)
+    g = p.add_argument_group("limits that hold across all workers")
+    g.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="a named pool, e.g. tape_drive=2 (repeatable; adds to the spec's own limits)",
+    )
+    p.add_argument(
+        "--policy",
+        choices=["critical-path", "timeframe", "fifo"],
+        default="critical-path",
+        help="the order workers claim ready tasks in, after user priority",
+    )
+    p.set_defaults(cpu_limit=None, mem_limit=None, gpu_limit=None, jobs=None)
+
+
+# --- worker ---------------------------------------------------------------------------------
+
+
+@command(
+    "worker",
+    "Claim ready tasks from a store and run them here, within these resources.",
+    "herd worker --store postgresql://db.example.org/herd --cpus 8 --idle-exit 60",
+)
+def cmd_worker(args: argparse.Namespace) -> int:
+    from herd.errors import UsageError
+    from herd.exec.machine import parse_named, worker_resources
+
+    resources = worker_resources(
+        cpu=args.cpus, mem=args.mem, gpu=args.gpus, named=parse_named(args.limit)
+    )
+    if args.workers < 1:
+        raise UsageError(f"-n wants 1 or more workers, not {args.workers}")
+    if args.workers > 1:
+        return _spawn(args, resources)
+    from herd.run.worker import Worker, WorkerOptions
+
+    options = WorkerOptions(
+        resources=resources,
+        workflows=tuple(args.workflow),
+        idle_exit=args.idle_exit,
+        max_tasks=args.max_tasks,
+        end_time=_end_time(args.end_time),
+        lease=args.lease,
+        drain=args.drain,
+        mem_kill_ratio=args.mem_kill_ratio,
+    )
+    store = open_store_of(args)
+    try:
+        result = Worker(store, options).run()
+    finally:
+        store.close()
+    print(
+        f"herd: worker {result.worker_id} stopped ({result.reason}): {result.finished} attempts "
+        f"({result.succeeded} succeeded), {result.released} released, {result.lost} lost"
+    )
+    return result.exit_code
+
+
+def _end_time(text: str | None) -> float | None:
+    """``--end-time``: epoch seconds, ``+SECONDS`` from now, or an ISO date-time."""
+    from datetime import datetime
+
+    from herd.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        if text.startswith("+"):
+            return time.time() + float(text[1:])
+        try:
+            return float(text)
+        except ValueError:
+            return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise UsageError(
+            f"--end-time wants epoch seconds, +SECONDS or an ISO date-time "
+            f"(2026-12-04T21:00), not '{text}'"
+        ) from None
+
+
+def _spawn(args: argparse.Namespace, resources: dict[str, float]) -> int:
+    """``-n N``: N worker processes, each with its share of the cores, memory and GPUs;
+    signals are passed on (SIGTERM drains every one)."""
+    import signal
+
+    n = args.workers
+    share = {k: resources[k] / n for k in ("cpu", "mem", "gpu")}
+    argv = [sys.executable, "-m", "herd", "worker", "-C", str(args.workdir)]
+    argv += ["--cpus", f"{share['cpu']:g}", "--mem", f"{share['mem']:g}"]
+    argv += ["--gpus", f"{int(share['gpu'])}", "--lease", f"{args.lease:g}"]
+    argv += ["--drain", f"{args.drain:g}", "--mem-kill-ratio", f"{args.mem_kill_ratio:g}"]
+    for item in args.limit:
+        argv += ["--limit", item]
+    for name in args.workflow:
+        argv += ["--workflow", name]
+    for flag, value in (
+        ("--store", args.store),
+        ("--idle-exit", args.idle_exit),
+        ("--max-tasks", args.max_tasks),
+        ("--end-time", args.end_time),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    children = [subprocess.Popen(argv) for _ in range(n)]
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    return max(child.wait() for child in children)
+
+
+def _setup_worker(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-C", "--workdir", type=Path, default=Path("."), help="working directory (default: .)"
+    )
+    add_store(p)
+    g = p.add_argument_group("resources (default: the Slurm allocation, else this machine)")
+    g.add_argument("--cpus", type=float, metavar="CORES", help="cores to offer")
+    g.add_argument("--mem", type=float, metavar="MB", help="memory to offer, MB")
+    g.add_argument("--gpus", type=float, metavar="N", help="GPUs to offer")
+    g.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="a pool of this worker's own, e.g. scratch=2 (repeatable)",
+    )
+    p.add_argument(
+        "-n",
+        dest="workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="start N workers, each with 1/N of the resources",
+    )
+    p.add_argument(
+        "-w",
+        "--workflow",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="serve only this workflow (repeatable; default: every workflow in the store)",
+    )
+    p.add_argument(
+        "--idle-exit",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this long with nothing to do (default: wait for work)",
+    )
+    p.add_argument("--max-tasks", type=int, metavar="N", help="stop after starting N tasks")
+    p.add_argument(
+        "--end-time",
+        metavar="WHEN",
+        help="claim only tasks expected to end before WHEN (epoch, +SECONDS, ISO); stop then",
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a claim lasts without a heartbeat (default 30)",
+    )
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="after SIGTERM, how long running tasks may go on before they are stopped and "
+        "released (default 20)",
+    )
+    p.add_argument(
+        "--mem-kill-ratio",
+        type=float,
+        default=2.0,
+        metavar="R",
+        help="kill a task using more than R x its declared mem (0: never; default 2)",
+    )
+
+
+# --- reap -----------------------------------------------------------------------------------
+
+
+@command(
+    "reap",
+    "Take back the tasks of workers whose leases expired (they run again elsewhere).",
+    "herd reap --store postgresql://db.example.org/herd",
+)
+def cmd_reap(args: argparse.Namespace) -> int:
+    store = open_store_of(args)
+    try:
+        lost = store.reap(now=time.time())
+    finally:
+        store.close()
+    for x in lost:
+        print(f"{x.task} attempt {x.number} (worker {x.worker_id}): {x.then.value}")
+    print(f"herd: reaped {len(lost)} attempt(s)")
+    return 0
+
+
+def _setup_reap(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-C", "--workdir", type=Path, default=Path("."), help="working directory (default: .)"
+    )
+    add_store(p)
+
+
+SETUP.update({"submit": _setup_submit, "worker": _setup_worker, "reap": _setup_reap})

@@ -1,0 +1,126 @@
+"""``herd submit``: plan a workflow into the store's queue, for workers to run.
+
+The spec is loaded, validated and planned once, here, exactly as ``herd run`` does it
+(:func:`herd.runner.prepare`: fingerprints against earlier successes, so a changed spec reruns
+only what changed). Then every task to run becomes a :class:`~herd.store.base.QueuedTask`
+holding all a worker needs — command, absolute working directory, environment, resources,
+policy, the digests to record on success — in the order the scheduler would start them
+(:func:`herd.scheduler.order_keys`: user priority, then the critical path with the durations
+known from the spec or earlier runs). Workers never read the spec.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from dataclasses import dataclass, replace
+
+from herd.core.graph import Graph
+from herd.core.model import STANDARD_RESOURCES, TaskState, Workflow
+from herd.core.scheduler import order_keys
+from herd.plan.planner import Commands
+from herd.run.local import Prepared, RunOptions, prepare
+from herd.store.base import QueuedTask, Store, TaskChanged
+from herd.store.workdir import Workdir
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What ``herd submit`` did: the workflow's id in the store, the run its attempts are
+    recorded under, and how many tasks were queued and skipped."""
+
+    workflow_id: int
+    run_id: int
+    queued: int
+    skipped: int
+
+
+def submit_workflow(
+    workflow: Workflow, options: RunOptions, store: Store, graph: Graph | None = None
+) -> Submitted:
+    """Plan ``workflow`` against ``store`` and queue what must run (see the module docstring)."""
+    options = replace(options, workdir=options.workdir.resolve())
+    prepared = prepare(workflow, options, store, graph)
+    wid = store.add_workflow(workflow)
+    now = time.time()
+    store.write(_skips(wid, prepared, now))
+    tasks = queued_tasks(workflow, prepared, options, store.durations(wid))
+    run_id = store.submit(
+        wid,
+        tasks,
+        pools=_pools(workflow, options),
+        now=now,
+        host=socket.gethostname(),
+        user=getpass.getuser(),
+        pid=os.getpid(),
+        argv=options.argv,
+    )
+    skipped = len(prepared.selected) - len(tasks)
+    return Submitted(wid, run_id, len(tasks), skipped)
+
+
+def _skips(wid: int, prepared: Prepared, now: float) -> list[TaskChanged]:
+    """Selected tasks the plan skips, recorded as ``herd run`` records them."""
+    tasks, records = prepared.graph.tasks, prepared.records
+    changes = []
+    for i, verdict in prepared.plan.verdicts.items():
+        rec = records.get(tasks[i].name)
+        if not verdict.run and (rec is None or rec.state is not TaskState.SUCCEEDED):
+            changes.append(
+                TaskChanged(wid, tasks[i].name, TaskState.SKIPPED, now, reason=verdict.reason)
+            )
+    return changes
+
+
+def _pools(workflow: Workflow, options: RunOptions) -> dict[str, float]:
+    """The named limits that hold across all workers: the spec's own and ``--limit``."""
+    named = {**workflow.limits, **options.limits.resources}
+    return {k: float(v) for k, v in named.items() if k not in STANDARD_RESOURCES}
+
+
+def queued_tasks(
+    workflow: Workflow, prepared: Prepared, options: RunOptions, known: dict[str, float]
+) -> list[QueuedTask]:
+    """The tasks to run, as workers will run them, in claim order."""
+    graph, todo = prepared.graph, prepared.plan.todo
+    tasks = graph.tasks
+    durations = [t.duration if t.duration is not None else known.get(t.name) for t in tasks]
+    keys = order_keys(graph, set(todo), options.policy, durations)
+    commands = Commands(workflow)
+    log_dir = str(Workdir(options.workdir).workflow_logs_dir(workflow.name))
+    out = []
+    for seq, i in enumerate(sorted(todo, key=keys.__getitem__)):
+        task, verdict = tasks[i], prepared.plan.verdicts[i]
+        cwd = options.workdir / task.cwd if task.cwd else options.workdir
+        out.append(
+            QueuedTask(
+                task.name,
+                task.cmd,
+                str(cwd),
+                {**workflow.env, **task.env},
+                task.demand,
+                seq,
+                needs=tuple(graph.name(p) for p in graph.parents(i) if p in todo),
+                reason=verdict.reason,
+                retries=task.retries,
+                backoff=task.backoff,
+                timeout=task.timeout,
+                recovery=task.recovery,
+                semaphore=task.semaphore,
+                inputs=task.inputs,
+                outputs=task.outputs,
+                done_marker=task.done_marker,
+                stdin=task.stdin,
+                stdout=task.stdout,
+                stderr=task.stderr,
+                duration=durations[i],
+                log_dir=log_dir,
+                expanded=commands.expanded(task),
+                fingerprint=verdict.fingerprint,
+                cmd_digest=verdict.cmd_digest,
+                env_digest=verdict.env_digest,
+            )
+        )
+    return out

@@ -1,0 +1,502 @@
+"""``herd worker``: claim ready tasks from a store and run them on this machine.
+
+A worker is another driver of herd's execution: it runs what it claims through the same
+:class:`~herd.executor.LocalExecutor` as ``herd run`` (logs, monitoring, the memory watchdog,
+timeouts) and records attempts the way the runner does (:func:`herd.runner.attempt_finished`,
+user data and events from ``$HERD_USER_DATA``), but the queue, the order and the counts live in
+the store (``Store.claim`` / ``finish``), shared with every other worker. The failure policy is
+the scheduler's (:func:`herd.scheduler.after_failure`: recovery with more memory or time, retries
+with back-off); the worker reports the decision with the attempt, in one transaction.
+
+One turn of the loop: reap expired leases (at most every :data:`REAP_EVERY` seconds: any worker
+may, so a dead worker's tasks come back within its lease and a second), renew its own leases
+(every third of the lease), claim what fits the free resources when work may have come (its own
+finish, another participant's commit, or every :data:`RECHECK` seconds for retries coming due),
+then wait for a process to end — or, with nothing running, for the store to signal work
+(``Store.wait_for_work``). Finished attempts go to the store in one ``finish`` per turn.
+
+Stopping: ``--idle-exit`` seconds with nothing to do, the served workflows finished, ``--max-tasks``
+started, or ``--end-time`` reached. SIGTERM or SIGINT *drains*: claim nothing more, let running
+tasks end within ``drain`` seconds, then stop them and release their leases, so other workers
+take them at once; a second signal stops them at once. SIGKILL loses nothing: the leases expire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from herd.core.model import Task, TaskState
+from herd.core.scheduler import after_failure
+from herd.errors import UsageError
+from herd.exec.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
+from herd.exec.monitor import is_alive
+from herd.plan.planner import Files
+from herd.run.local import DATA, attempt_finished, kill_kind, outcome, touch, user_changes
+from herd.store.base import (
+    AttemptFinished,
+    Change,
+    Claimed,
+    FileStamp,
+    Outcome,
+    QueuedTask,
+    Sample,
+    Store,
+    WorkerRecord,
+)
+from herd.store.workdir import safe_name
+
+logger = logging.getLogger(__name__)
+
+#: seconds between two reaps of expired leases by one worker
+REAP_EVERY = 1.0
+#: seconds between two claims when nothing signalled work (retries come due, SQLite polling)
+RECHECK = 0.5
+#: bytes of a failed attempt's stderr (then stdout) kept in the store
+TAIL = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """What ``herd worker`` is told."""
+
+    resources: Mapping[str, float]
+    workflows: tuple[str, ...] = ()
+    idle_exit: float | None = None
+    max_tasks: int | None = None
+    #: epoch seconds: claim only tasks expected to end before, stop claiming at
+    end_time: float | None = None
+    #: seconds a claim lasts without a heartbeat
+    lease: float = 30.0
+    #: seconds running tasks get to end after SIGTERM before they are stopped and released
+    drain: float = 20.0
+    #: seconds between SIGTERM and SIGKILL when stopping a task
+    grace: float = 5.0
+    mem_kill_ratio: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    worker_id: int
+    finished: int  # attempts reported
+    succeeded: int
+    released: int  # attempts stopped while draining and given back
+    lost: int  # attempts the store took back (the lease expired)
+    reason: str  # why the worker stopped
+    exit_code: int
+
+
+@dataclass(slots=True)
+class _Held:
+    """An attempt this worker claimed and runs."""
+
+    claimed: Claimed
+    launch: Launch
+    changes: list[Change] = field(default_factory=list)
+    lost: bool = False
+
+
+class Worker:
+    """One worker process: see the module docstring."""
+
+    def __init__(self, store: Store, options: WorkerOptions) -> None:
+        self.store, self.options = store, options
+        self.host, self.user, self.pid = socket.gethostname(), getpass.getuser(), os.getpid()
+        self.base_env = dict(os.environ)
+        self.held: dict[tuple[str, int], _Held] = {}  # by launch key (task, number)
+        self.free = dict(options.resources)
+        self.started = self.succeeded = self.finished = self.released = self.lost = 0
+        self.draining = False
+        self.signals = 0
+        self.made_dirs: set[str] = set()
+        self.cleaned: set[int] = set()  # dead workers of this host whose processes were stopped
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> WorkerResult:
+        self.wids = self._workflow_ids()
+        self.id = self.store.register_worker(
+            host=self.host,
+            pid=self.pid,
+            user=self.user,
+            resources=self.options.resources,
+            now=time.time(),
+            lease=self.options.lease,
+        )
+        logger.info(
+            "worker %d on %s (pid %d) offers %s",
+            self.id,
+            self.host,
+            self.pid,
+            _describe(self.options.resources),
+        )
+        try:
+            with LocalExecutor(grace=self.options.grace) as ex:
+                self.ex = ex
+                reason = self._loop()
+        finally:
+            self.store.stop_worker(self.id, now=time.time())
+        return WorkerResult(
+            self.id, self.finished, self.succeeded, self.released, self.lost, reason, 0
+        )
+
+    def _workflow_ids(self) -> list[int] | None:
+        if not self.options.workflows:
+            return None
+        ids = []
+        for name in self.options.workflows:
+            rec = self.store.workflow(name)
+            if rec is None:
+                raise UsageError(
+                    f"--workflow {name}: no workflow of that name in the store; submit it first "
+                    "(herd submit SPEC) or leave --workflow out to serve every workflow"
+                )
+            ids.append(rec.id)
+        return ids
+
+    def _loop(self) -> str:
+        opts = self.options
+        mono = time.monotonic()
+        beat_every = max(opts.lease / 3, 0.05)
+        next_beat = next_reap = next_claim = mono
+        idle_since = mono
+        drain_until = float("inf")
+        work = True  # work may have come: claim
+        while True:
+            mono = time.monotonic()
+            if mono >= next_reap:
+                self._reap()
+                next_reap = mono + REAP_EVERY
+            if mono >= next_beat:
+                self._heartbeat()
+                next_beat = mono + beat_every
+            if not self.draining and (work or mono >= next_claim) and self._claim():
+                work = True  # there may be more that fits once these end
+            next_claim = mono + RECHECK if work else next_claim
+            work = False
+            if self.held:
+                idle_since = mono
+            else:
+                reason = self._why_stop(mono - idle_since)
+                if reason:
+                    return reason
+                wait = min(next_beat, next_reap, next_claim, mono + RECHECK) - mono
+                if opts.idle_exit is not None:
+                    wait = min(wait, idle_since + opts.idle_exit - mono)
+                work = self.store.wait_for_work(max(wait, 0.0))
+            deadline = min(next_beat, next_reap, drain_until)
+            if self.held and self._has_room():
+                deadline = min(deadline, next_claim)
+            events = self.ex.wait(deadline if self.held else time.monotonic())
+            outcomes: list[Outcome] = []
+            for ev in events:
+                if isinstance(ev, Exited):
+                    done = self._exited(ev)
+                    if done is not None:
+                        outcomes.append(done)
+                elif isinstance(ev, Sampled):
+                    self._sampled(ev)
+                elif self._interrupted(ev):
+                    drain_until = time.monotonic() + opts.drain
+            if time.monotonic() >= drain_until or self.signals > 1:
+                self._release_all("released: the worker was stopped")
+                drain_until = float("inf")
+            if outcomes:
+                self._finish(outcomes)
+                work = True
+            if not self.held and self.draining:
+                return "drained"
+
+    def _why_stop(self, idle: float) -> str:
+        """Why an idle worker should stop now, or ""."""
+        opts = self.options
+        if self.draining:
+            return "drained"
+        if opts.max_tasks is not None and self.started >= opts.max_tasks:
+            return f"started --max-tasks {opts.max_tasks}"
+        if opts.end_time is not None and time.time() >= opts.end_time:
+            return "reached --end-time"
+        counts = self.store.queue_counts(self.wids)
+        if counts and not any(counts.get(s) for s in _OPEN):
+            return "the workflows it serves are finished"
+        if opts.idle_exit is not None and idle >= opts.idle_exit:
+            return f"idle for --idle-exit {opts.idle_exit:g} s"
+        return ""
+
+    def _has_room(self) -> bool:
+        return self.free.get("cpu", 1.0) > 0 and not self.draining
+
+    # --- claiming and starting --------------------------------------------------------------
+
+    def _claim(self) -> bool:
+        opts = self.options
+        limit = None if opts.max_tasks is None else opts.max_tasks - self.started
+        if limit is not None and limit <= 0:
+            return False
+        if opts.end_time is not None and time.time() >= opts.end_time:
+            return False
+        claimed = self.store.claim(
+            self.id,
+            self.free,
+            now=time.time(),
+            lease=opts.lease,
+            workflows=self.wids,
+            limit=limit,
+            ends_before=opts.end_time,
+        )
+        for c in claimed:
+            self._start(c)
+        return bool(claimed)
+
+    def _start(self, c: Claimed) -> None:
+        task, number = c.task, c.number
+        for name, amount in c.resources.items():
+            if name in self.free:
+                self.free[name] -= amount
+        stem = self._log_stem(task, number)
+        cwd = Path(task.cwd)
+        if task.cwd not in self.made_dirs:
+            cwd.mkdir(parents=True, exist_ok=True)
+            self.made_dirs.add(task.cwd)
+        stdout = cwd / task.stdout if task.stdout else Path(stem + ".out")
+        stderr = cwd / task.stderr if task.stderr else Path(stem + ".err")
+        for path in (stdout, stderr, Path(stem + DATA)):
+            path.unlink(missing_ok=True)  # an earlier attempt's (before herd forget)
+        env = {**self.base_env, **task.env}
+        env.update(
+            HERD_WORKFLOW=c.workflow,
+            HERD_TASK=task.name,
+            HERD_ATTEMPT=str(number),
+            HERD_USER_DATA=stem + DATA,
+        )
+        mem = c.resources.get("mem", 0.0) if self.options.mem_kill_ratio > 0 else 0.0
+        launch = Launch(
+            key=(task.name, number),
+            cmd=task.cmd,
+            cwd=cwd,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            stdin=cwd / task.stdin if task.stdin else None,
+            timeout=c.timeout,
+            mem_limit=int(mem * 1e6) or None,
+            mem_ratio=self.options.mem_kill_ratio,
+        )
+        self.held[launch.key] = _Held(c, launch)
+        self.started += 1
+        self.ex.start(launch)
+
+    def _log_stem(self, task: QueuedTask, number: int) -> str:
+        folder = task.log_dir or os.path.join(".herd", "logs")
+        if folder not in self.made_dirs:
+            os.makedirs(folder, exist_ok=True)
+            self.made_dirs.add(folder)
+        return f"{folder}/{safe_name(task.name)}.{number}"
+
+    # --- ending -----------------------------------------------------------------------------
+
+    def _exited(self, ev: Exited) -> Outcome | None:
+        held = self.held.pop(ev.key)
+        c = held.claimed
+        for name, amount in c.resources.items():
+            if name in self.free:
+                self.free[name] += amount
+        if held.lost:
+            return None  # the store took it back: another worker runs it now
+        task, number = c.task, c.number
+        ok = ev.exit_code == 0 and not ev.kill_reason
+        detail = "" if ok else outcome(ev)
+        stand_in = Task(task.name, task.cmd, inputs=task.inputs, outputs=task.outputs)
+        files = Files(Path(task.cwd))
+        for redirect in (task.stdout, task.stderr):
+            if redirect:  # a declared redirection exists even when the task printed nothing
+                touch(Path(task.cwd) / redirect)
+        inputs = outputs = None
+        if ok:
+            inputs, outputs = (
+                _stamps(files, stand_in, task.inputs),
+                _stamps(files, stand_in, task.outputs),
+            )
+            missing = [p for p in task.outputs if p not in outputs]
+            if missing:
+                ok, detail = False, f"declared output {missing[0]} was not created"
+            elif task.done_marker:
+                touch(files.path(stand_in, task.done_marker))
+        state = TaskState.SUCCEEDED if ok else TaskState.FAILED
+        finished = attempt_finished(c.workflow_id, task.name, number, ev, state, inputs, outputs)
+        changes = held.changes + user_changes(
+            str(self._log_stem(task, number)) + DATA, c.workflow_id, task.name, number
+        )
+        if ok:
+            return Outcome(finished, ev.pid, ev.start, TaskState.SUCCEEDED, changes=changes)
+        return self._failure(c, ev, finished, detail, changes)
+
+    def _failure(
+        self, c: Claimed, ev: Exited, finished: AttemptFinished, detail: str, changes: list[Change]
+    ) -> Outcome:
+        task = c.task
+        again = after_failure(
+            retries=task.retries,
+            backoff=task.backoff,
+            recovery=task.recovery,
+            tries=c.tries,
+            recoveries=c.recoveries,
+            kill=kill_kind(ev.kill_reason),
+            resources=c.resources,
+            timeout=c.timeout,
+            now=time.time(),
+            mem_cap=self.options.resources.get("mem", float("inf")),
+        )
+        tail = _tail(self._output_paths(c))
+        if again is None:
+            return Outcome(
+                finished, ev.pid, ev.start, TaskState.FAILED, detail, log_tail=tail, changes=changes
+            )
+        return Outcome(
+            finished,
+            ev.pid,
+            ev.start,
+            TaskState.READY,
+            detail,
+            not_before=again.at,
+            resources=again.resources,
+            timeout=again.timeout,
+            recovered=again.recovered,
+            log_tail=tail,
+            changes=changes,
+        )
+
+    def _output_paths(self, c: Claimed) -> tuple[Path, Path]:
+        stem = self._log_stem(c.task, c.number)
+        cwd = Path(c.task.cwd)
+        err = cwd / c.task.stderr if c.task.stderr else Path(stem + ".err")
+        out = cwd / c.task.stdout if c.task.stdout else Path(stem + ".out")
+        return err, out
+
+    def _sampled(self, ev: Sampled) -> None:
+        held = self.held.get(ev.key)
+        if held is not None:
+            task, number = ev.key
+            wid = held.claimed.workflow_id
+            held.changes.append(Sample(wid, task, number, ev.time, ev.rss, ev.cpu, ev.processes))
+
+    def _finish(self, outcomes: Sequence[Outcome]) -> None:
+        accepted = self.store.finish(self.id, outcomes, now=time.time())
+        for o, ok in zip(outcomes, accepted, strict=True):
+            if not ok:
+                self.lost += 1
+                logger.warning(
+                    "attempt %d of %s was taken back by the store (its lease "
+                    "expired); its outcome is dropped",
+                    o.attempt.number,
+                    o.attempt.task,
+                )
+                continue
+            self.finished += 1
+            self.succeeded += o.then is TaskState.SUCCEEDED
+
+    # --- leases and signals -----------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        held = self.store.heartbeat(self.id, now=time.time(), lease=self.options.lease)
+        for key, h in self.held.items():
+            c = h.claimed
+            if not h.lost and (c.workflow_id, c.task.name, c.number) not in held:
+                h.lost = True
+                self.lost += 1
+                logger.warning("lost the lease of %s attempt %d: stopping it", *key)
+                self.ex.kill(key, "lease lost")
+
+    def _reap(self) -> None:
+        """Take back expired leases. First, the processes that dead workers of this host left
+        are stopped (once per dead worker), so that a task never runs twice at once here."""
+        for w in self.store.workers():
+            if self._dead_here(w):
+                self.cleaned.add(w.id)
+                killed = stop_leftovers(w.pid)
+                if killed:
+                    logger.warning(
+                        "stopped %d process(es) left by dead worker %d (pid %d)",
+                        len(killed),
+                        w.id,
+                        w.pid,
+                    )
+        lost = self.store.reap(now=time.time())
+        if lost:
+            logger.warning(
+                "took back %d attempt(s) of dead workers: %s",
+                len(lost),
+                ", ".join(f"{x.task} ({x.then.value})" for x in lost),
+            )
+
+    def _dead_here(self, w: WorkerRecord) -> bool:
+        """A worker of this host that died without stopping (its processes may still run)."""
+        here = w.host == self.host and w.pid != self.pid and w.id not in self.cleaned
+        return here and w.state != "stopped" and not is_alive(w.pid)
+
+    def _interrupted(self, ev: Interrupted) -> bool:
+        """SIGTERM/SIGINT: start draining (True the first time)."""
+        self.signals += 1
+        if self.draining:
+            return False
+        self.draining = True
+        logger.warning(
+            "signal %d: draining (claiming nothing more; %d task(s) running get %g s)",
+            ev.signum,
+            len(self.held),
+            self.options.drain,
+        )
+        self.store.stop_worker(self.id, now=time.time(), state="draining")
+        return True
+
+    def _release_all(self, reason: str) -> None:
+        if not self.held:
+            return
+        keys = [
+            (h.claimed.workflow_id, h.claimed.task.name, h.claimed.number)
+            for h in self.held.values()
+            if not h.lost
+        ]
+        for h in self.held.values():
+            h.lost = True  # their exits are not outcomes
+        for ev in self.ex.shutdown(reason=reason):
+            self._exited(ev)
+        released = self.store.release(self.id, keys, now=time.time(), reason=reason)
+        self.released += len(released)
+
+
+_OPEN = (TaskState.WAITING, TaskState.READY, TaskState.RUNNING)
+
+
+def _stamps(files: Files, task: Task, paths: Sequence[str]) -> dict[str, FileStamp]:
+    out: dict[str, FileStamp] = {}
+    for p in paths:
+        stamp = files.stamp(task, p)
+        if stamp is not None:
+            out[p] = stamp
+    return out
+
+
+def _tail(paths: tuple[Path, Path]) -> str:
+    """The end of a failed attempt's stderr, else of its stdout (reports read it from any
+    host)."""
+    for path in paths:
+        with contextlib.suppress(OSError), open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - TAIL))
+            text = f.read().decode("utf-8", "replace")
+            if text:
+                return text
+    return ""
+
+
+def _describe(resources: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(resources.items()))
