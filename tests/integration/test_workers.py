@@ -1,0 +1,335 @@
+"""``herd submit`` and several ``herd worker`` processes on one store: real processes, a real
+store file (and PostgreSQL where its fixture is available), tasks that log their own starts and
+ends so that the checks do not trust herd's own records alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from herd.model import TaskState
+from herd.store import open_store
+from herd.store.base import Store
+
+from .helpers import wait_for, write_spec
+
+LOG = "events.log"
+#: the task writes its own start and end lines (date +%s.%N: no Python start-up per task)
+STAMP = '"$HERD_TASK $HERD_ATTEMPT $(date +%s.%N)"'
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return str(tmp_path / "shared.db")
+
+
+def herd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "herd", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def worker(store: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "herd", "worker", "--store", store, "--mem", "4000", *args]
+    return subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(*workers: subprocess.Popen[str], timeout: float = 60) -> list[str]:
+    outs = []
+    for w in workers:
+        out, err = w.communicate(timeout=timeout)
+        assert w.returncode == 0, err
+        outs.append(out)
+    return outs
+
+
+def logged(cmd: str, fail_below: int = 0) -> str:
+    """A command that logs its start and end (``ok`` or ``fail``) to :data:`LOG`, running
+    ``cmd`` between; it fails while its attempt number is below ``fail_below``."""
+    fail = (
+        f'[ "$HERD_ATTEMPT" -lt {fail_below} ] && {{ echo end {STAMP} fail >> {LOG}; exit 1; }}; '
+        if fail_below
+        else ""
+    )
+    return f"echo start {STAMP} >> {LOG}; {cmd}; {fail}echo end {STAMP} ok >> {LOG}"
+
+
+@dataclass
+class Interval:
+    task: str
+    attempt: int
+    start: float
+    end: float | None = None
+    ok: bool = False
+
+
+def intervals(root: Path) -> dict[tuple[str, int], Interval]:
+    out: dict[tuple[str, int], Interval] = {}
+    for line in (root / LOG).read_text().splitlines():
+        kind, task, attempt, at, *rest = line.split()
+        key = (task, int(attempt))
+        if kind == "start":
+            out[key] = Interval(task, int(attempt), float(at))
+        else:
+            out[key].end, out[key].ok = float(at), rest == ["ok"]
+    return out
+
+
+@pytest.fixture
+def shared(store_url: str) -> Iterator[Store]:
+    store = open_store(store_url)
+    yield store
+    store.close()
+
+
+def workflow_id(store: Store, name: str = "wf") -> int:
+    rec = store.workflow(name)
+    assert rec is not None
+    return rec.id
+
+
+def chain_spec(root: Path, n: int = 12, **top: Any) -> Path:
+    """``n`` producers, ``n`` consumers each needing two producers, and a final merge."""
+    tasks: list[dict[str, Any]] = [
+        {"name": f"p{i}", "cmd": logged(f"echo {i} > p{i}.txt"), "outputs": [f"p{i}.txt"]}
+        for i in range(n)
+    ]
+    tasks += [
+        {"name": f"c{i}", "cmd": logged(f"cat p{i}.txt p{(i + 1) % n}.txt > c{i}.txt"),
+         "needs": [f"p{i}", f"p{(i + 1) % n}"], "outputs": [f"c{i}.txt"]}
+        for i in range(n)
+    ]
+    tasks.append({"name": "merge", "cmd": logged("cat c*.txt > all.txt"),
+                  "needs": [f"c{i}" for i in range(n)]})
+    return write_spec(root, tasks, **top)
+
+
+def test_three_workers_run_every_task_once(tmp_path: Path, store_url: str, shared: Store) -> None:
+    spec = chain_spec(tmp_path)
+    done = herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "25 to run" in done.stdout
+    outs = finish(*(worker(store_url, tmp_path, "--cpus", "2") for _ in range(3)))
+    assert all("the workflows it serves are finished" in out for out in outs)
+    wid = workflow_id(shared)
+    assert {r.state for r in shared.task_records(wid).values()} == {TaskState.SUCCEEDED}
+    assert len(shared.attempts(wid)) == 25
+    assert sorted(iv.task for iv in intervals(tmp_path).values() if iv.ok) == sorted(
+        shared.task_records(wid)
+    )
+    assert shared.runs(wid)[-1].status == "succeeded"
+    assert (tmp_path / "all.txt").read_text().count("\n") == 24
+
+
+def test_resubmitting_a_changed_spec_reruns_only_what_changed(
+    tmp_path: Path, store_url: str, shared: Store
+) -> None:
+    spec = chain_spec(tmp_path, n=4)
+    herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    finish(worker(store_url, tmp_path, "--idle-exit", "5"))
+    data = json.loads(spec.read_text())
+    data["tasks"][1]["cmd"] = logged("echo changed > p1.txt")
+    spec.write_text(json.dumps(data))
+    again = herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    assert "4 to run, 5 up to date" in again.stdout, again.stdout  # p1, c0, c1, merge
+    finish(worker(store_url, tmp_path, "--idle-exit", "5"))
+    wid = workflow_id(shared)
+    reran = sorted(a.task for a in shared.attempts(wid) if a.number == 2)
+    assert reran == ["c0", "c1", "merge", "p1"]
+    assert "changed" in (tmp_path / "all.txt").read_text()
+
+
+def test_a_sigkilled_workers_task_runs_again_elsewhere_within_lease_and_2s(
+    tmp_path: Path, store_url: str, shared: Store
+) -> None:
+    lease = 2.0
+    spec = write_spec(tmp_path, [{"name": "long", "cmd": logged("sleep 30"), "retries": 1}])
+    herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    first = worker(store_url, tmp_path, "--lease", str(lease))
+    wid = workflow_id(shared)
+    wait_for(lambda: any(a.state is TaskState.RUNNING for a in shared.attempts(wid)))
+    second = worker(store_url, tmp_path, "--lease", str(lease))
+    wait_for(lambda: len(shared.workers()) == 2)
+    first.kill()
+    killed = time.time()
+    first.communicate()
+    wait_for(lambda: len(shared.attempts(wid)) == 2)
+    lost, rerun = shared.attempts(wid)
+    elapsed = rerun.start - killed
+    print(f"\nSIGKILLed worker's task claimed again after {elapsed:.2f} s (lease {lease:g} s)")
+    assert elapsed <= lease + 2.0
+    assert lost.kill_reason.startswith("lost") and lost.state is TaskState.FAILED
+    wait_for(lambda: (tmp_path / LOG).read_text().count("start") == 2)
+    second.send_signal(signal.SIGTERM)  # drains: the 30 s task is stopped and released
+    out, _ = second.communicate(timeout=60)
+    assert "1 released" in out
+    # the first attempt's process died with its worker: it never logged an end
+    assert [iv.end for iv in intervals(tmp_path).values()] == [None, None]
+
+
+def test_sigterm_drains_running_tasks_then_releases_them(
+    tmp_path: Path, store_url: str, shared: Store
+) -> None:
+    tasks = [{"name": "quick", "cmd": logged("sleep 0.3")},
+             {"name": "slow", "cmd": logged("sleep 30")}]
+    spec = write_spec(tmp_path, tasks)
+    herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    w = worker(store_url, tmp_path, "--drain", "1.5", "--cpus", "2")
+    wid = workflow_id(shared)
+    wait_for(lambda: (tmp_path / LOG).exists() and (tmp_path / LOG).read_text().count("start") == 2)
+    w.send_signal(signal.SIGTERM)
+    out, _ = w.communicate(timeout=30)
+    assert "stopped (drained): 1 attempts (1 succeeded), 1 released" in out
+    states = {name: rec.state for name, rec in shared.task_records(wid).items()}
+    assert states == {"quick": TaskState.SUCCEEDED, "slow": TaskState.READY}
+    (released,) = shared.attempts(wid, "slow")
+    assert released.state is TaskState.CANCELLED and released.kill_reason.startswith("released")
+    (rec,) = shared.workers()
+    assert (rec.state, rec.held) == ("stopped", 0)
+
+
+def test_two_submitters_and_workers_at_once(tmp_path: Path, store_url: str, shared: Store) -> None:
+    specs = []
+    for name in ("one", "two"):
+        root = tmp_path / name
+        root.mkdir()
+        specs.append((root, chain_spec(root, n=6, name=name)))
+    workers = [worker(store_url, tmp_path, "--idle-exit", "3") for _ in range(3)]
+    submitters = [
+        subprocess.Popen([sys.executable, "-m", "herd", "submit", str(spec), "--store", store_url],
+                         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for root, spec in specs
+    ]
+    for s in submitters:
+        _, err = s.communicate(timeout=60)
+        assert s.returncode == 0, err
+    finish(*workers)
+    for root, _ in specs:
+        name = root.name
+        wid = workflow_id(shared, name)
+        assert {r.state for r in shared.task_records(wid).values()} == {TaskState.SUCCEEDED}
+        assert len(shared.attempts(wid)) == 13
+        assert all(iv.ok for iv in intervals(root).values())
+
+
+def test_herd_status_shows_workers(tmp_path: Path, store_url: str) -> None:
+    spec = write_spec(tmp_path, [{"name": "a", "cmd": "sleep 30"}])
+    herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    w = worker(store_url, tmp_path, "--cpus", "3")
+    try:
+        wait_for(lambda: "held 1" in herd("status", "--store", store_url, cwd=tmp_path).stdout)
+        shown = herd("status", "--store", store_url, cwd=tmp_path).stdout
+        assert f"pid {w.pid}" in shown and "cpu=3" in shown
+    finally:
+        w.send_signal(signal.SIGINT)
+        w.communicate(timeout=30)
+
+
+@pytest.mark.slow
+def test_random_dags_failures_and_killed_workers(
+    tmp_path: Path, store_url: str, shared: Store
+) -> None:
+    """Every task succeeds exactly once or fails after its retries; no two live attempts of a
+    task; the tape pool (2) is never exceeded — from the tasks' own logs."""
+    rng = random.Random(14)
+    n = 40
+    tasks: list[dict[str, Any]] = []
+    for i in range(n):
+        needs = sorted({f"t{rng.randrange(i)}" for _ in range(rng.randrange(3))}) if i else []
+        fail_below = rng.choice([0, 0, 0, 2, 3])
+        task = {"name": f"t{i}", "needs": needs, "retries": rng.choice([0, 1, 2]),
+                "backoff": 0.1, "cmd": logged(f"sleep {rng.uniform(0.05, 0.6):.2f}", fail_below)}
+        if rng.random() < 0.3:
+            task["resources"] = {"cpu": 1, "tape": 1}
+        tasks.append(task)
+    spec = write_spec(tmp_path, tasks, limits={"tape": 2})
+    herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    wid = workflow_id(shared)
+    lease = "1.5"
+    live = [worker(store_url, tmp_path, "--lease", lease, "--cpus", "2") for _ in range(4)]
+    for _ in range(3):  # kill a worker that holds a task, start another
+        time.sleep(rng.uniform(0.5, 1.5))
+        victim = live.pop(rng.randrange(len(live)))
+        victim.kill()
+        victim.communicate()
+        live.append(worker(store_url, tmp_path, "--lease", lease, "--cpus", "2"))
+    wait_for(lambda: shared.runs(wid)[-1].status != "running", timeout=90)
+    finish(*live)
+    records = shared.task_records(wid)
+    attempts = shared.attempts(wid)
+    by_task: dict[str, list[Any]] = defaultdict(list)
+    for a in attempts:
+        by_task[a.task].append(a)
+    spans = intervals(tmp_path)
+    for t in tasks:
+        name, rec, mine = t["name"], records[t["name"]], by_task[t["name"]]
+        oks = [a for a in mine if a.state is TaskState.SUCCEEDED]
+        if rec.state is TaskState.SUCCEEDED:
+            assert len(oks) == 1, name
+            lost = {a.number for a in mine if a.kill_reason.startswith("lost")}
+            logged_ok = {k[1] for k, iv in spans.items() if k[0] == name and iv.ok}
+            assert logged_ok - lost == {oks[0].number}, name
+        elif rec.state is TaskState.FAILED:
+            assert not oks and len(mine) == t["retries"] + 1, name
+        else:
+            assert rec.state is TaskState.CANCELLED, (name, rec.state)
+    ended = {(a.task, a.number): a.end for a in attempts}
+    _no_overlap(spans, ended)
+    _pool_held(spans, ended, {t["name"] for t in tasks if "resources" in t}, capacity=2)
+
+
+def _span(iv: Interval, ended: dict[tuple[str, int], float | None]) -> tuple[float, float]:
+    """An attempt's life: its logged end, else (killed) when the store took it back."""
+    end = iv.end if iv.end is not None else ended.get((iv.task, iv.attempt))
+    assert end is not None, f"{iv.task} attempt {iv.attempt} never ended"
+    return iv.start, end
+
+
+def _no_overlap(spans: dict[tuple[str, int], Interval], ended: Any) -> None:
+    lives: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for iv in spans.values():
+        lives[iv.task].append(_span(iv, ended))
+    for task, life in lives.items():
+        life.sort()
+        for (_, end), (start, _) in zip(life, life[1:]):
+            assert start >= end, f"two live attempts of {task}"
+
+
+def _pool_held(spans: dict[tuple[str, int], Interval], ended: Any, users: set[str],
+               capacity: int) -> None:
+    edges = []
+    for iv in spans.values():
+        if iv.task in users:
+            start, end = _span(iv, ended)
+            edges += [(start, 1), (end, -1)]
+    held = 0
+    for _, delta in sorted(edges, key=lambda e: (e[0], e[1])):
+        held += delta
+        assert held <= capacity, "the tape pool was exceeded"
+
+
+def test_worker_refuses_an_unknown_workflow(tmp_path: Path, store_url: str) -> None:
+    w = worker(store_url, tmp_path, "--workflow", "nope")
+    out, err = w.communicate(timeout=30)
+    assert w.returncode == 2
+    assert "--workflow nope: no workflow of that name" in err and "Traceback" not in err
+
+
+def test_submit_of_a_bad_spec_says_what_is_wrong(tmp_path: Path, store_url: str) -> None:
+    spec = write_spec(tmp_path, [{"name": "a", "cmd": "true", "needs": ["ghost"]}])
+    done = herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    assert done.returncode == 2 and "ghost" in done.stderr and "Traceback" not in done.stderr
+    assert not os.path.exists(store_url)  # refused before anything was written
