@@ -152,7 +152,7 @@ def _spawn(args: argparse.Namespace, resources: dict[str, float]) -> int:
 
     n = args.workers
     share = {k: resources[k] / n for k in ("cpu", "mem", "gpu")}
-    argv = [sys.executable, "-m", "herd", "worker", "-C", str(args.workdir)]
+    argv = [sys.executable, "-m", "herd.cli", "worker", "-C", str(args.workdir)]
     argv += ["--cpus", f"{share['cpu']:g}", "--mem", f"{share['mem']:g}"]
     argv += ["--gpus", f"{int(share['gpu'])}", "--lease", f"{args.lease:g}"]
     argv += ["--drain", f"{args.drain:g}", "--mem-kill-ratio", f"{args.mem_kill_ratio:g}"]

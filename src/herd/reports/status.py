@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from herd.core.model import TaskState
 from herd.errors import UsageError
-from herd.store.base import RunRecord, Store, TaskRecord, WorkflowRecord
+from herd.store.base import RunRecord, Store, TaskRecord, WorkerRecord, WorkflowRecord
 from herd.store.workdir import process_alive
 
 
@@ -19,6 +20,10 @@ class Status:
     last_run: RunRecord | None
     #: the last run is on record as running, but its herd process is gone (killed, host rebooted)
     interrupted: bool = False
+    #: every worker the store knows (``herd worker``), oldest first
+    workers: list[WorkerRecord] = field(default_factory=list)
+    #: when the status was read (epoch seconds): heartbeats are shown as ages
+    now: float = 0.0
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in TaskState}
@@ -33,6 +38,7 @@ class Status:
             "counts": self.counts(),
             "last_run": asdict(self.last_run) if self.last_run else None,
             "interrupted": self.interrupted,
+            "workers": [asdict(w) for w in self.workers],
             "tasks": [
                 {
                     "name": t.name,
@@ -68,12 +74,20 @@ def pick_workflow(store: Store, name: str | None) -> WorkflowRecord:
     return known[0]
 
 
-def status(store: Store, name: str | None = None) -> Status:
+def status(store: Store, name: str | None = None, *, now: float | None = None) -> Status:
     wf = pick_workflow(store, name)
     records = store.task_records(wf.id)
     runs = store.runs(wf.id)
     last = runs[-1] if runs else None
-    return Status(wf, list(records.values()), last, last is not None and _gone(last))
+    # a submitted workflow's run is served by workers, not by the herd that submitted it
+    gone = last is not None and _gone(last) and not _queued(store, wf.id)
+    workers = store.workers()
+    return Status(wf, list(records.values()), last, gone, workers, now or time.time())
+
+
+def _queued(store: Store, workflow_id: int) -> bool:
+    counts = store.queue_counts([workflow_id])
+    return any(counts.get(s) for s in (TaskState.WAITING, TaskState.READY, TaskState.RUNNING))
 
 
 def _gone(run: RunRecord) -> bool:
@@ -99,6 +113,7 @@ def render(st: Status, *, all_tasks: bool = False) -> str:
             )
         else:
             lines.append(f"last run #{r.id}: {r.status} on {r.host} by {r.user} (pid {r.pid})")
+    lines.extend(_worker_lines(st))
     show = [
         t for t in st.tasks if all_tasks or t.state not in (TaskState.SUCCEEDED, TaskState.SKIPPED)
     ]
@@ -108,3 +123,17 @@ def render(st: Status, *, all_tasks: bool = False) -> str:
         for t in show:
             lines.append(f"{t.name:<{width}}  {t.state.value:<9}  {t.attempts:>5}  {t.reason}")
     return "\n".join(lines)
+
+
+def _worker_lines(st: Status) -> list[str]:
+    """Workers still at it (active, draining, or lost with tasks taken back)."""
+    lines = []
+    for w in st.workers:
+        if w.state == "stopped":
+            continue
+        offers = " ".join(f"{k}={v:g}" for k, v in sorted(w.resources.items()))
+        ago = f", last heartbeat {max(st.now - w.heartbeat, 0):.0f} s ago" if st.now else ""
+        lines.append(
+            f"worker {w.id} on {w.host} (pid {w.pid}): {w.state}, held {w.held}, {offers}{ago}"
+        )
+    return lines

@@ -278,7 +278,7 @@ class Worker:
         )
         mem = c.resources.get("mem", 0.0) if self.options.mem_kill_ratio > 0 else 0.0
         launch = Launch(
-            key=(task.name, number),
+            key=(f"{c.workflow_id}:{task.name}", number),  # task names repeat across workflows
             cmd=task.cmd,
             cwd=cwd,
             env=env,
@@ -383,9 +383,10 @@ class Worker:
     def _sampled(self, ev: Sampled) -> None:
         held = self.held.get(ev.key)
         if held is not None:
-            task, number = ev.key
-            wid = held.claimed.workflow_id
-            held.changes.append(Sample(wid, task, number, ev.time, ev.rss, ev.cpu, ev.processes))
+            c = held.claimed
+            held.changes.append(
+                Sample(c.workflow_id, c.task.name, c.number, ev.time, ev.rss, ev.cpu, ev.processes)
+            )
 
     def _finish(self, outcomes: Sequence[Outcome]) -> None:
         accepted = self.store.finish(self.id, outcomes, now=time.time())
