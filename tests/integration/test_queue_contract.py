@@ -284,7 +284,6 @@ class QueueContract:
         store.wait_for_work(30.0)  # returns at once: the test would time out otherwise
         assert store.claim(self.worker(store), CPU2, now=2.0, lease=LEASE) != []
 
-
     def test_queue_counts_by_state(self, store: Store) -> None:
         assert store.queue_counts() == {}
         one = self.submit(store, queued("a", 0), queued("b", 1, "a"), name="one")
