@@ -250,14 +250,15 @@ def test_two_submitters_and_workers_at_once(tmp_path: Path, store_url: str, shar
         assert all(iv.ok for iv in intervals(root).values())
 
 
-def test_herd_status_shows_workers(tmp_path: Path, store_url: str) -> None:
+def test_herd_status_shows_workers(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, [{"name": "a", "cmd": "sleep 30"}])
-    herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
-    w = worker(store_url, tmp_path, "--cpus", "3")
+    herd("submit", str(spec), cwd=tmp_path)  # into the working directory's own store
+    w = worker(str(tmp_path / ".herd" / "herd.db"), tmp_path, "--cpus", "3", "--drain", "0")
     try:
-        wait_for(lambda: "held 1" in herd("status", "--store", store_url, cwd=tmp_path).stdout)
-        shown = herd("status", "--store", store_url, cwd=tmp_path).stdout
-        assert f"pid {w.pid}" in shown and "cpu=3" in shown
+        wait_for(lambda: "held 1" in herd("status", cwd=tmp_path).stdout)
+        shown = herd("status", cwd=tmp_path).stdout
+        assert f"(pid {w.pid}): active, held 1, cpu=3 " in shown
+        assert "interrupted" not in shown  # the submitting herd is gone: workers serve the run
     finally:
         w.send_signal(signal.SIGINT)
         w.communicate(timeout=30)
