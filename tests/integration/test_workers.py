@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from herd.model import TaskState
-from herd.monitor import is_alive
+from herd.core.model import TaskState
+from herd.exec.monitor import is_alive
 from herd.store import open_store
 from herd.store.base import Store
 
