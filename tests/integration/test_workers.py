@@ -292,8 +292,18 @@ def test_random_dags_failures_and_killed_workers(
     lease = "1"
     live = [worker(store_url, tmp_path, "--lease", lease, "--cpus", "2") for _ in range(4)]
     for _ in range(3):  # kill a worker that holds a task, start another
-        time.sleep(rng.uniform(0.5, 1.5))
-        victim = live.pop(rng.randrange(len(live)))
+
+        def holding() -> list[subprocess.Popen[str]]:
+            held = {w.pid for w in shared.workers() if w.held and w.state == "active"}
+            return [p for p in live if p.pid in held]
+
+        wait_for(lambda: bool(holding()) or shared.runs(wid)[-1].status != "running")
+        time.sleep(rng.uniform(0.0, 0.3))  # somewhere in the middle of its tasks
+        victims = holding()
+        if not victims:
+            break
+        victim = rng.choice(victims)
+        live.remove(victim)
         victim.kill()
         victim.communicate()
         live.append(worker(store_url, tmp_path, "--lease", lease, "--cpus", "2"))
