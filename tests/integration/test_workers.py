@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
 import signal
 import subprocess
@@ -32,9 +31,13 @@ LOG = "events.log"
 STAMP = '"$HERD_TASK $HERD_ATTEMPT $(date +%s.%N) $$"'
 
 
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    return str(tmp_path / "shared.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test runs on an SQLite file and on PostgreSQL (a fresh database each)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 def herd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -227,7 +230,9 @@ def test_two_submitters_and_workers_at_once(tmp_path: Path, store_url: str, shar
         root = tmp_path / name
         root.mkdir()
         specs.append((root, chain_spec(root, n=6, name=name)))
-    workers = [worker(store_url, tmp_path, "--idle-exit", "3") for _ in range(3)]
+    # started first, the workers wait for both workflows (and exit once both are finished)
+    serve = ["--workflow", "one", "--workflow", "two"]
+    workers = [worker(store_url, tmp_path, *serve) for _ in range(3)]
     submitters = [
         subprocess.Popen(
             [sys.executable, "-m", "herd.cli", "submit", str(spec), "--store", store_url],
@@ -366,15 +371,19 @@ def _pool_held(
         assert held <= capacity, "the tape pool was exceeded"
 
 
-def test_worker_refuses_an_unknown_workflow(tmp_path: Path, store_url: str) -> None:
-    w = worker(store_url, tmp_path, "--workflow", "nope")
-    _out, err = w.communicate(timeout=30)
-    assert w.returncode == 2
-    assert "--workflow nope: no workflow of that name" in err and "Traceback" not in err
+def test_a_worker_waits_for_a_workflow_not_submitted_yet(tmp_path: Path, store_url: str) -> None:
+    w = worker(store_url, tmp_path, "--workflow", "later", "--idle-exit", "0.5")
+    out, err = w.communicate(timeout=30)
+    assert w.returncode == 0, err
+    assert "not submitted yet: later" in err and "idle for --idle-exit 0.5 s" in out
 
 
 def test_submit_of_a_bad_spec_says_what_is_wrong(tmp_path: Path, store_url: str) -> None:
     spec = write_spec(tmp_path, [{"name": "a", "cmd": "true", "needs": ["ghost"]}])
     done = herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
     assert done.returncode == 2 and "ghost" in done.stderr and "Traceback" not in done.stderr
-    assert not os.path.exists(store_url)  # refused before anything was written
+    store = open_store(store_url)  # refused before anything was written
+    try:
+        assert store.workflows() == []
+    finally:
+        store.close()

@@ -4,32 +4,23 @@ claims from it, ``herd reap`` takes back the tasks of workers that died."""
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from herd.cli import SETUP, add_file, add_selection, command, run_options, spec_path
-
-
-def add_store(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--store",
-        metavar="URL",
-        help="the state store: postgresql://... or an SQLite file (default: $HERD_STORE, else "
-        ".herd/herd.db of the working directory)",
-    )
+from herd.cli import SETUP, add_file, add_selection, add_store, command, run_options, spec_path
 
 
 def open_store_of(args: argparse.Namespace) -> Any:
-    from herd.store import open_store
+    """The store of ``--store``, ``$HERD_STORE`` or the working directory, opened for writing."""
+    from herd.store import locate, open_store
     from herd.store.workdir import Workdir
 
-    location = args.store or os.environ.get("HERD_STORE")
-    if not location:
-        location = str(Workdir(args.workdir).create().db_path)
+    location = locate(args.store, Workdir(args.workdir).db_path)
+    if isinstance(location, Path):
+        location.parent.mkdir(parents=True, exist_ok=True)
     return open_store(location)
 
 

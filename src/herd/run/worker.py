@@ -35,7 +35,6 @@ from pathlib import Path
 
 from herd.core.model import Task, TaskState
 from herd.core.scheduler import after_failure
-from herd.errors import UsageError
 from herd.exec.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
 from herd.exec.monitor import is_alive
 from herd.plan.planner import Files
@@ -121,7 +120,13 @@ class Worker:
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> WorkerResult:
+        self.waiting_for = 0  # --workflow names not submitted yet
         self.wids = self._workflow_ids()
+        if self.waiting_for:
+            logger.warning(
+                "not submitted yet: %s; waiting for them",
+                ", ".join(n for n in self.options.workflows if self.store.workflow(n) is None),
+            )
         self.id = self.store.register_worker(
             host=self.host,
             pid=self.pid,
@@ -148,17 +153,16 @@ class Worker:
         )
 
     def _workflow_ids(self) -> list[int] | None:
+        """The ids of the ``--workflow`` names submitted so far (None: serve every workflow).
+        A name not submitted yet is looked up again at every claim: workers may start first."""
         if not self.options.workflows:
             return None
         ids = []
         for name in self.options.workflows:
             rec = self.store.workflow(name)
-            if rec is None:
-                raise UsageError(
-                    f"--workflow {name}: no workflow of that name in the store; submit it first "
-                    "(herd submit SPEC) or leave --workflow out to serve every workflow"
-                )
-            ids.append(rec.id)
+            if rec is not None:
+                ids.append(rec.id)
+        self.waiting_for = len(self.options.workflows) - len(ids)
         return ids
 
     def _loop(self) -> str:
@@ -223,8 +227,10 @@ class Worker:
             return f"started --max-tasks {opts.max_tasks}"
         if opts.end_time is not None and time.time() >= opts.end_time:
             return "reached --end-time"
+        if self.waiting_for:
+            self.wids = self._workflow_ids()
         counts = self.store.queue_counts(self.wids)
-        if counts and not any(counts.get(s) for s in _OPEN):
+        if counts and not self.waiting_for and not any(counts.get(s) for s in _OPEN):
             return "the workflows it serves are finished"
         if opts.idle_exit is not None and idle >= opts.idle_exit:
             return f"idle for --idle-exit {opts.idle_exit:g} s"
@@ -237,6 +243,8 @@ class Worker:
 
     def _claim(self) -> bool:
         opts = self.options
+        if self.waiting_for:
+            self.wids = self._workflow_ids()
         limit = None if opts.max_tasks is None else opts.max_tasks - self.started
         if limit is not None and limit <= 0:
             return False

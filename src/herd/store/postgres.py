@@ -45,7 +45,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 
 from herd.core.bulk import gc_paused
-from herd.core.model import Workflow
+from herd.core.model import TaskState, Workflow
 from herd.errors import NoStateError, StoreError
 from herd.store import queue
 from herd.store.base import (
@@ -503,19 +503,26 @@ class PostgresStore:
             lambda conn: [worker_record(row) for row in _run(conn, "all_workers", {})],
         )
 
-    def wait_for_work(self, timeout: float) -> None:
+    def wait_for_work(self, timeout: float) -> bool:
         # every transaction that may make work claimable NOTIFYs herd_work; psycopg keeps the
         # notices that arrive while the connection runs other queries, and yields them first
         if not self._listening:
             self._read("listen for new work", lambda conn: conn.execute(f"LISTEN {_CHANNEL}"))
             self._listening = True
-        if not self._work:
-            self._read("wait for new work", lambda conn: self._await_notice(conn, timeout))
+        came = self._work or self._read(
+            "wait for new work", lambda conn: self._await_notice(conn, timeout)
+        )
         self._work = False
+        return came
 
-    def _await_notice(self, conn: _Conn, timeout: float) -> None:
-        for _ in conn.notifies(timeout=timeout, stop_after=1):
-            pass  # (the kept notices all come at once: the next wait waits)
+    def _await_notice(self, conn: _Conn, timeout: float) -> bool:
+        # (the kept notices all come at once: the next wait waits)
+        return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+
+    def queue_counts(self, workflows: Sequence[int] | None = None) -> dict[TaskState, int]:
+        return self._read(
+            "count the queued tasks", lambda conn: queue.queue_counts(_Tx(conn), workflows)
+        )
 
     def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
         values = {"workflow_id": workflow_id, "task": task, "number": number}

@@ -221,7 +221,7 @@ def _hold(
     tx.run(
         "take_task", {**key, "number": c.number, "worker_id": worker_id, "lease_until": lease_until}
     )
-    for name, amount in held.items():
+    for name, amount in sorted(held.items()):  # in name order: locks never cross (PostgreSQL)
         tx.run("use_pool", {"workflow_id": c.workflow_id, "name": name, "amount": amount})
     host, user, pid = who
     reason = c.task.reason if c.tries == 1 else f"retry {c.tries - 1}"
@@ -327,7 +327,7 @@ def _finish_one(tx: Tx, lease: _Lease, o: Outcome, now: float) -> None:
 
 
 def _release_pools(tx: Tx, workflow_id: int, lease: _Lease) -> None:
-    for name, amount in _pool_demand(lease.spec, lease.resources).items():
+    for name, amount in sorted(_pool_demand(lease.spec, lease.resources).items()):
         tx.run("use_pool", {"workflow_id": workflow_id, "name": name, "amount": -amount})
 
 

@@ -375,3 +375,9 @@ FOR UPDATE SKIP LOCKED;
 -- lose_workers --
 UPDATE workers SET state = 'lost'
 WHERE state IN ('active', 'draining') AND heartbeat + lease < :now;
+
+-- queue_counts --
+SELECT state, count(*) FROM queue
+WHERE :all_workflows
+    OR workflow_id IN (SELECT jsonb_array_elements_text(CAST(:workflows AS jsonb))::bigint)
+GROUP BY state;
