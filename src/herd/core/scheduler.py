@@ -506,7 +506,7 @@ class Scheduler:
         for values in (self.unmet, self.attempts, self._recoveries):
             values.extend([0] * grow)
         durations = [t.duration for t in ev.graph.tasks]
-        self._keys.update(self._priority_keys(durations, set(ev.todo)))
+        self._keys.update(order_keys(self.graph, set(ev.todo), self.policy, durations))
         out: list[Decision] = []
         if ev.group is not None:
             out += self._open_group(ev.group, ev.todo)
