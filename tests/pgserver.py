@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -67,8 +68,8 @@ def server() -> Iterator[str]:
     elif answers(LOCAL):
         yield LOCAL
     else:
-        with _throwaway_cluster() as url:
-            yield url
+        with throwaway_cluster() as cluster:
+            yield cluster.url
 
 
 @contextlib.contextmanager
@@ -137,8 +138,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """A throwaway PostgreSQL cluster of the tests' own (one they may stop and restart)."""
+
+    url: str
+    pg_ctl: list[str]
+
+    def restart(self) -> None:
+        """Stop the server at once (as a crash would) and start it again on the same port."""
+        _check(_as_user([*self.pg_ctl, "-m", "immediate", "restart"]))
+
+
 @contextlib.contextmanager
-def _throwaway_cluster() -> Iterator[str]:
+def throwaway_cluster() -> Iterator[Cluster]:
+    """A new cluster in a temporary folder, on a free port; removed afterwards."""
     bin_dir = _binaries() or _install()
     folder = Path(tempfile.mkdtemp(prefix="herd-pg-"))
     data, port = folder / "data", _free_port()
@@ -151,12 +165,12 @@ def _throwaway_cluster() -> Iterator[str]:
             _as_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"])
         )
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        start = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w"]
-        _check(_as_user([*start, "-o", options, "start"]))
+        pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w"]
+        _check(_as_user([*pg_ctl, "-o", options, "start"]))
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield Cluster(f"postgresql://postgres@127.0.0.1:{port}/postgres", pg_ctl)
         finally:
-            _as_user_run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
+            _as_user_run([*pg_ctl, "-m", "immediate", "stop"])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

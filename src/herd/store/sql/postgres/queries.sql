@@ -28,8 +28,14 @@ ON CONFLICT (name) DO UPDATE SET
     tasks_digest = excluded.tasks_digest
 RETURNING id;
 
+-- copy_new_tasks --
+-- the tasks of a workflow new to the store, straight into the table (binary: no text parsing)
+COPY tasks (workflow_id, name, state, updated, cmd, labels, resources, timeframe)
+FROM STDIN (FORMAT BINARY);
+
 -- create_task_staging --
--- add_workflow COPYs the task descriptions here, then upserts them in one statement
+-- add_workflow COPYs the task descriptions of a known workflow here, then upserts them in one
+-- statement
 CREATE TEMPORARY TABLE IF NOT EXISTS task_staging (
     name text NOT NULL,
     cmd text NOT NULL,

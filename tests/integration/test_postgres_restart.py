@@ -1,0 +1,65 @@
+"""A PostgreSQL server that restarts in the middle of a run: herd reconnects and carries on,
+losing nothing and running nothing twice. On a throwaway cluster of the test's own (the shared
+server is not ours to restart)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests import pgserver
+
+TASKS = 30
+
+
+def _succeeded(url: str) -> int:
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            row = conn.execute("SELECT count(*) FROM attempts WHERE state = 'succeeded'").fetchone()
+    except psycopg.Error:  # no table yet, or the server is away
+        return 0
+    return int(row[0]) if row else 0
+
+
+@pytest.fixture
+def cluster() -> Iterator[pgserver.Cluster]:
+    try:
+        with pgserver.throwaway_cluster() as cluster:
+            yield cluster
+    except pgserver.NoServer as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.mark.slow
+def test_a_run_carries_on_across_a_server_restart(
+    tmp_path: Path, cluster: pgserver.Cluster
+) -> None:
+    spec = tmp_path / "wf.yaml"
+    lines = ["name: restart", "tasks:"]
+    lines += [f"- {{name: t{i}, cmd: 'sleep 0.1; echo t{i} >> done.log'}}" for i in range(TASKS)]
+    spec.write_text("\n".join(lines) + "\n")
+    cmd = [sys.executable, "-m", "herd.cli", "run", str(spec), "-q", "--cpu-limit", "2"]
+    run = subprocess.Popen(
+        [*cmd, "--store", cluster.url], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while _succeeded(cluster.url) < 4 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before the restart: make its tasks longer"
+    cluster.restart()
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0, stderr
+    assert "reconnecting" in stderr  # it did lose the connection
+    done = (tmp_path / "done.log").read_text().split()
+    assert sorted(done) == sorted(f"t{i}" for i in range(TASKS))  # each ran exactly once
+    with psycopg.connect(cluster.url) as conn:
+        rows = conn.execute(
+            "SELECT task, count(*) FROM attempts WHERE state = 'succeeded' GROUP BY task"
+        ).fetchall()
+    assert sorted(rows) == sorted((f"t{i}", 1) for i in range(TASKS))
