@@ -118,6 +118,7 @@ class SQLiteStore:
         self._clock = clock
         self._data_version = -1
         self._conn = _connect(self.path, readonly=readonly, timeout=timeout)
+        self._file = _identity(self.path)
         try:
             with self._errors("open the database"):
                 if readonly:
@@ -462,11 +463,24 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"could not {doing} in {self.path}: {exc}; {_advice(exc)}") from exc
 
+    def _check_file(self, doing: str) -> None:
+        """Refuse to write to a database whose file was removed or replaced since it was opened:
+        the writes would go to a file nobody reads, and the run's state would be lost."""
+        now = _identity(self.path)
+        if now != self._file:
+            what = "removed" if now is None else "replaced by another file"
+            raise StoreError(
+                f"could not {doing}: {self.path} was {what} while herd was using it; what this "
+                "run did since is not recorded there: check who touches .herd/, then run again "
+                "(finished tasks whose outputs exist are run again or skipped by their files)"
+            )
+
     @contextmanager
     def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: committed whole, or rolled back whole."""
         if self.readonly:
             raise StoreError(f"could not {doing}: {self.path} was opened read-only")
+        self._check_file(doing)
         with self._errors(doing):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -478,6 +492,15 @@ class SQLiteStore:
 
 
 # --- connection and schema -----------------------------------------------------------------
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the database file; None when it is gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _connect(path: Path, *, readonly: bool, timeout: float) -> sqlite3.Connection:
