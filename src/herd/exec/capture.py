@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import selectors
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,17 +29,18 @@ class _Sink:
 
     path: Path
     fd: int = -1
-    failed: bool = field(default=False)
+    #: why the file could not be written ("" while it could): the task fails with it
+    error: str = field(default="")
 
     def write(self, data: bytes) -> None:
-        if self.failed:
-            return
+        if self.error:
+            return  # the rest of the output is drained and dropped: the task must not block
         try:
             if self.fd < 0:
                 self.fd = _open(self.path)
             os.write(self.fd, data)
-        except OSError:
-            self.failed = True  # a full disk must not stop the run: the task's exit still counts
+        except OSError as exc:  # a full disk, a read-only log folder: the task fails with it
+            self.error = f"cannot write its log {self.path}: {exc.strerror or exc}"
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -60,6 +62,8 @@ class Capture:
     def __init__(self, selector: selectors.BaseSelector) -> None:
         self._selector = selector
         self._sinks: dict[int, _Sink] = {}
+        #: file -> why it could not be written, from its pipe's close until the task's finish
+        self._errors: dict[Path, str] = {}
 
     def pipe(self, path: Path) -> tuple[int, int]:
         """(read end, write end) of a new pipe feeding ``path``; the caller closes the write end
@@ -85,12 +89,15 @@ class Capture:
                 return
             sink.write(data)
 
-    def finish(self, fds: list[int]) -> None:
-        """The task is over: drain and close its pipes (leftover writers were killed)."""
+    def finish(self, fds: list[int], paths: Iterable[Path | None]) -> str:
+        """The task is over: drain and close its pipes (leftover writers were killed); return
+        why its output could not all be written to ``paths``, its files ("" when it was)."""
         for fd in fds:
             self.read(fd)
             if fd in self._sinks:
                 self._close(fd)
+        errors = [self._errors.pop(path, "") for path in paths if path is not None]
+        return next(filter(None, errors), "")
 
     def close(self) -> None:
         for fd in list(self._sinks):
@@ -101,3 +108,5 @@ class Capture:
         self._selector.unregister(fd)
         os.close(fd)
         sink.close()
+        if sink.error:
+            self._errors[sink.path] = sink.error

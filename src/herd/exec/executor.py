@@ -166,6 +166,8 @@ class Exited:
     peak_mem: int | None
     #: mean cores used over the run; None when it never started
     mean_cpu: float | None
+    #: why its output could not be written to its log files ("": it was, or it printed nothing)
+    log_error: str = ""
 
     @property
     def ok(self) -> bool:
@@ -306,7 +308,7 @@ class LocalExecutor:
         try:
             pid = self._spawn(launch, token, outputs)
         except _CannotStart as exc:
-            self._capture.finish(outputs)
+            self._capture.finish(outputs, (launch.stdout, launch.stderr))
             self._pending.append(_cannot_start(launch, exc))
             return 0
         task = _Task(launch, pid, serial, token, outputs)
@@ -472,12 +474,12 @@ class LocalExecutor:
         del self._tasks[task.pid]
         if self._by_key.get(task.launch.key) is task:
             del self._by_key[task.launch.key]
-        self._capture.finish(task.outputs)
+        log_error = self._capture.finish(task.outputs, (task.launch.stdout, task.launch.stderr))
         account = self._monitor.forget(task.pid)
         wall = end_mono - task.start_mono
         if task.timed_out and not task.reason:
             task.reason = _timeout_reason(wall, task.launch.timeout or 0.0)
-        return _exited(task, status, rusage, end, wall, account)
+        return _exited(task, status, rusage, end, wall, account, log_error)
 
     def _fire_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
@@ -799,6 +801,7 @@ def _exited(
     end: float,
     wall: float,
     account: TreeAccount | None,
+    log_error: str,
 ) -> Exited:
     code = os.waitstatus_to_exitcode(status)
     cpu = rusage.ru_utime + rusage.ru_stime
@@ -818,6 +821,7 @@ def _exited(
         max_rss=max_rss,
         peak_mem=peak or None,
         mean_cpu=max(cpu, sampled_cpu) / wall if wall > 0 else None,
+        log_error=log_error,
     )
 
 

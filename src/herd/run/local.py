@@ -590,7 +590,7 @@ class _Run:
         i = self.graph.index[name]
         self.running.pop(i, None)
         task = self.graph.tasks[i]
-        ok = ev.exit_code == 0 and not ev.kill_reason
+        ok = ev.exit_code == 0 and not ev.kill_reason and not ev.log_error
         detail = "" if ok else outcome(ev)
         inputs = outputs = None
         for redirect in (task.stdout, task.stderr):
@@ -829,6 +829,8 @@ def attempt_finished(
 
 
 def outcome(ev: Exited) -> str:
+    if ev.log_error and ev.exit_code == 0:
+        return ev.log_error
     if ev.kill_reason:
         return f"killed: {ev.kill_reason}"
     if ev.signal:

@@ -319,7 +319,7 @@ class Worker:
         if held.lost:
             return None  # the store took it back: another worker runs it now
         task, number = c.task, c.number
-        ok = ev.exit_code == 0 and not ev.kill_reason
+        ok = ev.exit_code == 0 and not ev.kill_reason and not ev.log_error
         detail = "" if ok else outcome(ev)
         stand_in = Task(task.name, task.cmd, inputs=task.inputs, outputs=task.outputs)
         files = Files(Path(task.cwd))
