@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from herd.core.model import TaskState
-from herd.reports.stats import fmt_seconds, workflow_record
+from herd.reports.stats import (
+    OverMemory,
+    fmt_seconds,
+    over_memory,
+    over_memory_lines,
+    workflow_record,
+)
 from herd.store.base import AttemptRecord, Store, TaskRecord, UserData, UserEvent
 
 #: lines of each log shown by default
@@ -92,6 +98,8 @@ class Analysis:
     cancelled: int
     succeeded: int
     failures: tuple[Failure, ...]
+    #: attempts over their declared memory, failed or not (a spike between samples included)
+    over_memory: tuple[OverMemory, ...] = ()
 
 
 def analyze(
@@ -134,6 +142,7 @@ def analyze(
         states.count(TaskState.CANCELLED),
         states.count(TaskState.SUCCEEDED),
         tuple(failures),
+        over_memory(attempts),
     )
 
 
@@ -307,6 +316,8 @@ def render_text(an: Analysis) -> str:
         out.append("no failed attempts" if an.failed == 0 else "")
     for f in an.failures:
         out += ["", *_failure_lines(f)]
+    if an.over_memory:
+        out += ["", *over_memory_lines(an.over_memory)]
     return "\n".join(out).rstrip() + "\n"
 
 

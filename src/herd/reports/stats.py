@@ -183,6 +183,41 @@ class LabelStats:
 
 
 @dataclass(frozen=True, slots=True)
+class OverMemory:
+    """An attempt whose peak memory went over the ``mem`` it declared: seen by the samples, or
+    only by its own peak RSS from ``wait4`` when the spike fell between two samples (the
+    watchdog, which acts on samples, could not kill it)."""
+
+    task: str
+    number: int
+    peak: int  # bytes
+    declared: int  # bytes
+
+
+def over_memory(attempts: Iterable[AttemptRecord]) -> tuple[OverMemory, ...]:
+    """The attempts that used more memory than they declared, in the order given."""
+    out = []
+    for a in attempts:
+        declared = int((a.resources or {}).get("mem", 0) * 1e6)
+        peak = attempt_memory(a)
+        if declared and peak is not None and peak > declared:
+            out.append(OverMemory(a.task, a.number, peak, declared))
+    return tuple(out)
+
+
+def over_memory_lines(over: Sequence[OverMemory]) -> list[str]:
+    """``herd stats`` and ``herd analyze`` list them alike."""
+    if not over:
+        return []
+    lines = [f"{len(over)} attempt(s) used more memory than declared (raise their mem):"]
+    lines += [
+        f"  {o.task} attempt {o.number}: peak {fmt_bytes(o.peak)} > declared {fmt_bytes(o.declared)}"
+        for o in over
+    ]
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     """The numbers of one workflow over all its runs (see the module docstring)."""
 
@@ -204,6 +239,7 @@ class Stats:
     cpu_time: float  # sum of utime + stime
     labels: tuple[LabelStats, ...]
     labels_known: bool  # False: no labels could be found, every task is under (none)
+    over_memory: tuple[OverMemory, ...] = ()
 
 
 def stats(
@@ -237,6 +273,7 @@ def stats(
         cpu_time=sum(attempt_cpu_time(a) or 0.0 for a in attempts),
         labels=_label_rows(records, attempts, labels, now),
         labels_known=bool(labels),
+        over_memory=over_memory(attempts),
     )
 
 
@@ -307,6 +344,8 @@ def render_text(st: Stats) -> str:
     lines += ["", *_label_table(st)]
     if not st.labels_known:
         lines.append("(no labels known: the spec file is not available to read them from)")
+    if st.over_memory:
+        lines += ["", *over_memory_lines(st.over_memory)]
     return "\n".join(lines)
 
 
