@@ -74,7 +74,7 @@ def os_error(exc: OSError, args: argparse.Namespace) -> tuple[str, int]:
         return f"{reason}: check the disk and the working directory, then run again", EXIT_STORE
     path = os.fsdecode(path)
     workdir = Path(getattr(args, "workdir", None) or ".")
-    if _within(path, workdir):
+    if _same(path, workdir) or _within(path, workdir / ".herd"):
         return (
             f"{path}: {reason}: the working directory {workdir} (-C) and its .herd/ folder must "
             "be directories herd can write; fix them or choose another with -C",
@@ -83,6 +83,10 @@ def os_error(exc: OSError, args: argparse.Namespace) -> tuple[str, int]:
     if any(_within(path, Path(p)) for p in _user_paths(args)):
         return f"{path}: {reason}: check the path you gave", EXIT_USAGE
     return f"{path}: {reason}: check that herd may read and write it", EXIT_STORE
+
+
+def _same(path: str, other: Path) -> bool:
+    return os.path.abspath(path) == os.path.abspath(other)
 
 
 def _within(path: str, root: Path) -> bool:
