@@ -179,3 +179,10 @@ def test_stages_must_be_a_list() -> None:
     with pytest.raises(SpecError) as info:
         load_data({"stages": {}}, SRC)
     assert (info.value.file, info.value.field) == (SRC, "stages")
+
+
+def test_a_name_holding_a_slash_gets_an_encoded_marker_inside_its_cwd() -> None:
+    wf = doc(stage("../../outside"), stage("sim/1"))
+    markers = [t.done_marker for t in wf.tasks]
+    assert markers == ["..%2F..%2Foutside.log_done", "sim%2F1.log_done"]
+    assert all("/" not in m for m in markers)
