@@ -172,6 +172,7 @@ def _index(workflow: Workflow) -> dict[str, int]:
 
 #: C0 and C1 control characters and DEL: never in a name
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_LABELS = operator.attrgetter("labels")
 
 
 def _check_names(workflow: Workflow, index: dict[str, int]) -> None:
@@ -185,9 +186,8 @@ def _check_names(workflow: Workflow, index: dict[str, int]) -> None:
         name = next(n for n in index if _CONTROL.search(n))
         problem = f"the task name {name!r} holds a control character"
         raise ValidationError(problem, file=workflow.source, task=name, field="name", hint=hint)
-    labels = {id(t.labels): t for t in workflow.tasks}  # tasks share label tuples
-    if _CONTROL.search("".join(chain.from_iterable(t.labels for t in labels.values()))):
-        task = next(t for t in labels.values() if _CONTROL.search("".join(t.labels)))
+    if _CONTROL.search("".join(chain.from_iterable(map(_LABELS, workflow.tasks)))):
+        task = next(t for t in workflow.tasks if _CONTROL.search("".join(t.labels)))
         label = next(x for x in task.labels if _CONTROL.search(x))
         problem = f"the label {label!r} holds a control character"
         raise ValidationError(

@@ -160,18 +160,25 @@ def load_document(
         except ElementTree.ParseError as exc:
             raise _xml_error(exc, doc.source) from None
     else:
-        if fmt == "native" and type(doc.data.get("tasks")) is list:
-            from herd.formats.sweep import check_size
+        tasks = doc.data.get("tasks") if fmt == "native" else None
+        if type(tasks) is list:
+            _check_count(len(tasks), max_tasks, doc.source)
+            from herd.formats.sweep import check_size, has_sweeps
 
-            check_size(doc.data["tasks"], doc.source, max_tasks)  # before a sweep is expanded
+            if has_sweeps(tasks):
+                check_size(tasks, doc.source, max_tasks)  # before a sweep is expanded
         workflow = loader(fmt)(doc.data, doc.source)
-    if len(workflow.tasks) > max_tasks:
+    _check_count(len(workflow.tasks), max_tasks, doc.source)
+    return workflow
+
+
+def _check_count(tasks: int, max_tasks: int, source: str) -> None:
+    if tasks > max_tasks:
         raise SpecError(
-            f"{len(workflow.tasks):,} tasks, more than the limit of {max_tasks:,}",
-            file=doc.source,
+            f"{tasks:,} tasks, more than the limit of {max_tasks:,}",
+            file=source,
             hint="split the workflow, or raise the limit with --max-tasks N",
         )
-    return workflow
 
 
 @contextmanager
