@@ -288,11 +288,13 @@ def parse(text: str, source: str) -> Document:
         data = yaml.load(text, Loader=_YamlLoader)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, source) from None
-    if "&" in text:  # anchors: aliases may repeat a value exponentially often
+    if "&" in text and _ANCHOR.search(text):  # aliases may repeat a value exponentially often
         _check_aliases(data, source)
     return Document(source, data=data)
 
 
+#: a YAML anchor (``&name`` at the start of a value), not the ``&&`` or ``2>&1`` of a command
+_ANCHOR = re.compile(r"(?:^|[\s\[{,:])&[^\s\[\]{},&]", re.MULTILINE)
 #: what YAML aliases may add: the document read as a tree may hold this many times the values
 #: it holds in memory (a value an alias repeats counts each time), and at least this many values
 ALIAS_FACTOR, ALIAS_FLOOR = 10, 1_000_000
