@@ -106,3 +106,14 @@ def test_a_bad_command_line_is_one_line_naming_the_flag(capsys: pytest.CaptureFi
     assert exit.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "argument --cpu-limit: expected a finite number" in err
+
+
+def test_limits_given_in_python_are_numbers_too() -> None:
+    from herd.core.model import Workflow
+    from herd.errors import UsageError
+    from herd.exec.machine import run_limits
+
+    # (an unbounded pool, inf, is how a batch launcher says "the cluster decides")
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(UsageError, match="must be a number, 0 or more"):
+            run_limits(Workflow("w", ()), cpu=bad)

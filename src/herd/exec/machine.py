@@ -70,8 +70,8 @@ def run_limits(
             values[name] = value
     values.update(named or {})
     for name, value in values.items():
-        if value < 0:
-            raise UsageError(f"the limit for {name} must be 0 or more, not {value:g}")
+        if math.isnan(value) or value < 0:  # NaN compares false: it hung the scheduler
+            raise UsageError(f"the limit for {name} must be a number, 0 or more, not {value:g}")
     if jobs is not None and jobs < 1:
         raise UsageError(f"-j/-jmax must be at least 1, not {jobs}")
     return Limits(values, max_tasks=jobs)
