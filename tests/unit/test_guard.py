@@ -16,13 +16,21 @@ from herd.errors import LockedError, SpecError, StoreError
 NEEDS = {"why": ["t"], "provenance": ["t"], "reset": ["t"], "convert": ["in.yaml", "out.json"]}
 
 
+def options(command: str) -> set[str]:
+    """The destinations of a command's arguments (``file``, ``workdir``, ``output``, ...)."""
+    top = cli.parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest for a in sub.choices[command]._actions}
+
+
 def argv(command: str, workdir: Path) -> list[str]:
+    known = options(command)
     words = [command, *NEEDS.get(command, [])]
-    if command not in ("emit", "convert", "provenance", "reset", "why"):
+    if "file" in known and command not in NEEDS:
         words.append("wf.yaml")
     if command == "export":
         words += ["-o", "out"]
-    if command not in ("emit", "convert"):
+    if "workdir" in known:
         words += ["-C", str(workdir)]
     return words
 
@@ -31,9 +39,7 @@ def user_path(command: str) -> str | None:
     """A path the command line names, besides the working directory."""
     if command == "convert":
         return "out.json"
-    if command in ("emit", "provenance", "reset", "why"):
-        return None
-    return "wf.yaml"
+    return "wf.yaml" if "file" in options(command) and command not in NEEDS else None
 
 
 def raising(exc: BaseException) -> Callable[[argparse.Namespace], int]:
@@ -81,7 +87,7 @@ def test_every_command_turns_every_fault_into_one_line_and_its_code(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    workdir = Path.cwd() if command in ("emit", "convert") else tmp_path  # (no -C: ".")
+    workdir = tmp_path if "workdir" in options(command) else Path.cwd()  # (no -C: ".")
     for kind, exc, code, fragment in faults(command, workdir):
         assert run(command, exc, tmp_path, monkeypatch) == code, kind
         err = capsys.readouterr().err
