@@ -2,7 +2,8 @@
 
 Every failure becomes one :class:`BatchError` naming the command and what Slurm said. Job states
 come from the controller (``squeue --states=all``, which shows a job until ``MinJobAge`` after
-it ended, as ``scontrol show job`` does): no accounting database is needed.
+it ended, as ``scontrol show job`` does), and for a job it has forgotten from ``sacct`` where the
+cluster keeps accounting: no accounting database is needed.
 """
 
 from __future__ import annotations
@@ -131,6 +132,32 @@ def squeue(job_ids: Iterable[int]) -> dict[int, JobInfo]:
         except ValueError:  # a state this herd does not know: treat as still there
             state = JobState.PENDING
         found[int(parts[0])] = JobInfo(int(parts[0]), state, parts[2], parts[3])
+    return found
+
+
+def sacct(job_ids: Iterable[int]) -> dict[int, JobInfo]:
+    """What Slurm's accounting knows of jobs the controller has forgotten (ended more than
+    ``MinJobAge`` ago); empty when the cluster keeps no accounting."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return {}
+    argv = ["sacct", "--noheader", "--allocations", "--parsable2", "--format=JobID,State,NodeList"]
+    try:
+        done = subprocess.run(
+            [*argv, f"--jobs={','.join(map(str, ids))}"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    found: dict[int, JobInfo] = {}
+    for line in done.stdout.splitlines() if done.returncode == 0 else []:
+        parts = line.split("|")
+        if len(parts) == 3 and parts[0].isdigit():
+            state = JobState.__members__.get(parts[1].split()[0], JobState.FAILED)
+            found[int(parts[0])] = JobInfo(int(parts[0]), state, "", parts[2])
     return found
 
 

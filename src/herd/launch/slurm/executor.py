@@ -267,6 +267,8 @@ class SlurmExecutor:
         except BatchError as exc:
             logger.warning("%s; herd keeps waiting for its %d job(s)", exc, len(self._jobs))
             return []
+        forgotten = [job_id for job_id in self._jobs if job_id not in known]
+        known.update(client.sacct(forgotten))  # accounting, where the cluster keeps it
         events: list[Exited] = []
         for job in list(self._jobs.values()):
             info = known.get(job.job_id)
