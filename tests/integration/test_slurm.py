@@ -235,7 +235,7 @@ def test_a_node_whose_slurmd_stops_loses_its_job_and_the_task_runs_elsewhere(
         [
             {
                 "name": f"stranded{ME}",
-                "cmd": "if [ -e again ]; then hostname > out.txt; else touch again; sleep 60; fi",
+                "cmd": "if [ -e again ]; then hostname > out.txt; else touch again; sleep 600; fi",
                 "retries": 1,
                 "backoff": 0.1,
             }
@@ -252,6 +252,10 @@ def test_a_node_whose_slurmd_stops_loses_its_job_and_the_task_runs_elsewhere(
         ).stdout.strip()
         pidfile = Path(slurm).parent / f"slurmd.{node}.pid"
         os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the node dies, its job with it
+        # and the controller is told at once: another test session's `slurm.sh up` may start
+        # that slurmd again before Slurm notices it was gone
+        down = ["scontrol", "update", f"nodename={node}", "state=down", "reason=herd test"]
+        subprocess.run(down, check=True)
         try:
             _, err = proc.communicate(timeout=90)
         finally:
