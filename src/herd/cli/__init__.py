@@ -264,6 +264,7 @@ ORDER = (
     "emit",
     "convert",
     "export",
+    "slurm",
 )
 
 
@@ -311,4 +312,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # the command modules register themselves (COMMANDS, SETUP) when imported; keep this last
-from herd.cli import convert, reports, run, state, workers  # noqa: E402, F401
+from herd.cli import convert, reports, run, slurm, state, workers  # noqa: E402, F401

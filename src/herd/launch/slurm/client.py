@@ -73,6 +73,9 @@ class JobInfo:
     #: Slurm's reason (``None``, ``Resources``, ``NodeDown``, ...)
     reason: str
     node: str
+    name: str = ""
+    #: time left (``squeue``'s ``%L``)
+    left: str = ""
 
 
 def require(*commands: str) -> None:
@@ -159,6 +162,56 @@ def sacct(job_ids: Iterable[int]) -> dict[int, JobInfo]:
             state = JobState.__members__.get(parts[1].split()[0], JobState.FAILED)
             found[int(parts[0])] = JobInfo(int(parts[0]), state, "", parts[2])
     return found
+
+
+def live_job_names(prefix: str) -> set[str]:
+    """Names starting with ``prefix`` of this user's jobs that are pending or running."""
+    out = _run(
+        ["squeue", "--me", "--noheader", "--states=PENDING,RUNNING,CONFIGURING", "--format=%j"],
+        what="squeue",
+    )
+    return {name for name in out.split() if name.startswith(prefix)}
+
+
+def jobs_named(prefix: str) -> list[JobInfo]:
+    """This user's jobs whose name starts with ``prefix``, in any state the controller keeps."""
+    out = _run(
+        ["squeue", "--me", "--noheader", "--states=all", "--format=%i|%T|%r|%N|%j|%L"],
+        what="squeue",
+    )
+    found = []
+    for line in out.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 6 and parts[4].startswith(prefix) and parts[0].isdigit():
+            state = JobState.__members__.get(parts[1].split()[0], JobState.PENDING)
+            found.append(JobInfo(int(parts[0]), state, parts[2], parts[3], parts[4], parts[5]))
+    return found
+
+
+def node_shape(partition: str | None) -> tuple[int, float, int]:
+    """(cores, MB, GPUs) of the partition's smallest node, from ``sinfo``."""
+    argv = ["sinfo", "--noheader", "--format=%c|%m|%G"]
+    if partition:
+        argv.append(f"--partition={partition}")
+    rows = [line.split("|") for line in _run(argv, what="sinfo").split()]
+    if not rows:
+        raise BatchError(
+            f"sinfo lists no node in partition {partition or '(default)'}: check --partition"
+        )
+    cpus = min(int(r[0].rstrip("+")) for r in rows)
+    mem = min(float(r[1].rstrip("+")) for r in rows)
+    gpus = min(_gpus(r[2]) for r in rows)
+    return cpus, mem, gpus
+
+
+def _gpus(gres: str) -> int:
+    """GPUs in sinfo's ``%G`` (``gpu:4``, ``gpu:a100:2(S:0-1)``, ``(null)``)."""
+    total = 0
+    for item in gres.split(","):
+        parts = item.split("(")[0].split(":")
+        if parts[0] == "gpu" and parts[-1].isdigit():
+            total += int(parts[-1])
+    return total
 
 
 def scancel(job_ids: Iterable[int]) -> None:

@@ -37,7 +37,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from herd.errors import BatchError
 from herd.exec.executor import AttemptKey, Event, Executor, Exited, Interrupted, Launch, Wakeup
@@ -177,17 +176,6 @@ class SlurmExecutor:
         finally:
             self._closed = True
             self._wakeup.close()
-
-    def __enter__(self) -> SlurmExecutor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- submitting ----------------------------------------------------------------------------
 
