@@ -13,7 +13,13 @@ from herd.cli import COMMANDS
 from herd.errors import LockedError, SpecError, StoreError
 
 #: positional arguments each command needs besides the file
-NEEDS = {"why": ["t"], "provenance": ["t"], "reset": ["t"], "convert": ["in.yaml", "out.json"]}
+NEEDS = {
+    "why": ["t"],
+    "provenance": ["t"],
+    "reset": ["t"],
+    "convert": ["in.yaml", "out.json"],
+    "slurm": ["status", "wf.yaml"],
+}
 
 
 def options(command: str) -> set[str]:
