@@ -64,6 +64,8 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
 
 
 def add_slurm(p: argparse.ArgumentParser) -> None:
+    from herd.cli.slurm import add_site
+
     g = p.add_argument_group("executor (docs/batch.md)")
     g.add_argument(
         "--executor",
@@ -71,9 +73,7 @@ def add_slurm(p: argparse.ArgumentParser) -> None:
         default="local",
         help="local: processes here (default); slurm: each task a Slurm job (sbatch)",
     )
-    g.add_argument("--partition", help="slurm: the partition of every job")
-    g.add_argument("--account", help="slurm: the account charged")
-    g.add_argument("--qos", help="slurm: the quality of service")
+    add_site(g)
     g.add_argument(
         "--sbatch",
         action="append",

@@ -149,6 +149,13 @@ def _seconds(text: str) -> int:
     return total
 
 
+def add_site(g: argparse._ArgumentGroup) -> None:
+    """Where Slurm runs herd's jobs: ``herd run --executor slurm`` and ``herd slurm submit``."""
+    g.add_argument("--partition", help="Slurm: the partition of every job")
+    g.add_argument("--account", help="Slurm: the account charged")
+    g.add_argument("--qos", help="Slurm: the quality of service")
+
+
 def _setup_slurm(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["submit", "status"], help="submit allocations, or show them")
     add_file(p)
@@ -164,9 +171,7 @@ def _setup_slurm(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--time", default="4:00:00", help="at most this walltime per allocation (default 4:00:00)"
     )
-    g.add_argument("--partition")
-    g.add_argument("--account")
-    g.add_argument("--qos")
+    add_site(g)
     g.add_argument("--gres", help="generic resources per node, e.g. gpu:4")
     g.add_argument(
         "--extra",
