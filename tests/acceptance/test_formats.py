@@ -27,6 +27,10 @@ def shared_files(data: Path) -> list[Path]:
 BIG = ["--cpu-limit", "64", "--mem-limit", "1000000"]
 
 
+# 75 herd processes, about 21 s of CPU: 216 s of wall time at load 15 on 2 cores (each start
+# waits for a core), past the suite's 120 s default
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_every_shared_file_validates_converts_and_dry_runs(shared_data: Path, tmp_path: Path) -> None:
     files = shared_files(shared_data)
     assert len(files) == 15
