@@ -152,13 +152,16 @@ def claim(
     pools: dict[int, dict[str, float]] = {}
     taken: list[Claimed] = []
     most = limit if limit is not None else 1 << 30
+    # no more candidates than the free cores could take, and SCAN more: PostgreSQL locks every
+    # row it returns (FOR UPDATE SKIP LOCKED), so scanning the whole ready queue on each claim
+    # made a claim cost milliseconds per queued task
     rows = tx.run(
         "claim_candidates",
         {
             "now": now,
             "all_workflows": workflows is None,
             "workflows": _encode(list(workflows or ())),
-            "scan": min(most, 1 << 16) + SCAN,
+            "scan": min(most, int(free.get("cpu", 0.0)) + 1, 1 << 16) + SCAN,
         },
     ).fetchall()
     for row in rows:
