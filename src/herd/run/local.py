@@ -20,7 +20,10 @@ tasks are skipped; what was running, or had ended in the last few milliseconds w
 runs again, after :func:`stop_leftovers` has killed the processes the dead herd left (found by
 their ``HERD_TASK_TOKEN``, so a process started just before the kill is found too). Files a task
 leaves besides its record (done markers, removed temp files) are consistent with either outcome:
-a done marker counts as done, a removed temp input is made again.
+a done marker counts as done, a removed temp input is made again. Done markers are made by a
+helper thread (:mod:`herd.exec.markers`), and a commit waits for the markers of the successes it
+records, so a success is never on record (nor shown: what ended is reported after its commit)
+without its marker.
 
 The working directory is locked for the whole run (``.herd/lock``); a second ``herd run`` there
 refuses at once.
@@ -60,7 +63,7 @@ from herd.core.scheduler import (
     Stop,
 )
 from herd.core.scheduler import Start as StartDecision
-from herd.errors import ExecutionError, HerdError, NoStateError
+from herd.errors import HerdError, NoStateError
 from herd.exec.executor import (
     Executor,
     Exited,
@@ -71,6 +74,8 @@ from herd.exec.executor import (
     stop_leftovers,
 )
 from herd.exec.hooks import run_hooks
+from herd.exec.markers import Markers
+from herd.exec.markers import touch as touch  # (herd.run.worker makes its markers with it)
 from herd.plan.clean import TempFiles
 from herd.plan.planner import Commands, Files, Plan, PlanRequest, make_plan
 from herd.run.nested import expand, nested_jobs
@@ -275,6 +280,12 @@ class _Run:
         self.commands = Commands(workflow)
         self.batch: list[Change] = []
         self.exits: list[_Ended] = []  # attempts that ended this turn, to record
+        #: done markers of this turn's successes, and whether a task that follows one may start
+        self.new_markers: list[Path] = []
+        self.markers_block = False
+        self.markers = Markers()
+        #: (task, state, seconds, detail) to show once committed, in order
+        self.unreported: list[tuple[Task, TaskState, float, str]] = []
         self.committed = 0.0  # monotonic time of the last commit
         self.timers: list[tuple[float, int]] = []
         self.running: dict[int, tuple[int, float]] = {}  # task -> (attempt number, start)
@@ -311,7 +322,10 @@ class _Run:
             durations=self._durations(),
             keep_going=self.options.keep_going,
         )
-        with contextlib.closing(self.options.executor(self.wf.name, self.options.workdir)) as ex:
+        with (
+            contextlib.closing(self.options.executor(self.wf.name, self.options.workdir)) as ex,
+            self.markers,
+        ):
             self.ex = ex
             if todo and self.wf.init and not self._run_init():
                 sched.handle(Stop(time.monotonic(), "the workflow's init command failed"))
@@ -388,6 +402,7 @@ class _Run:
             decisions: list[Decision] = []
             for ev in events:
                 decisions.extend(self._event(sched, ev))
+            self._hand_markers()
             self._apply(sched, decisions)  # the next tasks start before the last ones are recorded
             self._record_exits()
             self._fire_timers(sched)
@@ -602,7 +617,8 @@ class _Run:
             if missing:
                 ok, detail = False, f"declared output {missing[0]} was not created"
             elif task.done_marker:
-                touch(self.files.path(task, task.done_marker))
+                self.new_markers.append(self.files.path(task, task.done_marker))
+                self.markers_block = self.markers_block or len(self.graph.children(i)) > 0
         if ok and self.temp:
             self._remove_temp(i)
         kill = kill_kind(ev.kill_reason)
@@ -622,10 +638,18 @@ class _Run:
         for ended in self.exits:
             self._record_exit(ended)
             if ended.state is not TaskState.RUNNING:  # (a sub-workflow job ends when Settled)
-                self.reporter.finished(
-                    ended.task, ended.state, ended.exit.end - ended.exit.start, ended.detail
-                )
+                seconds = ended.exit.end - ended.exit.start
+                self.unreported.append((ended.task, ended.state, seconds, ended.detail))
         self.exits.clear()
+
+    def _hand_markers(self) -> None:
+        """Hand this turn's done markers to their thread (:mod:`herd.exec.markers`); wait for them
+        when a task that follows one may start now, which must find the marker as in O2DPG."""
+        self.markers.create(self.new_markers)
+        self.new_markers = []
+        if self.markers_block:
+            self.markers.flush()
+            self.markers_block = False
 
     def _remove_temp(self, i: int) -> None:
         for key in self.temp.release(i):
@@ -698,7 +722,7 @@ class _Run:
         state = sched.state[d.task]
         detail = f"sub-workflow: {d.reason}" if d.reason else ""
         self.batch.append(replace(self._change(ended, d.ok, state, detail), time=time.time()))
-        self.reporter.finished(ended.task, state, time.time() - ended.exit.start, detail)
+        self.unreported.append((ended.task, state, time.time() - ended.exit.start, detail))
 
     def _stamps(self, task: Task, which: str) -> dict[str, FileStamp]:
         paths: tuple[str, ...] = getattr(task, which)
@@ -719,7 +743,7 @@ class _Run:
         self.batch.append(
             TaskChanged(self.wid, task.name, TaskState.CANCELLED, time.time(), reason=d.reason)
         )
-        self.reporter.finished(task, TaskState.CANCELLED, 0.0, d.reason)
+        self.unreported.append((task, TaskState.CANCELLED, 0.0, d.reason))
 
     def _group_commit(self) -> float:
         """Commit what is pending, unless the last commit was less than :data:`COMMIT_DELAY` ago:
@@ -733,10 +757,16 @@ class _Run:
         return float("inf")
 
     def _commit(self) -> None:
+        """Write the batch, after the done markers of the successes it records exist; then show
+        what ended: what herd reports done is on record."""
         if self.batch:
+            self.markers.flush()
             self.store.write(self.batch)
             self.batch = []
             self.committed = time.monotonic()
+        for task, state, seconds, detail in self.unreported:
+            self.reporter.finished(task, state, seconds, detail)
+        self.unreported.clear()
 
     def _finish(self, sched: Scheduler, elapsed: float) -> RunResult:
         if self.signum:
@@ -844,11 +874,3 @@ def kill_kind(reason: str) -> Kill | None:
     if reason.startswith("timeout"):
         return Kill.TIMEOUT
     return None
-
-
-def touch(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    except OSError as exc:
-        raise ExecutionError(f"cannot write done marker {path}: {exc}") from exc

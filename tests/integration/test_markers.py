@@ -1,0 +1,93 @@
+"""Done markers: made by a helper thread, yet on disk before herd records or reports a success."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from herd.core.model import Limits, Task, TaskState
+from herd.errors import ExecutionError
+from herd.exec.markers import Markers
+from herd.formats import load
+from herd.run.local import RunOptions, run_workflow
+from herd.run.progress import QuietReporter
+from tests.integration.helpers import states
+
+
+def test_flush_returns_once_every_marker_exists(tmp_path: Path) -> None:
+    old = tmp_path / "old.log_done"
+    old.touch()
+    os.utime(old, (1, 1))
+    paths = [tmp_path / "tf1" / f"t{i}.log_done" for i in range(50)] + [old]
+    with Markers() as markers:
+        markers.create(paths[:25])
+        markers.create(paths[25:])
+        markers.flush()
+        assert all(p.is_file() for p in paths)
+    assert old.stat().st_mtime > 1  # an existing marker is touched, as O2DPG's runner does
+
+
+def test_a_marker_that_cannot_be_made_fails_the_flush_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    bad, good = tmp_path / "file" / "x.log_done", tmp_path / "y.log_done"
+    with Markers() as markers:
+        markers.create([bad, good])
+        with pytest.raises(ExecutionError, match=re.escape(f"cannot write done marker {bad}")):
+            markers.flush()
+    assert good.exists()
+
+
+class _Checking(QuietReporter):
+    """Checks, whenever herd reports a success, that its marker exists and the store has it."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(io.StringIO())
+        self.workdir, self.seen = workdir, 0
+
+    def finished(self, task: Task, state: TaskState, seconds: float, detail: str) -> None:
+        super().finished(task, state, seconds, detail)
+        if state is TaskState.SUCCEEDED:
+            assert (self.workdir / task.cwd / f"{task.name}.log_done").exists(), task.name
+            recorded = states(self.workdir, "workflow")[task.name]
+            assert recorded is TaskState.SUCCEEDED, (task.name, recorded)
+            self.seen += 1
+
+
+def test_o2dpg_markers_exist_before_success_is_recorded_or_shown(tmp_path: Path) -> None:
+    """Independent tasks get their markers from the thread; a dependent finds its predecessor's."""
+
+    def stage(name: str, cmd: str, needs: list[str], cwd: str) -> dict[str, object]:
+        resources = {"cpu": 1, "mem": 100}
+        return {"name": name, "cmd": cmd, "needs": needs, "resources": resources, "cwd": cwd}
+
+    stages = [stage(f"t{i}", "true", [], "./") for i in range(40)]
+    stages += [
+        stage("sim", "true", [], "tf1"),
+        stage("reco", "test -e sim.log_done", ["sim"], "tf1"),
+    ]
+    spec = tmp_path / "workflow.json"
+    spec.write_text(json.dumps({"stages": stages}))
+    reporter = _Checking(tmp_path)
+    options = RunOptions(workdir=tmp_path, limits=Limits({"cpu": 2, "mem": 1000}))
+    result = run_workflow(load(spec), options, reporter)
+    assert result.status == "succeeded", result
+    assert reporter.seen == len(stages)
+
+
+def test_a_run_whose_marker_cannot_be_made_stops_with_the_path(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("a file where the marker's directory should be")
+    task = {"name": "t", "cmd": "true", "done_marker": "blocked/t.done"}
+    spec = tmp_path / "wf.json"
+    spec.write_text(json.dumps({"name": "wf", "tasks": [task]}))
+    options = RunOptions(workdir=tmp_path, limits=Limits({"cpu": 1}))
+    with pytest.raises(
+        ExecutionError,
+        match=re.escape(f"cannot write done marker {tmp_path / 'blocked' / 't.done'}"),
+    ):
+        run_workflow(load(spec), options, QuietReporter(io.StringIO()))
+    assert states(tmp_path).get("t") is not TaskState.SUCCEEDED
