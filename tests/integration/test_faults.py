@@ -121,26 +121,31 @@ def test_status_tells_a_dead_herd_from_a_live_one(
         os.kill(task_pid(folder), signal.SIGKILL)  # what the killed herd left behind
 
 
-def test_an_unwritable_log_folder_fails_the_task_with_the_reason(tmp_path: Path) -> None:
+def read_only(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``herd ARGS`` run where ``folder`` is mounted read-only, in a mount namespace of its own
+    (root writes through permission bits, not through a read-only mount)."""
     if shutil.which("unshare") is None:
-        pytest.skip("needs unshare(1) to mount the log folder read-only")
+        pytest.skip("needs unshare(1) to mount a folder read-only")
+    mount = f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder}"
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount in a new mount namespace here: {probe.stderr.strip()}")
+    argv = " ".join(herd_cmd(*args))
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"{mount} && exec {argv}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_an_unwritable_log_folder_fails_the_task_with_the_reason(tmp_path: Path) -> None:
     spec = write_spec(
         tmp_path, [{"name": "talk", "cmd": "echo hello"}, {"name": "quiet", "cmd": "true"}]
     )
     logs = tmp_path / ".herd" / "logs" / "wf"
     logs.mkdir(parents=True)
-    mount = f"mount --bind {logs} {logs} && mount -o remount,bind,ro {logs}"
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot mount in a new mount namespace here: {probe.stderr.strip()}")
-    argv = " ".join(herd_cmd("run", spec.name, "-k", "-q"))
-    r = subprocess.run(
-        ["unshare", "-m", "sh", "-c", f"{mount} && exec {argv}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = read_only(logs, "run", str(spec), "-C", str(tmp_path), "-k", "-q")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "cannot write its log" in r.stdout and "Read-only file system" in r.stdout, r.stdout
     tasks = {
@@ -232,3 +237,18 @@ def test_a_failing_command_stops_the_script_as_it_fails_the_run(tmp_path: Path) 
         != 0
     )
     assert not (fresh / "next.txt").exists() and not (tmp_path / "next.txt").exists()
+
+
+@pytest.mark.parametrize("which", ["working directory", ".herd"])
+def test_a_read_only_working_directory_or_herd_folder_is_exit_3(tmp_path: Path, which: str) -> None:
+    workdir = tmp_path / "wd"
+    workdir.mkdir()
+    spec = write_spec(tmp_path, [{"name": "a", "cmd": "true"}])
+    folder = workdir
+    if which == ".herd":
+        assert herd("run", str(spec), "-C", str(workdir), "-q", cwd=tmp_path).returncode == 0
+        folder = workdir / ".herd"
+    r = read_only(folder, "run", str(spec), "-C", str(workdir), "--force", "a")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 3 and len(lines) == 1, r.stderr
+    assert "read-only" in lines[0].lower() and "Traceback" not in r.stderr, lines
