@@ -194,6 +194,11 @@ SPECS: dict[str, tuple[str | bytes, int, str]] = {
         "control character",
     ),
     "name_escape.yaml": (native('[{name: "a\\e[31mred", cmd: x}]'), 2, "control character"),
+    "name_unicode_c1.json": (
+        '{"name": "n", "tasks": [{"name": "caf\u00e9\u0085", "cmd": "x"}]}',
+        2,
+        "control",
+    ),
     "name_del.json": (
         '{"name": "n", "tasks": [{"name": "a\\u007f", "cmd": "x"}]}',
         2,
