@@ -88,11 +88,12 @@ def test_identical_resources_are_shared(o2dpg: Path) -> None:
 
 
 def test_the_largest_file_loads_fast(o2dpg: Path) -> None:
-    start = time.perf_counter()
+    # CPU time, not wall time: on a loaded machine the wall clock counts the wait for a core
+    start = time.process_time()
     wf = load(o2dpg / "o2dpg_pp_20tf_qc_ana.json")
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert len(wf.tasks) == 1406
-    assert elapsed < 0.5, f"took {elapsed:.3f} s"
+    assert elapsed < 0.5, f"took {elapsed:.3f} s of CPU"
 
 
 # -- small documents ---------------------------------------------------------------------------

@@ -322,7 +322,8 @@ def test_a_literal_task_name_with_braces_is_still_a_need() -> None:
 
 
 def test_a_large_sweep_expands_quickly() -> None:
-    start = time.perf_counter()
+    # CPU time, not wall time: on a loaded machine the wall clock counts the wait for a core
+    start = time.process_time()
     wf = load(
         {
             "name": "sim_{i}",
@@ -334,9 +335,9 @@ def test_a_large_sweep_expands_quickly() -> None:
         },
         {"name": "merge", "cmd": "merge", "needs": ["sim_{i}"]},
     )
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert len(wf.tasks) == 50_001
     assert wf.tasks[49_999].timeframe == 50_000
     assert len(wf.tasks[-1].needs) == 50_000
     assert wf.tasks[0].resources is wf.tasks[1].resources
-    assert elapsed < 5, f"50,000 instances took {elapsed:.2f} s (expected well under 1 s)"
+    assert elapsed < 5, f"50,000 instances took {elapsed:.2f} s of CPU (expected well under 1 s)"
