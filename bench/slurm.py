@@ -45,8 +45,8 @@ FREE = Limits({"cpu": float("inf"), "mem": float("inf"), "gpu": float("inf")})
 def herd_slurm(workflow: Workflow, workdir: Path) -> tuple[float, list[Timing]]:
     made: list[SlurmExecutor] = []
 
-    def factory(name: str, where: Path) -> Executor:
-        made.append(SlurmExecutor(name, where, SlurmOptions()))
+    def factory(wf: Workflow, where: Path) -> Executor:
+        made.append(SlurmExecutor(wf, where, SlurmOptions()))
         return made[-1]
 
     t0 = time.perf_counter()

@@ -263,3 +263,22 @@ def test_a_node_whose_slurmd_stops_loses_its_job_and_the_task_runs_elsewhere(
     assert proc.returncode == 0, err
     assert "lost in Slurm: job" in err and f"node {node} failed" in err
     assert (tmp_path / "out.txt").exists()
+
+
+def test_pegasus_clusters_size_groups_a_transformations_jobs(tmp_path: Path) -> None:
+    """Pegasus's horizontal clustering: ``clusters.size`` 3 on a transformation, 7 of its jobs."""
+    api = pytest.importorskip("Pegasus.api", reason="pegasus-wms.api is in the test extra")
+    tool = api.Transformation("sh", site="local", pfn="/bin/sh", is_stageable=False)
+    tool.add_pegasus_profile(clusters_size=3)
+    wf = api.Workflow(f"clustered{ME}").add_transformation_catalog(
+        api.TransformationCatalog().add_transformations(tool)
+    )
+    for i in range(7):
+        out = api.File(f"o{i}.txt")
+        job = api.Job("sh", _id=f"j{i}").add_args("-c", f"'echo {i} > o{i}.txt'")
+        wf.add_jobs(job.add_outputs(out, stage_out=False, register_replica=False))
+    wf.write(str(tmp_path / "wf.yml"))
+    assert run_on_slurm(load(tmp_path / "wf.yml"), tmp_path).status == "succeeded"
+    jobs = list((tmp_path / ".herd" / "slurm" / f"clustered{ME}").glob("*.sh"))
+    assert len(jobs) == 3  # 3 + 3 + 1
+    assert {(tmp_path / f"o{i}.txt").read_text() for i in range(7)} == {f"{i}\n" for i in range(7)}

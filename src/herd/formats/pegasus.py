@@ -571,6 +571,7 @@ def _task_meta(
         "hooks": [{"on": on, "cmd": cmd} for on, cmd in hooks],
         "metadata": job.get("metadata"),
         "checkpoint_time": profiles.get("pegasus", {}).get("checkpoint.time"),
+        "clusters_size": profiles.get("pegasus", {}).get("clusters.size"),
     }
     meta.update({k: v for k, v in extras.items() if v})
     return freeze(meta)

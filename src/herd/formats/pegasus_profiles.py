@@ -17,7 +17,16 @@ Profiles = dict[str, dict[str, Any]]
 #: profile keys herd maps onto the task (dagman keys upper-cased); every other key is reported
 _MAPPED = {
     "pegasus": frozenset(
-        {"cores", "memory", "runtime", "job.runtime", "gpus", "maxwalltime", "checkpoint.time"}
+        {
+            "cores",
+            "memory",
+            "runtime",
+            "job.runtime",
+            "gpus",
+            "maxwalltime",
+            "checkpoint.time",
+            "clusters.size",
+        }
     ),
     "dagman": frozenset({"RETRY", "PRIORITY"}),
     "condor": frozenset({"request_cpus", "request_memory", "request_gpus", "priority"}),
@@ -119,6 +128,8 @@ def _profile_value(namespace: str, key: str, value: Any, source: str, task: str 
         return _megabytes(value, source, task, where)
     if key in ("RETRY",):
         return as_int(value, source, task, where)
+    if key == "clusters.size":  # horizontal clustering: herd run --executor slurm groups jobs
+        return as_int(value, source, task, where, 1)
     if key in ("PRIORITY", "priority"):
         return as_int(value, source, task, where, None)
     return as_float(value, source, task, where)

@@ -105,7 +105,7 @@ DATA = ".data.jsonl"
 COMMIT_DELAY = 0.01
 
 
-def local_executor(workflow: str, workdir: Path) -> Executor:
+def local_executor(workflow: Workflow, workdir: Path) -> Executor:
     """The default executor: processes on this machine."""
     return LocalExecutor()
 
@@ -128,8 +128,8 @@ class RunOptions:
     #: the watchdog kills a task whose memory exceeds its declared ``mem`` times this; 0: never
     mem_kill_ratio: float = 2.0
     argv: tuple[str, ...] = ()
-    #: makes the run's executor from the workflow's name and the working directory
-    executor: Callable[[str, Path], Executor] = local_executor
+    #: makes the run's executor from the workflow and the working directory
+    executor: Callable[[Workflow, Path], Executor] = local_executor
     #: ``--store``: a ``postgresql://`` URL or an SQLite file; None: ``$HERD_STORE``, else
     #: the working directory's ``.herd/herd.db``
     store: str | None = None
@@ -323,7 +323,7 @@ class _Run:
             keep_going=self.options.keep_going,
         )
         with (
-            contextlib.closing(self.options.executor(self.wf.name, self.options.workdir)) as ex,
+            contextlib.closing(self.options.executor(self.wf, self.options.workdir)) as ex,
             self.markers,
         ):
             self.ex = ex

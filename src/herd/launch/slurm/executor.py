@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from herd.core.model import Workflow
 from herd.errors import BatchError
 from herd.exec.executor import AttemptKey, Event, Executor, Exited, Interrupted, Launch, Wakeup
 from herd.launch.slurm import client
@@ -85,12 +86,20 @@ class Timing:
 class SlurmExecutor:
     """Runs the runner's attempts as Slurm jobs; see the module docstring."""
 
-    def __init__(self, workflow: str, workdir: Path, options: SlurmOptions | None = None) -> None:
+    def __init__(
+        self, workflow: Workflow, workdir: Path, options: SlurmOptions | None = None
+    ) -> None:
         client.require("sbatch", "squeue", "scancel", "scontrol")
         client.ping()
         self.options = options or SlurmOptions()
-        self.workflow = workflow
-        self.dir = workdir / ".herd" / "slurm" / safe_name(workflow)
+        self.workflow = workflow.name
+        self.dir = workdir / ".herd" / "slurm" / safe_name(workflow.name)
+        #: task -> (its transformation, how many of it share a job): Pegasus's clusters.size
+        self._clusters = {
+            t.name: (str(t.meta.get("transformation")), int(t.meta["clusters_size"]))
+            for t in workflow.tasks
+            if t.meta and "clusters_size" in t.meta
+        }
         self.dir.mkdir(parents=True, exist_ok=True)
         self.timings: list[Timing] = []
         self._base_env = dict(os.environ)
@@ -185,19 +194,22 @@ class SlurmExecutor:
             self._submit(members)
 
     def _groups(self, launches: list[Launch]) -> list[list[Member]]:
-        """Jobs to submit: ``group`` attempts of equal resources at a time, in start order."""
-        by_request: dict[tuple[tuple[str, float], ...], list[Member]] = {}
+        """Jobs to submit, in start order: attempts of equal resources (and, for a task with
+        Pegasus's ``clusters.size``, of the same transformation) share a job, ``group`` (or
+        that size) at a time."""
+        by_key: dict[tuple[object, ...], list[Member]] = {}
         jobs: list[list[Member]] = []
         for launch in launches:
             member = Member(launch, self._path(launch.key, ".status"))
             member.status.unlink(missing_ok=True)  # an attempt number reused after herd forget
-            request = tuple(sorted(launch.resources.items()))
-            group = by_request.setdefault(request, [])
+            transformation, size = self._clusters.get(launch.key[0], (None, self.options.group))
+            key = (transformation, size, *sorted(launch.resources.items()))
+            group = by_key.setdefault(key, [])
             if not group:
                 jobs.append(group)
             group.append(member)
-            if len(group) == self.options.group:
-                by_request.pop(request)
+            if len(group) >= size:
+                by_key.pop(key)
         return jobs
 
     def _submit(self, members: list[Member]) -> None:
@@ -310,6 +322,6 @@ def _exit(
     return Exited(key, 0, start, end or time.time(), code, signum, reason, 0.0, 0.0, 0, None, None)
 
 
-def slurm_executor(options: SlurmOptions) -> Callable[[str, Path], Executor]:
+def slurm_executor(options: SlurmOptions) -> Callable[[Workflow, Path], Executor]:
     """The runner's executor factory for ``--executor slurm``."""
     return functools.partial(SlurmExecutor, options=options)
