@@ -248,6 +248,13 @@ class QueueContract:
         assert store.finish(w, [outcome(a, TaskState.SUCCEEDED)], now=3.0) == [True]
         assert self.states(store, wid)["c"] is TaskState.READY
 
+    def test_a_task_asking_more_cores_than_the_worker_has_gets_them_all(self, store: Store) -> None:
+        self.submit(store, queued("wide", 0, resources={"cpu": 8.0, "mem": 100.0}))
+        w = self.worker(store)
+        assert store.claim(w, {"cpu": 2.0}, now=2.0, lease=LEASE) == []
+        (c,) = store.claim(w, {"cpu": 4.0}, now=2.0, lease=LEASE, capacity={"cpu": 4.0})
+        assert dict(c.resources) == {"cpu": 4.0, "mem": 100.0}
+
     def test_claims_follow_the_worker_filters(self, store: Store) -> None:
         one = self.submit(store, queued("a", 0, duration=50.0), name="one")
         two = self.submit(store, queued("b", 0), name="two")

@@ -33,11 +33,18 @@ def open_store_of(args: argparse.Namespace) -> Any:
     "herd submit wf.yaml --store postgresql://db.example.org/herd",
 )
 def cmd_submit(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from herd.exec.machine import parse_named, submit_limits
     from herd.formats.built import load_built
     from herd.run.enqueue import submit_workflow
 
     workflow, graph = load_built(spec_path(args), args.workdir, save=False)
-    options = run_options(args, workflow)
+    named = parse_named(args.limit)
+    limits = submit_limits(
+        workflow, cpu=args.cpu_limit, mem=args.mem_limit, gpu=args.gpu_limit, named=named
+    )
+    options = replace(run_options(args, workflow), limits=limits)
     store = open_store_of(args)
     try:
         done = submit_workflow(workflow, options, store, graph)
@@ -54,13 +61,32 @@ def _setup_submit(p: argparse.ArgumentParser) -> None:
     add_file(p)
     add_store(p)
     add_selection(p)
-    g = p.add_argument_group("limits that hold across all workers")
+    g = p.add_argument_group("limits (default: none but the spec's named pools)")
+    g.add_argument(
+        "--cpu-limit",
+        type=float,
+        metavar="CORES",
+        help="the largest worker's cores: refuse tasks that need more",
+    )
+    g.add_argument(
+        "--mem-limit",
+        type=float,
+        metavar="MB",
+        help="the largest worker's memory: refuse tasks that need more",
+    )
+    g.add_argument(
+        "--gpu-limit",
+        type=float,
+        metavar="N",
+        help="the largest worker's GPUs: refuse tasks that need more",
+    )
     g.add_argument(
         "--limit",
         action="append",
         default=[],
         metavar="NAME=N",
-        help="a named pool, e.g. tape_drive=2 (repeatable; adds to the spec's own limits)",
+        help="a named pool that holds across all workers, e.g. tape_drive=2 (repeatable; adds "
+        "to the spec's own limits)",
     )
     p.add_argument(
         "--policy",
@@ -68,7 +94,7 @@ def _setup_submit(p: argparse.ArgumentParser) -> None:
         default="critical-path",
         help="the order workers claim ready tasks in, after user priority",
     )
-    p.set_defaults(cpu_limit=None, mem_limit=None, gpu_limit=None, jobs=None)
+    p.set_defaults(jobs=None)
 
 
 # --- worker ---------------------------------------------------------------------------------

@@ -77,6 +77,25 @@ def run_limits(
     return Limits(values, max_tasks=jobs)
 
 
+def submit_limits(
+    workflow: Workflow,
+    *,
+    cpu: float | None = None,
+    mem: float | None = None,
+    gpu: float | None = None,
+    named: Mapping[str, float] | None = None,
+) -> Limits:
+    """Limits checked when a workflow is submitted for workers: the named pools (the spec's,
+    then ``--limit``), which hold across all workers, and cores, memory and GPUs only when
+    given (the largest worker's): this machine is not where the tasks run."""
+    inf = float("inf")
+    values = {"cpu": inf if cpu is None else cpu, "mem": inf if mem is None else mem}
+    values["gpu"] = inf if gpu is None else gpu
+    values.update(workflow.limits)
+    values.update(named or {})
+    return Limits(values)
+
+
 def worker_resources(
     *,
     cpu: float | None = None,

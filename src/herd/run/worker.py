@@ -258,6 +258,7 @@ class Worker:
             workflows=self.wids,
             limit=limit,
             ends_before=opts.end_time,
+            capacity=opts.resources,
         )
         for c in claimed:
             self._start(c)

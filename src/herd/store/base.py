@@ -538,13 +538,16 @@ class Store(Protocol):
         workflows: Sequence[int] | None = None,
         limit: int | None = None,
         ends_before: float | None = None,
+        capacity: Mapping[str, float] | None = None,
     ) -> list[Claimed]:
         """Claim, in one transaction, ready tasks by ``seq`` that fit ``free`` (a resource not
         named there is unbounded) and the workflow's pools, at most ``limit``; each becomes
         running with a new attempt whose lease lasts until ``now + lease``.
 
         ``workflows`` restricts the claim to those workflow ids; ``ends_before`` skips tasks
-        whose expected duration would end after it. Returns nothing when nothing fits.
+        whose expected duration would end after it. ``capacity`` is the worker's whole: a task
+        asking more ``cpu`` than it has is given (and claimed with) all of it, since cores are
+        elastic. Returns nothing when nothing fits.
         """
         ...
 

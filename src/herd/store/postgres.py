@@ -445,6 +445,7 @@ class PostgresStore:
         workflows: Sequence[int] | None = None,
         limit: int | None = None,
         ends_before: float | None = None,
+        capacity: Mapping[str, float] | None = None,
     ) -> list[Claimed]:
         return self._queue(
             f"claim tasks for worker {worker_id}",
@@ -457,6 +458,7 @@ class PostgresStore:
                 workflows=workflows,
                 limit=limit,
                 ends_before=ends_before,
+                capacity=capacity,
             ),
         )
 

@@ -142,6 +142,7 @@ def claim(
     workflows: Sequence[int] | None,
     limit: int | None,
     ends_before: float | None,
+    capacity: Mapping[str, float] | None = None,
 ) -> list[Claimed]:
     """Take ready tasks by ``seq`` that fit ``free`` and the pools (see ``Store.claim``)."""
     worker = tx.run("worker_by_id", {"worker_id": worker_id}).fetchone()
@@ -169,6 +170,9 @@ def claim(
             break
         wid, _, run_id, tries, recoveries, res_json, timeout, duration, spec, attempts, wf = row
         resources: dict[str, float] = json.loads(res_json)
+        whole = capacity.get("cpu") if capacity else None
+        if whole is not None and resources.get("cpu", 0.0) > whole:
+            resources["cpu"] = whole  # cores are elastic: it runs on all the worker has
         if ends_before is not None and duration is not None and now + duration > ends_before:
             continue
         task = decode_spec(spec)

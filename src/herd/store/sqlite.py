@@ -373,6 +373,7 @@ class SQLiteStore:
         workflows: Sequence[int] | None = None,
         limit: int | None = None,
         ends_before: float | None = None,
+        capacity: Mapping[str, float] | None = None,
     ) -> list[Claimed]:
         with self._queue(f"claim tasks for worker {worker_id}") as tx:
             return queue.claim(
@@ -384,6 +385,7 @@ class SQLiteStore:
                 workflows=workflows,
                 limit=limit,
                 ends_before=ends_before,
+                capacity=capacity,
             )
 
     def heartbeat(self, worker_id: int, *, now: float, lease: float) -> set[tuple[int, str, int]]:
