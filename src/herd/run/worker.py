@@ -11,7 +11,8 @@ with back-off); the worker reports the decision with the attempt, in one transac
 One turn of the loop: reap expired leases (at most every :data:`REAP_EVERY` seconds: any worker
 may, so a dead worker's tasks come back within its lease and a second), renew its own leases
 (every third of the lease), claim what fits the free resources when work may have come (its own
-finish, another participant's commit, or every :data:`RECHECK` seconds for retries coming due),
+finish, another participant's commit — looked for every :data:`BUSY_POLL` seconds while
+tasks run and cores are free — or every :data:`RECHECK` seconds for retries coming due),
 then wait for a process to end — or, with nothing running, for the store to signal work
 (``Store.wait_for_work``). Finished attempts go to the store in one ``finish`` per turn.
 
@@ -58,6 +59,8 @@ logger = logging.getLogger(__name__)
 REAP_EVERY = 1.0
 #: seconds between two claims when nothing signalled work (retries come due, SQLite polling)
 RECHECK = 0.5
+#: seconds between two looks for new work while tasks run and cores are free
+BUSY_POLL = 0.02
 #: bytes of a failed attempt's stderr (then stdout) kept in the store
 TAIL = 4096
 
@@ -196,9 +199,12 @@ class Worker:
                     wait = min(wait, idle_since + opts.idle_exit - mono)
                 work = self.store.wait_for_work(max(wait, 0.0))
             deadline = min(next_beat, next_reap, drain_until)
-            if self.held and self._has_room():
-                deadline = min(deadline, next_claim)
+            room = bool(self.held) and self._has_room()
+            if room:  # free cores: look for work others made ready while these run
+                deadline = min(deadline, next_claim, time.monotonic() + BUSY_POLL)
             events = self.ex.wait(deadline if self.held else time.monotonic())
+            if room and not events:
+                work = self.store.wait_for_work(0.0)
             outcomes: list[Outcome] = []
             for ev in events:
                 if isinstance(ev, Exited):
