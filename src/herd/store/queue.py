@@ -35,7 +35,9 @@ from herd.store.base import (
 
 _EPS = 1e-9
 #: how many ready rows a claim looks at beyond what it may take (tasks that do not fit are skipped)
-SCAN = 64
+SCAN = 16
+#: the widest window of ready rows a claim looks at when none of the first ones fits
+MAX_SCAN = 4096
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -149,46 +151,78 @@ def claim(
     if worker is None:
         raise LookupError(f"no worker {worker_id}")
     host, user, pid, _ = worker
-    left = dict(free)
-    pools: dict[int, dict[str, float]] = {}
-    taken: list[Claimed] = []
     most = limit if limit is not None else 1 << 30
-    # no more candidates than the free cores could take, and SCAN more: PostgreSQL locks every
-    # row it returns (FOR UPDATE SKIP LOCKED), so scanning the whole ready queue on each claim
-    # made a claim cost milliseconds per queued task
-    rows = tx.run(
-        "claim_candidates",
-        {
-            "now": now,
-            "all_workflows": workflows is None,
-            "workflows": _encode(list(workflows or ())),
-            "scan": min(most, int(free.get("cpu", 0.0)) + 1, 1 << 16) + SCAN,
-        },
-    ).fetchall()
-    for row in rows:
-        if len(taken) >= most:
+    # a window of the queue's head: what the free cores could take, a little more (PostgreSQL
+    # locks every row it returns, FOR UPDATE SKIP LOCKED); when nothing in it fits (big tasks
+    # first), a wider one, so that smaller tasks behind still start
+    scan = min(most, int(max(free.get("cpu", 1.0), 1.0)) * 2) + SCAN
+    values = {
+        "now": now,
+        "all_workflows": workflows is None,
+        "workflows": _encode(list(workflows or ())),
+    }
+    while True:
+        rows = tx.run("claim_candidates", {**values, "scan": scan}).fetchall()
+        pick = _Pick(free, capacity, now, ends_before, most)
+        taken = [pick.claimed(tx, row) for row in rows if pick.fits(tx, row)]
+        if taken or len(rows) < scan or scan >= MAX_SCAN:
             break
-        wid, _, run_id, tries, recoveries, res_json, timeout, duration, spec, attempts, wf = row
+        scan *= 8
+    who = (host, user, pid)
+    for c, held in taken:
+        _hold(tx, worker_id, c, held, now + lease, who, now)
+    return [c for c, _ in taken]
+
+
+class _Pick:
+    """Chooses, row by row in claim order, the ready tasks that fit what is free."""
+
+    def __init__(
+        self,
+        free: Mapping[str, float],
+        capacity: Mapping[str, float] | None,
+        now: float,
+        ends_before: float | None,
+        most: int,
+    ) -> None:
+        self.left = dict(free)
+        self.whole = capacity.get("cpu") if capacity else None
+        self.now, self.ends_before, self.most = now, ends_before, most
+        self.pools: dict[int, dict[str, float]] = {}
+        self.count = 0
+        self._chosen: tuple[dict[str, float], QueuedTask, dict[str, float]] | None = None
+
+    def fits(self, tx: Tx, row: tuple[Any, ...]) -> bool:
+        if self.count >= self.most:
+            return False
+        wid, duration, res_json, spec = row[0], row[7], row[5], row[8]
+        ends = self.ends_before
+        if ends is not None and duration is not None and self.now + duration > ends:
+            return False
         resources: dict[str, float] = json.loads(res_json)
-        whole = capacity.get("cpu") if capacity else None
-        if whole is not None and resources.get("cpu", 0.0) > whole:
-            resources["cpu"] = whole  # cores are elastic: it runs on all the worker has
-        if ends_before is not None and duration is not None and now + duration > ends_before:
-            continue
-        task = decode_spec(spec)
+        if self.whole is not None and resources.get("cpu", 0.0) > self.whole:
+            resources["cpu"] = self.whole  # cores are elastic: it runs on all the worker has
+        if not _fits(resources, self.left):
+            return False
+        task = decode_spec(spec)  # only for a task that fits: a claim looks at many rows
         held = _pool_demand(task, resources)
-        wf_pools = pools.get(wid)
+        wf_pools = self.pools.get(wid)
         if wf_pools is None:
-            wf_pools = pools[wid] = _pools(tx, wid)
-        if not _fits(resources, left) or not _fits(held, wf_pools):
-            continue
-        _take(left, resources)
+            wf_pools = self.pools[wid] = _pools(tx, wid)
+        if not _fits(held, wf_pools):
+            return False
+        _take(self.left, resources)
         _take(wf_pools, held)
-        number = attempts + 1
-        claimed = Claimed(wid, run_id, wf, number, tries + 1, recoveries, resources, timeout, task)
-        _hold(tx, worker_id, claimed, held, now + lease, (host, user, pid), now)
-        taken.append(claimed)
-    return taken
+        self.count += 1
+        self._chosen = (resources, task, held)
+        return True
+
+    def claimed(self, tx: Tx, row: tuple[Any, ...]) -> tuple[Claimed, dict[str, float]]:
+        assert self._chosen is not None
+        resources, task, held = self._chosen
+        wid, _, run_id, tries, recoveries, _, timeout, _, _, attempts, wf = row
+        c = Claimed(wid, run_id, wf, attempts + 1, tries + 1, recoveries, resources, timeout, task)
+        return c, held
 
 
 def _pools(tx: Tx, workflow_id: int) -> dict[str, float]:
