@@ -255,6 +255,22 @@ def test_two_submitters_and_workers_at_once(tmp_path: Path, store_url: str, shar
         assert all(iv.ok for iv in intervals(root).values())
 
 
+def test_a_local_run_serves_a_submitted_workflow_beside_workers(
+    tmp_path: Path, store_url: str, shared: Store
+) -> None:
+    spec = chain_spec(tmp_path, n=8)
+    herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    w = worker(store_url, tmp_path, "--cpus", "1")
+    local = herd("run", str(spec), "--store", store_url, "--cpu-limit", "1", "-q", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    assert "this run serves its queue beside them" in local.stderr
+    finish(w)
+    wid = workflow_id(shared)
+    assert {r.state for r in shared.task_records(wid).values()} == {TaskState.SUCCEEDED}
+    assert len(shared.attempts(wid)) == 17  # each task once, by one or the other
+    assert len({a.pid for a in shared.attempts(wid)}) == 17
+
+
 def test_herd_status_shows_workers(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, [{"name": "a", "cmd": "sleep 30"}])
     herd("submit", str(spec), cwd=tmp_path)  # into the working directory's own store

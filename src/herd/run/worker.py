@@ -236,7 +236,7 @@ class Worker:
         if self.waiting_for:
             self.wids = self._workflow_ids()
         counts = self.store.queue_counts(self.wids)
-        if counts and not self.waiting_for and not any(counts.get(s) for s in _OPEN):
+        if counts and not self.waiting_for and not any(counts.get(s) for s in OPEN):
             return "the workflows it serves are finished"
         if opts.idle_exit is not None and idle >= opts.idle_exit:
             return f"idle for --idle-exit {opts.idle_exit:g} s"
@@ -488,7 +488,8 @@ class Worker:
         self.released += len(released)
 
 
-_OPEN = (TaskState.WAITING, TaskState.READY, TaskState.RUNNING)
+#: the queue states of a task that is not finished
+OPEN = (TaskState.WAITING, TaskState.READY, TaskState.RUNNING)
 
 
 def _stamps(files: Files, task: Task, paths: Sequence[str]) -> dict[str, FileStamp]:
