@@ -15,6 +15,7 @@ report reads one table.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
@@ -169,8 +170,13 @@ def claim(
             break
         scan *= 8
     who = (host, user, pid)
+    started: list[Change] = []
+    changed: list[Change] = []
     for c, held in taken:
-        _hold(tx, worker_id, c, held, now + lease, who, now)
+        attempt, change = _hold(tx, worker_id, c, held, now + lease, who, now)
+        started.append(attempt)
+        changed.append(change)
+    tx.apply(started + changed)  # (a store applies runs of one kind of change at once)
     return [c for c, _ in taken]
 
 
@@ -257,7 +263,8 @@ def _hold(
     lease_until: float,
     who: tuple[str, str, int],
     now: float,
-) -> None:
+) -> tuple[AttemptStarted, TaskChanged]:
+    """Take the task's row; the attempt and task changes to apply."""
     key = {"workflow_id": c.workflow_id, "task": c.task.name}
     tx.run(
         "take_task", {**key, "number": c.number, "worker_id": worker_id, "lease_until": lease_until}
@@ -283,7 +290,7 @@ def _hold(
         resources=c.resources,
     )
     change = TaskChanged(c.workflow_id, c.task.name, TaskState.RUNNING, now, attempts=c.number)
-    tx.apply([AttemptStarted(attempt), change])
+    return AttemptStarted(attempt), change
 
 
 # --- finish -----------------------------------------------------------------------------------
@@ -300,7 +307,7 @@ class _Lease:
         self.resources: dict[str, float] = json.loads(row[8])
         self.timeout: float | None = row[9]
 
-    @property
+    @functools.cached_property
     def spec(self) -> QueuedTask:
         return decode_spec(self.spec_json)
 
@@ -319,18 +326,19 @@ def _lease(tx: Tx, workflow_id: int, task: str) -> _Lease | None:
 
 def finish(tx: Tx, worker_id: int, outcomes: Sequence[Outcome], now: float) -> list[bool]:
     """Record each outcome still under the worker's lease (see ``Store.finish``)."""
+    held: list[tuple[_Lease, Outcome]] = []
     accepted: list[bool] = []
-    runs: set[int] = set()
     for o in outcomes:
         a = o.attempt
         lease = _lease(tx, a.workflow_id, a.task)
-        if lease is None or not lease.holds(worker_id, a.number):
-            accepted.append(False)
-            continue
-        accepted.append(True)
-        runs.add(lease.run_id)
+        ok = lease is not None and lease.holds(worker_id, a.number)
+        accepted.append(ok)
+        if lease is not None and ok:
+            held.append((lease, o))
+    tx.apply([o.attempt for _, o in held])  # (at once: a store applies runs of one kind together)
+    for lease, o in held:
         _finish_one(tx, lease, o, now)
-    for run_id in runs:
+    for run_id in {lease.run_id for lease, _ in held}:
         end_run_if_done(tx, run_id, now)
     return accepted
 
@@ -338,7 +346,6 @@ def finish(tx: Tx, worker_id: int, outcomes: Sequence[Outcome], now: float) -> l
 def _finish_one(tx: Tx, lease: _Lease, o: Outcome, now: float) -> None:
     a = o.attempt
     key = {"workflow_id": a.workflow_id, "task": a.task, "number": a.number}
-    tx.apply([a])
     tx.run("attempt_began", {**key, "started": o.started, "pid": o.pid})
     if o.log_tail:
         tx.run("insert_failure_log", {**key, "tail": o.log_tail})

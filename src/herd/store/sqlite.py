@@ -69,7 +69,7 @@ from herd.store.base import (
     WorkflowRecord,
     coalesce,
 )
-from herd.store.queries import MIGRATIONS, QUERIES, SCHEMA, Migration
+from herd.store.queries import MIGRATIONS, QUERIES, SCHEMA, Migration, Query
 from herd.store.rows import (
     attempt_record,
     describe,
@@ -731,6 +731,50 @@ def _change_task(conn: sqlite3.Connection, change: TaskChanged) -> None:
         raise LookupError(f"no task '{change.task}' in workflow {change.workflow_id}")
 
 
+def _start_attempts(conn: sqlite3.Connection, changes: Sequence[AttemptStarted]) -> None:
+    query = QUERIES["insert_attempt"]
+    conn.executemany(query.sql, [_attempt_args(query, c.attempt) for c in changes])
+
+
+def _attempt_args(query: Query, attempt: AttemptRecord) -> tuple[Any, ...]:
+    return query.args_of(
+        attempt,
+        state=attempt.state.value,
+        inputs=encode_map(attempt.inputs),
+        outputs=encode_map(attempt.outputs),
+        resources=encode_map(attempt.resources),
+    )
+
+
+def _finish_attempts(conn: sqlite3.Connection, changes: Sequence[AttemptFinished]) -> None:
+    query = QUERIES["finish_attempt"]
+    rows = [
+        query.args_of(
+            c,
+            state=c.state.value,
+            inputs=encode_map(c.inputs) if c.inputs else None,
+            outputs=encode_map(c.outputs) if c.outputs else None,
+        )
+        for c in changes
+    ]
+    if conn.executemany(query.sql, rows).rowcount != len(rows):
+        raise LookupError(f"an attempt of {[c.task for c in changes]} was not started")
+
+
+def _change_tasks(conn: sqlite3.Connection, changes: Sequence[TaskChanged]) -> None:
+    query = QUERIES["change_task"]
+    rows = [
+        query.args_of(
+            c,
+            state=c.state.value,
+            inputs=None if c.inputs is None else encode_map(c.inputs),
+        )
+        for c in changes
+    ]
+    if conn.executemany(query.sql, rows).rowcount != len(rows):
+        raise LookupError(f"a task of {[c.task for c in changes]} is not in its workflow")
+
+
 def _add_sample(conn: sqlite3.Connection, change: Sample) -> None:
     _run_with(conn, "insert_sample", change)
 
@@ -742,6 +786,13 @@ def _add_user_data(conn: sqlite3.Connection, change: UserData) -> None:
 def _add_user_event(conn: sqlite3.Connection, change: UserEvent) -> None:
     _run_with(conn, "insert_user_event", change, data=encode(dict(change.data)))
 
+
+#: changes applied many at a time (their runs in a batch)
+_MANY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
+    AttemptStarted: _start_attempts,
+    AttemptFinished: _finish_attempts,
+    TaskChanged: _change_tasks,
+}
 
 _APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
     AttemptStarted: _start_attempt,
@@ -772,5 +823,17 @@ class _Tx:
         return _run(self.conn, name, values)
 
     def apply(self, changes: Sequence[Change]) -> None:
-        for change in changes:
-            _APPLY[type(change)](self.conn, change)
+        # runs of one kind of change go in one executemany (a claim or a finish of a batch)
+        start = 0
+        while start < len(changes):
+            kind = type(changes[start])
+            end = start + 1
+            while end < len(changes) and type(changes[end]) is kind:
+                end += 1
+            many = _MANY.get(kind)
+            if many is None or end - start == 1:
+                for change in changes[start:end]:
+                    _APPLY[kind](self.conn, change)
+            else:
+                many(self.conn, changes[start:end])
+            start = end
