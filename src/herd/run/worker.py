@@ -303,6 +303,7 @@ class Worker:
             timeout=c.timeout,
             mem_limit=int(mem * 1e6) or None,
             mem_ratio=self.options.mem_kill_ratio,
+            resources=c.resources,
         )
         self.held[launch.key] = _Held(c, launch)
         self.started += 1
