@@ -287,19 +287,27 @@ ORDER BY w.id;
 UPDATE workers SET state = :state, heartbeat = :now WHERE id = :worker_id;
 
 -- claim_candidates --
--- ready tasks in claim order, with the attempt count of their task (the next number follows it)
-SELECT q.workflow_id, q.task, q.run_id, q.tries, q.recoveries, q.resources, q.timeout,
-    q.duration, q.spec, t.attempts, w.name
-FROM queue AS q
-    JOIN tasks AS t ON t.workflow_id = q.workflow_id AND t.name = q.task
-    JOIN workflows AS w ON w.id = q.workflow_id
-WHERE q.state = 'ready' AND q.not_before <= :now
-    AND (:all_workflows
-        OR q.workflow_id IN (SELECT jsonb_array_elements_text(CAST(:workflows AS jsonb))::bigint))
-ORDER BY q.seq
-LIMIT :scan
--- rows another worker is claiming are skipped, not waited for
-FOR UPDATE OF q SKIP LOCKED;
+-- ready tasks in claim order, with the attempt count of their task (the next number follows it).
+-- The window of queue rows is chosen (and locked) first, then joined: joined in one query, a
+-- fresh queue (no statistics yet) got a nested loop over every task for each ready row
+WITH head AS (
+    SELECT q.workflow_id, q.task, q.run_id, q.tries, q.recoveries, q.resources, q.timeout,
+        q.duration, q.spec, q.seq
+    FROM queue AS q
+    WHERE q.state = 'ready' AND q.not_before <= :now
+        AND (:all_workflows
+            OR q.workflow_id IN (SELECT jsonb_array_elements_text(CAST(:workflows AS jsonb))::bigint))
+    ORDER BY q.seq
+    LIMIT :scan
+    -- rows another worker is claiming are skipped, not waited for
+    FOR UPDATE OF q SKIP LOCKED
+)
+SELECT h.workflow_id, h.task, h.run_id, h.tries, h.recoveries, h.resources, h.timeout,
+    h.duration, h.spec,
+    (SELECT t.attempts FROM tasks AS t WHERE t.workflow_id = h.workflow_id AND t.name = h.task),
+    (SELECT w.name FROM workflows AS w WHERE w.id = h.workflow_id)
+FROM head AS h
+ORDER BY h.seq;
 
 -- pools_of_workflow --
 -- locked until the claim commits: two workers never both take the last unit of a pool
