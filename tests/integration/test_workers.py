@@ -275,6 +275,18 @@ def test_a_local_run_serves_a_submitted_workflow_beside_workers(
     assert len(shared.attempts(wid)) == 17  # each task once, by one or the other
 
 
+def test_n_starts_that_many_workers_sharing_the_resources(
+    tmp_path: Path, store_url: str, shared: Store
+) -> None:
+    spec = chain_spec(tmp_path, n=4)
+    herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    (out,) = finish(worker(store_url, tmp_path, "-n", "2", "--cpus", "2"))
+    assert out.count("the workflows it serves are finished") == 2
+    assert [dict(w.resources)["cpu"] for w in shared.workers()] == [1.0, 1.0]
+    wid = workflow_id(shared)
+    assert {r.state for r in shared.task_records(wid).values()} == {TaskState.SUCCEEDED}
+
+
 def test_herd_status_shows_workers(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, [{"name": "a", "cmd": "sleep 30"}])
     herd("submit", str(spec), cwd=tmp_path)  # into the working directory's own store
