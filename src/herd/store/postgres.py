@@ -303,15 +303,10 @@ class PostgresStore:
         statements = [self._statement(changes, index) for index in range(len(changes))]
 
         def apply(conn: _Conn) -> None:
-            with conn.pipeline():  # one round trip for the batch
-                cursors = [conn.cursor() for _ in statements]
-                for cursor, (query, args) in zip(cursors, statements, strict=True):
-                    cursor.execute(query, args)
-            for index, cursor in enumerate(cursors):
-                if _MUST_MATCH.get(type(changes[index])) and cursor.rowcount != 1:
-                    raise StoreError(
-                        self._batch_message(changes, index, _MUST_MATCH[type(changes[index])])
-                    )
+            unmatched = _pipelined(conn, changes, statements)
+            if unmatched is not None:
+                problem = _MUST_MATCH[type(changes[unmatched])]
+                raise StoreError(self._batch_message(changes, unmatched, problem))
 
         self._transaction(f"write a batch of {len(changes)} changes", apply)
 
@@ -833,6 +828,22 @@ _MUST_MATCH: dict[type, str] = {
 }
 
 
+def _pipelined(
+    conn: _Conn, changes: Sequence[Change], statements: Sequence[tuple[str, tuple[Any, ...]]]
+) -> int | None:
+    """Execute the statements of ``changes`` in one round trip (pipeline mode), inside the
+    caller's transaction; the index of the first change that had to match one row and did not,
+    or None."""
+    with conn.pipeline():
+        cursors = [conn.cursor() for _ in statements]
+        for cursor, (query, args) in zip(cursors, statements, strict=True):
+            cursor.execute(query, args)
+    for index, cursor in enumerate(cursors):
+        if type(changes[index]) in _MUST_MATCH and cursor.rowcount != 1:
+            return index
+    return None
+
+
 def _by_task(
     conn: _Conn, table: str, workflow_id: int, task: str | None
 ) -> psycopg.Cursor[tuple[Any, ...]]:
@@ -852,12 +863,11 @@ class _Tx:
         return _run(self.conn, name, values)
 
     def apply(self, changes: Sequence[Change]) -> None:
-        for change in changes:
-            query, args = _STATEMENT[type(change)](change)
-            cursor = self.conn.execute(query, args)
-            problem = _MUST_MATCH.get(type(change))
-            if problem and cursor.rowcount != 1:
-                raise LookupError(f"{describe(change)}: {problem}")
+        statements = [_STATEMENT[type(change)](change) for change in changes]
+        unmatched = _pipelined(self.conn, changes, statements)
+        if unmatched is not None:
+            change = changes[unmatched]
+            raise LookupError(f"{describe(change)}: {_MUST_MATCH[type(change)]}")
 
     def notify(self) -> None:
         """Wake the workers waiting for work, when (and if) the transaction commits."""
