@@ -265,6 +265,7 @@ def test_a_local_run_serves_a_submitted_workflow_beside_workers(
     local = subprocess.Popen(
         argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )  # first: the queue is open when it looks
+    wait_for(lambda: len(shared.workers()) == 1)  # the run registered itself as a worker
     w = worker(store_url, tmp_path, "--cpus", "1")
     _, err = local.communicate(timeout=120)
     finish(w)
