@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -24,7 +25,7 @@ def test_flush_returns_once_every_marker_exists(tmp_path: Path) -> None:
     old.touch()
     os.utime(old, (1, 1))
     paths = [tmp_path / "tf1" / f"t{i}.log_done" for i in range(50)] + [old]
-    with Markers() as markers:
+    with contextlib.closing(Markers()) as markers:
         markers.create(paths[:25])
         markers.create(paths[25:])
         markers.flush()
@@ -35,7 +36,7 @@ def test_flush_returns_once_every_marker_exists(tmp_path: Path) -> None:
 def test_a_marker_that_cannot_be_made_fails_the_flush_naming_it(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     bad, good = tmp_path / "file" / "x.log_done", tmp_path / "y.log_done"
-    with Markers() as markers:
+    with contextlib.closing(Markers()) as markers:
         markers.create([bad, good])
         with pytest.raises(ExecutionError, match=re.escape(f"cannot write done marker {bad}")):
             markers.flush()

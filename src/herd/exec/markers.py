@@ -22,7 +22,6 @@ import os
 import stat
 import threading
 from pathlib import Path
-from types import TracebackType
 
 from herd.errors import ExecutionError
 
@@ -101,17 +100,6 @@ class Markers:
             self._cond.notify()
         self._thread.join()
         self._thread = None
-
-    def __enter__(self) -> Markers:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _work(self) -> None:
         while True:

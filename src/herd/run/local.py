@@ -358,7 +358,7 @@ class _Run:
         )
         with (
             contextlib.closing(self.options.executor(self.wf, self.options.workdir)) as ex,
-            self.markers,
+            contextlib.closing(self.markers),
         ):
             self.ex = ex
             if todo and self.wf.init and not self._run_init():
