@@ -1,6 +1,6 @@
 """Launch throughput: N independent `true` tasks, herd against xargs, side by side.
 
-Usage: python bench/throughput.py [-n 10000] [-j 2] [--repeat 3] [--case native-q ...]
+Usage: python bench/throughput.py [-n 10000] [-j 2] [--repeat 3] [--case native-q ...] [--python PY]
 
 herd runs the way users run it, on both paths:
 
@@ -17,6 +17,7 @@ Each repeat runs, for every case, the shell baseline then herd (alternating pair
 directory each), and once per repeat the exec-only baseline; the ratio is herd's rate over the
 baseline run just before it. The script prints every pair with the load average, then the
 median ratio per case over the repeats. The machine is shared: trust the ratios, not the rates.
+``--python`` runs the herd installed for another interpreter (an older checkout's ``.venv``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-HERD = [sys.executable, "-m", "herd.cli"]
 CASES = ("native-q", "native", "o2dpg-q", "o2dpg")
 #: issue 18: every case at least this fraction of xargs -P J sh -c true
 TARGET = 0.7
@@ -66,7 +66,7 @@ def o2dpg_spec(n: int, path: Path) -> None:
     path.write_text(json.dumps({"stages": stages, "meta": {}}))
 
 
-def herd_rate(case: str, n: int, jobs: int, root: Path) -> float:
+def herd_rate(case: str, n: int, jobs: int, root: Path, python: str) -> float:
     work = Path(tempfile.mkdtemp(dir=root))
     if case.startswith("o2dpg"):
         spec = work / "workflow.json"
@@ -77,7 +77,7 @@ def herd_rate(case: str, n: int, jobs: int, root: Path) -> float:
         native_spec(n, spec)
         limits = ["-j", str(jobs)]
     quiet = ["-q"] if case.endswith("-q") else []
-    rate = n / timed([*HERD, "run", str(spec), "-C", str(work), *limits, *quiet])
+    rate = n / timed([python, "-m", "herd.cli", "run", str(spec), "-C", str(work), *limits, *quiet])
     if case.startswith("o2dpg"):
         markers = sum(1 for e in os.scandir(work) if e.name.endswith(".log_done"))
         assert markers == n, f"{markers} done markers for {n} tasks in {work}"
@@ -96,19 +96,21 @@ def main() -> None:
     ap.add_argument("-j", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--case", action="append", choices=CASES, help="default: all four")
+    ap.add_argument("--python", default=sys.executable, help="whose herd to run")
     args = ap.parse_args()
     cases = args.case or list(CASES)
     n, j = args.n, args.j
     ratios: dict[str, list[float]] = {c: [] for c in cases}
     exec_ratios: dict[str, list[float]] = {c: [] for c in cases}
     print(f"{n} x true, {j} slots; baseline: seq {n} | xargs -P {j} -I{{}} /bin/sh -c true")
+    print(f"herd: {args.python} -m herd.cli; load {load():.2f} at the start")
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(1, args.repeat + 1):
             floor = xargs_exec(n, j)
             print(f"repeat {k}: xargs -P {j} -n 1 true {floor:6.0f}/s  (load {load():.2f})")
             for case in cases:
                 base = xargs_sh(n, j)
-                h = herd_rate(case, n, j, Path(tmp))
+                h = herd_rate(case, n, j, Path(tmp), args.python)
                 ratios[case].append(h / base)
                 exec_ratios[case].append(h / floor)
                 print(
