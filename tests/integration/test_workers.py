@@ -21,6 +21,7 @@ import pytest
 
 from herd.core.model import TaskState
 from herd.exec.monitor import is_alive
+from herd.formats import load
 from herd.store import open_store
 from herd.store.base import Store
 
@@ -409,6 +410,24 @@ def test_a_worker_waits_for_a_workflow_not_submitted_yet(tmp_path: Path, store_u
     out, err = w.communicate(timeout=30)
     assert w.returncode == 0, err
     assert "not submitted yet: later" in err and "idle for --idle-exit 0.5 s" in out
+
+
+def test_a_workflow_recorded_but_not_yet_queued_is_waited_for(
+    tmp_path: Path, store_url: str, shared: Store
+) -> None:
+    """``herd submit`` records the workflow before it queues its tasks: a worker serving it and
+    a finished workflow must not see it finished in between."""
+    done = write_spec(tmp_path, [{"name": "a", "cmd": "true"}], name="done")
+    herd("submit", str(done), "--store", store_url, cwd=tmp_path)
+    finish(worker(store_url, tmp_path, "--workflow", "done"))
+    later = write_spec(tmp_path, [{"name": "b", "cmd": logged("true")}], name="later")
+    shared.add_workflow(load(later))  # what submit commits first
+    w = worker(store_url, tmp_path, "--workflow", "done", "--workflow", "later")
+    wait_for(lambda: len(shared.workers()) == 2)
+    herd("submit", str(later), "--store", store_url, cwd=tmp_path)
+    (out,) = finish(w)
+    assert "the workflows it serves are finished" in out
+    assert (tmp_path / LOG).read_text().count("end") == 1  # b ran
 
 
 def test_submit_of_a_bad_spec_says_what_is_wrong(tmp_path: Path, store_url: str) -> None:

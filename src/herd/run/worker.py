@@ -128,7 +128,7 @@ class Worker:
         if self.waiting_for:
             logger.warning(
                 "not submitted yet: %s; waiting for them",
-                ", ".join(n for n in self.options.workflows if self.store.workflow(n) is None),
+                ", ".join(n for n in self.options.workflows if self._submitted(n) is None),
             )
         self.id = self.store.register_worker(
             host=self.host,
@@ -162,11 +162,18 @@ class Worker:
             return None
         ids = []
         for name in self.options.workflows:
-            rec = self.store.workflow(name)
-            if rec is not None:
-                ids.append(rec.id)
+            wid = self._submitted(name)
+            if wid is not None:
+                ids.append(wid)
         self.waiting_for = len(self.options.workflows) - len(ids)
         return ids
+
+    def _submitted(self, name: str) -> int | None:
+        """The id of workflow ``name`` once it has a run. ``herd submit`` records the workflow
+        in one transaction and its run with the queued tasks in a later one: in between, its
+        queue is empty and would look finished."""
+        rec = self.store.workflow(name)
+        return rec.id if rec is not None and self.store.runs(rec.id) else None
 
     def _loop(self) -> str:
         opts = self.options
