@@ -41,21 +41,19 @@ import signal
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from herd.core.bulk import gc_paused
-from herd.core.graph import Graph, build, check_limits, input_files, select
-from herd.core.model import HookEvent, Limits, Task, TaskState, Workflow
+from herd.core.graph import Graph
+from herd.core.model import HookEvent, Task, TaskState, Workflow
 from herd.core.scheduler import (
     AddTasks,
     Cancel,
     Decision,
     Finished,
     Kill,
-    Policy,
     RetryAt,
     RetryDue,
     Scheduler,
@@ -63,13 +61,11 @@ from herd.core.scheduler import (
     Stop,
 )
 from herd.core.scheduler import Start as StartDecision
-from herd.errors import HerdError, NoStateError
+from herd.errors import HerdError
 from herd.exec.executor import (
-    Executor,
     Exited,
     Interrupted,
     Launch,
-    LocalExecutor,
     Sampled,
     stop_leftovers,
 )
@@ -79,6 +75,7 @@ from herd.exec.markers import touch as touch  # (herd.run.worker makes its marke
 from herd.plan.clean import TempFiles
 from herd.plan.planner import Commands, Files, Plan, PlanRequest, make_plan
 from herd.run.nested import expand, nested_jobs
+from herd.run.submit import Prepared, RunOptions, prepare, record
 from herd.store import locate, open_store
 from herd.store.base import (
     AttemptFinished,
@@ -89,7 +86,6 @@ from herd.store.base import (
     Sample,
     Store,
     TaskChanged,
-    TaskRecord,
     UserData,
     UserEvent,
 )
@@ -103,36 +99,6 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 DATA = ".data.jsonl"
 #: seconds between two commits of the run's changes, at the most frequent (see the docstring)
 COMMIT_DELAY = 0.01
-
-
-def local_executor(workflow: Workflow, workdir: Path) -> Executor:
-    """The default executor: processes on this machine."""
-    return LocalExecutor()
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """Everything ``herd run`` can be told, besides the workflow."""
-
-    workdir: Path = Path(".")
-    limits: Limits = field(default_factory=Limits)
-    keep_going: bool = False
-    targets: tuple[str, ...] = ()
-    target_labels: tuple[str, ...] = ()
-    rerun_from: tuple[str, ...] = ()
-    force: tuple[str, ...] = ()
-    checksum: bool = False
-    policy: Policy = Policy.CRITICAL_PATH
-    #: seconds between SIGTERM and SIGKILL when stopping a task
-    grace: float = 5.0
-    #: the watchdog kills a task whose memory exceeds its declared ``mem`` times this; 0: never
-    mem_kill_ratio: float = 2.0
-    argv: tuple[str, ...] = ()
-    #: makes the run's executor from the workflow and the working directory
-    executor: Callable[[Workflow, Path], Executor] = local_executor
-    #: ``--store``: a ``postgresql://`` URL or an SQLite file; None: ``$HERD_STORE``, else
-    #: the working directory's ``.herd/herd.db``
-    store: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,60 +140,7 @@ class Reporter(Protocol):
     def end(self, result: RunResult) -> None: ...
 
 
-# --- preparing ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A validated workflow and its plan against the store."""
-
-    graph: Graph
-    plan: Plan
-    records: dict[str, TaskRecord]
-    selected: frozenset[int]
-
-
-def prepare(
-    workflow: Workflow, options: RunOptions, store: Store | None, graph: Graph | None = None
-) -> Prepared:
-    """Validate, check limits, read the store and plan. ``store`` None: nothing ran before;
-    ``graph``: the workflow's, already built (:mod:`herd.formats.built`)."""
-    with gc_paused():  # a million tasks: arrays, records and verdicts, no cycles (herd.core.bulk)
-        return _prepare(workflow, options, store, graph)
-
-
-def _prepare(
-    workflow: Workflow, options: RunOptions, store: Store | None, graph: Graph | None
-) -> Prepared:
-    if graph is None or graph.workflow is not workflow:
-        graph = build(workflow)
-    check_limits(graph, options.limits)
-    selected = frozenset(select(graph, options.targets, options.target_labels))
-    files = Files(options.workdir, checksum=options.checksum).snapshot()
-    files.stat_all(input_files(graph, selected))  # (a million: in a child, while the store is read)
-    records: dict[str, TaskRecord] = {}
-    if store is not None:
-        rec = store.workflow(workflow.name)
-        if rec is not None:
-            records = store.task_records(rec.id)
-    request = PlanRequest(selected, options.force, options.rerun_from)
-    plan = make_plan(graph, records, files, request)
-    return Prepared(graph, plan, records, selected)
-
-
-@contextlib.contextmanager
-def existing_store(workdir: Path, store: str | None = None) -> Iterator[Store | None]:
-    """The store ``store`` names (see :func:`herd.store.locate`; by default the working
-    directory's), read-only, if it holds herd state (read-only commands create nothing)."""
-    try:
-        opened = open_store(locate(store, Workdir(workdir).db_path), readonly=True)
-    except NoStateError:
-        yield None
-        return
-    try:
-        yield opened
-    finally:
-        opened.close()
+# --- running --------------------------------------------------------------------------------
 
 
 def run_workflow(
@@ -245,7 +158,8 @@ def run_workflow(
             if served is not None:
                 return served
             prepared = prepare(workflow, options, store, graph)
-            return _Run(workflow, options, reporter, store, wd, prepared).run()
+            workflow_id = record(store, workflow, prepared)
+            return _Run(workflow, options, reporter, store, wd, prepared, workflow_id).run()
         finally:
             store.close()
 
@@ -295,6 +209,7 @@ class _Run:
         store: Store,
         wd: Workdir,
         prepared: Prepared,
+        workflow_id: int,
     ) -> None:
         self.wf, self.options, self.reporter, self.store, self.wd = (
             workflow,
@@ -303,7 +218,7 @@ class _Run:
             store,
             wd,
         )
-        self.graph, self.plan = prepared.graph, prepared.plan
+        self.graph, self.plan, self.wid = prepared.graph, prepared.plan, workflow_id
         self.records, self.selected = prepared.records, prepared.selected
         self.files = Files(options.workdir, checksum=options.checksum)
         self.host, self.user, self.pid = socket.gethostname(), getpass.getuser(), os.getpid()
@@ -334,7 +249,6 @@ class _Run:
 
     def run(self) -> RunResult:
         t0 = time.monotonic()
-        self.wid = self.store.add_workflow(self.wf)
         self._stop_leftovers()
         self.run_id = self.store.begin_run(
             self.wid,
@@ -347,7 +261,6 @@ class _Run:
         )
         todo = self.plan.todo
         self.reporter.begin(self.wf, len(todo), len(self.selected) - len(todo))
-        self._record_skips()
         sched = Scheduler(
             self.graph,
             self.options.limits,
@@ -406,20 +319,6 @@ class _Run:
             if durations[i] is None:
                 durations[i] = known.get(tasks[i].name)
         return durations
-
-    def _record_skips(self) -> None:
-        now = time.time()
-        tasks, records = self.graph.tasks, self.records
-        for i, v in self.plan.verdicts.items():
-            if v.run:
-                continue
-            name = tasks[i].name
-            rec = records.get(name)
-            if rec is None or rec.state is not TaskState.SUCCEEDED:
-                self.batch.append(
-                    TaskChanged(self.wid, name, TaskState.SKIPPED, now, reason=v.reason)
-                )
-        self._commit()
 
     # --- the loop ---------------------------------------------------------------------------
 
