@@ -39,7 +39,7 @@ from herd.core import model
 from herd.errors import SpecError, UsageError, ValidationError
 
 if TYPE_CHECKING:
-    from herd.run.local import RunResult
+    from herd.service.runs import RunResult
 
 __all__ = ["File", "Task", "Workflow"]
 
@@ -433,15 +433,15 @@ class Workflow:
     def run(
         self, workdir: str | os.PathLike[str] = ".", *, reporter: Any = None, **options: Any
     ) -> RunResult:
-        """Run the workflow with ``herd.run.local``; ``options`` are :class:`herd.run.local.RunOptions`.
+        """Run the workflow (:func:`herd.service.runs.run`); ``options`` are :class:`herd.run.submit.RunOptions`.
 
         As ``herd run`` does, the limits default to this machine's cores, memory and GPUs over
         the workflow's own ``limits``; pass ``limits=herd.Limits({...})`` to choose them.
         """
         from dataclasses import fields
 
-        from herd.exec.machine import run_limits
-        from herd.run.local import RunOptions, run_workflow
+        from herd.service import runs
+        from herd.service.runs import RunOptions
 
         known = {f.name for f in fields(RunOptions)} - {"workdir"}
         unknown = sorted(set(options) - known)
@@ -454,8 +454,8 @@ class Workflow:
 
             reporter = reporter_for(sys.stderr, quiet=True)
         workflow = self.build()
-        options.setdefault("limits", run_limits(workflow))
-        return run_workflow(workflow, RunOptions(workdir=Path(workdir), **options), reporter)
+        options.setdefault("limits", runs.limits(workflow))
+        return runs.run(workflow, RunOptions(workdir=Path(workdir), **options), reporter)
 
     def _known(self, task: Task | str, field: str) -> str:
         name = _task_name(task, None, field)

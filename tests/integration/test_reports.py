@@ -35,8 +35,9 @@ from herd.reports.plot import (
 )
 from herd.reports.stats import Stats, stats, to_csv, to_json
 from herd.reports.stats import render_text as render_stats
-from herd.run.local import RunOptions, existing_store, run_workflow
+from herd.run.local import RunOptions, run_workflow
 from herd.run.progress import QuietReporter
+from herd.service.state import existing_store
 from herd.store import open_store
 from herd.store.base import Store
 

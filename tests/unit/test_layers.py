@@ -25,12 +25,19 @@ RANKS = {
     "run": 4,
     "reports": 4,
     "launch": 5,
-    "api": 6,
-    "cli": 7,
+    "service": 6,
+    "api": 7,
+    "cli": 8,
 }
 #: what the pure core (and the modules it may import) must not import: disk, clock, processes, network
 PURE = {"errors", "version", "core"}
 IMPURE = {"os", "subprocess", "time", "socket", "sqlite3", "signal", "shutil", "psutil", "io", "pathlib"}
+#: front ends enter through the service layer: besides their own package, what they may import
+#: (the display of a run, the views' typed results and renderers, the typed model, the errors)
+FRONT_ENDS = {"cli", "api"}
+FRONT_END_MAY_IMPORT = ("herd.service", "herd.reports", "herd.run.progress", "herd.core.model", "herd.errors", "herd.version")
+#: what the Python API needs of the core and the formats to build a workflow (not to run it)
+BUILDER_ALSO = {"api": ("herd.core.graph", "herd.formats")}
 #: modules that may sit at the top level of src/herd besides the packages
 TOP_LEVEL_AT_MOST = 8
 
@@ -63,14 +70,22 @@ def imports(name: str, path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
             if node.level:
                 base = ["herd", *package[: len(package) - node.level + 1]]
-                found.add(".".join(base + ([node.module] if node.module else [])))
-            elif node.module == "herd":  # `from herd import x` names herd.x, or the public API
-                found.update(f"herd.{a.name}" if (SRC / a.name).exists() else "herd" for a in node.names)
-            elif node.module:
-                found.add(node.module)
+                module = ".".join(base + ([module] if module else []))
+            found.update(_named(module, a.name) for a in node.names)
     return found
+
+
+def _named(module: str, name: str) -> str:
+    """What ``from module import name`` imports: the submodule ``module.name`` when there is one,
+    else ``module`` (``from herd import x`` of a name that is no module: the public API, herd)."""
+    if module == "herd" or module.startswith("herd."):
+        folder = SRC.joinpath(*module.split(".")[1:])
+        if (folder / f"{name}.py").exists() or (folder / name).is_dir():
+            return f"{module}.{name}"
+    return module
 
 
 @pytest.mark.parametrize(("name", "path"), modules(), ids=[m for m, _ in modules()])
@@ -100,3 +115,19 @@ def test_architecture_names_every_room() -> None:
     for name in RANKS:
         kind = "/" if (SRC / name).is_dir() else ".py"
         assert f"{name}{kind}" in text, f"docs/architecture.md does not name {name}{kind}"
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [(m, p) for m, p in modules() if room(m) in FRONT_ENDS],
+    ids=[m for m, _ in modules() if room(m) in FRONT_ENDS],
+)
+def test_front_ends_go_through_the_service(name: str, path: Path) -> None:
+    """No front end touches the store, the graph, the planner or a driver itself."""
+    mine = room(name)
+    allowed = (f"herd.{mine}", *FRONT_END_MAY_IMPORT, *BUILDER_ALSO.get(mine, ()))
+    for imported in imports(name, path):
+        if imported.startswith("herd."):
+            assert any(imported == a or imported.startswith(a + ".") for a in allowed), (
+                f"front end herd.{name} imports {imported}: call herd.service instead"
+            )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -68,7 +67,7 @@ def spec_setup(args: argparse.Namespace) -> Any:
     """``--conf`` and ``-D`` for the loader; None when neither is given."""
     if not getattr(args, "conf", None) and not getattr(args, "defines", None):
         return None
-    from herd.formats import Setup
+    from herd.service.runs import Setup
 
     pairs = [d.partition("=") for d in args.defines]
     bad = [d for d, (_, eq, _) in zip(args.defines, pairs, strict=True) if not eq]
@@ -88,27 +87,6 @@ def add_store(p: argparse.ArgumentParser) -> None:
     )
 
 
-def store_name(args: argparse.Namespace) -> str:
-    """The store a command reads, for messages: its URL (without password) or the workdir."""
-    from herd.store import ENV, is_url
-
-    chosen = args.store or os.environ.get(ENV)
-    if not chosen:
-        return str(args.workdir)
-    if is_url(chosen):
-        from herd.store.postgres import redact
-
-        return redact(chosen)
-    return chosen
-
-
-def _redacted(argv: Sequence[str]) -> list[str]:
-    """The command line as runs record it: a store URL's password left out."""
-    from herd.store.postgres import redact
-
-    return [redact(arg) if "://" in arg else arg for arg in argv]
-
-
 def spec_path(args: argparse.Namespace) -> str:
     path: str | None = args.file_opt or args.file
     if not path:
@@ -117,13 +95,18 @@ def spec_path(args: argparse.Namespace) -> str:
 
 
 def load_spec(args: argparse.Namespace) -> Any:
-    from herd.formats import load
+    from herd.service.runs import load
 
     return load(spec_path(args), max_tasks=max_tasks(args), setup=spec_setup(args))
 
 
 def max_tasks(args: argparse.Namespace) -> int:
     return getattr(args, "max_tasks", None) or MAX_TASKS
+
+
+def spec_if_named(args: argparse.Namespace) -> Any:
+    """The workflow in the spec file the command line names, None when it names none."""
+    return load_spec(args) if (args.file or args.file_opt) else None
 
 
 def add_limits(p: argparse.ArgumentParser) -> None:
@@ -150,16 +133,16 @@ def add_limits(p: argparse.ArgumentParser) -> None:
 
 
 def limits_from(args: argparse.Namespace, workflow: Any) -> Any:
-    from herd.exec.machine import parse_named, run_limits
+    from herd.service.runs import limits
 
     # a batch system queues what does not fit: herd's limits then bound only what it submits
     free = float("inf") if getattr(args, "executor", "local") != "local" else None
-    return run_limits(
+    return limits(
         workflow,
         cpu=free if args.cpu_limit is None else args.cpu_limit,
         mem=free if args.mem_limit is None else args.mem_limit,
         gpu=free if args.gpu_limit is None else args.gpu_limit,
-        named=parse_named(args.limit),
+        named=args.limit,
         jobs=args.jobs,
     )
 
@@ -203,8 +186,8 @@ def add_selection(p: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace, workflow: Any) -> Any:
-    from herd.core.scheduler import Policy
-    from herd.run.local import RunOptions
+    from herd.service.runs import Policy, RunOptions
+    from herd.service.state import recorded_argv
 
     return RunOptions(
         workdir=args.workdir,
@@ -217,7 +200,7 @@ def run_options(args: argparse.Namespace, workflow: Any) -> Any:
         checksum=args.checksum,
         policy=Policy(getattr(args, "policy", "critical-path")),
         mem_kill_ratio=getattr(args, "mem_kill_ratio", 2.0),
-        argv=tuple(_redacted(sys.argv)),
+        argv=recorded_argv(sys.argv),
         store=getattr(args, "store", None),
         **_executor(args),
     )
@@ -226,13 +209,18 @@ def run_options(args: argparse.Namespace, workflow: Any) -> Any:
 def _executor(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "executor", "local") != "slurm":
         return {}
-    from herd.launch.slurm.executor import slurm_executor
-    from herd.launch.slurm.jobs import SlurmOptions
+    from herd.service.runs import slurm_executor
 
     if args.group < 1:
         raise UsageError(f"--group {args.group}: give 1 or more tasks per job")
-    options = SlurmOptions(args.partition, args.account, args.qos, tuple(args.sbatch), args.group)
-    return {"executor": slurm_executor(options)}
+    executor = slurm_executor(
+        partition=args.partition,
+        account=args.account,
+        qos=args.qos,
+        extra=tuple(args.sbatch),
+        group=args.group,
+    )
+    return {"executor": executor}
 
 
 # --- commands -------------------------------------------------------------------------------

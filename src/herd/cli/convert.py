@@ -6,8 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from herd.cli import SETUP, add_file, add_store, command, load_spec, store_name
-from herd.errors import UsageError
+from herd.cli import SETUP, add_file, add_store, command, load_spec
 
 
 @command(
@@ -16,9 +15,9 @@ from herd.errors import UsageError
     "herd convert workflow.json wf.yaml",
 )
 def cmd_convert(args: argparse.Namespace) -> int:
-    from herd.formats.convert import convert
+    from herd.service import views
 
-    workflow = convert(args.src, args.dst, to=args.to, command_template=args.command_template)
+    workflow = views.convert(args.src, args.dst, to=args.to, command_template=args.command_template)
     print(
         f"wrote {args.dst}: {len(workflow.tasks)} tasks of '{workflow.name}' ({workflow.format} -> {args.to or 'by extension'})"
     )
@@ -49,18 +48,10 @@ def _setup_convert(p: argparse.ArgumentParser) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     if args.to == "dagman":
         return _export_dagman(args)
-    from herd.formats.wfformat import dump_run
-    from herd.reports.status import pick_workflow
-    from herd.run.local import existing_store
+    from herd.service import views
 
     workflow = load_spec(args)
-    with existing_store(args.workdir, args.store) as store:
-        if store is None:
-            raise UsageError(
-                f"herd has not run anything in {store_name(args)} yet: nothing to export"
-            )
-        record = pick_workflow(store, workflow.name)
-        data = dump_run(workflow, store.attempts(record.id))
+    data = views.export(workflow, args.workdir, store=args.store)
     Path(args.output).write_text(json.dumps(data, indent=1))
     print(
         f"wrote {args.output}: WfFormat {data.get('schemaVersion', '')} with {len(workflow.tasks)} tasks"
@@ -69,9 +60,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_dagman(args: argparse.Namespace) -> int:
-    from herd.launch.dagman import export_dagman
+    from herd.service import views
 
-    done = export_dagman(load_spec(args), Path(args.output), args.workdir)
+    done = views.export_dagman(load_spec(args), Path(args.output), args.workdir)
     print(f"wrote {done.dag}: {done.nodes} nodes, {done.edges} dependencies (condor_submit_dag)")
     return 0
 

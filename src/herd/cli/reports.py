@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
-from typing import Any
 
-from herd.cli import SETUP, add_file, add_store, command, load_spec, store_name
+from herd.cli import SETUP, add_file, add_store, command, spec_if_named
 from herd.cli.args import count
-from herd.errors import UsageError
 
 
 def _add_report_target(p: argparse.ArgumentParser) -> None:
@@ -19,30 +16,16 @@ def _add_report_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
 
 
-def _report(args: argparse.Namespace, build: Callable[[Any, Any, Any], Any]) -> Any:
-    """``build(store, workflow record, spec or None)`` on the store of ``args.workdir``."""
-    from herd.reports.status import pick_workflow
-    from herd.run.local import existing_store
-
-    spec = load_spec(args) if (args.file or args.file_opt) else None
-    name = args.workflow or (spec.name if spec is not None else None)
-    with existing_store(args.workdir, args.store) as store:
-        if store is None:
-            raise UsageError(
-                f"herd has not run anything in {store_name(args)} yet: run `herd run FILE` first"
-            )
-        return build(store, pick_workflow(store, name), spec)
-
-
 @command(
     "stats",
     "Summarise a workflow's runs: task counts, retries, wall and CPU time, a table per label.",
     "herd stats --csv > labels.csv",
 )
 def cmd_stats(args: argparse.Namespace) -> int:
-    from herd.reports.stats import render_text, stats, to_csv, to_json
+    from herd.reports.stats import render_text, to_csv, to_json
+    from herd.service import views
 
-    st = _report(args, lambda store, wf, spec: stats(store, wf.id, spec=spec))
+    st = views.stats(args.workdir, args.workflow, spec_if_named(args), store=args.store)
     if args.json:
         print(json.dumps(to_json(st), indent=1))
     elif args.csv:
@@ -65,13 +48,16 @@ def _setup_stats(p: argparse.ArgumentParser) -> None:
     "herd analyze --lines 50",
 )
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from herd.reports.analyze import analyze, render_text, to_json
+    from herd.reports.analyze import render_text, to_json
+    from herd.service import views
 
-    an = _report(
-        args,
-        lambda store, wf, spec: analyze(
-            store, wf.id, lines=args.lines, all_attempts=args.all, workdir=args.workdir
-        ),
+    an = views.analyze(
+        args.workdir,
+        args.workflow,
+        spec_if_named(args),
+        lines=args.lines,
+        all_attempts=args.all,
+        store=args.store,
     )
     if args.json:
         print(json.dumps(to_json(an), indent=1, default=str))
@@ -102,21 +88,14 @@ def _setup_analyze(p: argparse.ArgumentParser) -> None:
     "herd plot -o run.html",
 )
 def cmd_plot(args: argparse.Namespace) -> int:
-    from herd.reports.plot import chart_from_schedule, chart_from_store, load_schedule, save
+    from herd.reports.plot import save
+    from herd.service import views
 
     if args.schedule:
-        data = load_schedule(args.schedule)
-        spec = load_spec(args) if (args.file or args.file_opt) else None
-        chart = chart_from_schedule(data, spec=spec)
-        name = str(data.get("workflow") or "schedule")
+        chart, name = views.plot_schedule(args.schedule, args.file_opt or args.file)
     else:
-        chart, name = _report(
-            args,
-            lambda store, wf, spec: (
-                chart_from_store(store, wf.id, run_id=args.run, spec=spec),
-                wf.name,
-            ),
-        )
+        spec = spec_if_named(args)
+        chart, name = views.plot(args.workdir, args.workflow, spec, args.run, store=args.store)
     print(f"wrote {save(chart, args.output or f'{name}.png')}")
     return 0
 

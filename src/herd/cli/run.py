@@ -102,9 +102,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.list_tasks:
             return _print_list(workflow, as_json=False)
         return _write_script(workflow, args, args.produce_script)
-    from herd.formats.built import load_built
+    from herd.service import runs
 
-    workflow, graph = load_built(
+    workflow, graph = runs.load_built(
         spec_path(args),
         args.workdir,
         save=not args.dry_run,
@@ -114,43 +114,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = run_options(args, workflow)
     if args.dry_run:
         return _dry_run(workflow, graph, options, as_json=args.json)
-    from herd.run.local import run_workflow
     from herd.run.progress import reporter_for
 
-    result = run_workflow(workflow, options, reporter_for(sys.stdout, quiet=args.quiet), graph)
+    result = runs.run(workflow, options, reporter_for(sys.stdout, quiet=args.quiet), graph)
     return result.exit_code
 
 
 def _dry_run(workflow: Any, graph: Any, options: Any, *, as_json: bool) -> int:
-    from herd.core.bulk import gc_paused
-    from herd.run.local import existing_store, prepare
+    from herd.reports import dryrun
+    from herd.service import runs
 
-    with existing_store(options.workdir, options.store) as store:
-        prepared = prepare(workflow, options, store, graph)
-    graph, verdicts = prepared.graph, prepared.plan.verdicts
-    tasks = graph.tasks
-    # task ids and strings only (no tuple per task): nothing here for the garbage collector
-    shown = [i for i in graph.order if i in verdicts]
+    prepared = runs.plan(workflow, options, graph)
+    graph, plan = prepared.graph, prepared.plan
     if as_json:
-        with gc_paused():
-            rows = [
-                {"task": tasks[i].name, "run": verdicts[i].run, "reason": verdicts[i].reason}
-                for i in shown
-            ]
-        print(json.dumps({"workflow": workflow.name, "tasks": rows}, indent=1))
+        print(json.dumps(dryrun.to_json(workflow, graph, plan), indent=1))
         return 0
-    width = max((len(tasks[i].name) for i in shown), default=4)
-    # one write of every line: a million tasks print in a second, not in ten
-    lines = [
-        f"{'run ' if (v := verdicts[i]).run else 'skip'}  {tasks[i].name:<{width}}  {v.reason}\n"
-        for i in shown
-    ]
-    sys.stdout.write("".join(lines))
-    todo = len(prepared.plan.todo)
-    print(
-        f"herd: dry run of '{workflow.name}': {todo} to run, {len(shown) - todo} up to date,"
-        " nothing started"
-    )
+    sys.stdout.write(dryrun.render_text(graph, plan))  # one write: a million lines in a second
+    print(dryrun.summary(workflow, plan))
     return 0
 
 
@@ -160,11 +140,10 @@ def _dry_run(workflow: Any, graph: Any, options: Any, *, as_json: bool) -> int:
     "herd validate workflow.json --cpu-limit 8",
 )
 def cmd_validate(args: argparse.Namespace) -> int:
-    from herd.core.graph import build, check_limits
+    from herd.service import runs
 
     workflow = load_spec(args)
-    graph = build(workflow)
-    check_limits(graph, limits_from(args, workflow))
+    graph = runs.validate(workflow, limits_from(args, workflow))
     print(
         f"{workflow.source}: valid {workflow.format} workflow '{workflow.name}': {len(graph)} tasks, {graph.edges} dependencies"
     )
@@ -186,19 +165,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _print_list(workflow: Any, *, as_json: bool) -> int:
-    from herd.core.graph import build
+    from herd.service import runs
 
-    graph = build(workflow)
-    rows: list[dict[str, Any]] = [
-        {
-            "name": graph.name(i),
-            "needs": [graph.name(p) for p in graph.parents(i)],
-            "resources": graph.tasks[i].demand,
-            "labels": list(graph.tasks[i].labels),
-            "timeframe": graph.tasks[i].timeframe,
-        }
-        for i in graph.order
-    ]
+    rows = runs.tasks(workflow)
     if as_json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -222,12 +191,10 @@ def cmd_script(args: argparse.Namespace) -> int:
 
 
 def _write_script(workflow: Any, args: argparse.Namespace, out: str | None) -> int:
-    from herd.core.graph import build, select
-    from herd.reports.script import serial_script
+    from herd.service import runs
 
-    graph = build(workflow)
     targets, labels = getattr(args, "target_tasks", []), getattr(args, "target_labels", [])
-    text = serial_script(graph, select(graph, targets, labels))
+    text = runs.script(workflow, targets, labels)
     if out in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -250,17 +217,9 @@ def _setup_script(p: argparse.ArgumentParser) -> None:
     "herd graph wf.yaml | dot -Tsvg > wf.svg",
 )
 def cmd_graph(args: argparse.Namespace) -> int:
-    from herd.core.graph import build
-    from herd.reports.dot import to_dot
-    from herd.run.local import existing_store
+    from herd.service import views
 
-    workflow = load_spec(args)
-    states = None
-    with existing_store(args.workdir, args.store) as store:
-        rec = store.workflow(workflow.name) if store else None
-        if store is not None and rec is not None:
-            states = {name: r.state for name, r in store.task_records(rec.id).items()}
-    text = to_dot(build(workflow), states)
+    text = views.graph(load_spec(args), args.workdir, store=args.store)
     if args.output:
         Path(args.output).write_text(text)
     else:
@@ -280,21 +239,16 @@ def _setup_graph(p: argparse.ArgumentParser) -> None:
     "herd simulate montage.json.gz --cpu-limit 16 --json",
 )
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from herd.core.graph import build, check_limits
-    from herd.core.scheduler import Policy
-    from herd.run.simulate import durations_of, simulate
+    from herd.service import runs
 
     workflow = load_spec(args)
-    graph = build(workflow)
     limits = limits_from(args, workflow)
-    check_limits(graph, limits)
-    durations = durations_of(graph, args.duration)
-    result = simulate(
-        graph,
+    result = runs.simulate(
+        workflow,
         limits,
-        durations,
-        policy=Policy(args.policy),
-        use_durations=not args.blind,
+        duration=args.duration,
+        policy=runs.Policy(args.policy),
+        blind=args.blind,
         keep_schedule=bool(args.schedule),
     )
     if args.schedule:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from herd.cli import (
     SETUP,
@@ -16,7 +15,6 @@ from herd.cli import (
     command,
     load_spec,
     run_options,
-    store_name,
 )
 from herd.cli.args import count
 from herd.errors import UsageError
@@ -28,18 +26,13 @@ from herd.errors import UsageError
     "herd status --json",
 )
 def cmd_status(args: argparse.Namespace) -> int:
-    from herd.reports.status import render, status
-    from herd.run.local import existing_store
+    from herd.reports.status import render
+    from herd.service import views
 
     name = args.workflow
     if name is None and (args.file or args.file_opt):
         name = load_spec(args).name
-    with existing_store(args.workdir, args.store) as store:
-        if store is None:
-            raise UsageError(
-                f"herd has not run anything in {store_name(args)} yet: run `herd run FILE` first"
-            )
-        st = status(store, name)
+    st = views.status(args.workdir, name, store=args.store)
     if args.json:
         print(json.dumps(st.to_json(), indent=1))
     else:
@@ -65,14 +58,11 @@ def _setup_status(p: argparse.ArgumentParser) -> None:
 def cmd_why(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from herd.reports.why import explain, render
-    from herd.run.local import existing_store, prepare
+    from herd.reports.why import render
+    from herd.service import views
 
     workflow = load_spec(args)
-    options = run_options(args, workflow)
-    with existing_store(options.workdir, options.store) as store:
-        prepared = prepare(workflow, options, store)
-    chain = explain(prepared.graph, prepared.plan, args.task)
+    chain = views.why(workflow, run_options(args, workflow), args.task)
     print(json.dumps([asdict(s) for s in chain], indent=1) if args.json else render(chain))
     return 0
 
@@ -86,50 +76,23 @@ def _setup_why(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _store_and_workflow(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The store of the working directory (for writing) and the workflow named by FILE/--workflow."""
-    from herd.reports.status import pick_workflow
-    from herd.store import is_url, locate, open_store
-    from herd.store.workdir import Workdir
-
-    location = locate(args.store, Workdir(args.workdir).db_path)
-    if not is_url(location) and not Path(location).exists():
-        raise UsageError(f"herd has not run anything in {store_name(args)} yet: nothing to change")
-    name = args.workflow
-    if name is None and (args.file or args.file_opt):
-        name = load_spec(args).name
-    store = open_store(location)
-    try:
-        return store, pick_workflow(store, name)
-    except BaseException:
-        store.close()
-        raise
-
-
 @command(
     "reset",
     "Forget that tasks succeeded, so they run again (history is kept).",
     "herd reset 'reco_.*' --downstream -f wf.yaml",
 )
 def cmd_reset(args: argparse.Namespace) -> int:
-    from herd.core.graph import build, descendants, match
-    from herd.store.workdir import Workdir
+    from herd.service import changes
 
     _split_file(args)
-    workflow = load_spec(args)
-    graph = build(workflow)
-    chosen = match(graph, args.tasks)
-    if not chosen:
-        raise UsageError(f"no task matches {' '.join(args.tasks)}: see `herd list`")
-    if args.downstream:
-        chosen = descendants(graph, chosen)
-    names = [graph.name(i) for i in sorted(chosen)]
-    with Workdir(args.workdir).lock():
-        store, record = _store_and_workflow(args)
-        try:
-            store.reset(record.id, names)
-        finally:
-            store.close()
+    names = changes.reset(
+        args.workdir,
+        load_spec(args),
+        args.tasks,
+        downstream=args.downstream,
+        name=args.workflow,
+        store=args.store,
+    )
     print(
         f"reset {len(names)} task(s): they run again next time: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}"
     )
@@ -155,17 +118,12 @@ def _setup_reset(p: argparse.ArgumentParser) -> None:
     "forget", "Drop all recorded state of a workflow (its files stay).", "herd forget -w quickstart"
 )
 def cmd_forget(args: argparse.Namespace) -> int:
-    from herd.store.workdir import Workdir
+    from herd.service import changes
 
-    with Workdir(args.workdir).lock():
-        store, record = _store_and_workflow(args)
-        try:
-            store.forget(record.id)
-        finally:
-            store.close()
-    print(
-        f"forgot workflow '{record.name}': the next run starts from scratch (files were not touched)"
+    name = changes.forget(
+        args.workdir, args.workflow, args.file_opt or args.file, store=args.store
     )
+    print(f"forgot workflow '{name}': the next run starts from scratch (files were not touched)")
     return 0
 
 
@@ -181,18 +139,11 @@ def _setup_forget(p: argparse.ArgumentParser) -> None:
     "herd clean wf.yaml --intermediate --dry-run",
 )
 def cmd_clean(args: argparse.Namespace) -> int:
-    from herd.core.graph import build
-    from herd.plan.clean import clean
-    from herd.plan.planner import Files
-    from herd.store.workdir import Workdir
+    from herd.service import changes
 
-    graph = build(load_spec(args))
-    files = Files(args.workdir.resolve())
-    if args.dry_run:
-        removed = clean(graph, files, intermediate=args.intermediate, dry_run=True)
-    else:
-        with Workdir(args.workdir).lock():  # never under a running herd: its tasks read them
-            removed = clean(graph, files, intermediate=args.intermediate)
+    removed = changes.clean(
+        load_spec(args), args.workdir, intermediate=args.intermediate, dry_run=args.dry_run
+    )
     verb = "would remove" if args.dry_run else "removed"
     for path in removed:
         print(f"{verb} {path}")
@@ -214,15 +165,12 @@ def _setup_clean(p: argparse.ArgumentParser) -> None:
     'herd emit events 1000   |   herd emit --event \'{"stage": "merged"}\'',
 )
 def cmd_emit(args: argparse.Namespace) -> int:
-    from herd.exec.emit import emit, emit_event, parse_value
+    from herd.service import changes
 
     if args.event is not None:
-        data = parse_value(args.event)
-        if not isinstance(data, dict):
-            raise UsageError('--event wants a JSON object, e.g. --event \'{"stage": "merged"}\'')
-        emit_event(data)
+        changes.emit_event(args.event)
     elif args.key is not None and args.value is not None:
-        emit(args.key, parse_value(args.value))
+        changes.emit(args.key, args.value)
     else:
         raise UsageError("give KEY VALUE, or --event JSON")
     return 0
@@ -240,15 +188,11 @@ def _setup_emit(p: argparse.ArgumentParser) -> None:
     "herd provenance reco_1 --attempt 2",
 )
 def cmd_provenance(args: argparse.Namespace) -> int:
-    from herd.reports.provenance import records
-    from herd.reports.status import pick_workflow
-    from herd.run.local import existing_store
+    from herd.service import views
 
-    with existing_store(args.workdir, args.store) as store:
-        if store is None:
-            raise UsageError(f"herd has not run anything in {store_name(args)} yet")
-        wf = pick_workflow(store, args.workflow)
-        out = records(store, wf, args.task, args.attempt)
+    out = views.provenance(
+        args.workdir, args.workflow, args.task, args.attempt, store=args.store
+    )
     print(json.dumps(out if args.attempt is None else out[0], indent=1))
     return 0
 

@@ -1,0 +1,57 @@
+"""The service layer every front end calls: real specs, a real SQLite store, real processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from herd.core.model import Limits, TaskState
+from herd.errors import UsageError
+from herd.service import changes, runs, views
+from herd.service.state import reading
+
+from .helpers import run, states, write_spec
+
+LIMITS = Limits({"cpu": 2, "mem": 8000})
+
+
+def chain(tmp_path: Path) -> Path:
+    return write_spec(
+        tmp_path,
+        [
+            {"name": "a", "cmd": "echo a > a.txt", "outputs": ["a.txt"]},
+            {"name": "b", "cmd": "cat a.txt > b.txt", "inputs": ["a.txt"], "outputs": ["b.txt"]},
+        ],
+    )
+
+
+def test_submit_records_the_plan_and_runs_nothing(tmp_path: Path) -> None:
+    spec = chain(tmp_path)
+    run(spec, tmp_path, targets=("a",))
+    options = runs.RunOptions(workdir=tmp_path, limits=LIMITS)
+    submitted = runs.submit(runs.load(str(spec)), options)
+    assert (submitted.todo, submitted.skipped) == (1, 1)
+    assert states(tmp_path) == {"a": TaskState.SUCCEEDED, "b": TaskState.WAITING}
+    assert not (tmp_path / "b.txt").exists()
+    assert views.status(tmp_path).workflow.id == submitted.workflow_id
+
+
+def test_reading_a_directory_where_herd_never_ran_says_what_to_do(tmp_path: Path) -> None:
+    never = r"has not run anything in .* yet: run `herd run FILE` first"
+    with pytest.raises(UsageError, match=never), reading(tmp_path, None):
+        pass
+    assert not (tmp_path / ".herd").exists()  # reading creates nothing
+
+
+def test_reset_then_plan_reruns_the_task_and_what_needs_it(tmp_path: Path) -> None:
+    spec = chain(tmp_path)
+    run(spec, tmp_path)
+    workflow, options = runs.load(str(spec)), runs.RunOptions(workdir=tmp_path, limits=LIMITS)
+    assert changes.reset(tmp_path, workflow, ["a"], downstream=True) == ["a", "b"]
+    plan = runs.plan(workflow, options).plan
+    assert len(plan.todo) == 2
+    assert views.why(workflow, options, "b")[0].run
+    assert changes.forget(tmp_path, None, str(spec)) == "wf"
+    with pytest.raises(UsageError, match="no workflow 'wf'"):
+        views.status(tmp_path, "wf")
