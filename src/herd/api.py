@@ -417,7 +417,7 @@ class Workflow:
             tasks=tuple(task.build() for task in self._tasks.values()),
             env=model.frozen_map(self._env),
             init=self._init,
-            format="api",
+            format=model.SpecFormat.API,
             limits=model.frozen_map(self._limits),
         )
         build_graph(workflow)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from herd.core.model import Kill
 from herd.errors import HerdError
 from herd.exec.executor import (
     TOKEN_VAR,
@@ -590,3 +591,14 @@ def test_human_bytes() -> None:
         "4.0 TB",
         "7000.0 TB",
     ]
+
+
+def test_how_an_attempt_was_ended_is_a_typed_fact(ex: LocalExecutor, make: Make) -> None:
+    """Beside the words of ``kill_reason``, ``kill`` says which kind of end it was."""
+    assert run(ex, make("exit 3", name="own")).kill is None
+    assert run(ex, make("sleep 100", name="slow", timeout=0.2)).kill is Kill.TIMEOUT
+    ex.start(make("sleep 100", name="stopped"))
+    assert ex.kill(("stopped", 1))
+    assert until_exit(ex, "stopped")[0].kill is Kill.INTERRUPTED
+    big = run(ex, make((PY, "-c", ALLOCATE), name="big", mem_limit=50_000_000, mem_ratio=1.0))
+    assert (big.kill, big.kill_reason.split()[0]) == (Kill.MEMORY, "memory")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.core.model import Limits, TaskState
+from herd.core.model import Limits, RunStatus, SpecFormat, TaskState
 from herd.errors import UsageError
 from herd.service import changes, runs, views
 from herd.service.state import reading
@@ -28,13 +28,16 @@ def chain(tmp_path: Path) -> Path:
 
 def test_submit_records_the_plan_and_runs_nothing(tmp_path: Path) -> None:
     spec = chain(tmp_path)
-    run(spec, tmp_path, targets=("a",))
+    assert run(spec, tmp_path, targets=("a",)).status is RunStatus.SUCCEEDED
     options = runs.RunOptions(workdir=tmp_path, limits=LIMITS)
     submitted = runs.submit(runs.load(str(spec)), options)
     assert (submitted.todo, submitted.skipped) == (1, 1)
     assert states(tmp_path) == {"a": TaskState.SUCCEEDED, "b": TaskState.WAITING}
     assert not (tmp_path / "b.txt").exists()
-    assert views.status(tmp_path).workflow.id == submitted.workflow_id
+    status = views.status(tmp_path)
+    assert status.workflow.id == submitted.workflow_id
+    assert status.workflow.format is SpecFormat.NATIVE  # typed facts read back from the store
+    assert status.last_run is not None and status.last_run.status is RunStatus.SUCCEEDED
 
 
 def test_reading_a_directory_where_herd_never_ran_says_what_to_do(tmp_path: Path) -> None:

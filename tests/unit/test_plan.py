@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from herd.core.graph import build
 from herd.core.model import Task, TaskState, Workflow, frozen_map
-from herd.plan.planner import Files, Plan, PlanRequest, _expander, make_plan
+from herd.plan.planner import Files, Plan, PlanRequest, Why, _expander, make_plan
 from herd.store.base import TaskRecord
 
 
@@ -80,6 +80,21 @@ def test_input_edit_reruns_everything_downstream(tmp_path: Path) -> None:
         "b": "upstream a reran",
         "c": "upstream b reran",
     }
+
+
+def test_each_verdict_names_its_reason_and_cause_as_typed_facts(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x")
+    wf = chain()
+    records = succeed_all(wf, tmp_path, plan(wf, tmp_path, {}))
+    (tmp_path / "in.txt").write_text("y")
+    verdicts = plan(wf, tmp_path, records).verdicts
+    assert [(v.why, v.cause) for _, v in sorted(verdicts.items())] == [
+        (Why.INPUT_CHANGED, -1),
+        (Why.UPSTREAM, 0),
+        (Why.UPSTREAM, 1),
+    ]
+    again = plan(wf, tmp_path, succeed_all(wf, tmp_path, plan(wf, tmp_path, records)))
+    assert {v.why for v in again.verdicts.values()} == {Why.UP_TO_DATE}
 
 
 def test_touch_without_change_reruns_nothing(tmp_path: Path) -> None:

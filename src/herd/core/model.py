@@ -71,6 +71,37 @@ def frozen_map(values: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return FrozenDict(values)
 
 
+class SpecFormat(enum.StrEnum):
+    """Where a workflow came from: the spec format herd read, or the Python API."""
+
+    NATIVE = "native"
+    O2DPG = "o2dpg"
+    PEGASUS = "pegasus"
+    WFFORMAT = "wfformat"
+    DAMPE = "dampe"
+    API = "api"
+
+
+class RunStatus(enum.StrEnum):
+    """How a run (one ``herd run``, or a submission workers run) stands or ended."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # stopped by a signal, or its herd died
+
+
+class Kill(enum.StrEnum):
+    """Why an attempt was ended from outside, beside the free text that says how
+    (``Exited.kill_reason``: "memory 5.1 GB > 4.0 GB limit")."""
+
+    MEMORY = "memory"  # the watchdog: its memory passed the allowed multiple of its ``mem``
+    TIMEOUT = "timeout"  # it ran past its ``timeout``
+    CPU = "cpu"  # the kernel's CPU-time limit (RLIMIT_CPU) ended it with SIGXCPU
+    INTERRUPTED = "interrupted"  # herd stopped it: the run was interrupted, or the task cancelled
+    LOST = "lost"  # its worker stopped renewing the lease: nobody knows how it ended
+
+
 class TaskState(enum.Enum):
     """Where a task stands in one run. Legal moves are in ``scheduler.TRANSITIONS``."""
 
@@ -200,8 +231,7 @@ class Workflow:
     init: str | None = None
     #: the file it was loaded from, for messages; None when built in Python
     source: str | None = None
-    #: ``native``, ``o2dpg``, ``pegasus``, ``wfformat``, ``dampe`` or ``api``
-    format: str = "native"
+    format: SpecFormat = SpecFormat.NATIVE
     #: named resource limits the spec itself declares (``limits: {tape_drive: 2}``)
     limits: Mapping[str, float] = EMPTY
     meta: Mapping[str, Any] = EMPTY

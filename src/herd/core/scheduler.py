@@ -56,7 +56,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from herd.core.graph import Graph, upward_ranks
-from herd.core.model import Limits, Recovery, TaskState
+from herd.core.model import Kill, Limits, Recovery, TaskState
 from herd.errors import TransitionError
 
 W, R, RUN, RETRY = TaskState.WAITING, TaskState.READY, TaskState.RUNNING, TaskState.RETRYING
@@ -93,13 +93,6 @@ class Policy(enum.Enum):
     CRITICAL_PATH = "critical-path"
     TIMEFRAME = "timeframe"
     FIFO = "fifo"
-
-
-class Kill(enum.Enum):
-    """Why the watchdog ended an attempt, when it did."""
-
-    MEMORY = "memory"
-    TIMEOUT = "timeout"
 
 
 # --- events ---------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Protocol
 
-from herd.core.model import EMPTY
+from herd.core.model import EMPTY, Kill
 from herd.errors import HerdError
 from herd.exec import monitor
 from herd.exec.capture import Capture
@@ -168,6 +168,8 @@ class Exited:
     mean_cpu: float | None
     #: why its output could not be written to its log files ("": it was, or it printed nothing)
     log_error: str = ""
+    #: why it was ended from outside (None: it ended on its own, or never started)
+    kill: Kill | None = None
 
     @property
     def ok(self) -> bool:
@@ -226,6 +228,7 @@ class _Task:
 
     __slots__ = (
         "herd_peak",
+        "kill",
         "launch",
         "outputs",
         "pid",
@@ -254,6 +257,8 @@ class _Task:
         self.herd_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.start, self.start_mono = time.time(), time.monotonic()
         self.reason = ""
+        #: why it was ended from outside, once it was (the typed fact beside ``reason``)
+        self.kill: Kill | None = None
         self.timed_out = False
         self.terminating = False
 
@@ -479,6 +484,7 @@ class LocalExecutor:
         wall = end_mono - task.start_mono
         if task.timed_out and not task.reason:
             task.reason = _timeout_reason(wall, task.launch.timeout or 0.0)
+            task.kill = Kill.TIMEOUT
         return _exited(task, status, rusage, end, wall, account, log_error)
 
     def _fire_timers(self, now: float) -> None:
@@ -500,7 +506,8 @@ class LocalExecutor:
         if task.terminating:
             return
         task.terminating = True
-        task.reason = task.reason or reason
+        if not task.reason and reason:
+            task.reason, task.kill = reason, Kill.INTERRUPTED
         logger.info("SIGTERM %s (pid %d): %s", task.launch.key, task.pid, reason or "timeout")
         _signal_tree(task.pid, signal.SIGTERM)
         self._push(now + (self.grace if grace is None else grace), task, _Action.ESCALATE)
@@ -529,6 +536,7 @@ class LocalExecutor:
             return
         allowed = limit * task.launch.mem_ratio
         task.reason = f"memory {human_bytes(usage.rss)} > {human_bytes(allowed)} limit"
+        task.kill = Kill.MEMORY
         if task.launch.mem_ratio != 1.0:
             task.reason += f" ({task.launch.mem_ratio:g} x {human_bytes(limit)})"
         task.terminating = True
@@ -822,6 +830,7 @@ def _exited(
         peak_mem=peak or None,
         mean_cpu=max(cpu, sampled_cpu) / wall if wall > 0 else None,
         log_error=log_error,
+        kill=task.kill or (Kill.CPU if code == -signal.SIGXCPU else None),
     )
 
 

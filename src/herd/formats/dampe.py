@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
 
-from herd.core.model import Task, Workflow, frozen_map
+from herd.core.model import SpecFormat, Task, Workflow, frozen_map
 from herd.formats.common import as_float, as_int, fail, freeze
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def load_text(text: str, source: str) -> Workflow:
         name=root.get("name") or _stem(source),
         tasks=tuple(tasks),
         source=source,
-        format="dampe",
+        format=SpecFormat.DAMPE,
         meta=freeze(meta) if meta else frozen_map(None),
     )
 

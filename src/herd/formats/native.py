@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from herd.core.model import EMPTY, FrozenDict, Recovery, Task, Workflow
+from herd.core.model import EMPTY, FrozenDict, Recovery, SpecFormat, Task, Workflow
 from herd.formats.common import (
     Parser,
     as_amounts,
@@ -93,7 +93,7 @@ def load_data(data: Any, source: str) -> Workflow:
         env=_optional(data, "env", as_env, source),
         init=_optional(data, "init", as_str, source, None),
         source=source,
-        format="native",
+        format=SpecFormat.NATIVE,
         limits=_optional(data, "limits", as_amounts, source),
         meta=_optional(data, "meta", _meta, source),
     )

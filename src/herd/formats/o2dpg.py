@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
-from herd.core.model import EMPTY, FrozenDict, Task, Workflow
+from herd.core.model import EMPTY, FrozenDict, SpecFormat, Task, Workflow
 from herd.formats.common import (
     as_amounts,
     as_env,
@@ -80,7 +80,7 @@ def load_data(data: Any, source: str) -> Workflow:
         env=as_env(init[0].get("env") or {}, source, GLOBAL_INIT, "env") if init else EMPTY,
         init=_init_cmd(init[0], source) if init else None,
         source=source,
-        format="o2dpg",
+        format=SpecFormat.O2DPG,
         meta=freeze(meta) if type(meta) is dict and meta else EMPTY,
     )
 

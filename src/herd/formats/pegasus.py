@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from herd.core.model import Task, Workflow, frozen_map
+from herd.core.model import SpecFormat, Task, Workflow, frozen_map
 from herd.exec.stage import SCHEMES, scheme
 from herd.formats.common import describe, fail, freeze, list_of_maps
 from herd.formats.pegasus_catalogs import KINDS, Found, Setup, catalog, properties
@@ -187,7 +187,7 @@ def _workflow(
         env=frozen_map(env),
         init=init,
         source=source,
-        format="pegasus",
+        format=SpecFormat.PEGASUS,
         meta=freeze(meta),
         hooks=workflow_hooks(data.get("hooks"), source),
     )

@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from herd.core.model import Task, TaskState, Workflow, frozen_map
+from herd.core.model import SpecFormat, Task, TaskState, Workflow, frozen_map
 from herd.errors import HerdError, SpecError
 from herd.formats.common import as_amounts, as_env, as_float, as_str, describe, fail, freeze, thaw
 from herd.store.base import AttemptRecord
@@ -467,7 +467,7 @@ def _workflow(data: Mapping[str, Any], source: str, tasks: list[Task], reader: _
         env=ext.get("env", frozen_map(None)),
         init=init,
         source=source,
-        format="wfformat",
+        format=SpecFormat.WFFORMAT,
         limits=ext.get("limits", frozen_map(None)),
         meta=freeze(meta),
     )

@@ -35,6 +35,7 @@ is read).
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import os
 import re
@@ -55,15 +56,40 @@ _NAME = re.compile(r"\w+")
 _BARE = re.compile(r"\$\w")  # what may be a $NAME reference
 
 
+class Why(enum.Enum):
+    """Why a task runs (or is skipped): the typed fact behind a verdict's words."""
+
+    FORCED = "forced"
+    NEW = "new"
+    INTERRUPTED = "interrupted"
+    FAILED_BEFORE = "failed before"
+    COMMAND_CHANGED = "command changed"
+    ENV_CHANGED = "env changed"
+    INPUT_CHANGED = "input changed"
+    UPSTREAM = "upstream reran"  # the cause: the task it needs that runs
+    OUTPUT_MISSING = "output missing"
+    TEMP_NEEDED = "temp output needed"  # the cause: the task that reads the deleted temp file
+    UP_TO_DATE = "up to date"
+    MARKED_DONE = "done marker"
+
+
+#: why a task runs, its words, and the task that caused it (-1: none)
+Reason = tuple[Why, str, int]
+
+
 class Verdict(NamedTuple):
     """The plan for one task (a named tuple: a million are made per plan). The fingerprint
-    and the digests are those of a task that runs; a skipped task's are empty."""
+    and the digests are those of a task that runs; a skipped task's are empty. ``reason`` says
+    ``why`` in words; ``cause`` is the task that caused it (:attr:`Why.UPSTREAM`,
+    :attr:`Why.TEMP_NEEDED`), -1 otherwise."""
 
     run: bool
     reason: str
     fingerprint: str
     cmd_digest: str
     env_digest: str
+    why: Why
+    cause: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,41 +562,44 @@ class _Planner:
             cmd_d, env_d = digests_of(task)
             rec = records.get(task.name)
             reason = self._reason(i, task, rec, cmd_d, env_d)
-            if reason:
+            if reason is not None:
                 todo.add(i)
-                verdicts[i] = Verdict(True, reason, "", cmd_d, env_d)
+                why, words, cause = reason
+                verdicts[i] = Verdict(True, words, "", cmd_d, env_d, why, cause)
             else:
                 verdicts[i] = _MARKED_DONE if rec is None or not rec.fingerprint else _UP_TO_DATE
         self._regenerate_temp(verdicts)
         self._fingerprint(order, verdicts)
         return Plan(verdicts, frozenset(todo))
 
-    def _reason(self, i: int, task: Task, rec: TaskRecord | None, cmd_d: str, env_d: str) -> str:
-        """Why task ``i`` must run, or "" when it is up to date."""
+    def _reason(
+        self, i: int, task: Task, rec: TaskRecord | None, cmd_d: str, env_d: str
+    ) -> Reason | None:
+        """Why task ``i`` must run, or None when it is up to date."""
         if i in self.forced:
-            return "forced"
+            return _FORCED
         if rec is None or not rec.fingerprint or rec.state not in _DONE:
             first = _first_run_reason(rec)
             if task.done_marker and self.files.exists(task, task.done_marker):
-                return ""  # done by another tool (the O2DPG runner): trust its marker
+                return None  # done by another tool (the O2DPG runner): trust its marker
             return first
         if rec.cmd_digest != cmd_d:
-            return "command changed"
+            return _COMMAND_CHANGED
         if rec.env_digest != env_d:
-            return "env changed"
+            return _ENV_CHANGED
         if task.inputs:
             changed = self._changed_input(task, self.graph.input_keys[i], rec.inputs)
             if changed:
-                return f"input {changed} changed"
+                return Why.INPUT_CHANGED, f"input {changed} changed", -1
         if self.todo:  # (a resumed run with nothing to do skips the loop a million times)
             for p in self.graph.parents(i):
                 if p in self.todo:
-                    return f"upstream {self.graph.name(p)} reran"
+                    return Why.UPSTREAM, f"upstream {self.graph.name(p)} reran", p
         exists_of = self.files.exists_of
         for path, key in zip(task.outputs, self.graph.output_keys[i], strict=True):
             if not exists_of(key) and path not in task.temp:
-                return f"output {path} missing"
-        return ""
+                return Why.OUTPUT_MISSING, f"output {path} missing", -1
+        return None
 
     def _changed_input(
         self, task: Task, keys: tuple[str, ...], known: Mapping[str, FileStamp]
@@ -633,7 +662,9 @@ class _Planner:
                     continue
                 todo.add(p)
                 reason = f"output {path} missing (temp, needed by {tasks[i].name})"
-                verdicts[p] = Verdict(True, reason, "", *self.digests(tasks[p]))
+                verdicts[p] = Verdict(
+                    True, reason, "", *self.digests(tasks[p]), Why.TEMP_NEEDED, i
+                )
 
 
 _DONE = (TaskState.SUCCEEDED, TaskState.SKIPPED)
@@ -649,16 +680,23 @@ def _changed(now: FileStamp | None, then: FileStamp | None) -> bool:
     return (now[0], now[1]) != (then[0], then[1])
 
 
-def _first_run_reason(rec: TaskRecord | None) -> str:
+def _first_run_reason(rec: TaskRecord | None) -> Reason:
     if rec is None or rec.attempts == 0:
-        return "new"
+        return _NEW
     if rec.state in (TaskState.WAITING, TaskState.READY, TaskState.RUNNING, TaskState.RETRYING):
-        return "interrupted"
-    return "failed before"
+        return _INTERRUPTED
+    return _FAILED_BEFORE
 
 
-_UP_TO_DATE = Verdict(False, "up to date", "", "", "")
-_MARKED_DONE = Verdict(False, "done (marker file exists)", "", "", "")
+#: the reasons that name no file and no task, made once
+_FORCED: Reason = (Why.FORCED, "forced", -1)
+_NEW: Reason = (Why.NEW, "new", -1)
+_INTERRUPTED: Reason = (Why.INTERRUPTED, "interrupted", -1)
+_FAILED_BEFORE: Reason = (Why.FAILED_BEFORE, "failed before", -1)
+_COMMAND_CHANGED: Reason = (Why.COMMAND_CHANGED, "command changed", -1)
+_ENV_CHANGED: Reason = (Why.ENV_CHANGED, "env changed", -1)
+_UP_TO_DATE = Verdict(False, "up to date", "", "", "", Why.UP_TO_DATE)
+_MARKED_DONE = Verdict(False, "done (marker file exists)", "", "", "", Why.MARKED_DONE)
 
 
 def _temp_producers(graph: Graph) -> dict[str, int]:

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from herd.core.model import TaskState
+from herd.core.model import RunStatus, TaskState
 from herd.errors import UsageError
 from herd.store.base import RunRecord, Store, TaskRecord, WorkerRecord, WorkflowRecord
 from herd.store.workdir import process_alive
@@ -94,7 +94,7 @@ def _gone(run: RunRecord) -> bool:
     """A run on record as running whose herd, on this host, no longer runs (another host's
     herd cannot be seen from here: it is taken as running)."""
     return (
-        run.status == "running"
+        run.status is RunStatus.RUNNING
         and run.host == socket.gethostname()
         and not process_alive(run.pid, run.started)
     )

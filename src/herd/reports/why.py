@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 from herd.core.graph import Graph
 from herd.errors import UsageError
-from herd.plan.planner import Plan
-
-_UPSTREAM = "upstream "
+from herd.plan.planner import Plan, Why
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +34,9 @@ def explain(graph: Graph, plan: Plan, task: str) -> list[Step]:
         seen.add(i)
         verdict = plan.verdicts[i]
         chain.append(Step(graph.name(i), verdict.run, verdict.reason))
-        if not verdict.reason.startswith(_UPSTREAM):
+        if verdict.why is not Why.UPSTREAM:
             break
-        cause = verdict.reason[len(_UPSTREAM) :].removesuffix(" reran")
-        i = graph.index[cause]
+        i = verdict.cause
     return chain
 
 

@@ -47,13 +47,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from herd.core.graph import Graph
-from herd.core.model import HookEvent, Task, TaskState, Workflow
+from herd.core.model import HookEvent, RunStatus, Task, TaskState, Workflow
 from herd.core.scheduler import (
     AddTasks,
     Cancel,
     Decision,
     Finished,
-    Kill,
     RetryAt,
     RetryDue,
     Scheduler,
@@ -103,7 +102,7 @@ COMMIT_DELAY = 0.01
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    status: str  # succeeded | failed | interrupted
+    status: RunStatus
     counts: dict[TaskState, int]
     elapsed: float
     exit_code: int
@@ -187,11 +186,11 @@ def _serve_queue(workflow: Workflow, options: RunOptions, store: Store) -> RunRe
     done = Worker(store, worker).run()
     counts = store.queue_counts([rec.id])
     if done.reason == "drained":
-        status, code = "interrupted", 128 + signal.SIGINT
+        status, code = RunStatus.INTERRUPTED, 128 + signal.SIGINT
     elif counts.get(TaskState.FAILED) or counts.get(TaskState.CANCELLED):
-        status, code = "failed", EXIT_FAILED
+        status, code = RunStatus.FAILED, EXIT_FAILED
     else:
-        status, code = "succeeded", EXIT_OK
+        status, code = RunStatus.SUCCEEDED, EXIT_OK
     return RunResult(status, dict(counts), time.monotonic() - t0, code)
 
 
@@ -296,7 +295,7 @@ class _Run:
         """Tasks of an earlier herd on this host that was killed (its run never ended) may still
         run: stop them before their tasks run again."""
         for run in self.store.runs(self.wid)[-3:]:
-            if run.status == "running" and run.host == self.host and run.pid != self.pid:
+            if run.status is RunStatus.RUNNING and run.host == self.host and run.pid != self.pid:
                 killed = stop_leftovers(run.pid)
                 if killed:
                     logger.warning(
@@ -554,11 +553,10 @@ class _Run:
                 self.markers_block = self.markers_block or len(self.graph.children(i)) > 0
         if ok and self.temp:
             self._remove_temp(i)
-        kill = kill_kind(ev.kill_reason)
         if ok and i in self.nested:
             decisions = self._expand(sched, i, time.monotonic())
         else:
-            decisions = sched.handle(Finished(i, ok, time.monotonic(), kill, detail))
+            decisions = sched.handle(Finished(i, ok, time.monotonic(), ev.kill, detail))
         ended = _Ended(task, number, ev, ok, detail, sched.state[i], inputs, outputs)
         if ended.state is TaskState.RUNNING:  # a sub-workflow job: it ends with its group
             self.groups[i] = ended
@@ -703,11 +701,11 @@ class _Run:
 
     def _finish(self, sched: Scheduler, elapsed: float) -> RunResult:
         if self.signum:
-            status, code = "interrupted", 128 + self.signum
+            status, code = RunStatus.INTERRUPTED, 128 + self.signum
         elif sched.succeeded:
-            status, code = "succeeded", EXIT_OK
+            status, code = RunStatus.SUCCEEDED, EXIT_OK
         else:
-            status, code = "failed", EXIT_FAILED
+            status, code = RunStatus.FAILED, EXIT_FAILED
         self.store.end_run(self.run_id, ended=time.time(), status=status)
         result = RunResult(status, dict(sched.counts), elapsed, code)
         self.reporter.end(result)
@@ -799,11 +797,3 @@ def outcome(ev: Exited) -> str:
     if ev.signal:
         return f"signal {signal.Signals(ev.signal).name}"
     return f"exit {ev.exit_code}"
-
-
-def kill_kind(reason: str) -> Kill | None:
-    if reason.startswith("memory"):
-        return Kill.MEMORY
-    if reason.startswith("timeout"):
-        return Kill.TIMEOUT
-    return None

@@ -39,7 +39,7 @@ from herd.core.scheduler import after_failure
 from herd.exec.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
 from herd.exec.monitor import is_alive
 from herd.plan.planner import Files
-from herd.run.local import DATA, attempt_finished, kill_kind, outcome, touch, user_changes
+from herd.run.local import DATA, attempt_finished, outcome, touch, user_changes
 from herd.store.base import (
     AttemptFinished,
     Change,
@@ -371,7 +371,7 @@ class Worker:
             recovery=task.recovery,
             tries=c.tries,
             recoveries=c.recoveries,
-            kill=kill_kind(ev.kill_reason),
+            kill=ev.kill,
             resources=c.resources,
             timeout=c.timeout,
             now=time.time(),

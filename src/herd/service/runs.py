@@ -97,7 +97,7 @@ def slurm_executor(
     qos: str | None = None,
     extra: Sequence[str] = (),
     group: int = 1,
-) -> Callable[[str, Path], Executor]:
+) -> Callable[[Workflow, Path], Executor]:
     """The executor factory (``RunOptions.executor``) that runs each task as a Slurm job
     (:mod:`herd.launch.slurm`) with these sbatch options; ``group`` tasks may share a job."""
     options = SlurmOptions(partition, account, qos, tuple(extra), group)

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
-from herd.core.model import EMPTY, Recovery, TaskState, Workflow
+from herd.core.model import EMPTY, Recovery, RunStatus, SpecFormat, TaskState, Workflow
 
 #: the kill reason of attempts found running when a new run begins (herd was killed meanwhile)
 INTERRUPTED = "interrupted: herd stopped"
@@ -51,7 +51,7 @@ class WorkflowRecord:
     id: int
     name: str
     source: str | None
-    format: str
+    format: SpecFormat
     created: float
     tasks: int
 
@@ -85,8 +85,7 @@ class RunRecord:
     workflow_id: int
     started: float
     ended: float | None
-    #: ``running`` until it ends; then ``succeeded``, ``failed`` or ``interrupted``
-    status: str
+    status: RunStatus
     host: str
     user: str
     pid: int
@@ -444,7 +443,7 @@ class Store(Protocol):
         """Apply a batch of changes in one transaction, in order."""
         ...
 
-    def end_run(self, run_id: int, *, ended: float, status: str) -> None:
+    def end_run(self, run_id: int, *, ended: float, status: RunStatus) -> None:
         """Close a run with its final status."""
         ...
 

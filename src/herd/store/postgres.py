@@ -45,7 +45,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 
 from herd.core.bulk import gc_paused
-from herd.core.model import TaskState, Workflow
+from herd.core.model import RunStatus, TaskState, Workflow
 from herd.errors import NoStateError, StoreError
 from herd.store import queue
 from herd.store.base import (
@@ -273,7 +273,7 @@ class PostgresStore:
             )
         return run_id
 
-    def end_run(self, run_id: int, *, ended: float, status: str) -> None:
+    def end_run(self, run_id: int, *, ended: float, status: RunStatus) -> None:
         params = {"run_id": run_id, "ended": ended, "status": status}
 
         def end(conn: _Conn) -> None:

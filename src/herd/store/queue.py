@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from herd.core.model import Recovery, TaskState
+from herd.core.model import Recovery, RunStatus, TaskState
 from herd.store.base import (
     AttemptFinished,
     AttemptRecord,
@@ -469,7 +469,7 @@ def end_run_if_done(tx: Tx, run_id: int, now: float) -> None:
     if tx.run("run_has_open_tasks", {"run_id": run_id}).fetchone() is not None:
         return
     (unsucceeded,) = tx.run("run_unsucceeded", {"run_id": run_id}).fetchone()
-    status = "failed" if unsucceeded else "succeeded"
+    status = RunStatus.FAILED if unsucceeded else RunStatus.SUCCEEDED
     tx.run("end_open_run", {"run_id": run_id, "ended": now, "status": status})
 
 

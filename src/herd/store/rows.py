@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from herd.core.model import EMPTY, FrozenDict, Task, TaskState
+from herd.core.model import EMPTY, FrozenDict, RunStatus, SpecFormat, Task, TaskState
 from herd.store.base import (
     AttemptRecord,
     AttemptStarted,
@@ -106,7 +106,8 @@ def describe(change: Change) -> str:
 
 
 def workflow_record(row: Row) -> WorkflowRecord:
-    return WorkflowRecord(*row)
+    workflow_id, name, source, format, created, tasks = row
+    return WorkflowRecord(workflow_id, name, source, SpecFormat(format), created, tasks)
 
 
 def task_record(row: Row, state_of: Mapping[str, TaskState] = STATES) -> TaskRecord:
@@ -133,7 +134,7 @@ def run_record(row: Row) -> RunRecord:
         workflow_id,
         started,
         ended,
-        status,
+        RunStatus(status),
         host,
         user,
         pid,

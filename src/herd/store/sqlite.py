@@ -46,7 +46,7 @@ from typing import Any
 from urllib.parse import quote
 
 from herd.core.bulk import gc_paused
-from herd.core.model import TaskState, Workflow
+from herd.core.model import RunStatus, TaskState, Workflow
 from herd.errors import NoStateError, StoreError
 from herd.store import queue
 from herd.store.base import (
@@ -246,7 +246,7 @@ class SQLiteStore:
             )
         return int(run_id)
 
-    def end_run(self, run_id: int, *, ended: float, status: str) -> None:
+    def end_run(self, run_id: int, *, ended: float, status: RunStatus) -> None:
         params = {"run_id": run_id, "ended": ended, "status": status}
         with self._transaction(f"end run {run_id}") as conn:
             if _run(conn, "end_run", params).rowcount != 1:

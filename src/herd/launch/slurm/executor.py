@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from herd.core.model import Workflow
+from herd.core.model import Kill, Workflow
 from herd.errors import BatchError
 from herd.exec.executor import AttemptKey, Event, Executor, Exited, Interrupted, Launch, Wakeup
 from herd.launch.slurm import client
@@ -50,13 +50,16 @@ logger = logging.getLogger(__name__)
 
 #: Slurm states that mean herd's own kinds of kill (the runner's recovery reads the prefix)
 _KILL_REASONS = {
-    JobState.TIMEOUT: "timeout: Slurm stopped job {id} at its time limit",
-    JobState.OUT_OF_MEMORY: "memory: Slurm stopped job {id} beyond its --mem",
-    JobState.CANCELLED: "cancelled in Slurm: job {id} (scancel, or an administrator)",
-    JobState.NODE_FAIL: "lost in Slurm: job {id}'s node {node} failed",
-    JobState.PREEMPTED: "lost in Slurm: job {id} was preempted",
-    JobState.BOOT_FAIL: "lost in Slurm: job {id}'s node {node} did not boot",
-    JobState.DEADLINE: "lost in Slurm: job {id} missed its deadline",
+    JobState.TIMEOUT: (Kill.TIMEOUT, "timeout: Slurm stopped job {id} at its time limit"),
+    JobState.OUT_OF_MEMORY: (Kill.MEMORY, "memory: Slurm stopped job {id} beyond its --mem"),
+    JobState.CANCELLED: (
+        Kill.INTERRUPTED,
+        "cancelled in Slurm: job {id} (scancel, or an administrator)",
+    ),
+    JobState.NODE_FAIL: (Kill.LOST, "lost in Slurm: job {id}'s node {node} failed"),
+    JobState.PREEMPTED: (Kill.LOST, "lost in Slurm: job {id} was preempted"),
+    JobState.BOOT_FAIL: (Kill.LOST, "lost in Slurm: job {id}'s node {node} did not boot"),
+    JobState.DEADLINE: (Kill.LOST, "lost in Slurm: job {id} missed its deadline"),
 }
 
 
@@ -172,7 +175,7 @@ class SlurmExecutor:
                 self._wakeup.wait(self.options.poll / 10)
         for job in list(self._jobs.values()):  # Slurm did not say: herd stops waiting anyway
             exited += [
-                self._lost(job, key, f"{reason}: job {job.job_id} did not end")
+                self._lost(job, key, Kill.INTERRUPTED, f"{reason}: job {job.job_id} did not end")
                 for key in list(job.open)
             ]
         return exited
@@ -255,6 +258,7 @@ class SlurmExecutor:
                 None,
                 f"timeout {end - start:.1f} s > {m.launch.timeout:g} s limit",
                 end,
+                Kill.TIMEOUT,
             )
         if code > 128:
             return _exit(key, start, None, code - 128, "", end)
@@ -275,8 +279,10 @@ class SlurmExecutor:
             if info is not None and info.state.alive:
                 continue
             events += self._ended_tasks_of(job)  # written just before the job ended
+            stopped = reason or job.killed
+            kill, why = (Kill.INTERRUPTED, stopped) if stopped else _why(job.job_id, info)
             for key in list(job.open):
-                events.append(self._lost(job, key, reason or job.killed or _why(job.job_id, info)))
+                events.append(self._lost(job, key, kill, why))
         return events
 
     def _ended_tasks_of(self, job: _Job) -> list[Exited]:
@@ -287,10 +293,10 @@ class SlurmExecutor:
                 events.append(self._done(job, m, status.exit_status, status.start, status.end))
         return events
 
-    def _lost(self, job: _Job, key: AttemptKey, reason: str) -> Exited:
+    def _lost(self, job: _Job, key: AttemptKey, kill: Kill, reason: str) -> Exited:
         self._close(job, key)
         logger.warning("task %s attempt %d: %s", key[0], key[1], reason)
-        return _exit(key, job.submitted, None, None, reason)
+        return _exit(key, job.submitted, None, None, reason, kill=kill)
 
     def _close(self, job: _Job, key: AttemptKey) -> None:
         job.open.discard(key)
@@ -302,13 +308,17 @@ class SlurmExecutor:
         return [Interrupted(s) for s in self._wakeup.drain() if s in Wakeup.STOPS]
 
 
-def _why(job_id: int, info: JobInfo | None) -> str:
+def _why(job_id: int, info: JobInfo | None) -> tuple[Kill, str]:
+    """How Slurm ended a job before its task wrote its status, and in words."""
     if info is None:
-        return f"lost in Slurm: job {job_id} is no longer known to the controller"
-    text = _KILL_REASONS.get(info.state)
-    if text is not None:
-        return text.format(id=job_id, node=info.node or "?")
-    return f"lost in Slurm: job {job_id} ended {info.state.value} ({info.reason}) before the task did; see its .job.log"
+        return Kill.LOST, f"lost in Slurm: job {job_id} is no longer known to the controller"
+    known = _KILL_REASONS.get(info.state)
+    if known is not None:
+        return known[0], known[1].format(id=job_id, node=info.node or "?")
+    return (
+        Kill.LOST,
+        f"lost in Slurm: job {job_id} ended {info.state.value} ({info.reason}) before the task did; see its .job.log",
+    )
 
 
 def _exit(
@@ -318,8 +328,10 @@ def _exit(
     signum: int | None,
     reason: str,
     end: float | None = None,
+    kill: Kill | None = None,
 ) -> Exited:
-    return Exited(key, 0, start, end or time.time(), code, signum, reason, 0.0, 0.0, 0, None, None)
+    end = end or time.time()
+    return Exited(key, 0, start, end, code, signum, reason, 0.0, 0.0, 0, None, None, kill=kill)
 
 
 def slurm_executor(options: SlurmOptions) -> Callable[[Workflow, Path], Executor]:

@@ -39,7 +39,7 @@ from herd.launch.slurm.allocations import (
     size,
 )
 from herd.launch.slurm.client import JobInfo
-from herd.run.local import RunOptions
+from herd.run.submit import RunOptions
 from herd.store.base import Store, WorkerRecord
 from herd.store.workdir import safe_name
 
@@ -227,7 +227,7 @@ def dry_run(
     workflow: Workflow, request: SlurmSubmit, store: Store | None
 ) -> tuple[list[Planned], int]:
     """The scripts ``submit`` would sbatch now, and how many tasks wait for a later stage."""
-    from herd.run.local import prepare
+    from herd.run.submit import prepare
 
     graph = build(workflow)
     prepared = prepare(workflow, _options(workflow, request), store, graph)
