@@ -164,7 +164,7 @@ def child_mark_done(path: str, workdir: str) -> None:
     from herd.core.graph import file_key
     from herd.core.model import Limits, TaskState
     from herd.formats.built import load_built
-    from herd.plan.planner import Files
+    from herd.plan.files import Files
     from herd.run.submit import RunOptions, prepare
     from herd.store import open_store
     from herd.store.base import TaskChanged

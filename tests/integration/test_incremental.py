@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from herd.core.model import Limits, TaskState
-from herd.plan.planner import _Snapshot
+from herd.plan.files import _Snapshot
 from herd.store import open_store
 from herd.store.workdir import Workdir
 from tests.integration.helpers import attempts, herd_cmd, run, states, write_spec

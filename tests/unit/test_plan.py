@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from herd.core.graph import build
 from herd.core.model import Task, TaskState, Workflow, frozen_map
-from herd.plan.planner import Files, Plan, PlanRequest, Why, _expander, make_plan
+from herd.plan.commands import _expander
+from herd.plan.files import Files
+from herd.plan.planner import Plan, PlanRequest, Why, make_plan
 from herd.store.base import TaskRecord
 
 
@@ -258,17 +260,17 @@ def test_stat_all_answers_as_plain_stats_do(tmp_path: Path, background: bool) ->
 
 
 def test_stat_all_falls_back_when_its_child_fails(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import herd.plan.planner
+    import herd.plan.files
 
     keys, parent = _tree(tmp_path), os.getpid()
-    real = herd.plan.planner._Snapshot._stats
+    real = herd.plan.files._Snapshot._stats
 
     def fail_in_the_child(self, keys):  # type: ignore[no-untyped-def]
         if os.getpid() != parent:
             raise MemoryError("the child dies")
         return real(self, keys)
 
-    monkeypatch.setattr(herd.plan.planner._Snapshot, "_stats", fail_in_the_child)
+    monkeypatch.setattr(herd.plan.files._Snapshot, "_stats", fail_in_the_child)
     snapshot = Files(tmp_path).snapshot()
     snapshot.BACKGROUND_AFTER = 0  # type: ignore[attr-defined]
     snapshot.stat_all(keys)
@@ -287,9 +289,9 @@ def test_a_child_never_asked_is_stopped(tmp_path: Path, monkeypatch) -> None:  #
 
 
 def test_a_folder_too_large_to_list_is_stat_ed_file_by_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import herd.plan.planner
+    import herd.plan.files
 
-    monkeypatch.setattr(herd.plan.planner, "LISTING_LIMIT", 10)
+    monkeypatch.setattr(herd.plan.files, "LISTING_LIMIT", 10)
     for i in range(20):
         (tmp_path / f"f{i}").write_text("x")
     task, snapshot = Task("t", "true"), Files(tmp_path).snapshot()

@@ -17,7 +17,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from herd.core.graph import Graph, file_key
-from herd.plan.planner import Files
+from herd.plan.files import Files
 
 
 class TempFiles:

@@ -72,7 +72,9 @@ from herd.exec.hooks import run_hooks
 from herd.exec.markers import Markers
 from herd.exec.markers import touch as touch  # (herd.run.worker makes its markers with it)
 from herd.plan.clean import TempFiles
-from herd.plan.planner import Commands, Files, Plan, PlanRequest, make_plan
+from herd.plan.commands import Commands
+from herd.plan.files import Files
+from herd.plan.planner import Plan, PlanRequest, make_plan
 from herd.run.nested import expand, nested_jobs
 from herd.run.submit import Prepared, RunOptions, prepare, record
 from herd.store import locate, open_store

@@ -11,7 +11,7 @@ from herd.core.model import Workflow
 from herd.errors import UsageError
 from herd.exec import emit as emitting
 from herd.plan.clean import clean as remove
-from herd.plan.planner import Files
+from herd.plan.files import Files
 from herd.service.state import changing
 from herd.store.workdir import Workdir
 
