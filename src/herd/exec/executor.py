@@ -60,31 +60,36 @@ State collections
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import enum
 import errno
 import heapq
 import itertools
 import logging
 import os
-import re
 import resource
-import selectors
-import shutil
 import signal
-import socket
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Protocol
+from types import TracebackType
 
-from herd.core.model import EMPTY, Kill
+from herd.core.model import Kill
 from herd.errors import HerdError
 from herd.exec import monitor
+from herd.exec.base import (
+    AttemptKey,
+    Event,
+    Executor,
+    Exited,
+    Interrupted,
+    Launch,
+    Sampled,
+    human_bytes,
+)
 from herd.exec.capture import Capture
+from herd.exec.leftovers import signal_pid, signal_tree, stop_leftovers
 from herd.exec.monitor import TOKEN_VAR, Monitor, TreeAccount, Usage
+from herd.exec.signals import STOPPING, Wakeup, next_zombie, set_subreaper
+from herd.exec.spawn import SH, CannotStart, shell_argv, spawn_process
 
 logger = logging.getLogger(__name__)
 
@@ -98,124 +103,14 @@ __all__ = [
     "Launch",
     "LocalExecutor",
     "Sampled",
+    "Wakeup",
     "human_bytes",
+    "shell_argv",
+    "stop_leftovers",
 ]
 
-_PR_SET_CHILD_SUBREAPER = 36
-_PR_GET_CHILD_SUBREAPER = 37
 #: token serials are unique in the process, across executors
 _SERIALS = itertools.count(1)
-
-
-#: how the runner names an attempt: (task name, attempt number)
-AttemptKey = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Launch:
-    """One attempt to run, as the runner asks for it."""
-
-    #: the attempt, e.g. ``("reco_1", 2)``; returned on its events
-    key: AttemptKey
-    #: a shell string (``/bin/sh -c``) or an argv tuple (run directly, looked up in env's PATH)
-    cmd: str | tuple[str, ...]
-    cwd: Path
-    #: the complete environment of the process
-    env: Mapping[str, str]
-    #: output files, created with their parent directories (truncated) at the task's first byte
-    #: (a silent task creates none, and leaves an older file as it is); the same path for both
-    #: gives one file; None is /dev/null
-    stdout: Path | None = None
-    stderr: Path | None = None
-    #: read from this file; None is /dev/null
-    stdin: Path | None = None
-    #: seconds of wall time before the watchdog terminates the tree; None: no limit
-    timeout: float | None = None
-    #: bytes of tree rss; the tree is killed above ``mem_limit * mem_ratio``; None: no limit
-    mem_limit: int | None = None
-    mem_ratio: float = 1.0
-    #: what the scheduler granted (cores, MB, GPUs, pools): a batch system's request
-    resources: Mapping[str, float] = EMPTY
-
-
-@dataclass(frozen=True, slots=True)
-class Exited:
-    """A task's main process ended and was reaped; nothing of its tree is left running."""
-
-    key: AttemptKey
-    #: 0 when the process never started
-    pid: int
-    #: epoch seconds
-    start: float
-    end: float
-    #: set when the process exited; ``signal`` is set instead when a signal killed it
-    exit_code: int | None
-    signal: int | None
-    #: why herd stopped it ("timeout 12.0 s > 10.0 s limit", "memory 5.1 GB > 4.0 GB limit", "cancelled", "cannot start: ...");
-    #: empty when it ended on its own
-    kill_reason: str
-    #: CPU seconds of the process and the descendants it waited for (rusage)
-    utime: float
-    stime: float
-    #: ``ru_maxrss`` in bytes: the largest rss of one process of the tree. Linux counts the
-    #: spawning herd's own peak rss in it (the child starts on herd's memory until it execs), so
-    #: a value not above herd's peak at spawn time says nothing about the task.
-    max_rss: int
-    #: largest tree rss seen by samples, or ``max_rss`` when larger and above herd's own peak;
-    #: None when neither measured anything (a short task, or one that never started)
-    peak_mem: int | None
-    #: mean cores used over the run; None when it never started
-    mean_cpu: float | None
-    #: why its output could not be written to its log files ("": it was, or it printed nothing)
-    log_error: str = ""
-    #: why it was ended from outside (None: it ended on its own, or never started)
-    kill: Kill | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-
-@dataclass(frozen=True, slots=True)
-class Sampled:
-    """A monitoring sample of a running task's whole tree."""
-
-    key: AttemptKey
-    #: epoch seconds
-    time: float
-    #: bytes
-    rss: int
-    #: cores used since the previous sample
-    cpu: float
-    processes: int
-
-
-@dataclass(frozen=True, slots=True)
-class Interrupted:
-    """SIGINT or SIGTERM reached herd."""
-
-    signum: int
-
-
-Event = Exited | Sampled | Interrupted
-
-
-class Executor(Protocol):
-    """What the runner drives: :class:`LocalExecutor`, or ``slurm.executor.SlurmExecutor``."""
-
-    def start(self, launch: Launch) -> int: ...
-    def wait(self, deadline: float | None = None) -> list[Event]: ...
-    def shutdown(self, grace: float | None = None, reason: str = "shutdown") -> list[Exited]: ...
-    def close(self) -> None: ...
-
-
-def human_bytes(n: float) -> str:
-    """``5_100_000_000`` -> ``"5.1 GB"`` (decimal units, as memory limits are written)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
 
 
 class _Action(enum.Enum):
@@ -263,13 +158,6 @@ class _Task:
         self.terminating = False
 
 
-class _CannotStart(Exception):
-    def __init__(self, code: int, message: str, os_error: int = 0) -> None:
-        super().__init__(message)
-        #: the exit code to report, why, and the errno of the failed call (0: none)
-        self.code, self.message, self.os_error = code, message, os_error
-
-
 class LocalExecutor:
     """Runs task processes on this machine; see the module docstring for the process model."""
 
@@ -289,11 +177,11 @@ class LocalExecutor:
         self._ticks = itertools.count()
         self._pending: list[Event] = []
         self._prefix = f"{os.getpid()}:"
-        self._wakeup = _Wakeup()
+        self._wakeup = Wakeup()
         self._capture = Capture(self._wakeup.selector)
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._subreaper = _set_subreaper(True)
+        self._subreaper = set_subreaper(True)
         LocalExecutor._open = True
         self._closed = False
 
@@ -312,7 +200,7 @@ class LocalExecutor:
         outputs: list[int] = []
         try:
             pid = self._spawn(launch, token, outputs)
-        except _CannotStart as exc:
+        except CannotStart as exc:
             self._capture.finish(outputs, (launch.stdout, launch.stderr))
             self._pending.append(_cannot_start(launch, exc))
             return 0
@@ -381,7 +269,7 @@ class LocalExecutor:
             os.close(self._devnull)
             os.close(self._home)
             if self._subreaper is not None:
-                _set_subreaper(self._subreaper)
+                set_subreaper(self._subreaper)
             LocalExecutor._open = False
 
     def __enter__(self) -> LocalExecutor:
@@ -408,16 +296,16 @@ class LocalExecutor:
             stderr = stdout if same else self._output_pipe(launch.stderr, opened, outputs)
             stdin = self._open_stdin(launch.stdin, opened)
             if not argv:
-                raise _CannotStart(127, "the command is empty")
+                raise CannotStart(127, "the command is empty")
             try:
-                return _spawn_process(argv, launch.cwd, env, stdin, stdout, stderr, self._home)
-            except _CannotStart as exc:
+                return spawn_process(argv, launch.cwd, env, stdin, stdout, stderr, self._home)
+            except CannotStart as exc:
                 cmd = launch.cmd
-                if exc.os_error != errno.ENOEXEC or not isinstance(cmd, str) or argv[0] == _SH:
+                if exc.os_error != errno.ENOEXEC or not isinstance(cmd, str) or argv[0] == SH:
                     raise
                 # a plain command naming a script without a #! line: sh runs it as a script
-                argv = [_SH, "-c", cmd]
-                return _spawn_process(argv, launch.cwd, env, stdin, stdout, stderr, self._home)
+                argv = [SH, "-c", cmd]
+                return spawn_process(argv, launch.cwd, env, stdin, stdout, stderr, self._home)
         finally:
             for fd in opened:
                 os.close(fd)
@@ -428,9 +316,9 @@ class LocalExecutor:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise _CannotStart(127, f"stdin file {path} does not exist") from None
+            raise CannotStart(127, f"stdin file {path} does not exist") from None
         except OSError as exc:
-            raise _CannotStart(126, f"cannot read stdin file {path}: {exc.strerror}") from None
+            raise CannotStart(126, f"cannot read stdin file {path}: {exc.strerror}") from None
         opened.append(fd)
         return fd
 
@@ -449,13 +337,13 @@ class LocalExecutor:
 
     def _drain(self) -> list[Event]:
         return [
-            Interrupted(s) for s in self._wakeup.drain() if s in _STOPPING
+            Interrupted(s) for s in self._wakeup.drain() if s in STOPPING
         ]
 
     def _reap(self) -> list[Event]:
         events: list[Event] = []
         reaped = False
-        while (pid := _next_zombie()) is not None:
+        while (pid := next_zombie()) is not None:
             task = self._tasks.get(pid)
             if task is not None:
                 # the zombie still holds the group id: nothing can have reused it yet
@@ -497,7 +385,7 @@ class LocalExecutor:
                 logger.info(
                     "SIGKILL %s (pid %d) after %.1f s grace", task.launch.key, pid, self.grace
                 )
-                _signal_tree(pid, signal.SIGKILL)
+                signal_tree(pid, signal.SIGKILL)
             elif not task.terminating:
                 task.timed_out = True
                 self._terminate(task, "", now)
@@ -509,7 +397,7 @@ class LocalExecutor:
         if not task.reason and reason:
             task.reason, task.kill = reason, Kill.INTERRUPTED
         logger.info("SIGTERM %s (pid %d): %s", task.launch.key, task.pid, reason or "timeout")
-        _signal_tree(task.pid, signal.SIGTERM)
+        signal_tree(task.pid, signal.SIGTERM)
         self._push(now + (self.grace if grace is None else grace), task, _Action.ESCALATE)
 
     def _push(self, when: float, task: _Task, action: _Action) -> None:
@@ -541,9 +429,9 @@ class LocalExecutor:
             task.reason += f" ({task.launch.mem_ratio:g} x {human_bytes(limit)})"
         task.terminating = True
         logger.info("SIGKILL %s (pid %d): %s", task.launch.key, task.pid, task.reason)
-        _signal_tree(task.pid, signal.SIGKILL)
+        signal_tree(task.pid, signal.SIGKILL)
         for pid in usage.pids:
-            _signal(pid, signal.SIGKILL)
+            signal_pid(pid, signal.SIGKILL)
 
     def _next_wake(self, deadline: float | None) -> float:
         wakes = [w for w in (deadline, self._monitor.next_due()) if w is not None]
@@ -569,7 +457,7 @@ class LocalExecutor:
                 elif isinstance(event, Interrupted):
                     interrupts.append(event)
                     for pid in self._tasks:
-                        _signal_tree(pid, signal.SIGKILL)
+                        signal_tree(pid, signal.SIGKILL)
         self._pending.extend(interrupts)
         return exited
 
@@ -587,7 +475,7 @@ class LocalExecutor:
             token = monitor.read_token(pid)
             if self._is_ours(token) and not self._owned_by_running(token):
                 logger.info("killing pid %d left behind by a finished task (%s)", pid, token)
-                _signal_tree(pid, signal.SIGKILL)
+                signal_tree(pid, signal.SIGKILL)
 
     def _kill_leftovers(self) -> None:
         """SIGKILL every descendant of herd that a task started, and reap them."""
@@ -601,7 +489,7 @@ class LocalExecutor:
             if not doomed:
                 break
             for pid in doomed:
-                _signal(pid, signal.SIGKILL)
+                signal_pid(pid, signal.SIGKILL)
             killed += doomed
             self._await_death(doomed, time.monotonic() + 2.0)
         self._reap()
@@ -614,181 +502,7 @@ class LocalExecutor:
             self._sleep(0.01)
 
 
-#: signals that stop a run (every task's tree stopped, the state recorded, exit 128+N)
-_STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class _Wakeup:
-    """Signal handlers that do nothing but make ``set_wakeup_fd`` write to a socketpair."""
-
-    SIGNALS = (signal.SIGCHLD, *_STOPPING)
-    #: the signals that stop herd
-    STOPS = _STOPPING
-
-    def __init__(self) -> None:
-        self._recv, self._send = socket.socketpair()
-        self._recv.setblocking(False)
-        self._send.setblocking(False)
-        try:
-            self._old_fd = signal.set_wakeup_fd(self._send.fileno(), warn_on_full_buffer=False)
-        except ValueError:
-            self._recv.close()
-            self._send.close()
-            raise HerdError(
-                "LocalExecutor must be created in the main thread: it handles SIGCHLD, SIGINT"
-                " and SIGTERM, which Python delivers there"
-            ) from None
-        self._old = {s: signal.signal(s, _ignore) for s in self.SIGNALS}
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self._recv, selectors.EVENT_READ)
-
-    def wait(self, timeout: float | None) -> list[int]:
-        """Block until a signal or task output arrives; the output fds that are readable."""
-        return [key.fd for key, _ in self.selector.select(timeout) if key.data is not None]
-
-    def drain(self) -> list[int]:
-        """The signal numbers that arrived since the last drain."""
-        received = b""
-        while True:
-            try:
-                chunk = self._recv.recv(4096)
-            except BlockingIOError:
-                return list(received)
-            if not chunk:
-                return list(received)
-            received += chunk
-
-    def close(self) -> None:
-        for signum, handler in self._old.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        signal.set_wakeup_fd(self._old_fd)
-        self.selector.close()
-        self._recv.close()
-        self._send.close()
-
-
-#: shared with the Slurm executor, which waits on signals the same way
-Wakeup = _Wakeup
-
-
-def _ignore(signum: int, frame: FrameType | None) -> None:
-    """The signal was written to the wakeup fd; ``wait`` acts on it."""
-
-
-def _set_subreaper(on: bool) -> bool | None:
-    """Set PR_SET_CHILD_SUBREAPER; the previous value, or None where prctl is unavailable."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        previous = ctypes.c_int(0)
-        if libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0) != 0:
-            return None
-        if libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
-            return None
-    except (OSError, AttributeError):
-        logger.warning("cannot become a child subreaper: orphans of tasks will escape to init")
-        return None
-    return bool(previous.value)
-
-
-#: signals Python ignores in herd; a task must start with their default action
-_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
-
-
-def _spawn_process(
-    argv: list[str], cwd: Path, env: dict[str, str], stdin: int, stdout: int, stderr: int, home: int
-) -> int:
-    """Start ``argv`` in its own session with ``posix_spawn`` (a vfork-style clone: half the
-    cost of ``subprocess.Popen`` in herd's process). ``posix_spawn`` has no working-directory
-    argument before Python 3.13, so the executor, which only runs in the main thread, enters ``cwd``
-    for the call and returns to ``home`` (a directory fd) right after."""
-    program = _resolve(argv[0], env.get("PATH", os.defpath))
-    try:
-        os.chdir(cwd)
-    except OSError as exc:
-        raise _explain(exc, argv[0], cwd) from None
-    try:
-        return os.posix_spawn(
-            program,
-            argv,
-            env,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, stdin, 0),
-                (os.POSIX_SPAWN_DUP2, stdout, 1),
-                (os.POSIX_SPAWN_DUP2, stderr, 2),
-            ],
-            setsid=True,
-            setsigdef=_DEFAULT_SIGNALS,
-        )
-    except OSError as exc:
-        raise _explain(exc, argv[0], cwd) from None
-    except ValueError as exc:  # an embedded NUL byte in the command or the environment
-        raise _CannotStart(126, f"invalid command or environment: {exc}") from None
-    finally:
-        os.fchdir(home)
-
-
-_SH = "/bin/sh"
-#: a word the shell passes on unchanged: no quoting, expansion, globbing, redirection or operator
-_PLAIN_WORD = re.compile(r"[\w./,:@%+=-]+", re.ASCII)
-#: first words that must go to the shell: builtins that act on the shell or differ from the
-#: program of the same name, keywords
-_SHELL_WORDS = frozenset(
-    {
-        "!", ".", ":", "[", "alias", "bg", "break", "case", "cd", "command", "continue", "do", "done",
-        "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "fc", "fg", "fi", "for",
-        "getopts", "hash", "if", "in", "jobs", "kill", "local", "printf", "pwd", "read", "readonly",
-        "return", "select", "set", "shift", "test", "then", "time", "times", "trap", "type", "ulimit",
-        "umask", "unalias", "unset", "until", "wait", "while",
-    }
-)
-
-
-def shell_argv(cmd: str) -> list[str]:
-    """The argv that runs shell string ``cmd``: its words when it is a plain command (see the
-    module docstring), else ``/bin/sh -c cmd``."""
-    words = cmd.split(" ")
-    if (
-        all(_PLAIN_WORD.fullmatch(word) for word in words)
-        and "=" not in words[0]
-        and words[0] not in _SHELL_WORDS
-    ):
-        return words
-    return [_SH, "-c", cmd]
-
-
-_PROGRAMS: dict[tuple[str, str], str] = {}
-
-
-def _resolve(program: str, path: str) -> str:
-    """``program`` looked up in the task's PATH, as a shell would (found ones are cached); unchanged
-    when it has a slash or is not found, so that the spawn reports it."""
-    if "/" in program:
-        return program
-    found = _PROGRAMS.get((program, path))
-    if found is None:
-        found = shutil.which(program, path=path)
-        if found is None:
-            return program
-        _PROGRAMS[(program, path)] = found
-    return found
-
-def _explain(exc: OSError, program: str, cwd: Path) -> _CannotStart:
-    if exc.filename is not None and str(exc.filename) == str(cwd):
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            what = "does not exist" if exc.errno == errno.ENOENT else "is not a directory"
-            return _CannotStart(127, f"cwd {cwd} {what}")
-        return _CannotStart(126, f"cannot enter cwd {cwd}: {exc.strerror}")
-    if exc.errno == errno.ENOENT:
-        return _CannotStart(127, f"command {program!r} not found (check the command and PATH)")
-    if exc.errno == errno.EACCES:
-        return _CannotStart(126, f"command {program!r} is not executable (permission denied)")
-    if exc.errno == errno.ENOEXEC:
-        message = f"command {program!r} is not a program (exec format error)"
-        return _CannotStart(126, message, errno.ENOEXEC)
-    return _CannotStart(126, f"command {program!r}: {exc.strerror}")
-
-
-def _cannot_start(launch: Launch, exc: _CannotStart) -> Exited:
+def _cannot_start(launch: Launch, exc: CannotStart) -> Exited:
     reason = f"cannot start: {exc.message}"
     logger.info("%s %s", launch.key, reason)
     if launch.stderr is not None:
@@ -843,39 +557,3 @@ def _timeout_reason(ran: float, limit: float) -> str:
     return f"timeout {ran:.{digits}f} s > {shown} s limit"
 
 
-def _next_zombie() -> int | None:
-    """The pid of a child that has exited, left unreaped (WNOWAIT), or None."""
-    try:
-        info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return None
-    return None if info is None else info.si_pid
-
-
-def _signal_tree(pid: int, signum: int) -> None:
-    """Signal a task's process group (id = its pid) and the process itself."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
-    _signal(pid, signum)
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
-
-
-def stop_leftovers(herd_pid: int) -> list[int]:
-    """SIGKILL every process still running a task of herd process ``herd_pid``, which died without
-    stopping them (``kill -9``). Called before a resumed run starts those tasks again, so that no
-    task ever runs twice at once. Returns the pids killed."""
-    if monitor.is_alive(herd_pid):
-        return []  # not dead: the pid belongs to a live process, whatever it is
-    prefix = f"{herd_pid}:"
-    killed = []
-    for pid, stat in monitor.scan().items():
-        token = monitor.read_token(pid)
-        if stat.state != "Z" and token is not None and token.split("/")[0].startswith(prefix):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-    return killed

@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping
 from herd.core.model import Task, Workflow
 
 _NAME = re.compile(r"\w+")
-
-
 _BARE = re.compile(r"\$\w")  # what may be a $NAME reference
 
 

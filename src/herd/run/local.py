@@ -61,14 +61,9 @@ from herd.core.scheduler import (
 )
 from herd.core.scheduler import Start as StartDecision
 from herd.errors import HerdError
-from herd.exec.executor import (
-    Exited,
-    Interrupted,
-    Launch,
-    Sampled,
-    stop_leftovers,
-)
+from herd.exec.base import Exited, Interrupted, Launch, Sampled
 from herd.exec.hooks import run_hooks
+from herd.exec.leftovers import stop_leftovers
 from herd.exec.markers import Markers
 from herd.exec.markers import touch as touch  # (herd.run.worker makes its markers with it)
 from herd.plan.clean import TempFiles

@@ -28,7 +28,8 @@ from herd.core.bulk import gc_paused
 from herd.core.graph import Graph, build, check_limits, input_files, select
 from herd.core.model import Limits, TaskState, Workflow
 from herd.core.scheduler import Policy
-from herd.exec.executor import Executor, LocalExecutor
+from herd.exec.base import Executor
+from herd.exec.executor import LocalExecutor
 from herd.plan.files import Files
 from herd.plan.planner import Plan, PlanRequest, make_plan
 from herd.store.base import Store, TaskChanged, TaskRecord

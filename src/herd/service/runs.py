@@ -17,7 +17,7 @@ from typing import Any
 from herd.core.graph import Graph, build, check_limits, select
 from herd.core.model import MAX_TASKS, Limits, Workflow
 from herd.core.scheduler import Policy
-from herd.exec.executor import Executor
+from herd.exec.base import Executor
 from herd.exec.machine import parse_named, run_limits
 from herd.formats import Setup
 from herd.formats import load as load_spec

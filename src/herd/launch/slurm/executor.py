@@ -40,7 +40,8 @@ from pathlib import Path
 
 from herd.core.model import Kill, Workflow
 from herd.errors import BatchError
-from herd.exec.executor import AttemptKey, Event, Executor, Exited, Interrupted, Launch, Wakeup
+from herd.exec.base import AttemptKey, Event, Executor, Exited, Interrupted, Launch
+from herd.exec.signals import Wakeup
 from herd.launch.slurm import client
 from herd.launch.slurm.client import JobInfo, JobState
 from herd.launch.slurm.jobs import TIMEOUT_EXIT, Member, SlurmOptions, read_status, script

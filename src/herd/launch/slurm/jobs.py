@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from herd.exec.executor import Launch
+from herd.exec.base import Launch
 
 #: exit status of a task the wrapper's ``timeout`` killed (coreutils' convention)
 TIMEOUT_EXIT = 124
