@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from herd.core.graph import Graph
 from herd.core.model import STANDARD_RESOURCES, TaskState, Workflow
 from herd.core.scheduler import order_keys
-from herd.plan.planner import Commands
+from herd.plan.commands import Commands
 from herd.run.submit import Prepared, RunOptions, prepare
 from herd.store.base import QueuedTask, Store, TaskChanged
 from herd.store.workdir import Workdir

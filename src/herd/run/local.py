@@ -6,7 +6,7 @@ happened; carry out its decisions at once (start processes, arm retry timers, re
 cancellations). What the turns produce goes to the store in batches, each one transaction:
 
 - **Group commit.** Before waiting, herd commits what is pending, unless it committed less than
-  :data:`COMMIT_DELAY` ago; then it waits at most until that delay is over, and commits. A lone exit
+  :data:`~herd.run.journal.COMMIT_DELAY` ago; then it waits at most until that delay is over, and commits. A lone exit
   is on disk at once; a burst of short tasks shares one commit per 10 ms instead of paying one
   each (with thousands of tasks a second, commits are most of herd's work).
 - **Whole turns only.** A batch is one or more whole turns, committed in order, so the store
@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import heapq
-import json
 import logging
 import os
 import signal
@@ -44,7 +43,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from herd.core.graph import Graph
 from herd.core.model import HookEvent, RunStatus, Task, TaskState, Workflow
@@ -67,34 +66,26 @@ from herd.exec.leftovers import stop_leftovers
 from herd.exec.markers import Markers
 from herd.exec.markers import touch as touch  # (herd.run.worker makes its markers with it)
 from herd.plan.clean import TempFiles
-from herd.plan.commands import Commands
 from herd.plan.files import Files
 from herd.plan.planner import Plan, PlanRequest, make_plan
+from herd.run.attempts import DATA, Attempts, attempt_finished, outcome
+from herd.run.journal import Journal
 from herd.run.nested import expand, nested_jobs
 from herd.run.submit import Prepared, RunOptions, prepare, record
 from herd.store import locate, open_store
 from herd.store.base import (
-    AttemptFinished,
-    AttemptRecord,
     AttemptStarted,
-    Change,
     FileStamp,
     Sample,
     Store,
     TaskChanged,
-    UserData,
-    UserEvent,
 )
-from herd.store.workdir import Workdir, safe_name
+from herd.store.workdir import Workdir
 
 logger = logging.getLogger(__name__)
 
 #: exit codes of ``herd run`` (documented in docs/cli.md)
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
-#: the suffix of the file an attempt's $HERD_USER_DATA names
-DATA = ".data.jsonl"
-#: seconds between two commits of the run's changes, at the most frequent (see the docstring)
-COMMIT_DELAY = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,12 +209,7 @@ class _Run:
         self.records, self.selected = prepared.records, prepared.selected
         self.files = Files(options.workdir, checksum=options.checksum)
         self.host, self.user, self.pid = socket.gethostname(), getpass.getuser(), os.getpid()
-        self.base_env = dict(os.environ)
-        #: id of a task env -> (that env, kept alive; the environment of its tasks without herd's
-        #: variables): tasks share env mappings, so the merge is done once per mapping
-        self.task_envs: dict[int, tuple[Mapping[str, str], dict[str, str]]] = {}
-        self.commands = Commands(workflow)
-        self.batch: list[Change] = []
+        self.attempts = Attempts(workflow, options.workdir, wd, self.host, self.user)
         self.exits: list[_Ended] = []  # attempts that ended this turn, to record
         #: done markers of this turn's successes, and whether a task that follows one may start
         self.new_markers: list[Path] = []
@@ -231,13 +217,10 @@ class _Run:
         self.markers = Markers()
         #: (task, state, seconds, detail) to show once committed, in order
         self.unreported: list[tuple[Task, TaskState, float, str]] = []
-        self.committed = 0.0  # monotonic time of the last commit
+        self.journal = Journal(store, before=self.markers.flush, after=self._report)
         self.timers: list[tuple[float, int]] = []
         self.running: dict[int, tuple[int, float]] = {}  # task -> (attempt number, start)
         self.signum = 0
-        self.made_dirs: set[Path] = set()
-        self.log_dir = wd.make_logs_dir(workflow.name)
-        self.old_logs: set[str] | None = None  # files in log_dir before the first start
         self.temp = TempFiles(self.graph, self.plan.todo, self.selected)
         #: sub-workflow jobs (herd.run.nested), and those that ran, until their group settles
         self.nested = {self.graph.index[name] for name in nested_jobs(workflow)}
@@ -284,9 +267,9 @@ class _Run:
     def _hooks(self, event: HookEvent, todo: frozenset[int], status: str = "") -> None:
         """The workflow's hooks (Pegasus), only in a run that has tasks to run."""
         if self.wf.hooks and todo:
-            env = {**self.base_env, **self.wf.env}
-            cwd = self.options.workdir
-            run_hooks(self.wf, event, cwd=cwd, env=env, log_dir=self.log_dir, status=status)
+            env = {**self.attempts.base_env, **self.wf.env}
+            cwd, log_dir = self.options.workdir, self.attempts.log_dir
+            run_hooks(self.wf, event, cwd=cwd, env=env, log_dir=log_dir, status=status)
 
     def _stop_leftovers(self) -> None:
         """Tasks of an earlier herd on this host that was killed (its run never ended) may still
@@ -323,7 +306,7 @@ class _Run:
         refresh_at = self.reporter.refresh(sched, self._running_names())
         while sched.active:
             deadline = min(
-                self._group_commit(),
+                self.journal.due(),
                 self.timers[0][0] if self.timers else float("inf"),
                 refresh_at if refresh_at is not None else float("inf"),
             )
@@ -338,14 +321,14 @@ class _Run:
             now = time.monotonic()
             if refresh_at is not None and now >= refresh_at:
                 refresh_at = self.reporter.refresh(sched, self._running_names())
-        self._commit()
+        self.journal.commit()
 
     def _event(self, sched: Scheduler, ev: Exited | Sampled | Interrupted) -> list[Decision]:
         if isinstance(ev, Exited):
             return self._exited(sched, ev)
         if isinstance(ev, Sampled):
             task, number = ev.key
-            self.batch.append(Sample(self.wid, task, number, ev.time, ev.rss, ev.cpu, ev.processes))
+            self.journal.batch.append(Sample(self.wid, task, number, ev.time, ev.rss, ev.cpu, ev.processes))
             return []
         return self._interrupted(sched, ev.signum)
 
@@ -386,11 +369,12 @@ class _Run:
         number = (rec.attempts if rec else 0) + d.attempt
         verdict = self.plan.verdicts[d.task]
         reason = verdict.reason if d.attempt == 1 else f"retry {d.attempt - 1}"
-        stem = self._log_stem(task.name, number)
-        env = self._env(task, number, self._fresh_log(stem + DATA))
-        cwd = self._cwd(task)
-        stdout = cwd / task.stdout if task.stdout else Path(self._fresh_log(stem + ".out"))
-        stderr = cwd / task.stderr if task.stderr else Path(self._fresh_log(stem + ".err"))
+        attempts = self.attempts
+        stem = attempts.log_stem(task.name, number)
+        env = attempts.env(task, number, attempts.fresh_log(stem + DATA))
+        cwd = attempts.cwd(task)
+        stdout = cwd / task.stdout if task.stdout else Path(attempts.fresh_log(stem + ".out"))
+        stderr = cwd / task.stderr if task.stderr else Path(attempts.fresh_log(stem + ".err"))
         for path, declared in ((stdout, task.stdout), (stderr, task.stderr)):
             if declared:  # created at the first byte: an earlier attempt's output must go
                 path.unlink(missing_ok=True)
@@ -410,12 +394,15 @@ class _Run:
         pid = self.ex.start(launch)
         start = time.time()
         self.running[d.task] = (number, start)
-        self.batch.append(
+        self.journal.batch.append(
             AttemptStarted(
-                self._attempt(task, number, pid, start, launch, verdict.fingerprint, reason, d)
+                attempts.record(
+                    (self.wid, self.run_id), task, number, pid, start, launch, verdict, reason,
+                    d.resources,
+                )
             )
         )
-        self.batch.append(
+        self.journal.batch.append(
             TaskChanged(self.wid, task.name, TaskState.RUNNING, start, attempts=number)
         )
         self.reporter.started(task, number, reason)
@@ -426,78 +413,12 @@ class _Run:
             return None
         return int(resources.get("mem", 0) * 1e6) or None
 
-    def _attempt(
-        self,
-        task: Task,
-        number: int,
-        pid: int,
-        start: float,
-        launch: Launch,
-        fingerprint: str,
-        reason: str,
-        d: StartDecision,
-    ) -> AttemptRecord:
-        return AttemptRecord(
-            workflow_id=self.wid,
-            run_id=self.run_id,
-            task=task.name,
-            number=number,
-            host=self.host,
-            user=self.user,
-            pid=pid,
-            start=start,
-            cmd=self.commands.expanded(task),
-            env_digest=self.plan.verdicts[self.graph.index[task.name]].env_digest,
-            fingerprint=fingerprint,
-            reason=reason,
-            cwd=str(launch.cwd),
-            stdout_path=str(launch.stdout),
-            stderr_path=str(launch.stderr),
-            resources=dict(d.resources),
-        )
-
-    def _env(self, task: Task, number: int, user_data: str) -> dict[str, str]:
-        entry = self.task_envs.get(id(task.env))
-        if entry is None:
-            merged = {**self.base_env, **self.wf.env, **task.env}
-            entry = self.task_envs[id(task.env)] = (task.env, merged)
-        env = entry[1].copy()
-        env["HERD_WORKFLOW"] = self.wf.name
-        env["HERD_TASK"] = task.name
-        env["HERD_ATTEMPT"] = str(number)
-        env["HERD_USER_DATA"] = user_data
-        return env
-
-    def _log_stem(self, task: str, number: int) -> str:
-        """An attempt's files are ``.herd/logs/<workflow>/<task>.<n>`` + ``.out``, ``.err``,
-        :data:`DATA`."""
-        return f"{self.log_dir}/{safe_name(task)}.{number}"
-
-    def _fresh_log(self, path: str) -> str:
-        """``path``, which an earlier attempt with this number (before ``herd forget``) may have
-        left: removed, since logs and user data files are created only when the task writes. One
-        listing of the folder instead of a failed unlink per file."""
-        if self.old_logs is None:
-            self.old_logs = {entry.path for entry in os.scandir(self.log_dir)}
-        if path in self.old_logs:
-            self.old_logs.discard(path)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        return path
-
-    def _cwd(self, task: Task) -> Path:
-        cwd = self.options.workdir / task.cwd if task.cwd else self.options.workdir
-        if cwd not in self.made_dirs:
-            cwd.mkdir(parents=True, exist_ok=True)  # the O2DPG runner creates task dirs too
-            self.made_dirs.add(cwd)
-        return cwd
-
     def _run_init(self) -> bool:
         """Run the workflow's init command once, before any task (O2DPG global init)."""
         out, err = self.wd.task_log_paths(self.wf.name, "__init__", 1)
         for path in (out, err):  # created at the first byte: the last run's must go
             path.unlink(missing_ok=True)
-        env = {**self.base_env, **self.wf.env}
+        env = {**self.attempts.base_env, **self.wf.env}
         assert self.wf.init is not None
         self.ex.start(
             Launch(
@@ -539,7 +460,7 @@ class _Run:
         inputs = outputs = None
         for redirect in (task.stdout, task.stderr):
             if redirect:  # a declared redirection exists even when the task printed nothing
-                (self._cwd(task) / redirect).touch()
+                (self.attempts.cwd(task) / redirect).touch()
         if ok:
             inputs, outputs = self._stamps(task, "inputs"), self._stamps(task, "outputs")
             missing = [p for p in task.outputs if p not in (outputs or {})]
@@ -596,13 +517,13 @@ class _Run:
             if ok
             else (TaskState.CANCELLED if state is TaskState.CANCELLED else TaskState.FAILED)
         )
-        self.batch.append(
+        self.journal.batch.append(
             attempt_finished(self.wid, task.name, number, ev, attempt_state, inputs, outputs)
         )
-        self._user_data(task.name, number)
+        self.journal.batch.extend(self.attempts.user_data(self.wid, task.name, number))
         if state is TaskState.RUNNING:  # a sub-workflow job: its state comes with Settled
             return
-        self.batch.append(self._change(ended, ok, state, detail))
+        self.journal.batch.append(self._change(ended, ok, state, detail))
 
     def _change(self, ended: _Ended, ok: bool, state: TaskState, detail: str) -> TaskChanged:
         task, ev, inputs = ended.task, ended.exit, ended.inputs
@@ -632,7 +553,7 @@ class _Run:
             grown = expand(self.graph, i, self.options.workdir)
         except HerdError as exc:
             return sched.handle(Finished(i, False, now, None, f"sub-workflow: {exc}"))
-        self._commit()
+        self.journal.commit()
         self.graph, self.wf = grown.graph, grown.graph.workflow
         self.wid = self.store.add_workflow(self.wf)  # the new tasks' rows
         new = frozenset(grown.added)
@@ -649,7 +570,7 @@ class _Run:
         ended = self.groups.pop(d.task)
         state = sched.state[d.task]
         detail = f"sub-workflow: {d.reason}" if d.reason else ""
-        self.batch.append(replace(self._change(ended, d.ok, state, detail), time=time.time()))
+        self.journal.batch.append(replace(self._change(ended, d.ok, state, detail), time=time.time()))
         self.unreported.append((ended.task, state, time.time() - ended.exit.start, detail))
 
     def _stamps(self, task: Task, which: str) -> dict[str, FileStamp]:
@@ -663,35 +584,15 @@ class _Run:
                 out[p] = stamp
         return out
 
-    def _user_data(self, task: str, number: int) -> None:
-        self.batch.extend(user_changes(self._log_stem(task, number) + DATA, self.wid, task, number))
-
     def _cancel(self, d: Cancel) -> None:
         task = self.graph.tasks[d.task]
-        self.batch.append(
+        self.journal.batch.append(
             TaskChanged(self.wid, task.name, TaskState.CANCELLED, time.time(), reason=d.reason)
         )
         self.unreported.append((task, TaskState.CANCELLED, 0.0, d.reason))
 
-    def _group_commit(self) -> float:
-        """Commit what is pending, unless the last commit was less than :data:`COMMIT_DELAY` ago:
-        then the monotonic time when it is due (``inf``: nothing pending)."""
-        if not self.batch:
-            return float("inf")
-        due = self.committed + COMMIT_DELAY
-        if time.monotonic() < due:
-            return due
-        self._commit()
-        return float("inf")
-
-    def _commit(self) -> None:
-        """Write the batch, after the done markers of the successes it records exist; then show
-        what ended: what herd reports done is on record."""
-        if self.batch:
-            self.markers.flush()
-            self.store.write(self.batch)
-            self.batch = []
-            self.committed = time.monotonic()
+    def _report(self) -> None:
+        """Show what ended, once it is on record (the journal calls this after each commit)."""
         for task, state, seconds, detail in self.unreported:
             self.reporter.finished(task, state, seconds, detail)
         self.unreported.clear()
@@ -718,79 +619,3 @@ def _leave_terminal() -> None:
             if stat.S_ISCHR(os.fstat(fd).st_mode):  # a terminal (isatty may fail once hung up)
                 os.dup2(devnull, fd)
     os.close(devnull)
-
-
-def user_changes(path: str, wid: int, task: str, number: int) -> list[Change]:
-    """The user data and events an attempt wrote to its ``$HERD_USER_DATA`` file ``path``."""
-    try:  # most tasks record nothing: one failed open, no file object
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return []
-    with open(fd, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    changes = []
-    for n, line in enumerate(lines, 1):
-        change = _user_record(wid, task, number, line)
-        if change is None:
-            logger.warning("%s:%d: not a JSON object, ignored", path, n)
-        else:
-            changes.append(change)
-    return changes
-
-
-def _user_record(wid: int, task: str, number: int, line: str) -> Change | None:
-    """A line a task wrote to ``$HERD_USER_DATA``: ``{"key": k, "value": v}`` is user data,
-    any other object an event (its ``time`` field, epoch seconds, defaults to now)."""
-    if not line.strip():
-        return None
-    try:
-        obj: Any = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict):
-        return None
-    if set(obj) == {"key", "value"}:
-        return UserData(wid, task, number, str(obj["key"]), obj["value"])
-    when = obj.pop("time", None)
-    return UserEvent(
-        wid, task, number, float(when) if isinstance(when, int | float) else time.time(), obj
-    )
-
-
-def attempt_finished(
-    wid: int,
-    task: str,
-    number: int,
-    ev: Exited,
-    state: TaskState,
-    inputs: Mapping[str, FileStamp] | None,
-    outputs: Mapping[str, FileStamp] | None,
-) -> AttemptFinished:
-    """The record of an attempt's end, from its process's exit."""
-    return AttemptFinished(
-        wid,
-        task,
-        number,
-        ev.end,
-        state,
-        ev.exit_code,
-        ev.signal,
-        ev.kill_reason,
-        ev.utime,
-        ev.stime,
-        ev.max_rss,
-        ev.peak_mem,
-        ev.mean_cpu,
-        inputs or {},
-        outputs or {},
-    )
-
-
-def outcome(ev: Exited) -> str:
-    if ev.log_error and ev.exit_code == 0:
-        return ev.log_error
-    if ev.kill_reason:
-        return f"killed: {ev.kill_reason}"
-    if ev.signal:
-        return f"signal {signal.Signals(ev.signal).name}"
-    return f"exit {ev.exit_code}"

@@ -2,7 +2,7 @@
 
 A worker is another driver of herd's execution: it runs what it claims through the same
 :class:`~herd.executor.LocalExecutor` as ``herd run`` (logs, monitoring, the memory watchdog,
-timeouts) and records attempts the way the runner does (:func:`herd.runner.attempt_finished`,
+timeouts) and records attempts the way the runner does (:func:`herd.run.attempts.attempt_finished`,
 user data and events from ``$HERD_USER_DATA``), but the queue, the order and the counts live in
 the store (``Store.claim`` / ``finish``), shared with every other worker. The failure policy is
 the scheduler's (:func:`herd.scheduler.after_failure`: recovery with more memory or time, retries
@@ -36,10 +36,13 @@ from pathlib import Path
 
 from herd.core.model import Task, TaskState
 from herd.core.scheduler import after_failure
-from herd.exec.executor import Exited, Interrupted, Launch, LocalExecutor, Sampled, stop_leftovers
+from herd.exec.base import Exited, Interrupted, Launch, Sampled
+from herd.exec.executor import LocalExecutor
+from herd.exec.leftovers import stop_leftovers
+from herd.exec.markers import touch
 from herd.exec.monitor import is_alive
-from herd.plan.planner import Files
-from herd.run.local import DATA, attempt_finished, outcome, touch, user_changes
+from herd.plan.files import Files
+from herd.run.attempts import DATA, attempt_finished, outcome, user_changes
 from herd.store.base import (
     AttemptFinished,
     Change,
