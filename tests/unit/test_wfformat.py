@@ -21,12 +21,11 @@ from herd.errors import HerdError, SpecError
 from herd.formats import load
 from herd.formats.wfformat import (
     TEMPLATES,
-    dump_data,
-    dump_run,
     load_data,
     load_file,
     read_maybe_gzip,
 )
+from herd.formats.wfformat_write import dump_data, dump_run
 from herd.store.base import AttemptRecord
 
 INSTANCES = [

@@ -47,7 +47,7 @@ def convert(
 
         dump(workflow, dst)
     else:
-        from herd.formats.wfformat import dump_data
+        from herd.formats.wfformat_write import dump_data
 
         _write_json(dump_data(workflow), Path(dst))
     return workflow

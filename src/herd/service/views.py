@@ -12,7 +12,7 @@ from typing import Any
 from herd.core.graph import build
 from herd.core.model import TaskState, Workflow
 from herd.formats import convert as converting
-from herd.formats.wfformat import dump_run
+from herd.formats.wfformat_write import dump_run
 from herd.launch import dagman
 from herd.reports import analyze as analyzing
 from herd.reports import plot as plotting
