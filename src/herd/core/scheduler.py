@@ -52,12 +52,42 @@ from __future__ import annotations
 import enum
 import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from herd.core.events import (
+    AddTasks,
+    Cancel,
+    Decision,
+    Event,
+    Finished,
+    RetryAt,
+    RetryDue,
+    Settled,
+    Start,
+    Stop,
+)
 from herd.core.graph import Graph, upward_ranks
 from herd.core.model import Kill, Limits, Recovery, TaskState
 from herd.errors import TransitionError
+
+#: the scheduler's API: its own names and the events and decisions it speaks (herd.core.events)
+__all__ = [
+    "TRANSITIONS",
+    "AddTasks",
+    "Cancel",
+    "Decision",
+    "Event",
+    "Finished",
+    "Kill",
+    "Policy",
+    "RetryAt",
+    "RetryDue",
+    "Scheduler",
+    "Settled",
+    "Start",
+    "Stop",
+]
 
 W, R, RUN, RETRY = TaskState.WAITING, TaskState.READY, TaskState.RUNNING, TaskState.RETRYING
 OK, FAIL, CANCEL, SKIP = (
@@ -95,93 +125,8 @@ class Policy(enum.Enum):
     FIFO = "fifo"
 
 
-# --- events ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """An attempt of ``task`` ended: ``ok`` when it exited 0."""
-
-    task: int
-    ok: bool
-    now: float
-    kill: Kill | None = None
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryDue:
-    """The back-off delay of ``task`` has passed."""
-
-    task: int
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    """Start nothing more; cancel everything not yet running (Ctrl-C, SIGTERM)."""
-
-    now: float
-    reason: str = "run stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class AddTasks:
-    """Tasks joined the running workflow. ``graph`` is the scheduler's graph with them appended
-    (:func:`herd.core.graph.extend`: the old ids and edges unchanged); ``todo`` holds the new ids to
-    run, the other new ids count as done before. With ``group``, the running task ``group``
-    stands for the new tasks of ``todo``: from now on it holds no resources and no ``-j`` slot,
-    and it ends when they have — succeeded when every one did, failed as soon as one fails
-    finally (a Pegasus sub-workflow job). :class:`Settled` says how it ended."""
-
-    graph: Graph
-    todo: frozenset[int]
-    now: float
-    group: int | None = None
-
-
-Event = Finished | RetryDue | Stop | AddTasks
-
-# --- decisions ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Start:
-    """Run attempt ``attempt`` (1-based, in this run) of ``task`` with these resources."""
-
-    task: int
-    attempt: int
-    resources: Mapping[str, float]
-    timeout: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class RetryAt:
-    """Send :class:`RetryDue` for ``task`` at time ``at``."""
-
-    task: int
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    """``task`` will not run in this run."""
-
-    task: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """Group task ``task`` (see :class:`AddTasks`) ended with its members: ``ok`` when every
-    one succeeded; ``reason`` says which did not."""
-
-    task: int
-    ok: bool
-    reason: str = ""
-
-
-Decision = Start | RetryAt | Cancel | Settled
 
 
 def order_keys(
