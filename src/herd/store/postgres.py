@@ -23,36 +23,27 @@ or left nothing, so repeating it is safe except when the connection dropped duri
 itself (then the repeat fails loudly on a duplicate, rather than recording anything twice).
 Opening a store does not retry: a wrong URL, credentials or an unreachable server fail at once.
 
-Schema versions
----------------
-Table ``herd_schema`` holds the number of the last migration applied. Opening for writing creates
-the schema in an empty database (or ``search_path`` schema) and applies missing migrations, in one
-transaction under an advisory lock (several hosts may start at once); a schema from a newer herd
-is refused, and so is a database that has a ``workflows`` table but no herd schema.
+Schema versions: see :mod:`herd.store.postgres_schema`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.types.string import TextLoader
 
 from herd.core.bulk import gc_paused
 from herd.core.model import RunStatus, TaskState, Workflow
-from herd.errors import NoStateError, StoreError
+from herd.errors import StoreError
 from herd.store import queue
 from herd.store.base import (
     INTERRUPTED,
-    AttemptFinished,
     AttemptRecord,
-    AttemptStarted,
     Change,
     Claimed,
     Lost,
@@ -60,7 +51,6 @@ from herd.store.base import (
     QueuedTask,
     RunRecord,
     Sample,
-    TaskChanged,
     TaskRecord,
     UserData,
     UserEvent,
@@ -68,13 +58,33 @@ from herd.store.base import (
     WorkflowRecord,
     coalesce,
 )
+from herd.store.postgres_schema import (
+    RETRY_AT_ONCE,
+    check_version,
+    connect,
+    create_staging,
+    errors,
+    first_line,
+    migrate,
+    redact,
+    sqlstate,
+)
+from herd.store.postgres_statements import (
+    CHANNEL,
+    MUST_MATCH,
+    STATEMENT,
+    Tx,
+    by_task,
+    copy_new_tasks,
+    one_row,
+    pipelined,
+    query,
+)
 from herd.store.queries import POSTGRES, Dialect
 from herd.store.rows import (
-    TaskRow,
     attempt_record,
     describe,
     encode,
-    encode_map,
     rows_digest,
     run_record,
     task_record,
@@ -92,15 +102,6 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _Conn = psycopg.Connection[tuple[Any, ...]]
 _QUERIES = POSTGRES.queries
-#: any constant: the advisory lock that serialises migrations between hosts
-_MIGRATION_LOCK = 0x68657264  # "herd"
-#: the channel that transactions making work claimable notify, and idle workers listen on
-_CHANNEL = "herd_work"
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    return re.sub(r"^(\w+://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 class PostgresStore:
@@ -132,10 +133,10 @@ class PostgresStore:
         try:
             with self._errors("open the database"):
                 if readonly:
-                    _check_version(self._conn, self.where, dialect)
+                    check_version(self._conn, self.where, dialect)
                 else:
                     migrate(self._conn, self.where, dialect)
-                    _create_staging(self._conn)
+                    create_staging(self._conn)
         except BaseException:
             self._conn.close()
             raise
@@ -176,10 +177,10 @@ class PostgresStore:
         }
 
         def add(conn: _Conn) -> int:
-            known = _run(conn, "workflow_tasks_digest", values).fetchone()
-            (workflow_id,) = _one(_run(conn, "upsert_workflow", values))
+            known = query(conn, "workflow_tasks_digest", values).fetchone()
+            (workflow_id,) = one_row(query(conn, "upsert_workflow", values))
             if known is None:
-                _copy_new_tasks(conn, workflow_id, now, rows)
+                copy_new_tasks(conn, workflow_id, now, rows)
                 return int(workflow_id)
             if known[1] == digest:
                 return int(workflow_id)  # the same tasks as last time (a resumed run)
@@ -188,15 +189,15 @@ class PostgresStore:
                     copy.write_row(row)
             conn.execute("ANALYZE task_staging")  # a good plan for the anti-join below
             ids = {**values, "workflow_id": workflow_id}
-            _run(conn, "upsert_staged_tasks", ids)
-            _run(conn, "retire_unstaged_tasks", ids)
+            query(conn, "upsert_staged_tasks", ids)
+            query(conn, "retire_unstaged_tasks", ids)
             return int(workflow_id)
 
         return self._transaction(f"add workflow '{workflow.name}'", add)
 
     def workflow(self, name: str) -> WorkflowRecord | None:
         def read(conn: _Conn) -> WorkflowRecord | None:
-            row = _run(conn, "workflow_by_name", {"name": name}).fetchone()
+            row = query(conn, "workflow_by_name", {"name": name}).fetchone()
             return None if row is None else workflow_record(row)
 
         return self._read(f"read workflow '{name}'", read)
@@ -204,13 +205,13 @@ class PostgresStore:
     def workflows(self) -> list[WorkflowRecord]:
         return self._read(
             "read the workflows",
-            lambda conn: [workflow_record(row) for row in _run(conn, "all_workflows", {})],
+            lambda conn: [workflow_record(row) for row in query(conn, "all_workflows", {})],
         )
 
     def task_records(self, workflow_id: int) -> dict[str, TaskRecord]:
         def read(conn: _Conn) -> dict[str, TaskRecord]:
             with gc_paused():
-                rows = _run(conn, "task_records", {"workflow_id": workflow_id}).fetchall()
+                rows = query(conn, "task_records", {"workflow_id": workflow_id}).fetchall()
                 return {row[0]: task_record(row) for row in rows}
 
         return self._read(f"read the tasks of workflow {workflow_id}", read)
@@ -226,7 +227,7 @@ class PostgresStore:
 
     def forget(self, workflow_id: int) -> None:
         def forget(conn: _Conn) -> None:
-            _run(conn, "forget_workflow", {"workflow_id": workflow_id})
+            query(conn, "forget_workflow", {"workflow_id": workflow_id})
 
         self._transaction(f"forget workflow {workflow_id}", forget)
 
@@ -255,12 +256,12 @@ class PostgresStore:
         }
 
         def begin(conn: _Conn) -> tuple[int, int]:
-            last = _run(conn, "last_run_status", closing).fetchone()
+            last = query(conn, "last_run_status", closing).fetchone()
             if last is not None and last[0] != "succeeded":
-                _run(conn, "requeue_interrupted_tasks", closing)
-            closed = _run(conn, "interrupt_attempts", closing).rowcount
-            _run(conn, "interrupt_runs", closing)
-            (run_id,) = _one(_run(conn, "insert_run", run))
+                query(conn, "requeue_interrupted_tasks", closing)
+            closed = query(conn, "interrupt_attempts", closing).rowcount
+            query(conn, "interrupt_runs", closing)
+            (run_id,) = one_row(query(conn, "insert_run", run))
             return int(run_id), closed
 
         run_id, closed = self._transaction(f"begin a run of workflow {workflow_id}", begin)
@@ -277,7 +278,7 @@ class PostgresStore:
         params = {"run_id": run_id, "ended": ended, "status": status}
 
         def end(conn: _Conn) -> None:
-            if _run(conn, "end_run", params).rowcount != 1:
+            if query(conn, "end_run", params).rowcount != 1:
                 raise StoreError(
                     f"could not end run {run_id} in {self.where}: there is no such run "
                     "(this is a bug in herd, please report it)"
@@ -290,7 +291,7 @@ class PostgresStore:
             f"read the runs of workflow {workflow_id}",
             lambda conn: [
                 run_record(row)
-                for row in _run(conn, "runs_of_workflow", {"workflow_id": workflow_id})
+                for row in query(conn, "runs_of_workflow", {"workflow_id": workflow_id})
             ],
         )
 
@@ -303,9 +304,9 @@ class PostgresStore:
         statements = [self._statement(changes, index) for index in range(len(changes))]
 
         def apply(conn: _Conn) -> None:
-            unmatched = _pipelined(conn, changes, statements)
+            unmatched = pipelined(conn, changes, statements)
             if unmatched is not None:
-                problem = _MUST_MATCH[type(changes[unmatched])]
+                problem = MUST_MATCH[type(changes[unmatched])]
                 raise StoreError(self._batch_message(changes, unmatched, problem))
 
         self._transaction(f"write a batch of {len(changes)} changes", apply)
@@ -313,7 +314,7 @@ class PostgresStore:
     def _statement(self, changes: Sequence[Change], index: int) -> tuple[str, tuple[Any, ...]]:
         change = changes[index]
         try:
-            return _STATEMENT[type(change)](change)
+            return STATEMENT[type(change)](change)
         except (TypeError, ValueError) as exc:  # encoding user data: before anything is sent
             raise StoreError(
                 self._batch_message(
@@ -337,7 +338,7 @@ class PostgresStore:
         return self._read(
             f"read the attempts of workflow {workflow_id}",
             lambda conn: [
-                attempt_record(row) for row in _by_task(conn, "attempts", workflow_id, task)
+                attempt_record(row) for row in by_task(conn, "attempts", workflow_id, task)
             ],
         )
 
@@ -346,7 +347,7 @@ class PostgresStore:
             f"read the task durations of workflow {workflow_id}",
             lambda conn: {
                 task: float(seconds)
-                for task, seconds in _run(conn, "durations", {"workflow_id": workflow_id})
+                for task, seconds in query(conn, "durations", {"workflow_id": workflow_id})
             },
         )
 
@@ -354,14 +355,14 @@ class PostgresStore:
         params = {"workflow_id": workflow_id, "task": task, "number": number}
         return self._read(
             f"read the samples of task '{task}' attempt {number}",
-            lambda conn: [Sample(*row) for row in _run(conn, "samples_of_attempt", params)],
+            lambda conn: [Sample(*row) for row in query(conn, "samples_of_attempt", params)],
         )
 
     def user_data(self, workflow_id: int, task: str | None = None) -> list[UserData]:
         return self._read(
             f"read the user data of workflow {workflow_id}",
             lambda conn: [
-                user_data_record(row) for row in _by_task(conn, "user_data", workflow_id, task)
+                user_data_record(row) for row in by_task(conn, "user_data", workflow_id, task)
             ],
         )
 
@@ -369,7 +370,7 @@ class PostgresStore:
         return self._read(
             f"read the user events of workflow {workflow_id}",
             lambda conn: [
-                user_event_record(row) for row in _by_task(conn, "user_events", workflow_id, task)
+                user_event_record(row) for row in by_task(conn, "user_events", workflow_id, task)
             ],
         )
 
@@ -398,9 +399,9 @@ class PostgresStore:
         }
         closing = {"workflow_id": workflow_id, "time": now}
 
-        def submit(tx: _Tx) -> int:
+        def submit(tx: Tx) -> int:
             tx.run("interrupt_runs", closing)
-            (run_id,) = _one(tx.run("insert_run", run))
+            (run_id,) = one_row(tx.run("insert_run", run))
             queue.submit(tx, workflow_id, run_id, tasks, pools, now)
             tx.notify()
             return int(run_id)
@@ -427,7 +428,7 @@ class PostgresStore:
         }
         return self._queue(
             f"register worker pid {pid} on {host}",
-            lambda tx: int(_one(tx.run("insert_worker", values))[0]),
+            lambda tx: int(one_row(tx.run("insert_worker", values))[0]),
         )
 
     def claim(
@@ -464,7 +465,7 @@ class PostgresStore:
         )
 
     def finish(self, worker_id: int, outcomes: Sequence[Outcome], *, now: float) -> list[bool]:
-        def finish(tx: _Tx) -> list[bool]:
+        def finish(tx: Tx) -> list[bool]:
             tx.notify()
             return queue.finish(tx, worker_id, outcomes, now)
 
@@ -473,14 +474,14 @@ class PostgresStore:
     def release(
         self, worker_id: int, attempts: Sequence[tuple[int, str, int]], *, now: float, reason: str
     ) -> list[Lost]:
-        def release(tx: _Tx) -> list[Lost]:
+        def release(tx: Tx) -> list[Lost]:
             tx.notify()
             return queue.release(tx, worker_id, attempts, now, reason)
 
         return self._queue(f"release {len(attempts)} attempts of worker {worker_id}", release)
 
     def reap(self, *, now: float) -> list[Lost]:
-        def reap(tx: _Tx) -> list[Lost]:
+        def reap(tx: Tx) -> list[Lost]:
             lost = queue.reap(tx, now)
             if lost:
                 tx.notify()
@@ -489,7 +490,7 @@ class PostgresStore:
         return self._queue("reap expired leases", reap)
 
     def stop_worker(self, worker_id: int, *, now: float, state: str = "stopped") -> None:
-        def stop(tx: _Tx) -> None:
+        def stop(tx: Tx) -> None:
             tx.run("set_worker_state", {"worker_id": worker_id, "state": state, "now": now})
             if state == "stopped":
                 held = queue.heartbeat(tx, worker_id, now, 0.0)
@@ -501,14 +502,14 @@ class PostgresStore:
     def workers(self) -> list[WorkerRecord]:
         return self._read(
             "read the workers",
-            lambda conn: [worker_record(row) for row in _run(conn, "all_workers", {})],
+            lambda conn: [worker_record(row) for row in query(conn, "all_workers", {})],
         )
 
     def wait_for_work(self, timeout: float) -> bool:
         # every transaction that may make work claimable NOTIFYs herd_work; psycopg keeps the
         # notices that arrive while the connection runs other queries, and yields them first
         if not self._listening:
-            self._read("listen for new work", lambda conn: conn.execute(f"LISTEN {_CHANNEL}"))
+            self._read("listen for new work", lambda conn: conn.execute(f"LISTEN {CHANNEL}"))
             self._listening = True
         came = self._work or self._read(
             "wait for new work", lambda conn: self._await_notice(conn, timeout)
@@ -522,25 +523,25 @@ class PostgresStore:
 
     def queue_counts(self, workflows: Sequence[int] | None = None) -> dict[TaskState, int]:
         return self._read(
-            "count the queued tasks", lambda conn: queue.queue_counts(_Tx(conn), workflows)
+            "count the queued tasks", lambda conn: queue.queue_counts(Tx(conn), workflows)
         )
 
     def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
         values = {"workflow_id": workflow_id, "task": task, "number": number}
 
         def read(conn: _Conn) -> str | None:
-            row = _run(conn, "failure_log", values).fetchone()
+            row = query(conn, "failure_log", values).fetchone()
             return None if row is None else str(row[0])
 
         return self._read(f"read the log tail of task '{task}' attempt {number}", read)
 
-    def _queue(self, doing: str, work: Callable[[_Tx], _T]) -> _T:
+    def _queue(self, doing: str, work: Callable[[Tx], _T]) -> _T:
         """``work`` in one transaction, for the queue functions; lookup and encoding errors
         become a :class:`StoreError` too."""
 
         def transaction(conn: _Conn) -> _T:
             try:
-                return work(_Tx(conn))
+                return work(Tx(conn))
             except (LookupError, TypeError, ValueError) as exc:
                 raise StoreError(
                     f"could not {doing} in {self.where}: {exc}; this is a bug in herd, please "
@@ -575,7 +576,7 @@ class PostgresStore:
                 with self._errors(doing):
                     return work(self._conn)
             except StoreError as exc:
-                if _sqlstate(exc) in _RETRY_AT_ONCE and time.monotonic() < deadline:
+                if sqlstate(exc) in RETRY_AT_ONCE and time.monotonic() < deadline:
                     logger.info("%s: %s; trying again", self.where, exc)
                     continue
                 if not self._conn.broken or time.monotonic() + delay > deadline:
@@ -590,285 +591,16 @@ class PostgresStore:
             self._conn.close()
             self._conn = self._connect()
             if not self.readonly:
-                _create_staging(self._conn)
+                create_staging(self._conn)
             # notices sent while the connection was down are lost: look for work at once
             self._listening, self._work = False, True
         except (StoreError, psycopg.Error) as exc:
-            logger.warning("could not reconnect to %s yet: %s", self.where, _first_line(exc))
+            logger.warning("could not reconnect to %s yet: %s", self.where, first_line(exc))
 
     def _connect(self) -> _Conn:
-        try:
-            conn: _Conn = psycopg.connect(
-                self.url,
-                autocommit=True,
-                connect_timeout=max(1, round(self._connect_timeout)),
-                application_name="herd",
-            )
-        except psycopg.Error as exc:
-            raise StoreError(
-                f"could not connect to {self.where}: {_first_line(exc)}; {_advice(exc)}"
-            ) from exc
-        conn.adapters.register_loader("jsonb", TextLoader)  # decoded in rows.py, as SQLite's
-        if self.readonly:
-            conn.execute("SET default_transaction_read_only = on")
-        return conn
+        return connect(self.url, self.where, self.readonly, self._connect_timeout)
 
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """Turn driver errors into a :class:`StoreError` saying what failed, where and what to do."""
-        try:
-            yield
-        except psycopg.Error as exc:
-            raise StoreError(
-                f"could not {doing} in {self.where}: {_first_line(exc)}; {_advice(exc)}"
-            ) from exc
+    def _errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        return errors(self.where, doing)
 
 
-# --- connection and schema -----------------------------------------------------------------
-
-
-def _create_staging(conn: _Conn) -> None:
-    """The session's temporary table that ``add_workflow`` copies task rows into."""
-    conn.execute(_QUERIES["create_task_staging"].sql)
-
-
-def migrate(conn: _Conn, where: str, dialect: Dialect = POSTGRES) -> None:
-    """Bring the schema behind ``conn`` to the last of the dialect's migrations.
-
-    An empty database (or ``search_path`` schema) gets ``schema.sql``; all in one transaction,
-    under an advisory lock so that hosts starting together migrate once. A schema from a newer
-    herd, or tables not from herd, are refused.
-    """
-    if _version(conn) == dialect.version:
-        return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        version = _version(conn)  # another host may have migrated meanwhile
-        _refuse_newer(where, version, dialect.version)
-        if version == dialect.version:
-            return
-        if version == 0:
-            _refuse_foreign(conn, where)
-            conn.execute(dialect.schema)
-            conn.execute("INSERT INTO herd_schema (version) VALUES (%s)", (dialect.version,))
-            return
-        for migration in dialect.migrations[version:]:
-            logger.info("%s: migrating to schema %04d_%s", where, migration.version, migration.name)
-            conn.execute(migration.sql)
-        conn.execute("UPDATE herd_schema SET version = %s", (dialect.version,))
-
-
-def _version(conn: _Conn) -> int:
-    """The schema version behind ``conn``: 0 when there is no herd schema."""
-    if conn.execute("SELECT to_regclass('herd_schema')").fetchone() == (None,):
-        return 0
-    row = conn.execute("SELECT max(version) FROM herd_schema").fetchone()
-    return 0 if row is None or row[0] is None else int(row[0])
-
-
-def _refuse_foreign(conn: _Conn, where: str) -> None:
-    if conn.execute("SELECT to_regclass('workflows')").fetchone() != (None,):
-        raise StoreError(
-            f"{where} has a table 'workflows' that is not herd's (no herd_schema table): give herd "
-            "a database of its own, or a schema of its own with ?options=-csearch_path%3Dherd"
-        )
-
-
-def _check_version(conn: _Conn, where: str, dialect: Dialect) -> None:
-    version = _version(conn)
-    _refuse_newer(where, version, dialect.version)
-    if version == 0:
-        raise NoStateError(
-            f"{where} holds no herd state yet: run `herd run FILE --store URL` "
-            "(or `herd submit`) against it first"
-        )
-    if version < dialect.version:
-        raise StoreError(
-            f"{where} has schema version {version}, this herd needs {dialect.version}: run any "
-            "writing herd command (such as `herd run`) once to upgrade it"
-        )
-
-
-def _refuse_newer(where: str, version: int, latest: int) -> None:
-    if version > latest:
-        raise StoreError(
-            f"{where} was written by a newer herd (schema version {version}; this herd knows up "
-            f"to {latest}): upgrade herd on this host"
-        )
-
-
-#: deadlock detected, serialization failure: the server aborted the transaction, which may be
-#: run again as it is
-_RETRY_AT_ONCE = frozenset({"40P01", "40001"})
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    cause = exc.__cause__
-    return cause.sqlstate if isinstance(cause, psycopg.Error) else None
-
-
-def _first_line(exc: BaseException) -> str:
-    """The driver's message on one line (libpq's run over several, with tabs)."""
-    return " ".join(str(exc).split())
-
-
-#: what to do about an error with this SQLSTATE (or one of its class: the first two characters)
-_ADVICE_BY_CODE: dict[str, str] = {
-    "28": "check the user name and password in the URL (or ~/.pgpass, PGPASSWORD)",
-    "3D": "create the database first (createdb NAME), or name an existing one in the URL",
-    "42501": "grant the user the privileges docs/operations.md lists",
-    "23": "the change names a task, attempt or run the store does not know, or repeats one: "
-    "this is a bug in herd, please report it",
-    "25006": "the store was opened read-only",
-    "53": "the server is out of resources (disk, memory, connections): ask its administrator",
-    "57P": "the server is shutting down or restarting: try again in a moment",
-}
-#: what to do about a connection error (libpq gives these no SQLSTATE), by a part of its text
-_ADVICE_BY_TEXT: tuple[tuple[str, str], ...] = (
-    ("password", "check the password in the URL (or ~/.pgpass, PGPASSWORD)"),
-    ("role", "check the user name in the URL, or create the role (docs/operations.md)"),
-    ("database", "create the database first (createdb NAME), or name an existing one in the URL"),
-    ("invalid", "write the URL as postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"),
-    ("URI", "write the URL as postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"),
-    ("resolve host", "check the host name in the URL"),
-    ("refused", "check the host and port, and that the server runs (pg_isready -h HOST -p PORT)"),
-    ("timeout", "check the host and port, and that no firewall drops the connection"),
-)
-
-
-def _advice(exc: psycopg.Error) -> str:
-    """What the user can do about ``exc``."""
-    code = exc.sqlstate or ""
-    for key in (code, code[:3], code[:2]):
-        if key in _ADVICE_BY_CODE:
-            return _ADVICE_BY_CODE[key]
-    text = str(exc)
-    for fragment, advice in _ADVICE_BY_TEXT:
-        if fragment in text:
-            return advice
-    if isinstance(exc, psycopg.OperationalError):
-        return "check that the server runs and is reachable; herd reconnects during a run"
-    return "this may be a bug in herd: please report it with the command you ran"
-
-
-# --- changes -> statements -----------------------------------------------------------------
-
-
-#: the columns of copy_new_tasks, as binary COPY needs them named
-_NEW_TASK_TYPES = ("int8", "text", "text", "float8", "text", "jsonb", "jsonb", "int4")
-
-
-def _copy_new_tasks(conn: _Conn, workflow_id: int, now: float, rows: Sequence[TaskRow]) -> None:
-    """The tasks of a workflow new to the store: nothing to upsert, so they are copied straight
-    into ``tasks`` (a million in a few seconds, most of it the server's index and key checks)."""
-    waiting = TaskState.WAITING.value
-    with conn.cursor().copy(_QUERIES["copy_new_tasks"].sql) as copy:
-        copy.set_types(list(_NEW_TASK_TYPES))
-        write = copy.write_row
-        for name, cmd, labels, resources, timeframe in rows:
-            write((workflow_id, name, waiting, now, cmd, labels, resources, timeframe))
-
-
-def _run(conn: _Conn, name: str, values: Mapping[str, Any]) -> psycopg.Cursor[tuple[Any, ...]]:
-    query = _QUERIES[name]
-    return conn.execute(query.sql, query.args(values))
-
-
-def _one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
-    row = cursor.fetchone()
-    assert row is not None, "an INSERT ... RETURNING returned no row"
-    return row
-
-
-def _with(name: str, obj: object, **encoded: Any) -> tuple[str, tuple[Any, ...]]:
-    query = _QUERIES[name]
-    return query.sql, query.args_of(obj, **encoded)
-
-
-def _start_attempt(change: AttemptStarted) -> tuple[str, tuple[Any, ...]]:
-    attempt = change.attempt
-    return _with(
-        "insert_attempt",
-        attempt,
-        state=attempt.state.value,
-        inputs=encode_map(attempt.inputs),
-        outputs=encode_map(attempt.outputs),
-        resources=encode_map(attempt.resources),
-    )
-
-
-def _finish_attempt(change: AttemptFinished) -> tuple[str, tuple[Any, ...]]:
-    return _with(
-        "finish_attempt",
-        change,
-        state=change.state.value,
-        inputs=encode_map(change.inputs) if change.inputs else None,
-        outputs=encode_map(change.outputs) if change.outputs else None,
-    )
-
-
-def _change_task(change: TaskChanged) -> tuple[str, tuple[Any, ...]]:
-    inputs = None if change.inputs is None else encode_map(change.inputs)
-    return _with("change_task", change, state=change.state.value, inputs=inputs)
-
-
-_STATEMENT: dict[type, Callable[[Any], tuple[str, tuple[Any, ...]]]] = {
-    AttemptStarted: _start_attempt,
-    AttemptFinished: _finish_attempt,
-    TaskChanged: _change_task,
-    Sample: lambda change: _with("insert_sample", change),
-    UserData: lambda change: _with("insert_user_data", change, value=encode(change.value)),
-    UserEvent: lambda change: _with("insert_user_event", change, data=encode(dict(change.data))),
-}
-
-#: changes that must match exactly one row, and what it means when they match none
-_MUST_MATCH: dict[type, str] = {
-    AttemptFinished: "no such attempt was started",
-    TaskChanged: "no such task in the workflow",
-}
-
-
-def _pipelined(
-    conn: _Conn, changes: Sequence[Change], statements: Sequence[tuple[str, tuple[Any, ...]]]
-) -> int | None:
-    """Execute the statements of ``changes`` in one round trip (pipeline mode), inside the
-    caller's transaction; the index of the first change that had to match one row and did not,
-    or None."""
-    with conn.pipeline():
-        cursors = [conn.cursor() for _ in statements]
-        for cursor, (query, args) in zip(cursors, statements, strict=True):
-            cursor.execute(query, args)
-    for index, cursor in enumerate(cursors):
-        if type(changes[index]) in _MUST_MATCH and cursor.rowcount != 1:
-            return index
-    return None
-
-
-def _by_task(
-    conn: _Conn, table: str, workflow_id: int, task: str | None
-) -> psycopg.Cursor[tuple[Any, ...]]:
-    """Read ``table`` for a whole workflow, or for one of its tasks."""
-    if task is None:
-        return _run(conn, f"{table}_of_workflow", {"workflow_id": workflow_id})
-    return _run(conn, f"{table}_of_task", {"workflow_id": workflow_id, "task": task})
-
-
-class _Tx:
-    """An open transaction, as :mod:`herd.store.queue` uses it."""
-
-    def __init__(self, conn: _Conn) -> None:
-        self.conn = conn
-
-    def run(self, name: str, values: Mapping[str, Any]) -> psycopg.Cursor[tuple[Any, ...]]:
-        return _run(self.conn, name, values)
-
-    def apply(self, changes: Sequence[Change]) -> None:
-        statements = [_STATEMENT[type(change)](change) for change in changes]
-        unmatched = _pipelined(self.conn, changes, statements)
-        if unmatched is not None:
-            change = changes[unmatched]
-            raise LookupError(f"{describe(change)}: {_MUST_MATCH[type(change)]}")
-
-    def notify(self) -> None:
-        """Wake the workers waiting for work, when (and if) the transaction commits."""
-        self.conn.execute(f"NOTIFY {_CHANNEL}")
