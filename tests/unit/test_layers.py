@@ -131,3 +131,16 @@ def test_front_ends_go_through_the_service(name: str, path: Path) -> None:
             assert any(imported == a or imported.startswith(a + ".") for a in allowed), (
                 f"front end herd.{name} imports {imported}: call herd.service instead"
             )
+
+
+#: a module past this many lines does several jobs: split it (docs/architecture.md)
+MODULE_LINES_AT_MOST = 600
+
+
+def test_no_module_is_over_600_lines() -> None:
+    long = {
+        str(path.relative_to(SRC)): n
+        for path in SRC.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MODULE_LINES_AT_MOST
+    }
+    assert not long, f"modules over {MODULE_LINES_AT_MOST} lines, split them by job: {long}"
