@@ -45,7 +45,17 @@ from typing import Any
 from herd.core.model import SpecFormat, Task, Workflow, frozen_map
 from herd.exec.stage import SCHEMES, scheme
 from herd.formats.common import describe, fail, freeze, list_of_maps
-from herd.formats.pegasus_catalogs import KINDS, Found, Setup, catalog, properties
+from herd.formats.pegasus_catalogs import (
+    KINDS,
+    Found,
+    Setup,
+    Transformation,
+    catalog,
+    properties,
+    read_replicas,
+    read_sites,
+    read_transformations,
+)
 from herd.formats.pegasus_commands import (
     arguments,
     parse_hooks,
@@ -57,7 +67,6 @@ from herd.formats.pegasus_profiles import Profiles, Report, merge, parse_profile
 from herd.formats.pegasus_staging import (
     Replica,
     executable_name,
-    replica,
     stage_exe_task,
     stage_in_tasks,
     stage_out_task,
@@ -66,8 +75,6 @@ from herd.formats.pegasus_staging import (
 
 logger = logging.getLogger(__name__)
 
-#: sites whose jobs herd can run in place: this machine, and the pool Pegasus submits local jobs to
-LOCAL_SITES = frozenset({"local", "condorpool"})
 _LINK_TYPES = frozenset({"input", "output", "inout", "checkpoint", "none"})
 _JOB_KEYS = frozenset(
     {"type", "name", "namespace", "version", "id", "nodeLabel", "node_label", "metadata",
@@ -104,9 +111,9 @@ def load_data(data: Any, source: str, setup: Setup | None = None) -> Workflow:
     raw = {kind: catalog(kind, data, source, found) for kind in KINDS}
     for where, key, message in found.warnings:
         report.warn(where, key, message)
-    sites = _sites(raw["site"][0], source, report)
-    catalog_ = _transformations(raw["transformation"][0], source, report)
-    replicas = _replicas(raw["replica"][0], source, report)
+    sites = read_sites(raw["site"][0], source, report)
+    catalog_ = read_transformations(raw["transformation"][0], source, report)
+    replicas = read_replicas(raw["replica"][0], source, report)
     base = parse_profiles(data.get("profiles"), source, None, "profiles", report)
     jobs = _job_list(data.get("jobs"), source)
     context = _Context(source, report, sites, catalog_, replicas, base)
@@ -121,25 +128,11 @@ def load_data(data: Any, source: str, setup: Setup | None = None) -> Workflow:
 
 
 @dataclass(frozen=True)
-class _Transformation:
-    name: str
-    namespace: str | None
-    version: str | None
-    pfn: str
-    stageable: bool
-    site: str
-    sha256: str | None
-    #: profile layers, lowest precedence first: the transformation's, then its site entry's
-    layers: tuple[Profiles, ...]
-    hooks: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
 class _Context:
     source: str
     report: Report
     sites: dict[str, Profiles]
-    catalog: dict[str, list[_Transformation]]
+    catalog: dict[str, list[Transformation]]
     replicas: dict[str, Replica]
     base: Profiles
 
@@ -207,113 +200,6 @@ def _with_catalog_files(
 def _stem(source: str) -> str:
     base = source.rsplit("/", 1)[-1]
     return base.split(".", 1)[0] or "pegasus"
-
-
-# --- catalogs -------------------------------------------------------------------------------
-
-
-def _sites(raw: Any, source: str, report: Report) -> dict[str, Profiles]:
-    """Profiles of the local sites; every other site is reported as ignored."""
-    if raw is None:
-        return {}
-    sites = list_of_maps(_get(raw, "sites", source, "siteCatalog"), source, "siteCatalog.sites")
-    found: dict[str, Profiles] = {}
-    for site in sites:
-        name = str(site.get("name", ""))
-        where = f"site '{name}'"
-        for grid in site.get("grids") or ():
-            contact = grid.get("contact") if isinstance(grid, Mapping) else grid
-            report.warn(where, "grids", f"grid contact '{contact}' ignored: herd runs jobs here")
-        if name not in LOCAL_SITES:
-            report.warn(where, "siteCatalog", "remote site ignored: herd runs every job here")
-            continue
-        found[name] = parse_profiles(
-            site.get("profiles"), source, None, f"{where}.profiles", report
-        )
-    return found
-
-
-def _transformations(raw: Any, source: str, report: Report) -> dict[str, list[_Transformation]]:
-    if raw is None:
-        return {}
-    field_name = "transformationCatalog.transformations"
-    items = list_of_maps(
-        _get(raw, "transformations", source, "transformationCatalog"), source, field_name
-    )
-    if isinstance(raw, Mapping) and raw.get("containers"):
-        message = "containers are not supported: herd runs executables on this machine"
-        report.warn("workflow", "transformationCatalog.containers", message)
-    catalog: dict[str, list[_Transformation]] = {}
-    for item in items:
-        tf = _transformation(item, source, report)
-        catalog.setdefault(tf.name, []).append(tf)
-    return catalog
-
-
-def _transformation(raw: Mapping[str, Any], source: str, report: Report) -> _Transformation:
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        fail("a transformation needs a name", source, None, "transformationCatalog.transformations")
-    where = f"transformation '{name}'"
-    entry = _pick_site(raw, name, source, report)
-    pfn = entry.get("pfn")
-    if not isinstance(pfn, str) or not pfn:
-        fail("a transformation site needs a pfn", source, None, f"{where}.sites.pfn")
-    if entry.get("container"):
-        report.warn(where, "sites.container", "containers are not supported: runs on this machine")
-    if raw.get("requires"):
-        report.warn(where, "requires", "required transformations are not staged by herd")
-    layers = (
-        parse_profiles(raw.get("profiles"), source, None, f"{where}.profiles", report),
-        parse_profiles(entry.get("profiles"), source, None, f"{where}.sites.profiles", report),
-    )
-    return _Transformation(
-        name=name,
-        namespace=raw.get("namespace"),
-        version=raw.get("version"),
-        pfn=pfn,
-        stageable=entry.get("type") == "stageable",
-        site=str(entry.get("name", "")),
-        sha256=replica(entry, pfn).sha256,
-        layers=layers,
-        hooks=parse_hooks(raw.get("hooks"), source, None, f"{where}.hooks"),
-    )
-
-
-def _pick_site(raw: Mapping[str, Any], name: str, source: str, report: Report) -> Mapping[str, Any]:
-    where = f"transformation '{name}'"
-    entries = list_of_maps(raw.get("sites"), source, f"{where}.sites")
-    if not entries:
-        fail("a transformation needs at least one site", source, None, f"{where}.sites")
-    local = [e for w in ("local", "condorpool") for e in entries if e.get("name") == w]
-    if not local:
-        message = f"only catalogued for site '{entries[0].get('name')}': herd runs its pfn here"
-        report.warn(where, "sites", message)
-    return local[0] if local else entries[0]
-
-
-def _replicas(raw: Any, source: str, report: Report) -> dict[str, Replica]:
-    """lfn → its replica, preferring the one at site ``local``."""
-    if raw is None:
-        return {}
-    items = list_of_maps(
-        _get(raw, "replicas", source, "replicaCatalog"), source, "replicaCatalog.replicas"
-    )
-    replicas: dict[str, Replica] = {}
-    for item in items:
-        lfn = item.get("lfn")
-        if not isinstance(lfn, str) or not lfn:
-            fail("a replica needs an lfn", source, None, "replicaCatalog.replicas")
-        if item.get("regex"):
-            report.warn(
-                f"replica '{lfn}'", "regex", "regular-expression replicas are not supported"
-            )
-            continue
-        pfns = list_of_maps(item.get("pfns"), source, f"replicaCatalog '{lfn}'.pfns")
-        chosen = next((p for p in pfns if p.get("site") == "local"), pfns[0] if pfns else None)
-        if chosen is not None and isinstance(chosen.get("pfn"), str):
-            replicas[lfn] = replica(item, chosen["pfn"])
-    return replicas
 
 
 # --- jobs -----------------------------------------------------------------------------------
@@ -404,7 +290,7 @@ def _planner(words: list[str], job_id: str, report: Report) -> dict[str, Any]:
 
 def _find_transformation(
     job: Mapping[str, Any], job_id: str, ctx: _Context
-) -> _Transformation | None:
+) -> Transformation | None:
     name = job.get("name")
     if not isinstance(name, str) or not name:
         fail("a job needs the name of its transformation", ctx.source, job_id, "name")
@@ -473,7 +359,7 @@ def _add_use(files: _Files, lfn: str, link: str, use: Mapping[str, Any]) -> None
 def _build_task(
     job: Mapping[str, Any],
     job_id: str,
-    tf: _Transformation | None,
+    tf: Transformation | None,
     files: _Files,
     ctx: _Context,
 ) -> Task:
@@ -519,7 +405,7 @@ def _checkpointed(
     return with_checkpoint(cmd, minutes * 60.0, grace)
 
 
-def _labels(job: Mapping[str, Any], tf: _Transformation | None) -> tuple[str, ...]:
+def _labels(job: Mapping[str, Any], tf: Transformation | None) -> tuple[str, ...]:
     labels = [str(job.get("name"))]
     node_label = job.get("nodeLabel", job.get("node_label"))
     if isinstance(node_label, str) and node_label:
@@ -550,7 +436,7 @@ def _policy(profiles: Profiles) -> dict[str, Any]:
 
 def _task_meta(
     job: Mapping[str, Any],
-    tf: _Transformation | None,
+    tf: Transformation | None,
     files: _Files,
     hooks: tuple[tuple[str, str], ...],
     replicas: Mapping[str, Replica],
@@ -591,7 +477,7 @@ def _lfn(value: Any, job_id: str, key: str, source: str) -> str | None:
 
 
 def _command(
-    job: Mapping[str, Any], job_id: str, tf: _Transformation | None, args: list[str]
+    job: Mapping[str, Any], job_id: str, tf: Transformation | None, args: list[str]
 ) -> str | tuple[str, ...]:
     if tf is None:
         return (str(job.get("name")), *args)
@@ -697,7 +583,3 @@ def _node_id(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _get(raw: Any, key: str, source: str, where: str) -> Any:
-    if not isinstance(raw, Mapping):
-        fail(f"expected a mapping, got {describe(raw)}", source, None, where)
-    return raw.get(key)

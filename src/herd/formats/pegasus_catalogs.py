@@ -22,7 +22,10 @@ from typing import Any
 
 import yaml
 
-from herd.formats.common import describe, fail
+from herd.formats.common import describe, fail, list_of_maps
+from herd.formats.pegasus_commands import parse_hooks
+from herd.formats.pegasus_profiles import Profiles, Report, get_field, parse_profiles
+from herd.formats.pegasus_staging import Replica, replica
 
 #: catalog kind -> (the workflow's inline key, the list key inside, the default file name)
 KINDS: dict[str, tuple[str, str, str]] = {
@@ -169,3 +172,127 @@ def _read(path: str, source: str, where: str, found: Found) -> str:
         fail(f"cannot read '{path}': {exc}", source, None, where)
     found.files[os.path.abspath(path)] = (st.st_size, st.st_mtime_ns)
     return text
+
+
+# --- catalogs inside the workflow -----------------------------------------------------------
+
+#: sites whose jobs herd can run in place: this machine, and the pool Pegasus submits local jobs to
+LOCAL_SITES = frozenset({"local", "condorpool"})
+
+
+@dataclass(frozen=True)
+class Transformation:
+    name: str
+    namespace: str | None
+    version: str | None
+    pfn: str
+    stageable: bool
+    site: str
+    sha256: str | None
+    #: profile layers, lowest precedence first: the transformation's, then its site entry's
+    layers: tuple[Profiles, ...]
+    hooks: tuple[tuple[str, str], ...]
+
+
+def read_sites(raw: Any, source: str, report: Report) -> dict[str, Profiles]:
+    """Profiles of the local sites; every other site is reported as ignored."""
+    if raw is None:
+        return {}
+    sites = list_of_maps(get_field(raw, "sites", source, "siteCatalog"), source, "siteCatalog.sites")
+    found: dict[str, Profiles] = {}
+    for site in sites:
+        name = str(site.get("name", ""))
+        where = f"site '{name}'"
+        for grid in site.get("grids") or ():
+            contact = grid.get("contact") if isinstance(grid, Mapping) else grid
+            report.warn(where, "grids", f"grid contact '{contact}' ignored: herd runs jobs here")
+        if name not in LOCAL_SITES:
+            report.warn(where, "siteCatalog", "remote site ignored: herd runs every job here")
+            continue
+        found[name] = parse_profiles(
+            site.get("profiles"), source, None, f"{where}.profiles", report
+        )
+    return found
+
+
+def read_transformations(raw: Any, source: str, report: Report) -> dict[str, list[Transformation]]:
+    if raw is None:
+        return {}
+    field_name = "transformationCatalog.transformations"
+    items = list_of_maps(
+        get_field(raw, "transformations", source, "transformationCatalog"), source, field_name
+    )
+    if isinstance(raw, Mapping) and raw.get("containers"):
+        message = "containers are not supported: herd runs executables on this machine"
+        report.warn("workflow", "transformationCatalog.containers", message)
+    catalog: dict[str, list[Transformation]] = {}
+    for item in items:
+        tf = _transformation(item, source, report)
+        catalog.setdefault(tf.name, []).append(tf)
+    return catalog
+
+
+def _transformation(raw: Mapping[str, Any], source: str, report: Report) -> Transformation:
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        fail("a transformation needs a name", source, None, "transformationCatalog.transformations")
+    where = f"transformation '{name}'"
+    entry = _pick_site(raw, name, source, report)
+    pfn = entry.get("pfn")
+    if not isinstance(pfn, str) or not pfn:
+        fail("a transformation site needs a pfn", source, None, f"{where}.sites.pfn")
+    if entry.get("container"):
+        report.warn(where, "sites.container", "containers are not supported: runs on this machine")
+    if raw.get("requires"):
+        report.warn(where, "requires", "required transformations are not staged by herd")
+    layers = (
+        parse_profiles(raw.get("profiles"), source, None, f"{where}.profiles", report),
+        parse_profiles(entry.get("profiles"), source, None, f"{where}.sites.profiles", report),
+    )
+    return Transformation(
+        name=name,
+        namespace=raw.get("namespace"),
+        version=raw.get("version"),
+        pfn=pfn,
+        stageable=entry.get("type") == "stageable",
+        site=str(entry.get("name", "")),
+        sha256=replica(entry, pfn).sha256,
+        layers=layers,
+        hooks=parse_hooks(raw.get("hooks"), source, None, f"{where}.hooks"),
+    )
+
+
+def _pick_site(raw: Mapping[str, Any], name: str, source: str, report: Report) -> Mapping[str, Any]:
+    where = f"transformation '{name}'"
+    entries = list_of_maps(raw.get("sites"), source, f"{where}.sites")
+    if not entries:
+        fail("a transformation needs at least one site", source, None, f"{where}.sites")
+    local = [e for w in ("local", "condorpool") for e in entries if e.get("name") == w]
+    if not local:
+        message = f"only catalogued for site '{entries[0].get('name')}': herd runs its pfn here"
+        report.warn(where, "sites", message)
+    return local[0] if local else entries[0]
+
+
+def read_replicas(raw: Any, source: str, report: Report) -> dict[str, Replica]:
+    """lfn → its replica, preferring the one at site ``local``."""
+    if raw is None:
+        return {}
+    items = list_of_maps(
+        get_field(raw, "replicas", source, "replicaCatalog"), source, "replicaCatalog.replicas"
+    )
+    replicas: dict[str, Replica] = {}
+    for item in items:
+        lfn = item.get("lfn")
+        if not isinstance(lfn, str) or not lfn:
+            fail("a replica needs an lfn", source, None, "replicaCatalog.replicas")
+        if item.get("regex"):
+            report.warn(
+                f"replica '{lfn}'", "regex", "regular-expression replicas are not supported"
+            )
+            continue
+        pfns = list_of_maps(item.get("pfns"), source, f"replicaCatalog '{lfn}'.pfns")
+        chosen = next((p for p in pfns if p.get("site") == "local"), pfns[0] if pfns else None)
+        if chosen is not None and isinstance(chosen.get("pfn"), str):
+            replicas[lfn] = replica(item, chosen["pfn"])
+    return replicas

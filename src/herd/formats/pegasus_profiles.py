@@ -150,3 +150,9 @@ def merge(layers: Iterable[Profiles]) -> Profiles:
         for namespace, values in layer.items():
             merged.setdefault(namespace, {}).update(values)
     return merged
+
+
+def get_field(raw: Any, key: str, source: str, where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        fail(f"expected a mapping, got {describe(raw)}", source, None, where)
+    return raw.get(key)
