@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from herd.cli import ordered, parser
+from herd.cli import COMMANDS, parser
 
 INTRO = """# herd command line
 
@@ -44,7 +44,7 @@ def render() -> str:
     top = parser()
     sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     parts = [INTRO, "## herd", "", "```", _help(top), "```", ""]
-    for name in ordered():
+    for name in COMMANDS:
         parts += [f"## herd {name}", "", "```", _help(sub.choices[name]), "```", ""]
     return "\n".join(parts)
 

@@ -6,24 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from herd.cli import SETUP, add_file, add_store, command, load_spec
-
-
-@command(
-    "convert",
-    "Convert a workflow between formats (native YAML/JSON, WfFormat).",
-    "herd convert workflow.json wf.yaml",
-)
-def cmd_convert(args: argparse.Namespace) -> int:
-    from herd.service import views
-
-    workflow = views.convert(args.src, args.dst, to=args.to, command_template=args.command_template)
-    print(
-        f"wrote {args.dst}: {len(workflow.tasks)} tasks of '{workflow.name}' ({workflow.format} -> {args.to or 'by extension'})"
-    )
-    for warning in workflow.meta.get("warnings", ()):
-        print(f"warning: {warning}")
-    return 0
+from herd.cli.command import command
+from herd.cli.options import add_file, add_store, load_spec
 
 
 def _setup_convert(p: argparse.ArgumentParser) -> None:
@@ -40,30 +24,20 @@ def _setup_convert(p: argparse.ArgumentParser) -> None:
 
 
 @command(
-    "export",
-    "Export a finished run as a WfCommons WfFormat instance (with real runtimes), or a workflow "
-    "as HTCondor DAGMan files (--to dagman).",
-    "herd export wf.yaml -o run.wfformat.json; herd export wf.yaml --to dagman -o dag/",
+    "convert",
+    "Convert a workflow between formats (native YAML/JSON, WfFormat).",
+    "herd convert workflow.json wf.yaml",
+    setup=_setup_convert,
 )
-def cmd_export(args: argparse.Namespace) -> int:
-    if args.to == "dagman":
-        return _export_dagman(args)
+def cmd_convert(args: argparse.Namespace) -> int:
     from herd.service import views
 
-    workflow = load_spec(args)
-    data = views.export(workflow, args.workdir, store=args.store)
-    Path(args.output).write_text(json.dumps(data, indent=1))
+    workflow = views.convert(args.src, args.dst, to=args.to, command_template=args.command_template)
     print(
-        f"wrote {args.output}: WfFormat {data.get('schemaVersion', '')} with {len(workflow.tasks)} tasks"
+        f"wrote {args.dst}: {len(workflow.tasks)} tasks of '{workflow.name}' ({workflow.format} -> {args.to or 'by extension'})"
     )
-    return 0
-
-
-def _export_dagman(args: argparse.Namespace) -> int:
-    from herd.service import views
-
-    done = views.export_dagman(load_spec(args), Path(args.output), args.workdir)
-    print(f"wrote {done.dag}: {done.nodes} nodes, {done.edges} dependencies (condor_submit_dag)")
+    for warning in workflow.meta.get("warnings", ()):
+        print(f"warning: {warning}")
     return 0
 
 
@@ -85,9 +59,30 @@ def _setup_export(p: argparse.ArgumentParser) -> None:
     )
 
 
-SETUP.update(
-    {
-        "convert": _setup_convert,
-        "export": _setup_export,
-    }
+@command(
+    "export",
+    "Export a finished run as a WfCommons WfFormat instance (with real runtimes), or a workflow "
+    "as HTCondor DAGMan files (--to dagman).",
+    "herd export wf.yaml -o run.wfformat.json; herd export wf.yaml --to dagman -o dag/",
+    setup=_setup_export,
 )
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.to == "dagman":
+        return _export_dagman(args)
+    from herd.service import views
+
+    workflow = load_spec(args)
+    data = views.export(workflow, args.workdir, store=args.store)
+    Path(args.output).write_text(json.dumps(data, indent=1))
+    print(
+        f"wrote {args.output}: WfFormat {data.get('schemaVersion', '')} with {len(workflow.tasks)} tasks"
+    )
+    return 0
+
+
+def _export_dagman(args: argparse.Namespace) -> int:
+    from herd.service import views
+
+    done = views.export_dagman(load_spec(args), Path(args.output), args.workdir)
+    print(f"wrote {done.dag}: {done.nodes} nodes, {done.edges} dependencies (condor_submit_dag)")
+    return 0

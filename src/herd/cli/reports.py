@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
-from herd.cli import SETUP, add_file, add_store, command, spec_if_named
 from herd.cli.args import count
+from herd.cli.command import command
+from herd.cli.options import add_file, add_store, spec_if_named
 
 
 def _add_report_target(p: argparse.ArgumentParser) -> None:
@@ -16,10 +17,18 @@ def _add_report_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
 
 
+def _setup_stats(p: argparse.ArgumentParser) -> None:
+    _add_report_target(p)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="machine-readable output")
+    out.add_argument("--csv", action="store_true", help="the per-label table as CSV")
+
+
 @command(
     "stats",
     "Summarise a workflow's runs: task counts, retries, wall and CPU time, a table per label.",
     "herd stats --csv > labels.csv",
+    setup=_setup_stats,
 )
 def cmd_stats(args: argparse.Namespace) -> int:
     from herd.reports.stats import render_text, to_csv, to_json
@@ -35,17 +44,27 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_stats(p: argparse.ArgumentParser) -> None:
+def _setup_analyze(p: argparse.ArgumentParser) -> None:
     _add_report_target(p)
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="machine-readable output")
-    out.add_argument("--csv", action="store_true", help="the per-label table as CSV")
+    p.add_argument(
+        "-a", "--all", action="store_true", help="also failed attempts that were retried"
+    )
+    p.add_argument(
+        "-n",
+        "--lines",
+        type=count(0),
+        default=20,
+        metavar="N",
+        help="log lines to show (default 20)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 @command(
     "analyze",
     "Explain failed tasks: outcome, kill reason, log tails, what they cancelled, how to rerun.",
     "herd analyze --lines 50",
+    setup=_setup_analyze,
 )
 def cmd_analyze(args: argparse.Namespace) -> int:
     from herd.reports.analyze import render_text, to_json
@@ -66,40 +85,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0  # a report: failures found are not an error
 
 
-def _setup_analyze(p: argparse.ArgumentParser) -> None:
-    _add_report_target(p)
-    p.add_argument(
-        "-a", "--all", action="store_true", help="also failed attempts that were retried"
-    )
-    p.add_argument(
-        "-n",
-        "--lines",
-        type=count(0),
-        default=20,
-        metavar="N",
-        help="log lines to show (default 20)",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-@command(
-    "plot",
-    "Draw a run as a Gantt chart with CPU and memory in use over time (PNG, SVG or HTML).",
-    "herd plot -o run.html",
-)
-def cmd_plot(args: argparse.Namespace) -> int:
-    from herd.reports.plot import save
-    from herd.service import views
-
-    if args.schedule:
-        chart, name = views.plot_schedule(args.schedule, args.file_opt or args.file)
-    else:
-        spec = spec_if_named(args)
-        chart, name = views.plot(args.workdir, args.workflow, spec, args.run, store=args.store)
-    print(f"wrote {save(chart, args.output or f'{name}.png')}")
-    return 0
-
-
 def _setup_plot(p: argparse.ArgumentParser) -> None:
     _add_report_target(p)
     p.add_argument(
@@ -113,10 +98,20 @@ def _setup_plot(p: argparse.ArgumentParser) -> None:
     )
 
 
-SETUP.update(
-    {
-        "stats": _setup_stats,
-        "analyze": _setup_analyze,
-        "plot": _setup_plot,
-    }
+@command(
+    "plot",
+    "Draw a run as a Gantt chart with CPU and memory in use over time (PNG, SVG or HTML).",
+    "herd plot -o run.html",
+    setup=_setup_plot,
 )
+def cmd_plot(args: argparse.Namespace) -> int:
+    from herd.reports.plot import save
+    from herd.service import views
+
+    if args.schedule:
+        chart, name = views.plot_schedule(args.schedule, args.file_opt or args.file)
+    else:
+        spec = spec_if_named(args)
+        chart, name = views.plot(args.workdir, args.workflow, spec, args.run, store=args.store)
+    print(f"wrote {save(chart, args.output or f'{name}.png')}")
+    return 0

@@ -6,15 +6,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from herd.cli import (
-    SETUP,
+from herd.cli.args import amount
+from herd.cli.command import command
+from herd.cli.options import (
     add_file,
     add_limits,
     add_selection,
     add_store,
-    command,
     limits_from,
     load_spec,
     max_tasks,
@@ -22,7 +22,38 @@ from herd.cli import (
     spec_path,
     spec_setup,
 )
-from herd.cli.args import amount
+
+if TYPE_CHECKING:
+    from herd.core.model import Workflow
+    from herd.service.runs import Graph, RunOptions
+
+
+def add_slurm(p: argparse.ArgumentParser) -> None:
+    from herd.cli.slurm import add_site
+
+    g = p.add_argument_group("executor (docs/batch.md)")
+    g.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        default="local",
+        help="local: processes here (default); slurm: each task a Slurm job (sbatch)",
+    )
+    add_site(g)
+    g.add_argument(
+        "--sbatch",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="slurm: one more sbatch option, e.g. --sbatch=--constraint=haswell (repeatable)",
+    )
+    g.add_argument(
+        "--group",
+        type=int,
+        default=1,
+        metavar="N",
+        help="slurm: up to N tasks of equal resources that are ready together share one job "
+        "(run one after another; for short tasks; default 1)",
+    )
 
 
 def _setup_run(p: argparse.ArgumentParser) -> None:
@@ -63,38 +94,11 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
     add_slurm(p)
 
 
-def add_slurm(p: argparse.ArgumentParser) -> None:
-    from herd.cli.slurm import add_site
-
-    g = p.add_argument_group("executor (docs/batch.md)")
-    g.add_argument(
-        "--executor",
-        choices=["local", "slurm"],
-        default="local",
-        help="local: processes here (default); slurm: each task a Slurm job (sbatch)",
-    )
-    add_site(g)
-    g.add_argument(
-        "--sbatch",
-        action="append",
-        default=[],
-        metavar="OPTION",
-        help="slurm: one more sbatch option, e.g. --sbatch=--constraint=haswell (repeatable)",
-    )
-    g.add_argument(
-        "--group",
-        type=int,
-        default=1,
-        metavar="N",
-        help="slurm: up to N tasks of equal resources that are ready together share one job "
-        "(run one after another; for short tasks; default 1)",
-    )
-
-
 @command(
     "run",
     "Run a workflow: resource-aware, parallel, resumable.",
     "herd run wf.yaml --cpu-limit 8 -k",
+    setup=_setup_run,
 )
 def cmd_run(args: argparse.Namespace) -> int:
     if args.list_tasks or args.produce_script:
@@ -120,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _dry_run(workflow: Any, graph: Any, options: Any, *, as_json: bool) -> int:
+def _dry_run(workflow: Workflow, graph: Graph, options: RunOptions, *, as_json: bool) -> int:
     from herd.reports import dryrun
     from herd.service import runs
 
@@ -134,10 +138,16 @@ def _dry_run(workflow: Any, graph: Any, options: Any, *, as_json: bool) -> int:
     return 0
 
 
+def _setup_validate(p: argparse.ArgumentParser) -> None:
+    add_file(p)
+    add_limits(p)
+
+
 @command(
     "validate",
     "Check a workflow file: format, fields, DAG, limits.",
     "herd validate workflow.json --cpu-limit 8",
+    setup=_setup_validate,
 )
 def cmd_validate(args: argparse.Namespace) -> int:
     from herd.service import runs
@@ -152,19 +162,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_validate(p: argparse.ArgumentParser) -> None:
+def _setup_list(p: argparse.ArgumentParser) -> None:
     add_file(p)
-    add_limits(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 @command(
-    "list", "List the tasks of a workflow in dependency order.", "herd list workflow.json --json"
+    "list", "List the tasks of a workflow in dependency order.", "herd list workflow.json --json",
+    setup=_setup_list,
 )
 def cmd_list(args: argparse.Namespace) -> int:
     return _print_list(load_spec(args), as_json=args.json)
 
 
-def _print_list(workflow: Any, *, as_json: bool) -> int:
+def _print_list(workflow: Workflow, *, as_json: bool) -> int:
     from herd.service import runs
 
     rows = runs.tasks(workflow)
@@ -178,19 +189,22 @@ def _print_list(workflow: Any, *, as_json: bool) -> int:
     return 0
 
 
-def _setup_list(p: argparse.ArgumentParser) -> None:
+def _setup_script(p: argparse.ArgumentParser) -> None:
     add_file(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.add_argument("-tt", "--target-tasks", nargs="+", default=[], metavar="REGEX")
+    p.add_argument("--target-labels", nargs="+", default=[], metavar="LABEL")
 
 
 @command(
-    "script", "Write the workflow as a serial bash script.", "herd script workflow.json -o run.sh"
+    "script", "Write the workflow as a serial bash script.", "herd script workflow.json -o run.sh",
+    setup=_setup_script,
 )
 def cmd_script(args: argparse.Namespace) -> int:
     return _write_script(load_spec(args), args, args.output)
 
 
-def _write_script(workflow: Any, args: argparse.Namespace, out: str | None) -> int:
+def _write_script(workflow: Workflow, args: argparse.Namespace, out: str | None) -> int:
     from herd.service import runs
 
     targets, labels = getattr(args, "target_tasks", []), getattr(args, "target_labels", [])
@@ -204,17 +218,17 @@ def _write_script(workflow: Any, args: argparse.Namespace, out: str | None) -> i
     return 0
 
 
-def _setup_script(p: argparse.ArgumentParser) -> None:
+def _setup_graph(p: argparse.ArgumentParser) -> None:
     add_file(p)
+    add_store(p)
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
-    p.add_argument("-tt", "--target-tasks", nargs="+", default=[], metavar="REGEX")
-    p.add_argument("--target-labels", nargs="+", default=[], metavar="LABEL")
 
 
 @command(
     "graph",
     "Print the DAG in Graphviz DOT, coloured by task state.",
     "herd graph wf.yaml | dot -Tsvg > wf.svg",
+    setup=_setup_graph,
 )
 def cmd_graph(args: argparse.Namespace) -> int:
     from herd.service import views
@@ -227,16 +241,34 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_graph(p: argparse.ArgumentParser) -> None:
+def _setup_simulate(p: argparse.ArgumentParser) -> None:
     add_file(p)
-    add_store(p)
-    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    add_limits(p)
+    p.add_argument(
+        "--duration",
+        type=amount(),
+        metavar="SECONDS",
+        help="duration of tasks the spec gives none for",
+    )
+    p.add_argument(
+        "--policy", choices=["critical-path", "timeframe", "fifo"], default="critical-path"
+    )
+    p.add_argument(
+        "--blind",
+        action="store_true",
+        help="schedule without looking at durations (as on a first run)",
+    )
+    p.add_argument(
+        "--schedule", metavar="OUT.json", help="write the simulated schedule (for herd plot)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 @command(
     "simulate",
     "Run the real scheduler on a virtual clock: makespan vs lower bound.",
     "herd simulate montage.json.gz --cpu-limit 16 --json",
+    setup=_setup_simulate,
 )
 def cmd_simulate(args: argparse.Namespace) -> int:
     from herd.service import runs
@@ -273,39 +305,4 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_simulate(p: argparse.ArgumentParser) -> None:
-    add_file(p)
-    add_limits(p)
-    p.add_argument(
-        "--duration",
-        type=amount(),
-        metavar="SECONDS",
-        help="duration of tasks the spec gives none for",
-    )
-    p.add_argument(
-        "--policy", choices=["critical-path", "timeframe", "fifo"], default="critical-path"
-    )
-    p.add_argument(
-        "--blind",
-        action="store_true",
-        help="schedule without looking at durations (as on a first run)",
-    )
-    p.add_argument(
-        "--schedule", metavar="OUT.json", help="write the simulated schedule (for herd plot)"
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
 # --- reports (herd.reports) -----------------------------------------------------------------
-
-
-SETUP.update(
-    {
-        "simulate": _setup_simulate,
-        "run": _setup_run,
-        "validate": _setup_validate,
-        "list": _setup_list,
-        "script": _setup_script,
-        "graph": _setup_graph,
-    }
-)

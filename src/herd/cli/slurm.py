@@ -8,8 +8,64 @@ import os
 import time
 from typing import Any
 
-from herd.cli import SETUP, add_file, command, load_spec
+from herd.cli.command import command
+from herd.cli.options import add_file, load_spec
 from herd.errors import UsageError
+
+
+def _setup_slurm(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["submit", "status"], help="submit allocations, or show them")
+    add_file(p)
+    p.add_argument("--store", metavar="URL", help="the shared store (default: $HERD_STORE)")
+    g = p.add_argument_group("allocations")
+    g.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="at most N nodes per allocation (default 1)",
+    )
+    g.add_argument(
+        "--time", default="4:00:00", help="at most this walltime per allocation (default 4:00:00)"
+    )
+    add_site(g)
+    g.add_argument("--gres", help="generic resources per node, e.g. gpu:4")
+    g.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="'SBATCH OPTION'",
+        help="one more sbatch option (repeatable)",
+    )
+    g.add_argument(
+        "--margin", type=float, default=1.2, help="walltime = known work x margin (default 1.2)"
+    )
+    g.add_argument(
+        "--default-duration",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="assumed for tasks with no known duration (default 600)",
+    )
+    g.add_argument("--node-cpus", type=int, metavar="N", help="cores of a node (default: sinfo)")
+    g.add_argument(
+        "--node-mem", type=float, metavar="MB", help="memory of a node (with --node-cpus)"
+    )
+    g.add_argument("--node-gpus", type=int, metavar="N", help="GPUs of a node (with --node-cpus)")
+    g.add_argument(
+        "--idle-exit",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="a worker with nothing to claim stops after this (default 60)",
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="stay and add allocations as stages become ready, until the workflow ends",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the batch scripts, submit nothing")
+    p.add_argument("--json", action="store_true", help="status: machine-readable")
 
 
 @command(
@@ -17,6 +73,7 @@ from herd.errors import UsageError
     "Run a workflow on Slurm nodes: submit it to a store and sbatch allocations of workers "
     "(one per node, sized per resource class, added as stages become ready); or show them.",
     "herd slurm submit wf.yaml --store postgresql://db/herd --nodes 4 --time 2:00:00 --watch",
+    setup=_setup_slurm,
 )
 def cmd_slurm(args: argparse.Namespace) -> int:
     if args.action == "status":
@@ -154,61 +211,3 @@ def add_site(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--partition", help="Slurm: the partition of every job")
     g.add_argument("--account", help="Slurm: the account charged")
     g.add_argument("--qos", help="Slurm: the quality of service")
-
-
-def _setup_slurm(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["submit", "status"], help="submit allocations, or show them")
-    add_file(p)
-    p.add_argument("--store", metavar="URL", help="the shared store (default: $HERD_STORE)")
-    g = p.add_argument_group("allocations")
-    g.add_argument(
-        "--nodes",
-        type=int,
-        default=1,
-        metavar="N",
-        help="at most N nodes per allocation (default 1)",
-    )
-    g.add_argument(
-        "--time", default="4:00:00", help="at most this walltime per allocation (default 4:00:00)"
-    )
-    add_site(g)
-    g.add_argument("--gres", help="generic resources per node, e.g. gpu:4")
-    g.add_argument(
-        "--extra",
-        action="append",
-        default=[],
-        metavar="'SBATCH OPTION'",
-        help="one more sbatch option (repeatable)",
-    )
-    g.add_argument(
-        "--margin", type=float, default=1.2, help="walltime = known work x margin (default 1.2)"
-    )
-    g.add_argument(
-        "--default-duration",
-        type=float,
-        default=600.0,
-        metavar="SECONDS",
-        help="assumed for tasks with no known duration (default 600)",
-    )
-    g.add_argument("--node-cpus", type=int, metavar="N", help="cores of a node (default: sinfo)")
-    g.add_argument(
-        "--node-mem", type=float, metavar="MB", help="memory of a node (with --node-cpus)"
-    )
-    g.add_argument("--node-gpus", type=int, metavar="N", help="GPUs of a node (with --node-cpus)")
-    g.add_argument(
-        "--idle-exit",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="a worker with nothing to claim stops after this (default 60)",
-    )
-    p.add_argument(
-        "--watch",
-        action="store_true",
-        help="stay and add allocations as stages become ready, until the workflow ends",
-    )
-    p.add_argument("--dry-run", action="store_true", help="print the batch scripts, submit nothing")
-    p.add_argument("--json", action="store_true", help="status: machine-readable")
-
-
-SETUP["slurm"] = _setup_slurm

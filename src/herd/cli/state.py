@@ -6,24 +6,27 @@ import argparse
 import json
 from pathlib import Path
 
-from herd.cli import (
-    SETUP,
-    add_file,
-    add_limits,
-    add_selection,
-    add_store,
-    command,
-    load_spec,
-    run_options,
-)
 from herd.cli.args import count
+from herd.cli.command import command
+from herd.cli.options import add_file, add_limits, add_selection, add_store, load_spec, run_options
 from herd.errors import UsageError
+
+
+def _setup_status(p: argparse.ArgumentParser) -> None:
+    add_file(p)
+    add_store(p)
+    p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
+    p.add_argument(
+        "-a", "--all", action="store_true", help="list every task, not only those needing attention"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 @command(
     "status",
     "Show where every task stands (from the store; safe during a run).",
     "herd status --json",
+    setup=_setup_status,
 )
 def cmd_status(args: argparse.Namespace) -> int:
     from herd.reports.status import render
@@ -40,13 +43,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_status(p: argparse.ArgumentParser) -> None:
+def _setup_why(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", help="the task's name")
     add_file(p)
     add_store(p)
-    p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
-    p.add_argument(
-        "-a", "--all", action="store_true", help="list every task, not only those needing attention"
-    )
+    add_limits(p)
+    add_selection(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -54,6 +56,7 @@ def _setup_status(p: argparse.ArgumentParser) -> None:
     "why",
     "Say why a task would run (or not), down to the root cause.",
     "herd why reco_3 -f wf.yaml",
+    setup=_setup_why,
 )
 def cmd_why(args: argparse.Namespace) -> int:
     from dataclasses import asdict
@@ -67,19 +70,19 @@ def cmd_why(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_why(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", help="the task's name")
+def _setup_reset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("tasks", nargs="+", metavar="REGEX", help="tasks to reset (full-match regexes)")
     add_file(p)
     add_store(p)
-    add_limits(p)
-    add_selection(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
+    p.add_argument("--downstream", action="store_true", help="also every task that needs them")
 
 
 @command(
     "reset",
     "Forget that tasks succeeded, so they run again (history is kept).",
     "herd reset 'reco_.*' --downstream -f wf.yaml",
+    setup=_setup_reset,
 )
 def cmd_reset(args: argparse.Namespace) -> int:
     from herd.service import changes
@@ -106,16 +109,15 @@ def _split_file(args: argparse.Namespace) -> None:
         args.file = args.tasks.pop()
 
 
-def _setup_reset(p: argparse.ArgumentParser) -> None:
-    p.add_argument("tasks", nargs="+", metavar="REGEX", help="tasks to reset (full-match regexes)")
+def _setup_forget(p: argparse.ArgumentParser) -> None:
     add_file(p)
     add_store(p)
     p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
-    p.add_argument("--downstream", action="store_true", help="also every task that needs them")
 
 
 @command(
-    "forget", "Drop all recorded state of a workflow (its files stay).", "herd forget -w quickstart"
+    "forget", "Drop all recorded state of a workflow (its files stay).", "herd forget -w quickstart",
+    setup=_setup_forget,
 )
 def cmd_forget(args: argparse.Namespace) -> int:
     from herd.service import changes
@@ -127,16 +129,19 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_forget(p: argparse.ArgumentParser) -> None:
+def _setup_clean(p: argparse.ArgumentParser) -> None:
     add_file(p)
-    add_store(p)
-    p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
+    p.add_argument(
+        "--intermediate", action="store_true", help="also outputs that another task reads"
+    )
+    p.add_argument("-n", "--dry-run", action="store_true", help="list, remove nothing")
 
 
 @command(
     "clean",
     "Remove temp outputs (and with --intermediate, files other tasks read).",
     "herd clean wf.yaml --intermediate --dry-run",
+    setup=_setup_clean,
 )
 def cmd_clean(args: argparse.Namespace) -> int:
     from herd.service import changes
@@ -151,18 +156,17 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_clean(p: argparse.ArgumentParser) -> None:
-    add_file(p)
-    p.add_argument(
-        "--intermediate", action="store_true", help="also outputs that another task reads"
-    )
-    p.add_argument("-n", "--dry-run", action="store_true", help="list, remove nothing")
+def _setup_emit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("key", nargs="?", help="name of the result")
+    p.add_argument("value", nargs="?", help="its value (JSON when it parses, else a string)")
+    p.add_argument("--event", metavar="JSON", help="record a timestamped event instead")
 
 
 @command(
     "emit",
     "From inside a task: record a result or an event with its attempt.",
     'herd emit events 1000   |   herd emit --event \'{"stage": "merged"}\'',
+    setup=_setup_emit,
 )
 def cmd_emit(args: argparse.Namespace) -> int:
     from herd.service import changes
@@ -173,27 +177,6 @@ def cmd_emit(args: argparse.Namespace) -> int:
         changes.emit(args.key, args.value)
     else:
         raise UsageError("give KEY VALUE, or --event JSON")
-    return 0
-
-
-def _setup_emit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("key", nargs="?", help="name of the result")
-    p.add_argument("value", nargs="?", help="its value (JSON when it parses, else a string)")
-    p.add_argument("--event", metavar="JSON", help="record a timestamped event instead")
-
-
-@command(
-    "provenance",
-    "Print the provenance record of a task's attempts as JSON.",
-    "herd provenance reco_1 --attempt 2",
-)
-def cmd_provenance(args: argparse.Namespace) -> int:
-    from herd.service import views
-
-    out = views.provenance(
-        args.workdir, args.workflow, args.task, args.attempt, store=args.store
-    )
-    print(json.dumps(out if args.attempt is None else out[0], indent=1))
     return 0
 
 
@@ -209,14 +192,17 @@ def _setup_provenance(p: argparse.ArgumentParser) -> None:
     add_store(p)
 
 
-SETUP.update(
-    {
-        "why": _setup_why,
-        "reset": _setup_reset,
-        "forget": _setup_forget,
-        "clean": _setup_clean,
-        "emit": _setup_emit,
-        "provenance": _setup_provenance,
-        "status": _setup_status,
-    }
+@command(
+    "provenance",
+    "Print the provenance record of a task's attempts as JSON.",
+    "herd provenance reco_1 --attempt 2",
+    setup=_setup_provenance,
 )
+def cmd_provenance(args: argparse.Namespace) -> int:
+    from herd.service import views
+
+    out = views.provenance(
+        args.workdir, args.workflow, args.task, args.attempt, store=args.store
+    )
+    print(json.dumps(out if args.attempt is None else out[0], indent=1))
+    return 0

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from herd.cli import SETUP, add_file, add_selection, add_store, command, run_options, spec_path
+from herd.cli.command import command
+from herd.cli.options import add_file, add_selection, add_store, run_options, spec_path
 
 
 def open_store_of(args: argparse.Namespace) -> Any:
@@ -25,36 +26,6 @@ def open_store_of(args: argparse.Namespace) -> Any:
 
 
 # --- submit ---------------------------------------------------------------------------------
-
-
-@command(
-    "submit",
-    "Plan a workflow into the store for workers to run, and return at once.",
-    "herd submit wf.yaml --store postgresql://db.example.org/herd",
-)
-def cmd_submit(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from herd.exec.machine import parse_named, submit_limits
-    from herd.formats.built import load_built
-    from herd.run.enqueue import submit_workflow
-
-    workflow, graph = load_built(spec_path(args), args.workdir, save=False)
-    named = parse_named(args.limit)
-    limits = submit_limits(
-        workflow, cpu=args.cpu_limit, mem=args.mem_limit, gpu=args.gpu_limit, named=named
-    )
-    options = replace(run_options(args, workflow), limits=limits)
-    store = open_store_of(args)
-    try:
-        done = submit_workflow(workflow, options, store, graph)
-    finally:
-        store.close()
-    print(
-        f"herd: submitted '{workflow.name}' (workflow {done.workflow_id}, run #{done.run_id}): "
-        f"{done.queued} to run, {done.skipped} up to date"
-    )
-    return 0
 
 
 def _setup_submit(p: argparse.ArgumentParser) -> None:
@@ -97,13 +68,113 @@ def _setup_submit(p: argparse.ArgumentParser) -> None:
     p.set_defaults(jobs=None)
 
 
+@command(
+    "submit",
+    "Plan a workflow into the store for workers to run, and return at once.",
+    "herd submit wf.yaml --store postgresql://db.example.org/herd",
+    setup=_setup_submit,
+)
+def cmd_submit(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from herd.exec.machine import parse_named, submit_limits
+    from herd.formats.built import load_built
+    from herd.run.enqueue import submit_workflow
+
+    workflow, graph = load_built(spec_path(args), args.workdir, save=False)
+    named = parse_named(args.limit)
+    limits = submit_limits(
+        workflow, cpu=args.cpu_limit, mem=args.mem_limit, gpu=args.gpu_limit, named=named
+    )
+    options = replace(run_options(args, workflow), limits=limits)
+    store = open_store_of(args)
+    try:
+        done = submit_workflow(workflow, options, store, graph)
+    finally:
+        store.close()
+    print(
+        f"herd: submitted '{workflow.name}' (workflow {done.workflow_id}, run #{done.run_id}): "
+        f"{done.queued} to run, {done.skipped} up to date"
+    )
+    return 0
+
+
 # --- worker ---------------------------------------------------------------------------------
+
+
+def _setup_worker(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-C", "--workdir", type=Path, default=Path("."), help="working directory (default: .)"
+    )
+    add_store(p)
+    g = p.add_argument_group("resources (default: the Slurm allocation, else this machine)")
+    g.add_argument("--cpus", type=float, metavar="CORES", help="cores to offer")
+    g.add_argument("--mem", type=float, metavar="MB", help="memory to offer, MB")
+    g.add_argument("--gpus", type=float, metavar="N", help="GPUs to offer")
+    g.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="a pool of this worker's own, e.g. scratch=2 (repeatable)",
+    )
+    p.add_argument(
+        "-n",
+        dest="workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="start N workers, each with 1/N of the resources",
+    )
+    p.add_argument(
+        "-w",
+        "--workflow",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="serve only this workflow (repeatable; default: every workflow in the store)",
+    )
+    p.add_argument(
+        "--idle-exit",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this long with nothing to do (default: wait for work)",
+    )
+    p.add_argument("--max-tasks", type=int, metavar="N", help="stop after starting N tasks")
+    p.add_argument(
+        "--end-time",
+        metavar="WHEN",
+        help="claim only tasks expected to end before WHEN (epoch, +SECONDS, ISO); stop then",
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a claim lasts without a heartbeat (default 30)",
+    )
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="after SIGTERM, how long running tasks may go on before they are stopped and "
+        "released (default 20)",
+    )
+    p.add_argument(
+        "--mem-kill-ratio",
+        type=float,
+        default=2.0,
+        metavar="R",
+        help="kill a task using more than R x its declared mem (0: never; default 2)",
+    )
 
 
 @command(
     "worker",
     "Claim ready tasks from a store and run them here, within these resources.",
     "herd worker --store postgresql://db.example.org/herd --cpus 8 --idle-exit 60",
+    setup=_setup_worker,
 )
 def cmd_worker(args: argparse.Namespace) -> int:
     from herd.errors import UsageError
@@ -196,81 +267,21 @@ def _spawn(args: argparse.Namespace, resources: dict[str, float]) -> int:
     return max(child.wait() for child in children)
 
 
-def _setup_worker(p: argparse.ArgumentParser) -> None:
+# --- reap -----------------------------------------------------------------------------------
+
+
+def _setup_reap(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-C", "--workdir", type=Path, default=Path("."), help="working directory (default: .)"
     )
     add_store(p)
-    g = p.add_argument_group("resources (default: the Slurm allocation, else this machine)")
-    g.add_argument("--cpus", type=float, metavar="CORES", help="cores to offer")
-    g.add_argument("--mem", type=float, metavar="MB", help="memory to offer, MB")
-    g.add_argument("--gpus", type=float, metavar="N", help="GPUs to offer")
-    g.add_argument(
-        "--limit",
-        action="append",
-        default=[],
-        metavar="NAME=N",
-        help="a pool of this worker's own, e.g. scratch=2 (repeatable)",
-    )
-    p.add_argument(
-        "-n",
-        dest="workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="start N workers, each with 1/N of the resources",
-    )
-    p.add_argument(
-        "-w",
-        "--workflow",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="serve only this workflow (repeatable; default: every workflow in the store)",
-    )
-    p.add_argument(
-        "--idle-exit",
-        type=float,
-        metavar="SECONDS",
-        help="stop after this long with nothing to do (default: wait for work)",
-    )
-    p.add_argument("--max-tasks", type=int, metavar="N", help="stop after starting N tasks")
-    p.add_argument(
-        "--end-time",
-        metavar="WHEN",
-        help="claim only tasks expected to end before WHEN (epoch, +SECONDS, ISO); stop then",
-    )
-    p.add_argument(
-        "--lease",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long a claim lasts without a heartbeat (default 30)",
-    )
-    p.add_argument(
-        "--drain",
-        type=float,
-        default=20.0,
-        metavar="SECONDS",
-        help="after SIGTERM, how long running tasks may go on before they are stopped and "
-        "released (default 20)",
-    )
-    p.add_argument(
-        "--mem-kill-ratio",
-        type=float,
-        default=2.0,
-        metavar="R",
-        help="kill a task using more than R x its declared mem (0: never; default 2)",
-    )
-
-
-# --- reap -----------------------------------------------------------------------------------
 
 
 @command(
     "reap",
     "Take back the tasks of workers whose leases expired (they run again elsewhere).",
     "herd reap --store postgresql://db.example.org/herd",
+    setup=_setup_reap,
 )
 def cmd_reap(args: argparse.Namespace) -> int:
     store = open_store_of(args)
@@ -282,13 +293,3 @@ def cmd_reap(args: argparse.Namespace) -> int:
         print(f"{x.task} attempt {x.number} (worker {x.worker_id}): {x.then.value}")
     print(f"herd: reaped {len(lost)} attempt(s)")
     return 0
-
-
-def _setup_reap(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-C", "--workdir", type=Path, default=Path("."), help="working directory (default: .)"
-    )
-    add_store(p)
-
-
-SETUP.update({"submit": _setup_submit, "worker": _setup_worker, "reap": _setup_reap})

@@ -32,6 +32,7 @@ from herd.run.submit import Prepared, RunOptions, prepare, submitted
 from herd.service.state import existing_store
 
 __all__ = [
+    "Graph",
     "Policy",
     "Prepared",
     "Reporter",
