@@ -20,9 +20,8 @@ def cores() -> float:
 
 
 def memory_mb() -> float:
-    import psutil
-
-    return psutil.virtual_memory().total / 1e6
+    """This machine's physical memory, MB (the kernel's MemTotal)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6
 
 
 def gpus() -> float:

@@ -1,10 +1,14 @@
 """Resource sampling of running task trees, read straight from ``/proc``.
 
+This is herd's one way of reading processes (the executor's leftovers and liveness checks use it
+too): one scan of ``/proc`` per pass serves every task, which a per-process library call cannot
+match at thousands of processes, so herd does not depend on psutil.
+
 What a task's tree is
 ---------------------
 A task's tree is its main process and every descendant of it, plus the *orphans* that belong to
 it: processes that lost their parent and were reparented to herd (herd is a child subreaper, see
-``executor.py``) and that carry the task's token in their environment (``HERD_TASK_TOKEN``, set
+``exec/signals.py``) and that carry the task's token in their environment (``HERD_TASK_TOKEN``, set
 by the executor on every task and inherited by everything the task starts), or whose session or
 process group is the task's. A daemon that clears its environment *and* leaves the task's session
 cannot be attributed to any task.
