@@ -6,8 +6,8 @@ would rescan the growing heap again and again meanwhile: pausing it for the dura
 times. The objects form no reference cycles, so nothing is left for the collector to find.
 
 Pausing is not enough on its own: once the collector runs again, the objects built in the pause are
-all in its youngest generation, and it walks them in every generation's collection as they age (3.7 s
-of a 30 s resumed run of a million tasks, measured with ``gc.callbacks``). So a pause that built
+all in its youngest generation, and it walks them in every generation's collection as they age (an
+eighth of a resumed run of a million tasks: docs/performance.md). So a pause that built
 more than :data:`FREEZE_AFTER` objects ends with ``gc.freeze()``: everything alive is moved out of
 the collector's sight. Frozen objects are still freed when their last reference goes (they hold no
 cycles); what a freeze costs is that a reference cycle that is already garbage at that moment is

@@ -143,8 +143,8 @@ class Task(NamedTuple):
 
     A named tuple, not a frozen dataclass: loading a large spec builds a million of them, and a
     tuple is made in one step where a frozen dataclass sets its 24 fields one
-    ``object.__setattr__`` call at a time (4.4 µs a task, against 1.7 µs by keyword and less by
-    position, measured here). Change a task with ``task._replace(field=value)``.
+    ``object.__setattr__`` call at a time (several times slower: docs/performance.md). Change a
+    task with ``task._replace(field=value)``.
     """
 
     name: str

@@ -1,7 +1,7 @@
 """Task output through pipes, into log files created at the first byte.
 
 Creating a file is a metadata operation, and metadata is what shared and journalled file systems do
-slowly: on the ext4 volumes of our test machines a create costs 0.2-0.8 ms, on Lustre or NFS more.
+slowly, and more so on Lustre or NFS (figures: docs/performance.md, "Figures behind the design").
 Most short tasks print nothing, so herd hands each task a pipe instead of a file and creates the log
 file only when the first byte arrives. A silent task costs two ``pipe2`` calls, no file.
 

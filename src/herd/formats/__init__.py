@@ -81,7 +81,7 @@ _XML_ROOT = re.compile(
 )
 _Loader = Callable[[Any, str], Workflow]
 
-#: the libyaml-backed loader and dumper when PyYAML was built with them (about 10x faster)
+#: the libyaml-backed loader and dumper when PyYAML was built with them (an order of magnitude faster)
 _YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _YamlDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -248,7 +248,7 @@ def _json_bytes(raw: bytes) -> Any:
 
 
 def _fast_json(document: str | memoryview) -> Any:
-    """msgspec's decoder (2-4x faster than json's on large specs, the same values), or
+    """msgspec's decoder (several times faster than json's on large specs, the same values), or
     :data:`_NOT_JSON` when it refuses the document: json's decoder then tells the line and
     column, and reads NaN, 1e400 and lone surrogates."""
     try:

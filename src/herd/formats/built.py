@@ -1,8 +1,9 @@
 """A big workflow, loaded and validated, kept between runs with its graph.
 
-Loading a million-task spec and building its graph take 9 s here (parse 4.5 s, graph 4.5 s): a
-third of a resumed run that has nothing to do. :func:`load_built` keeps both in the working
-directory, ``.herd/cache/<digest of the spec's path>.pickle``, and reads them back in about 3 s
+Loading a million-task spec and building its graph is, in about equal parts, a third of a resumed
+run that has nothing to do. :func:`load_built` keeps both in the working directory,
+``.herd/cache/<digest of the spec's path>.pickle``, and reads them back in a third of that time
+(docs/performance.md, "Figures behind the design")
 while the spec's bytes, its path and herd's own code are those they were built from: the file
 starts with a line naming them (BLAKE2b of the bytes and of the path; herd's version, the size and
 mtime of each of its modules, Python's version), checked before anything else is read.

@@ -100,8 +100,8 @@ class _Snapshot(Files):
     every folder it looked into :data:`LIST_AFTER` times. A listed folder answers existence
     tests without a system call: a name not in it is missing, a name in it exists unless it is a
     symbolic link (which may dangle: that one is stat'ed). A workflow that has not run yet has a
-    million missing inputs, one that has run a million outputs to find; a ``stat`` costs 2-9 µs
-    here, a listing under 1 µs per entry."""
+    million missing inputs, one that has run a million outputs to find, and a listing costs a
+    fraction of a ``stat`` per entry (docs/performance.md, "Figures behind the design")."""
 
     LIST_AFTER = 32
     #: :meth:`stat_all` of more files than this runs in a child process while herd goes on
@@ -124,8 +124,8 @@ class _Snapshot(Files):
 
         More than :data:`BACKGROUND_AFTER` files are stat'ed by a forked child process, on the
         other core, while this one goes on (reading the store); the first question the answers
-        are needed for waits for them. A million stats cost 4-7 s here, in system calls and in
-        the building of ``os.stat_result`` objects.
+        are needed for waits for them. A million stats cost seconds, in system calls and in the
+        building of ``os.stat_result`` objects (docs/performance.md).
         """
         self._collect()
         if len(keys) > self.BACKGROUND_AFTER:
