@@ -8,7 +8,7 @@ import pytest
 
 from herd.core.model import Limits, RunStatus, SpecFormat, TaskState
 from herd.errors import UsageError
-from herd.service import changes, runs, views
+from herd.service import changes, runs, views, workers
 from herd.service.state import reading
 
 from .helpers import run, states, write_spec
@@ -30,14 +30,15 @@ def test_submit_records_the_plan_and_runs_nothing(tmp_path: Path) -> None:
     spec = chain(tmp_path)
     assert run(spec, tmp_path, targets=("a",)).status is RunStatus.SUCCEEDED
     options = runs.RunOptions(workdir=tmp_path, limits=LIMITS)
-    submitted = runs.submit(runs.load(str(spec)), options)
-    assert (submitted.todo, submitted.skipped) == (1, 1)
-    assert states(tmp_path) == {"a": TaskState.SUCCEEDED, "b": TaskState.WAITING}
-    assert not (tmp_path / "b.txt").exists()
+    submitted = workers.submit(runs.load(str(spec)), options)
+    assert (submitted.queued, submitted.skipped) == (1, 1)
+    assert states(tmp_path)["a"] is TaskState.SUCCEEDED
+    assert states(tmp_path)["b"] is not TaskState.SUCCEEDED
+    assert not (tmp_path / "b.txt").exists()  # queued for workers, not run
     status = views.status(tmp_path)
     assert status.workflow.id == submitted.workflow_id
     assert status.workflow.format is SpecFormat.NATIVE  # typed facts read back from the store
-    assert status.last_run is not None and status.last_run.status is RunStatus.SUCCEEDED
+    assert status.last_run is not None and status.last_run.status is RunStatus.RUNNING
 
 
 def test_reading_a_directory_where_herd_never_ran_says_what_to_do(tmp_path: Path) -> None:

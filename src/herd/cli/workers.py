@@ -8,22 +8,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from herd.cli.command import command
 from herd.cli.options import add_file, add_selection, add_store, run_options, spec_path
-
-
-def open_store_of(args: argparse.Namespace) -> Any:
-    """The store of ``--store``, ``$HERD_STORE`` or the working directory, opened for writing."""
-    from herd.store import locate, open_store
-    from herd.store.workdir import Workdir
-
-    location = locate(args.store, Workdir(args.workdir).db_path)
-    if isinstance(location, Path):
-        location.parent.mkdir(parents=True, exist_ok=True)
-    return open_store(location)
-
 
 # --- submit ---------------------------------------------------------------------------------
 
@@ -77,21 +64,14 @@ def _setup_submit(p: argparse.ArgumentParser) -> None:
 def cmd_submit(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from herd.exec.machine import parse_named, submit_limits
-    from herd.formats.built import load_built
-    from herd.run.enqueue import submit_workflow
+    from herd.service import runs, workers
 
-    workflow, graph = load_built(spec_path(args), args.workdir, save=False)
-    named = parse_named(args.limit)
-    limits = submit_limits(
-        workflow, cpu=args.cpu_limit, mem=args.mem_limit, gpu=args.gpu_limit, named=named
+    workflow, graph = runs.load_built(spec_path(args), args.workdir, save=False)
+    limits = workers.limits(
+        workflow, cpu=args.cpu_limit, mem=args.mem_limit, gpu=args.gpu_limit, named=args.limit
     )
     options = replace(run_options(args, workflow), limits=limits)
-    store = open_store_of(args)
-    try:
-        done = submit_workflow(workflow, options, store, graph)
-    finally:
-        store.close()
+    done = workers.submit(workflow, options, graph)
     print(
         f"herd: submitted '{workflow.name}' (workflow {done.workflow_id}, run #{done.run_id}): "
         f"{done.queued} to run, {done.skipped} up to date"
@@ -178,18 +158,14 @@ def _setup_worker(p: argparse.ArgumentParser) -> None:
 )
 def cmd_worker(args: argparse.Namespace) -> int:
     from herd.errors import UsageError
-    from herd.exec.machine import parse_named, worker_resources
+    from herd.service import workers
 
-    resources = worker_resources(
-        cpu=args.cpus, mem=args.mem, gpu=args.gpus, named=parse_named(args.limit)
-    )
+    resources = workers.resources(cpu=args.cpus, mem=args.mem, gpu=args.gpus, named=args.limit)
     if args.workers < 1:
         raise UsageError(f"-n wants 1 or more workers, not {args.workers}")
     if args.workers > 1:
         return _spawn(args, resources)
-    from herd.run.worker import Worker, WorkerOptions
-
-    options = WorkerOptions(
+    options = workers.WorkerOptions(
         resources=resources,
         workflows=tuple(args.workflow),
         idle_exit=args.idle_exit,
@@ -199,11 +175,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         drain=args.drain,
         mem_kill_ratio=args.mem_kill_ratio,
     )
-    store = open_store_of(args)
-    try:
-        result = Worker(store, options).run()
-    finally:
-        store.close()
+    result = workers.work(args.workdir, args.store, options)
     print(
         f"herd: worker {result.worker_id} stopped ({result.reason}): {result.finished} attempts "
         f"({result.succeeded} succeeded), {result.released} released, {result.lost} lost"
@@ -284,11 +256,9 @@ def _setup_reap(p: argparse.ArgumentParser) -> None:
     setup=_setup_reap,
 )
 def cmd_reap(args: argparse.Namespace) -> int:
-    store = open_store_of(args)
-    try:
-        lost = store.reap(now=time.time())
-    finally:
-        store.close()
+    from herd.service import workers
+
+    lost = workers.reap(args.workdir, args.store)
     for x in lost:
         print(f"{x.task} attempt {x.number} (worker {x.worker_id}): {x.then.value}")
     print(f"herd: reaped {len(lost)} attempt(s)")

@@ -1,7 +1,7 @@
 """``herd submit``: plan a workflow into the store's queue, for workers to run.
 
 The spec is loaded, validated and planned once, here, exactly as ``herd run`` does it
-(:func:`herd.runner.prepare`: fingerprints against earlier successes, so a changed spec reruns
+(:func:`herd.run.submit.prepare` and :func:`~herd.run.submit.record`: fingerprints against earlier successes, so a changed spec reruns
 only what changed). Then every task to run becomes a :class:`~herd.store.base.QueuedTask`
 holding all a worker needs — command, absolute working directory, environment, resources,
 policy, the digests to record on success — in the order the scheduler would start them
@@ -18,11 +18,14 @@ import time
 from dataclasses import dataclass, replace
 
 from herd.core.graph import Graph
-from herd.core.model import STANDARD_RESOURCES, TaskState, Workflow
+from herd.core.model import STANDARD_RESOURCES, Workflow
 from herd.core.scheduler import order_keys
 from herd.plan.commands import Commands
-from herd.run.submit import Prepared, RunOptions, prepare
-from herd.store.base import QueuedTask, Store, TaskChanged
+from herd.run.submit import Prepared, RunOptions, prepare, record
+from herd.store.base import (
+    Store,
+)
+from herd.store.queued import QueuedTask
 from herd.store.workdir import Workdir
 
 
@@ -43,9 +46,8 @@ def submit_workflow(
     """Plan ``workflow`` against ``store`` and queue what must run (see the module docstring)."""
     options = replace(options, workdir=options.workdir.resolve())
     prepared = prepare(workflow, options, store, graph)
-    wid = store.add_workflow(workflow)
+    wid = record(store, workflow, prepared)  # the workflow and its skips, as herd run records them
     now = time.time()
-    store.write(_skips(wid, prepared, now))
     tasks = queued_tasks(workflow, prepared, options, store.durations(wid))
     run_id = store.submit(
         wid,
@@ -59,19 +61,6 @@ def submit_workflow(
     )
     skipped = len(prepared.selected) - len(tasks)
     return Submitted(wid, run_id, len(tasks), skipped)
-
-
-def _skips(wid: int, prepared: Prepared, now: float) -> list[TaskChanged]:
-    """Selected tasks the plan skips, recorded as ``herd run`` records them."""
-    tasks, records = prepared.graph.tasks, prepared.records
-    changes = []
-    for i, verdict in prepared.plan.verdicts.items():
-        rec = records.get(tasks[i].name)
-        if not verdict.run and (rec is None or rec.state is not TaskState.SUCCEEDED):
-            changes.append(
-                TaskChanged(wid, tasks[i].name, TaskState.SKIPPED, now, reason=verdict.reason)
-            )
-    return changes
 
 
 def _pools(workflow: Workflow, options: RunOptions) -> dict[str, float]:

@@ -9,9 +9,10 @@ the workers all call these functions, never the store, the graph or the planner 
                        :func:`~state.changing` (the same, writable, under the run lock)
 ``runs``               a spec and its runs: ``load``, ``load_built``, ``limits``, ``validate``,
                        ``tasks``, ``script``, ``plan`` (what would run and why, nothing written),
-                       ``submit`` (validate, plan and record the plan in the store), ``run``
-                       (submit, then drive the scheduler over real processes), ``simulate``,
-                       ``slurm_executor`` (each task a Slurm job instead of a local process)
+                       ``run`` (validate, plan and record the plan, then drive the scheduler over
+                       real processes), ``simulate``, ``slurm_executor`` (each task a Slurm job)
+``workers``            many machines: ``submit`` (plan into the store's queue and return),
+                       ``resources``, ``work`` (one worker claiming and running tasks), ``reap``
 ``changes``            ``reset``, ``forget``, ``clean``, ``emit`` / ``emit_event``
 ``views``              ``status``, ``why``, ``provenance``, ``graph``, ``stats``, ``analyze``,
                        ``plot`` / ``plot_schedule``, ``export``, ``export_dagman``, ``convert``
@@ -21,10 +22,9 @@ Front ends import the modules (``from herd.service import runs``) and render wha
 return; arguments and results are typed values (paths, names, :class:`~herd.core.model.Workflow`,
 :class:`~herd.run.submit.RunOptions`, report dataclasses), never a parsed command line.
 
-Workers on many machines (``herd submit``, then claim / heartbeat / finish) build on
-:func:`runs.submit`: it is :func:`herd.run.submit.prepare` (validate, read the store, plan) and
-:func:`herd.run.submit.record` (write the workflow and its plan) under the store's lock, which
-``herd run`` also uses before it drives the tasks itself. A shared store marks the tasks to run
-ready in ``record``; claim / heartbeat / finish belong here beside ``submit``, over the store's
-intention-named methods.
+A run and a submission share their first half, :func:`herd.run.submit.prepare` (validate, read the
+store, plan) and :func:`herd.run.submit.record` (write the workflow and the plan's skips): ``herd
+run`` then drives the tasks itself (:mod:`herd.run.local`), ``herd submit`` queues them for workers
+(:mod:`herd.run.enqueue`), which claim, heartbeat and finish through the store's intention-named
+methods (:mod:`herd.run.worker`).
 """

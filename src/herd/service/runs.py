@@ -1,16 +1,15 @@
 """Operations on a workflow spec and its runs: load, validate, list, plan, submit, run, simulate.
 
-A run is submitted, then driven: :func:`submit` loads nothing itself (the front end loads the spec,
-once, with :func:`load` or :func:`load_built`), validates, plans against the store and records the
-plan there (:mod:`herd.run.submit`); :func:`run` does the same and drives the scheduler over real
-processes until the workflow ends (:mod:`herd.run.local`). :func:`plan` plans without writing
-(``herd run --dry-run``, ``herd why``).
+The front end loads the spec once (:func:`load` or :func:`load_built`). :func:`run` validates it,
+plans it against the store and records the plan there (:mod:`herd.run.submit`), then drives the
+scheduler over real processes until the workflow ends (:mod:`herd.run.local`); :func:`plan` plans
+without writing (``herd run --dry-run``, ``herd why``). Submitting to a queue for workers is
+:func:`herd.service.workers.submit`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from herd.reports.script import serial_script
 from herd.run.local import Reporter, RunResult, run_workflow
 from herd.run.simulate import SimResult, durations_of
 from herd.run.simulate import simulate as simulate_graph
-from herd.run.submit import Prepared, RunOptions, prepare, submitted
+from herd.run.submit import Prepared, RunOptions, prepare
 from herd.service.state import existing_store
 
 __all__ = [
@@ -40,7 +39,6 @@ __all__ = [
     "RunResult",
     "Setup",
     "SimResult",
-    "Submitted",
     "limits",
     "load",
     "load_built",
@@ -49,7 +47,6 @@ __all__ = [
     "script",
     "simulate",
     "slurm_executor",
-    "submit",
     "tasks",
     "validate",
 ]
@@ -140,28 +137,11 @@ def plan(workflow: Workflow, options: RunOptions, graph: Graph | None = None) ->
         return prepare(workflow, options, store, graph)
 
 
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """A workflow recorded in its store with its plan."""
-
-    workflow_id: int
-    todo: int  # tasks to run
-    skipped: int  # selected tasks the plan skips
-
-
-def submit(workflow: Workflow, options: RunOptions, graph: Graph | None = None) -> Submitted:
-    """Validate ``workflow``, plan it against the store of ``options.workdir`` and record both
-    there (under the run lock), without running anything: after it, the store alone says what is
-    left to do. :func:`run` is this plus the driver."""
-    with submitted(workflow, options, graph) as s:
-        todo = len(s.prepared.plan.todo)
-        return Submitted(s.workflow_id, todo, len(s.prepared.selected) - todo)
-
-
 def run(
     workflow: Workflow, options: RunOptions, reporter: Reporter, graph: Graph | None = None
 ) -> RunResult:
-    """Submit ``workflow`` and run it to the end (or until interrupted) on this machine."""
+    """Validate, plan and record ``workflow``, then run it to the end (or until interrupted) on
+    this machine."""
     return run_workflow(workflow, options, reporter, graph)
 
 
