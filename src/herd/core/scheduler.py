@@ -49,10 +49,8 @@ State collections
 
 from __future__ import annotations
 
-import enum
 import heapq
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from herd.core.events import (
@@ -67,14 +65,16 @@ from herd.core.events import (
     Start,
     Stop,
 )
-from herd.core.graph import Graph, upward_ranks
-from herd.core.model import Kill, Limits, Recovery, TaskState
+from herd.core.graph import Graph
+from herd.core.model import Kill, Limits, TaskState
+from herd.core.policy import EPS, Again, Policy, after_failure, order_keys
 from herd.errors import TransitionError
 
 #: the scheduler's API: its own names and the events and decisions it speaks (herd.core.events)
 __all__ = [
     "TRANSITIONS",
     "AddTasks",
+    "Again",
     "Cancel",
     "Decision",
     "Event",
@@ -87,6 +87,8 @@ __all__ = [
     "Settled",
     "Start",
     "Stop",
+    "after_failure",
+    "order_keys",
 ]
 
 W, R, RUN, RETRY = TaskState.WAITING, TaskState.READY, TaskState.RUNNING, TaskState.RETRYING
@@ -113,91 +115,6 @@ TRANSITIONS: frozenset[tuple[TaskState, TaskState]] = frozenset(
         (RETRY, CANCEL),
     }
 )
-
-_EPS = 1e-9
-
-
-class Policy(enum.Enum):
-    """How ready tasks are ordered after user priority."""
-
-    CRITICAL_PATH = "critical-path"
-    TIMEFRAME = "timeframe"
-    FIFO = "fifo"
-
-
-
-
-
-
-def order_keys(
-    graph: Graph,
-    todo: set[int],
-    policy: Policy = Policy.CRITICAL_PATH,
-    durations: Sequence[float | None] | None = None,
-) -> dict[int, tuple[float, ...]]:
-    """The order key of every task to run (lower first; see the module docstring). Ranks take a
-    pass over the whole graph: a resumed run with nothing (or little) to do keys only what it
-    runs, and ranks nothing if nothing. ``herd submit`` queues tasks in this order too."""
-    tasks = graph.tasks
-    if policy is Policy.FIFO or not todo:
-        return {i: (-tasks[i].priority, i) for i in todo}
-    dur = [1.0] * len(tasks)
-    if durations is not None:
-        known = [float(d) for d in durations if d is not None]
-        guess = math.fsum(known) / len(known) if known else 1.0  # for a task with none
-        dur = [guess if d is None else float(d) for d in durations]
-    rank = upward_ranks(graph, dur)
-    if policy is Policy.TIMEFRAME:
-
-        def timeframe_key(i: int) -> tuple[float, ...]:
-            tf = tasks[i].timeframe
-            return (-tasks[i].priority, -1 if tf is None else tf, -rank[i], i)
-
-        return {i: timeframe_key(i) for i in todo}
-    return {i: (-tasks[i].priority, -rank[i], i) for i in todo}
-
-
-@dataclass(frozen=True, slots=True)
-class Again:
-    """What follows a failed attempt that is not final: the next one, from ``at``, with these
-    resources and timeout (raised after a watchdog kill when ``recovered``)."""
-
-    at: float
-    resources: Mapping[str, float]
-    timeout: float | None
-    recovered: bool
-
-
-def after_failure(
-    *,
-    retries: int,
-    backoff: float,
-    recovery: Recovery | None,
-    tries: int,
-    recoveries: int,
-    kill: Kill | None,
-    resources: Mapping[str, float],
-    timeout: float | None,
-    now: float,
-    mem_cap: float = float("inf"),
-) -> Again | None:
-    """The policy of :class:`Scheduler` for a failed attempt, for a driver that keeps the counts
-    itself (``herd worker``: the store holds them): a recovery with more memory or time after a
-    watchdog kill, else a retry after ``backoff * 2**(k-1)`` while retries are left, else None
-    (failed). ``tries`` counts the attempts so far, this one included; ``recoveries`` those that
-    were recoveries."""
-    policy = recovery
-    if kill is not None and policy is not None and recoveries < policy.attempts:
-        res = dict(resources)
-        if kill is Kill.MEMORY and res.get("mem"):
-            res["mem"] = min(res["mem"] * policy.mem_factor, mem_cap)
-        if kill is Kill.TIMEOUT and timeout is not None:
-            timeout = timeout * policy.time_factor
-        return Again(now, res, timeout, recovered=True)
-    k = tries - recoveries
-    if k <= retries:
-        return Again(now + backoff * 2 ** (k - 1), resources, timeout, recovered=False)
-    return None
 
 
 @dataclass(slots=True)
@@ -534,7 +451,7 @@ class Scheduler:
 
     def _fits(self, demand: tuple[float, ...]) -> bool:
         used, cap = self._used, self._cap
-        return all(used[k] + d <= cap[k] + _EPS for k, d in enumerate(demand) if d)
+        return all(used[k] + d <= cap[k] + EPS for k, d in enumerate(demand) if d)
 
     def _fill(self) -> list[Decision]:
         """Start, in key order, every ready task that fits (see the module docstring)."""

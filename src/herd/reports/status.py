@@ -9,7 +9,13 @@ from typing import Any
 
 from herd.core.model import RunStatus, TaskState
 from herd.errors import UsageError
-from herd.store.base import RunRecord, Store, TaskRecord, WorkerRecord, WorkflowRecord
+from herd.store.base import (
+    RunRecord,
+    Store,
+    TaskRecord,
+    WorkflowRecord,
+)
+from herd.store.queued import WorkerRecord
 from herd.store.workdir import process_alive
 
 

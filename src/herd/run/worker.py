@@ -46,14 +46,11 @@ from herd.run.attempts import DATA, attempt_finished, outcome, user_changes
 from herd.store.base import (
     AttemptFinished,
     Change,
-    Claimed,
     FileStamp,
-    Outcome,
-    QueuedTask,
     Sample,
     Store,
-    WorkerRecord,
 )
+from herd.store.queued import Claimed, Outcome, QueuedTask, WorkerRecord
 from herd.store.workdir import safe_name
 
 logger = logging.getLogger(__name__)

@@ -45,16 +45,11 @@ from herd.store.base import (
     INTERRUPTED,
     AttemptRecord,
     Change,
-    Claimed,
-    Lost,
-    Outcome,
-    QueuedTask,
     RunRecord,
     Sample,
     TaskRecord,
     UserData,
     UserEvent,
-    WorkerRecord,
     WorkflowRecord,
     coalesce,
 )
@@ -81,6 +76,7 @@ from herd.store.postgres_statements import (
     query,
 )
 from herd.store.queries import POSTGRES, Dialect
+from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, WorkerRecord
 from herd.store.rows import (
     attempt_record,
     describe,

@@ -27,12 +27,9 @@ from herd.store.base import (
     AttemptRecord,
     AttemptStarted,
     Change,
-    Claimed,
-    Lost,
-    Outcome,
-    QueuedTask,
     TaskChanged,
 )
+from herd.store.queued import Claimed, Lost, Outcome, QueuedTask
 
 _EPS = 1e-9
 #: how many ready rows a claim looks at beyond what it may take (tasks that do not fit are skipped)

@@ -27,9 +27,9 @@ from herd.store.base import (
     TaskRecord,
     UserData,
     UserEvent,
-    WorkerRecord,
     WorkflowRecord,
 )
+from herd.store.queued import WorkerRecord
 
 Row = tuple[Any, ...]
 STATES: dict[str, TaskState] = {state.value: state for state in TaskState}

@@ -53,21 +53,17 @@ from herd.store.base import (
     AttemptRecord,
     AttemptStarted,
     Change,
-    Claimed,
-    Lost,
-    Outcome,
-    QueuedTask,
     RunRecord,
     Sample,
     TaskChanged,
     TaskRecord,
     UserData,
     UserEvent,
-    WorkerRecord,
     WorkflowRecord,
     coalesce,
 )
 from herd.store.queries import QUERIES, Query
+from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, WorkerRecord
 from herd.store.rows import (
     attempt_record,
     describe,
@@ -82,6 +78,7 @@ from herd.store.rows import (
     worker_record,
     workflow_record,
 )
+from herd.store.sqlite_schema import advice, check_version, connect, migrate
 
 __all__ = ["INTERRUPTED", "SQLiteStore", "migrate"]
 

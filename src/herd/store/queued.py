@@ -1,0 +1,126 @@
+"""What a store's queue holds and returns for workers on many machines: the tasks submitted to run
+(:class:`QueuedTask`, all a worker needs without the spec), the attempts a claim hands out
+(:class:`Claimed`), what a worker reports back (:class:`Outcome`), the workers themselves
+(:class:`WorkerRecord`) and the attempts taken back from them (:class:`Lost`). The
+:class:`~herd.store.base.Store` protocol documents the transactions that use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from herd.core.model import Recovery, TaskState
+
+if TYPE_CHECKING:
+    from herd.store.base import AttemptFinished, Change
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedTask:
+    """Everything a worker needs to run one task, planned by ``herd submit`` (workers never read
+    spec files): the command, where and with what, the policy, and what to record on success.
+
+    ``seq`` orders the queue: claims take ready tasks by ascending ``seq`` (the scheduler's order:
+    user priority, then the critical path with known durations). ``needs`` are the tasks of the
+    same submission it waits for (tasks done before are not listed).
+    """
+
+    name: str
+    cmd: str | tuple[str, ...]
+    cwd: str  # absolute
+    env: Mapping[str, str]  # the workflow's env under the task's (not the worker's environment)
+    resources: Mapping[str, float]  # the demand, ``cpu`` filled in
+    seq: int
+    needs: tuple[str, ...] = ()
+    reason: str = ""  # why it runs (``new``, ``command changed``, ...)
+    retries: int = 0
+    backoff: float = 1.0
+    timeout: float | None = None
+    recovery: Recovery | None = None
+    semaphore: str | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    done_marker: str | None = None
+    stdin: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    duration: float | None = None  # expected seconds, when known
+    log_dir: str = ""  # the folder for the attempt's output and user data files
+    expanded: str = ""  # the command as recorded in provenance
+    fingerprint: str = ""
+    cmd_digest: str = ""
+    env_digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A queued task a worker now holds: run attempt ``number`` (over all runs) under ``run_id``.
+
+    ``resources`` and ``timeout`` are the current ones (a recovery may have raised them);
+    ``tries`` counts this submission's attempts, this one included; ``recoveries`` those that
+    followed a watchdog kill with more memory or time.
+    """
+
+    workflow_id: int
+    run_id: int
+    workflow: str
+    number: int
+    tries: int
+    recoveries: int
+    resources: Mapping[str, float]
+    timeout: float | None
+    task: QueuedTask
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a claimed attempt ended, reported by its worker to :meth:`Store.finish`.
+
+    ``then`` is the task's next state: ``SUCCEEDED``, ``FAILED`` (no retries left: the tasks
+    needing it are cancelled), ``READY`` (retried: claimable from ``not_before``, with
+    ``resources`` and ``timeout`` when a recovery changed them). ``changes`` are the attempt's
+    samples, user data and events.
+    """
+
+    attempt: AttemptFinished
+    pid: int
+    started: float
+    then: TaskState
+    reason: str = ""
+    not_before: float = 0.0
+    resources: Mapping[str, float] | None = None
+    timeout: float | None = None
+    recovered: bool = False
+    #: the end of the attempt's output when it failed (reports read it from any host)
+    log_tail: str = ""
+    changes: Sequence[Change] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A worker as the store knows it: ``state`` is ``active``, ``draining``, ``stopped`` or
+    ``lost`` (its heartbeats stopped); ``held`` the tasks it holds now."""
+
+    id: int
+    host: str
+    pid: int
+    user: str
+    started: float
+    heartbeat: float
+    state: str
+    resources: Mapping[str, float]
+    held: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """An attempt taken back from its worker: ``then`` is the task's new state (``READY`` or,
+    retries spent, ``FAILED``)."""
+
+    workflow_id: int
+    task: str
+    number: int
+    worker_id: int
+    then: TaskState
