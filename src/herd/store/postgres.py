@@ -1,17 +1,17 @@
 """The PostgreSQL store: workflow state shared by every host that reaches one database.
 
-Implements :class:`herd.store.base.Store`; the contract is documented there. The schema is in
-``sql/postgres/schema.sql``, the queries in ``sql/postgres/queries.sql`` (the tables and names of
-the SQLite store, in PostgreSQL's types). ``--store postgresql://USER@HOST:PORT/DB`` (or the
-environment variable ``HERD_STORE``) selects it; docs/operations.md says how to set a server up.
+Implements :class:`herd.store.base.Store` (the contract is documented there) with the tables and
+names of the SQLite store in PostgreSQL's types (``sql/postgres/*.sql``); ``--store
+postgresql://USER@HOST:PORT/DB`` or ``$HERD_STORE`` selects it (docs/operations.md). Connecting,
+migrations and error advice: :mod:`~herd.store.postgres_schema`; statements:
+:mod:`~herd.store.postgres_statements`.
 
 Connection
 ----------
 One psycopg 3 connection in autocommit mode; every write is one explicit transaction, rolled back
 whole when any part fails. A batch (:meth:`PostgresStore.write`) is sent in pipeline mode: one
-round trip for the whole batch, not one per change. Adding a million tasks copies them into a
-temporary table (``COPY``) and upserts them in one statement. ``jsonb`` columns are read as text
-and decoded in ``rows.py``, as in the SQLite store.
+round trip for the whole batch, not one per change. A new workflow's tasks are copied (``COPY``),
+others upserted from a copied temporary table. ``jsonb`` is read as text, decoded in ``rows.py``.
 
 Faults
 ------
@@ -22,8 +22,6 @@ runs the interrupted call again: a read is simply repeated; a write's transactio
 or left nothing, so repeating it is safe except when the connection dropped during the ``COMMIT``
 itself (then the repeat fails loudly on a duplicate, rather than recording anything twice).
 Opening a store does not retry: a wrong URL, credentials or an unreachable server fail at once.
-
-Schema versions: see :mod:`herd.store.postgres_schema`.
 """
 
 from __future__ import annotations
