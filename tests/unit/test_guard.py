@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def raising(exc: BaseException) -> Callable[[argparse.Namespace], int]:
 def run(
     command: str, exc: BaseException, workdir: Path, monkeypatch: pytest.MonkeyPatch, *flags: str
 ) -> int:
-    monkeypatch.setitem(COMMANDS, command, (raising(exc), COMMANDS[command][1]))
+    monkeypatch.setitem(COMMANDS, command, replace(COMMANDS[command], run=raising(exc)))
     return cli.main([*flags, *argv(command, workdir)])
 
 
