@@ -6,11 +6,14 @@ import argparse
 import json
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herd.cli.command import command
 from herd.cli.options import add_file, load_spec
 from herd.errors import UsageError
+
+if TYPE_CHECKING:
+    from herd.service.slurm import AllocationRow, SlurmSubmit
 
 
 def _setup_slurm(p: argparse.ArgumentParser) -> None:
@@ -81,9 +84,8 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     return _submit(args)
 
 
-def _request(args: argparse.Namespace) -> Any:
-    from herd.launch.slurm.allocations import NodeShape, Sizing
-    from herd.launch.slurm.service import SlurmSubmit
+def _request(args: argparse.Namespace) -> SlurmSubmit:
+    from herd.service import slurm
 
     store = args.store or os.environ.get("HERD_STORE")
     if not store:
@@ -92,17 +94,19 @@ def _request(args: argparse.Namespace) -> Any:
         )
     node = None
     if args.node_cpus is not None:
-        node = NodeShape(args.node_cpus, args.node_mem or 0.0, args.node_gpus or 0)
-    sizing = Sizing(_seconds(args.time), args.nodes, args.margin, args.default_duration)
-    return SlurmSubmit(
+        node = (args.node_cpus, args.node_mem or 0.0, args.node_gpus or 0)
+    return slurm.request(
         store=store,
         workdir=args.workdir,
-        sizing=sizing,
+        walltime=_seconds(args.time),
+        nodes=args.nodes,
+        margin=args.margin,
+        default_duration=args.default_duration,
         partition=args.partition,
         account=args.account,
         qos=args.qos,
         gres=args.gres,
-        extra=tuple(args.extra),
+        extra=args.extra,
         node=node,
         idle_exit=args.idle_exit,
         watch=args.watch,
@@ -110,39 +114,27 @@ def _request(args: argparse.Namespace) -> Any:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from herd.launch.slurm import service
-    from herd.store import open_store
+    from herd.service import slurm
 
     workflow = load_spec(args)
     request = _request(args)
     if args.dry_run:
-        planned, later = service.dry_run(workflow, request, None)
+        planned, later = slurm.dry_run(workflow, request)
         for p in planned:
             print(p.text)
         print(
             f"# herd: dry run: {len(planned)} allocation(s) now; {later} task(s) wait for later stages"
         )
         return 0
-    store = open_store(request.store)
-    try:
-        service.slurm_submit(workflow, request, store, print)
-    finally:
-        store.close()
+    slurm.submit(workflow, request, print)
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    from herd.launch.slurm.service import slurm_status
-    from herd.store import open_store
+    from herd.service import slurm
 
     workflow = load_spec(args)
-    location = args.store or os.environ.get("HERD_STORE")
-    store = open_store(location) if location else None
-    try:
-        rows = slurm_status(workflow.name, args.workdir, store)
-    finally:
-        if store is not None:
-            store.close()
+    rows = slurm.status(workflow.name, args.workdir, args.store or os.environ.get("HERD_STORE"))
     if args.json:
         print(json.dumps([_row(r) for r in rows], indent=1))
         return 0
@@ -166,7 +158,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _row(r: Any) -> dict[str, Any]:
+def _row(r: AllocationRow) -> dict[str, Any]:
     j = r.job
     return {
         "job_id": j.job_id,

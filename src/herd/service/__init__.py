@@ -14,6 +14,8 @@ the workers all call these functions, never the store, the graph or the planner 
 ``workers``            many machines: ``submit`` (plan into the store's queue and return),
                        ``resources``, ``work`` (one worker claiming and running tasks), ``reap``
 ``changes``            ``reset``, ``forget``, ``clean``, ``emit`` / ``emit_event``
+``slurm``              workers in Slurm allocations: ``request``, ``submit`` (the workflow to the
+                       shared store, allocations sbatch'ed), ``dry_run``, ``status``
 ``views``              ``status``, ``why``, ``provenance``, ``graph``, ``stats``, ``analyze``,
                        ``plot`` / ``plot_schedule``, ``export``, ``export_dagman``, ``convert``
 =====================  ==========================================================================

@@ -40,7 +40,8 @@ from herd.launch.slurm.allocations import (
 )
 from herd.launch.slurm.client import JobInfo
 from herd.run.submit import RunOptions
-from herd.store.base import Store, WorkerRecord
+from herd.store.base import Store
+from herd.store.queued import WorkerRecord
 from herd.store.workdir import safe_name
 
 logger = logging.getLogger(__name__)
