@@ -1,9 +1,8 @@
 """The PostgreSQL store: workflow state shared by every host that reaches one database.
 
-Implements :class:`herd.store.base.Store` (the contract is documented there) with the tables and
-names of the SQLite store in PostgreSQL's types (``sql/postgres/*.sql``); ``--store
-postgresql://USER@HOST:PORT/DB`` or ``$HERD_STORE`` selects it (docs/operations.md). Connecting,
-migrations and error advice: :mod:`~herd.store.postgres_schema`; statements:
+Implements :class:`herd.store.base.Store` with the SQLite store's tables in PostgreSQL's types;
+``--store postgresql://USER@HOST:PORT/DB`` or ``$HERD_STORE`` selects it (docs/operations.md).
+Connecting, migrations, error advice: :mod:`~herd.store.postgres_schema`; statements:
 :mod:`~herd.store.postgres_statements`.
 
 Connection
@@ -15,12 +14,11 @@ others upserted from a copied temporary table. ``jsonb`` is read as text, decode
 
 Faults
 ------
-Errors are wrapped at the boundary into :class:`~herd.errors.StoreError`, with what to do. When
-the connection is lost (the server restarted, an administrator ended the session, the network
-dropped), the store reconnects with exponential back-off for up to ``reconnect_for`` seconds and
-runs the interrupted call again: a read is simply repeated; a write's transaction either committed
-or left nothing, so repeating it is safe except when the connection dropped during the ``COMMIT``
-itself (then the repeat fails loudly on a duplicate, rather than recording anything twice).
+Errors become a :class:`~herd.errors.StoreError` saying what to do. When the connection is lost
+(server restart, session ended, network), the store reconnects with exponential back-off for up to
+``reconnect_for`` seconds and runs the call again: a read is repeated; a write's transaction either
+committed or left nothing, so repeating it is safe except when the connection dropped during the
+``COMMIT`` itself (the repeat then fails loudly on a duplicate rather than record anything twice).
 Opening a store does not retry: a wrong URL, credentials or an unreachable server fail at once.
 """
 

@@ -41,7 +41,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from herd.core.bulk import gc_paused
 from herd.core.model import RunStatus, TaskState, Workflow
@@ -49,26 +48,22 @@ from herd.errors import StoreError
 from herd.store import queue
 from herd.store.base import (
     INTERRUPTED,
-    AttemptFinished,
     AttemptRecord,
-    AttemptStarted,
     Change,
     RunRecord,
     Sample,
-    TaskChanged,
     TaskRecord,
     UserData,
     UserEvent,
     WorkflowRecord,
     coalesce,
 )
-from herd.store.queries import QUERIES, Query
+from herd.store.queries import QUERIES
 from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, WorkerRecord
 from herd.store.rows import (
     attempt_record,
     describe,
     encode,
-    encode_map,
     rows_digest,
     run_record,
     task_record,
@@ -79,6 +74,7 @@ from herd.store.rows import (
     workflow_record,
 )
 from herd.store.sqlite_schema import advice, check_version, connect, migrate
+from herd.store.sqlite_statements import APPLY, Tx, by_task, run_query
 
 __all__ = ["INTERRUPTED", "SQLiteStore", "migrate"]
 
@@ -146,8 +142,8 @@ class SQLiteStore:
         rows = task_rows(workflow.tasks)
         digest = rows_digest(rows)
         with self._transaction(f"add workflow '{workflow.name}'") as conn:
-            known = _run(conn, "workflow_tasks_digest", {"name": workflow.name}).fetchone()
-            (workflow_id,) = _run(
+            known = run_query(conn, "workflow_tasks_digest", {"name": workflow.name}).fetchone()
+            (workflow_id,) = run_query(
                 conn,
                 "upsert_workflow",
                 {
@@ -165,25 +161,25 @@ class SQLiteStore:
             conn.executemany(
                 _UPSERT_TASK.sql, ((workflow_id, name, now, *rest) for name, *rest in rows)
             )
-            (stored,) = _run(conn, "count_tasks", {"workflow_id": workflow_id}).fetchone()
+            (stored,) = run_query(conn, "count_tasks", {"workflow_id": workflow_id}).fetchone()
             if stored > len(names):  # some rows are not tasks of the workflow now: retire them
-                current = _run(conn, "current_task_names", {"workflow_id": workflow_id})
+                current = run_query(conn, "current_task_names", {"workflow_id": workflow_id})
                 gone = [(workflow_id, name) for (name,) in current if name not in names]
                 conn.executemany(QUERIES["retire_task"].sql, gone)
         return int(workflow_id)
 
     def workflow(self, name: str) -> WorkflowRecord | None:
         with self._errors(f"read workflow '{name}'"):
-            row = _run(self._conn, "workflow_by_name", {"name": name}).fetchone()
+            row = run_query(self._conn, "workflow_by_name", {"name": name}).fetchone()
         return None if row is None else workflow_record(row)
 
     def workflows(self) -> list[WorkflowRecord]:
         with self._errors("read the workflows"):
-            return [workflow_record(row) for row in _run(self._conn, "all_workflows", {})]
+            return [workflow_record(row) for row in run_query(self._conn, "all_workflows", {})]
 
     def task_records(self, workflow_id: int) -> dict[str, TaskRecord]:
         with self._errors(f"read the tasks of workflow {workflow_id}"), gc_paused():
-            rows = _run(self._conn, "task_records", {"workflow_id": workflow_id})
+            rows = run_query(self._conn, "task_records", {"workflow_id": workflow_id})
             return {row[0]: task_record(row) for row in rows}
 
     def reset(self, workflow_id: int, tasks: Sequence[str]) -> None:
@@ -195,7 +191,7 @@ class SQLiteStore:
 
     def forget(self, workflow_id: int) -> None:
         with self._transaction(f"forget workflow {workflow_id}") as conn:
-            _run(conn, "forget_workflow", {"workflow_id": workflow_id})
+            run_query(conn, "forget_workflow", {"workflow_id": workflow_id})
 
     # --- runs ------------------------------------------------------------------------------
 
@@ -221,14 +217,14 @@ class SQLiteStore:
             "limits": encode(dict(limits)),
         }
         with self._transaction(f"begin a run of workflow {workflow_id}") as conn:
-            last = _run(conn, "last_run_status", {"workflow_id": workflow_id}).fetchone()
+            last = run_query(conn, "last_run_status", {"workflow_id": workflow_id}).fetchone()
             if last is not None and last[0] != "succeeded":
                 # a run that succeeded left no task in flight (and the one before it requeued
                 # those it did not run): only after another end is the scan of every task needed
-                _run(conn, "requeue_interrupted_tasks", closing)
-            closed = _run(conn, "interrupt_attempts", closing).rowcount
-            _run(conn, "interrupt_runs", closing)
-            (run_id,) = _run(conn, "insert_run", run).fetchone()
+                run_query(conn, "requeue_interrupted_tasks", closing)
+            closed = run_query(conn, "interrupt_attempts", closing).rowcount
+            run_query(conn, "interrupt_runs", closing)
+            (run_id,) = run_query(conn, "insert_run", run).fetchone()
         if closed:
             logger.warning(
                 "workflow %d: %d attempts were left running by a herd that stopped; "
@@ -241,7 +237,7 @@ class SQLiteStore:
     def end_run(self, run_id: int, *, ended: float, status: RunStatus) -> None:
         params = {"run_id": run_id, "ended": ended, "status": status}
         with self._transaction(f"end run {run_id}") as conn:
-            if _run(conn, "end_run", params).rowcount != 1:
+            if run_query(conn, "end_run", params).rowcount != 1:
                 raise StoreError(
                     f"could not end run {run_id} in {self.path}: there is no such run "
                     "(this is a bug in herd, please report it)"
@@ -249,7 +245,7 @@ class SQLiteStore:
 
     def runs(self, workflow_id: int) -> list[RunRecord]:
         with self._errors(f"read the runs of workflow {workflow_id}"):
-            rows = _run(self._conn, "runs_of_workflow", {"workflow_id": workflow_id})
+            rows = run_query(self._conn, "runs_of_workflow", {"workflow_id": workflow_id})
             return [run_record(row) for row in rows]
 
     # --- the batch -------------------------------------------------------------------------
@@ -261,7 +257,7 @@ class SQLiteStore:
         with self._transaction(f"write a batch of {len(changes)} changes") as conn:
             for index, change in enumerate(changes):
                 try:
-                    _APPLY[type(change)](conn, change)
+                    APPLY[type(change)](conn, change)
                 except (sqlite3.Error, LookupError, TypeError, ValueError) as exc:
                     raise StoreError(self._batch_message(changes, index, exc)) from exc
 
@@ -277,30 +273,30 @@ class SQLiteStore:
     def attempts(self, workflow_id: int, task: str | None = None) -> list[AttemptRecord]:
         with self._errors(f"read the attempts of workflow {workflow_id}"):
             return [
-                attempt_record(row) for row in _by_task(self._conn, "attempts", workflow_id, task)
+                attempt_record(row) for row in by_task(self._conn, "attempts", workflow_id, task)
             ]
 
     def durations(self, workflow_id: int) -> dict[str, float]:
         with self._errors(f"read the task durations of workflow {workflow_id}"):
-            rows = _run(self._conn, "durations", {"workflow_id": workflow_id})
+            rows = run_query(self._conn, "durations", {"workflow_id": workflow_id})
             return {task: float(seconds) for task, seconds in rows}
 
     def samples(self, workflow_id: int, task: str, number: int) -> list[Sample]:
         params = {"workflow_id": workflow_id, "task": task, "number": number}
         with self._errors(f"read the samples of task '{task}' attempt {number}"):
-            rows = _run(self._conn, "samples_of_attempt", params)
+            rows = run_query(self._conn, "samples_of_attempt", params)
             return [Sample(*row) for row in rows]
 
     def user_data(self, workflow_id: int, task: str | None = None) -> list[UserData]:
         with self._errors(f"read the user data of workflow {workflow_id}"):
             return [
                 user_data_record(row)
-                for row in _by_task(self._conn, "user_data", workflow_id, task)
+                for row in by_task(self._conn, "user_data", workflow_id, task)
             ]
 
     def user_events(self, workflow_id: int, task: str | None = None) -> list[UserEvent]:
         with self._errors(f"read the user events of workflow {workflow_id}"):
-            rows = _by_task(self._conn, "user_events", workflow_id, task)
+            rows = by_task(self._conn, "user_events", workflow_id, task)
             return [user_event_record(row) for row in rows]
 
     # --- workers (the logic is in queue.py, shared by every SQL store) ------------------------
@@ -328,8 +324,8 @@ class SQLiteStore:
         }
         closing = {"workflow_id": workflow_id, "time": now}
         with self._queue(f"submit {len(tasks)} tasks of workflow {workflow_id}") as tx:
-            _run(tx.conn, "interrupt_runs", closing)
-            (run_id,) = _run(tx.conn, "insert_run", run).fetchone()
+            run_query(tx.conn, "interrupt_runs", closing)
+            (run_id,) = run_query(tx.conn, "insert_run", run).fetchone()
             queue.submit(tx, workflow_id, run_id, tasks, pools, now)
         return int(run_id)
 
@@ -407,7 +403,7 @@ class SQLiteStore:
 
     def workers(self) -> list[WorkerRecord]:
         with self._errors("read the workers"):
-            rows = _run(self._conn, "all_workers", {}).fetchall()
+            rows = run_query(self._conn, "all_workers", {}).fetchall()
         return [worker_record(row) for row in rows]
 
     def wait_for_work(self, timeout: float) -> bool:
@@ -427,21 +423,21 @@ class SQLiteStore:
 
     def queue_counts(self, workflows: Sequence[int] | None = None) -> dict[TaskState, int]:
         with self._errors("count the queued tasks"):
-            return queue.queue_counts(_Tx(self._conn), workflows)
+            return queue.queue_counts(Tx(self._conn), workflows)
 
     def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
         values = {"workflow_id": workflow_id, "task": task, "number": number}
         with self._errors(f"read the log tail of task '{task}' attempt {number}"):
-            row = _run(self._conn, "failure_log", values).fetchone()
+            row = run_query(self._conn, "failure_log", values).fetchone()
         return None if row is None else str(row[0])
 
     @contextmanager
-    def _queue(self, doing: str) -> Iterator[_Tx]:
+    def _queue(self, doing: str) -> Iterator[Tx]:
         """A write transaction for the queue functions; driver and lookup errors become a
         :class:`StoreError`."""
         with self._transaction(doing) as conn:
             try:
-                yield _Tx(conn)
+                yield Tx(conn)
             except (LookupError, TypeError, ValueError) as exc:
                 raise StoreError(
                     f"could not {doing} in {self.path}: {exc}; {advice(exc)}"
@@ -497,8 +493,6 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-# --- changes -> rows -----------------------------------------------------------------------
-
 #: add_workflow binds a million of these tuples: built directly in the query's parameter order
 _UPSERT_TASK = QUERIES["upsert_task"]
 _TASK_ROW = ("workflow_id", "name", "now", "cmd", "labels", "resources", "timeframe")
@@ -506,154 +500,3 @@ if _UPSERT_TASK.params != _TASK_ROW:
     raise ImportError(f"queries.sql: upsert_task must take {_TASK_ROW}, not {_UPSERT_TASK.params}")
 
 
-def _run(conn: sqlite3.Connection, name: str, values: Mapping[str, Any]) -> sqlite3.Cursor:
-    query = QUERIES[name]
-    return conn.execute(query.sql, query.args(values))
-
-
-def _run_with(conn: sqlite3.Connection, name: str, obj: object, **encoded: Any) -> sqlite3.Cursor:
-    """Run query ``name`` with the attributes of ``obj`` (``encoded`` replaces some of them)."""
-    query = QUERIES[name]
-    return conn.execute(query.sql, query.args_of(obj, **encoded))
-
-
-def _start_attempt(conn: sqlite3.Connection, change: AttemptStarted) -> None:
-    attempt = change.attempt
-    _run_with(
-        conn,
-        "insert_attempt",
-        attempt,
-        state=attempt.state.value,
-        inputs=encode_map(attempt.inputs),
-        outputs=encode_map(attempt.outputs),
-        resources=encode_map(attempt.resources),
-    )
-
-
-def _finish_attempt(conn: sqlite3.Connection, change: AttemptFinished) -> None:
-    # stamps taken at the end replace those of the start; none given keeps those
-    cursor = _run_with(
-        conn,
-        "finish_attempt",
-        change,
-        state=change.state.value,
-        inputs=encode_map(change.inputs) if change.inputs else None,
-        outputs=encode_map(change.outputs) if change.outputs else None,
-    )
-    if cursor.rowcount != 1:
-        raise LookupError(f"no attempt {change.number} of task '{change.task}' was started")
-
-
-def _change_task(conn: sqlite3.Connection, change: TaskChanged) -> None:
-    inputs = None if change.inputs is None else encode_map(change.inputs)
-    cursor = _run_with(conn, "change_task", change, state=change.state.value, inputs=inputs)
-    if cursor.rowcount != 1:
-        raise LookupError(f"no task '{change.task}' in workflow {change.workflow_id}")
-
-
-def _start_attempts(conn: sqlite3.Connection, changes: Sequence[AttemptStarted]) -> None:
-    query = QUERIES["insert_attempt"]
-    conn.executemany(query.sql, [_attempt_args(query, c.attempt) for c in changes])
-
-
-def _attempt_args(query: Query, attempt: AttemptRecord) -> tuple[Any, ...]:
-    return query.args_of(
-        attempt,
-        state=attempt.state.value,
-        inputs=encode_map(attempt.inputs),
-        outputs=encode_map(attempt.outputs),
-        resources=encode_map(attempt.resources),
-    )
-
-
-def _finish_attempts(conn: sqlite3.Connection, changes: Sequence[AttemptFinished]) -> None:
-    query = QUERIES["finish_attempt"]
-    rows = [
-        query.args_of(
-            c,
-            state=c.state.value,
-            inputs=encode_map(c.inputs) if c.inputs else None,
-            outputs=encode_map(c.outputs) if c.outputs else None,
-        )
-        for c in changes
-    ]
-    if conn.executemany(query.sql, rows).rowcount != len(rows):
-        raise LookupError(f"an attempt of {[c.task for c in changes]} was not started")
-
-
-def _change_tasks(conn: sqlite3.Connection, changes: Sequence[TaskChanged]) -> None:
-    query = QUERIES["change_task"]
-    rows = [
-        query.args_of(
-            c,
-            state=c.state.value,
-            inputs=None if c.inputs is None else encode_map(c.inputs),
-        )
-        for c in changes
-    ]
-    if conn.executemany(query.sql, rows).rowcount != len(rows):
-        raise LookupError(f"a task of {[c.task for c in changes]} is not in its workflow")
-
-
-def _add_sample(conn: sqlite3.Connection, change: Sample) -> None:
-    _run_with(conn, "insert_sample", change)
-
-
-def _add_user_data(conn: sqlite3.Connection, change: UserData) -> None:
-    _run_with(conn, "insert_user_data", change, value=encode(change.value))
-
-
-def _add_user_event(conn: sqlite3.Connection, change: UserEvent) -> None:
-    _run_with(conn, "insert_user_event", change, data=encode(dict(change.data)))
-
-
-#: changes applied many at a time (their runs in a batch)
-_MANY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
-    AttemptStarted: _start_attempts,
-    AttemptFinished: _finish_attempts,
-    TaskChanged: _change_tasks,
-}
-
-_APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
-    AttemptStarted: _start_attempt,
-    AttemptFinished: _finish_attempt,
-    TaskChanged: _change_task,
-    Sample: _add_sample,
-    UserData: _add_user_data,
-    UserEvent: _add_user_event,
-}
-
-
-def _by_task(
-    conn: sqlite3.Connection, table: str, workflow_id: int, task: str | None
-) -> sqlite3.Cursor:
-    """Read ``table`` for a whole workflow, or for one of its tasks."""
-    if task is None:
-        return _run(conn, f"{table}_of_workflow", {"workflow_id": workflow_id})
-    return _run(conn, f"{table}_of_task", {"workflow_id": workflow_id, "task": task})
-
-
-class _Tx:
-    """An open transaction, as :mod:`herd.store.queue` uses it."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def run(self, name: str, values: Mapping[str, Any]) -> sqlite3.Cursor:
-        return _run(self.conn, name, values)
-
-    def apply(self, changes: Sequence[Change]) -> None:
-        # runs of one kind of change go in one executemany (a claim or a finish of a batch)
-        start = 0
-        while start < len(changes):
-            kind = type(changes[start])
-            end = start + 1
-            while end < len(changes) and type(changes[end]) is kind:
-                end += 1
-            many = _MANY.get(kind)
-            if many is None or end - start == 1:
-                for change in changes[start:end]:
-                    _APPLY[kind](self.conn, change)
-            else:
-                many(self.conn, changes[start:end])
-            start = end
