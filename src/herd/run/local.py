@@ -141,7 +141,9 @@ def run_workflow(
     with wd.lock():
         store = open_store(locate(options.store, wd.db_path))
         try:
-            served = _serve_queue(workflow, options, store)
+            from herd.run.worker import serve_queue  # (the worker builds on this module)
+
+            served = serve_queue(workflow, options, store)
             if served is not None:
                 return served
             prepared = prepare(workflow, options, store, graph)
@@ -149,37 +151,6 @@ def run_workflow(
             return _Run(workflow, options, reporter, store, wd, prepared, workflow_id).run()
         finally:
             store.close()
-
-
-def _serve_queue(workflow: Workflow, options: RunOptions, store: Store) -> RunResult | None:
-    """A workflow submitted for workers (``herd submit``) whose queue is not finished: this run
-    is one more worker on it, within the run's limits, until it is finished (None otherwise)."""
-    from herd.run.worker import OPEN, Worker, WorkerOptions  # (the worker builds on this module)
-
-    rec = store.workflow(workflow.name)
-    if rec is None or not any(store.queue_counts([rec.id]).get(s) for s in OPEN):
-        return None
-    logger.warning(
-        "workflow '%s' was submitted for workers and is not finished: this run serves its "
-        "queue beside them (what was submitted runs, not this spec)",
-        workflow.name,
-    )
-    t0 = time.monotonic()
-    worker = WorkerOptions(
-        resources=dict(options.limits.resources),
-        workflows=(workflow.name,),
-        grace=options.grace,
-        mem_kill_ratio=options.mem_kill_ratio,
-    )
-    done = Worker(store, worker).run()
-    counts = store.queue_counts([rec.id])
-    if done.reason == "drained":
-        status, code = RunStatus.INTERRUPTED, 128 + signal.SIGINT
-    elif counts.get(TaskState.FAILED) or counts.get(TaskState.CANCELLED):
-        status, code = RunStatus.FAILED, EXIT_FAILED
-    else:
-        status, code = RunStatus.SUCCEEDED, EXIT_OK
-    return RunResult(status, dict(counts), time.monotonic() - t0, code)
 
 
 # --- running --------------------------------------------------------------------------------

@@ -28,13 +28,15 @@ import contextlib
 import getpass
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from herd.core.model import Task, TaskState
+from herd.core.model import RunStatus, Task, TaskState, Workflow
 from herd.core.scheduler import after_failure
 from herd.exec.base import Exited, Interrupted, Launch, Sampled
 from herd.exec.executor import LocalExecutor
@@ -43,6 +45,7 @@ from herd.exec.markers import touch
 from herd.exec.monitor import is_alive
 from herd.plan.files import Files
 from herd.run.attempts import DATA, attempt_finished, outcome, user_changes
+from herd.run.submit import RunOptions
 from herd.store.base import (
     AttemptFinished,
     Change,
@@ -52,6 +55,9 @@ from herd.store.base import (
 )
 from herd.store.queued import Claimed, Outcome, QueuedTask, WorkerRecord
 from herd.store.workdir import safe_name
+
+if TYPE_CHECKING:
+    from herd.run.local import RunResult
 
 logger = logging.getLogger(__name__)
 
@@ -525,3 +531,34 @@ def _tail(paths: tuple[Path, Path]) -> str:
 
 def _describe(resources: Mapping[str, float]) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in sorted(resources.items()))
+
+
+def serve_queue(workflow: Workflow, options: RunOptions, store: Store) -> RunResult | None:
+    """A workflow submitted for workers (``herd submit``) whose queue is not finished: this run
+    is one more worker on it, within the run's limits, until it is finished (None otherwise)."""
+    from herd.run.local import EXIT_FAILED, EXIT_OK, RunResult
+
+    rec = store.workflow(workflow.name)
+    if rec is None or not any(store.queue_counts([rec.id]).get(s) for s in OPEN):
+        return None
+    logger.warning(
+        "workflow '%s' was submitted for workers and is not finished: this run serves its "
+        "queue beside them (what was submitted runs, not this spec)",
+        workflow.name,
+    )
+    t0 = time.monotonic()
+    worker = WorkerOptions(
+        resources=dict(options.limits.resources),
+        workflows=(workflow.name,),
+        grace=options.grace,
+        mem_kill_ratio=options.mem_kill_ratio,
+    )
+    done = Worker(store, worker).run()
+    counts = store.queue_counts([rec.id])
+    if done.reason == "drained":
+        status, code = RunStatus.INTERRUPTED, 128 + signal.SIGINT
+    elif counts.get(TaskState.FAILED) or counts.get(TaskState.CANCELLED):
+        status, code = RunStatus.FAILED, EXIT_FAILED
+    else:
+        status, code = RunStatus.SUCCEEDED, EXIT_OK
+    return RunResult(status, dict(counts), time.monotonic() - t0, code)
