@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from herd.core.model import Recovery, Task, TaskState, Workflow
+from herd.core.model import Kill, Recovery, Task, TaskState, Workflow
 from herd.store.base import AttemptFinished, Claimed, Outcome, QueuedTask, Store, UserData
 from herd.store.postgres import PostgresStore
 from herd.store.sqlite import SQLiteStore
@@ -200,6 +200,7 @@ class QueueContract:
         assert store.reap(now=2.0 + LEASE + 1) == []
         attempt = store.attempts(wid, "a")[0]
         assert attempt.kill_reason.startswith("lost")
+        assert attempt.kill is Kill.LOST
         assert [r.state for r in store.workers()] == ["lost", "lost"]
         (b,) = store.claim(w2, CPU2, now=40.0, lease=LEASE)
         assert store.finish(w1, [outcome(a, TaskState.SUCCEEDED)], now=41.0) == [False]
@@ -234,6 +235,7 @@ class QueueContract:
         (again,) = store.claim(w, CPU2, now=3.0, lease=LEASE)
         assert (again.number, again.tries) == (2, 1)
         assert store.attempts(wid, "a")[0].state is TaskState.CANCELLED
+        assert store.attempts(wid, "a")[0].kill is Kill.INTERRUPTED
 
     def test_resubmitting_keeps_running_tasks(self, store: Store) -> None:
         wid = self.submit(store, queued("a", 0), queued("b", 1))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from herd.core.model import Task, TaskState, Workflow
+from herd.core.model import Kill, Task, TaskState, Workflow
 from herd.errors import StoreError
 from herd.store.base import (
     AttemptFinished,
@@ -295,10 +295,11 @@ class StoreContract:
         )
         new = self.begin(store, wid, started=100.0)
         closed, finished = store.attempts(wid, "running")[0], store.attempts(wid, "done")[0]
-        assert (closed.state, closed.end, closed.kill_reason) == (
+        assert (closed.state, closed.end, closed.kill_reason, closed.kill) == (
             TaskState.CANCELLED,
             100.0,
             INTERRUPTED,
+            Kill.INTERRUPTED,
         )
         assert (finished.state, finished.end) == (TaskState.SUCCEEDED, 3.0)
         records = store.task_records(wid)
@@ -390,6 +391,7 @@ class StoreContract:
             exit_code=None,
             signal=9,
             kill_reason="memory 5.1 GB > 4.0 GB limit",
+            kill=Kill.MEMORY,
             utime=1.25,
             stime=0.5,
             max_rss=1 << 30,
@@ -406,6 +408,7 @@ class StoreContract:
             state=TaskState.FAILED,
             signal=9,
             kill_reason="memory 5.1 GB > 4.0 GB limit",
+            kill=Kill.MEMORY,
             utime=1.25,
             stime=0.5,
             max_rss=1 << 30,
@@ -414,6 +417,20 @@ class StoreContract:
             outputs={"out.root": (1000, 56, "")},
         )
         assert store.attempts(wid) == [expected]
+
+    @pytest.mark.parametrize("kill", [*Kill, None])
+    def test_kill_kind_round_trips_started_and_finished_at_once(
+        self, store: Store, kill: Kill | None
+    ) -> None:
+        wid = store.add_workflow(workflow("w", "a"))
+        run = self.begin(store, wid)
+        ended = AttemptFinished(
+            wid, "a", 1, 2.0, TaskState.FAILED, exit_code=1, kill_reason="why", kill=kill
+        )
+        store.write([AttemptStarted(attempt(wid, run, "a")), ended])  # one insert (coalesced)
+        (stored,) = store.attempts(wid, "a")
+        assert (stored.kill, stored.kill_reason) == (kill, "why")
+        assert stored.kill is None or type(stored.kill) is Kill
 
     def test_finish_with_input_stamps_replaces_those_of_the_start(self, store: Store) -> None:
         wid = store.add_workflow(workflow("w", "a"))

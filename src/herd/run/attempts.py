@@ -179,6 +179,7 @@ def attempt_finished(
         ev.exit_code,
         ev.signal,
         ev.kill_reason,
+        ev.kill,
         ev.utime,
         ev.stime,
         ev.max_rss,

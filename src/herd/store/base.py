@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
-from herd.core.model import EMPTY, RunStatus, SpecFormat, TaskState, Workflow
+from herd.core.model import EMPTY, Kill, RunStatus, SpecFormat, TaskState, Workflow
 from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, WorkerRecord
 
 #: the kill reason of attempts found running when a new run begins (herd was killed meanwhile)
@@ -115,6 +115,9 @@ class AttemptRecord:
     exit_code: int | None = None
     signal: int | None = None
     kill_reason: str = ""
+    #: why herd (or Slurm, or the loss of a worker) ended it from outside; None when it ended by
+    #: itself, or when it was recorded before the store kept the kind (see ``reports.analyze``)
+    kill: Kill | None = None
     utime: float | None = None  # seconds of user CPU (rusage of the process and its children)
     stime: float | None = None
     max_rss: int | None = None  # bytes, rusage
@@ -148,6 +151,7 @@ class AttemptFinished:
     exit_code: int | None = None
     signal: int | None = None
     kill_reason: str = ""
+    kill: Kill | None = None
     utime: float | None = None
     stime: float | None = None
     max_rss: int | None = None
@@ -257,6 +261,7 @@ def _finished(attempt: AttemptRecord, f: AttemptFinished) -> AttemptRecord:
         exit_code=f.exit_code,
         signal=f.signal,
         kill_reason=f.kill_reason,
+        kill=f.kill,
         utime=f.utime,
         stime=f.stime,
         max_rss=f.max_rss,
@@ -277,8 +282,6 @@ def _merged(earlier: TaskChanged, later: TaskChanged) -> TaskChanged:
         env_digest=earlier.env_digest if later.env_digest is None else later.env_digest,
         inputs=earlier.inputs if later.inputs is None else later.inputs,
     )
-
-
 
 
 class Store(Protocol):

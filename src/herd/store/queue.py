@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from herd.core.model import Recovery, RunStatus, TaskState
+from herd.core.model import Kill, Recovery, RunStatus, TaskState
 from herd.store.base import (
     AttemptFinished,
     AttemptRecord,
@@ -494,7 +494,8 @@ def release(
         lease = _lease(tx, workflow_id, task)
         if lease is None or not lease.holds(worker_id, number):
             continue
-        _take_back(tx, workflow_id, task, lease, now, TaskState.CANCELLED, reason)
+        stopped = TaskState.CANCELLED
+        _take_back(tx, workflow_id, task, lease, now, stopped, Kill.INTERRUPTED, reason)
         lost.append(Lost(workflow_id, task, number, worker_id, TaskState.READY))
     return lost
 
@@ -506,7 +507,7 @@ def reap(tx: Tx, now: float) -> list[Lost]:
         lease = _lease(tx, workflow_id, task)
         assert lease is not None
         reason = f"lost: worker {worker_id} stopped renewing its lease"
-        then = _take_back(tx, workflow_id, task, lease, now, TaskState.FAILED, reason)
+        then = _take_back(tx, workflow_id, task, lease, now, TaskState.FAILED, Kill.LOST, reason)
         lost.append(Lost(workflow_id, task, number, worker_id, then))
         end_run_if_done(tx, lease.run_id, now)
     tx.run("lose_workers", {"now": now})
@@ -520,11 +521,14 @@ def _take_back(
     lease: _Lease,
     now: float,
     recorded: TaskState,
+    kill: Kill,
     reason: str,
 ) -> TaskState:
     """End the lease's attempt as ``recorded``; the task is ready again, or failed when the
     attempt counted (lost, not released) and its retries are spent."""
-    ended = AttemptFinished(workflow_id, task, lease.number, now, recorded, kill_reason=reason)
+    ended = AttemptFinished(
+        workflow_id, task, lease.number, now, recorded, kill_reason=reason, kill=kill
+    )
     tx.apply([ended])
     _release_pools(tx, workflow_id, lease)
     counted = recorded is not TaskState.CANCELLED

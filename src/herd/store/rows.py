@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from herd.core.model import EMPTY, FrozenDict, RunStatus, SpecFormat, Task, TaskState
+from herd.core.model import EMPTY, FrozenDict, Kill, RunStatus, SpecFormat, Task, TaskState
 from herd.store.base import (
     AttemptRecord,
     AttemptStarted,
@@ -146,6 +146,7 @@ def run_record(row: Row) -> RunRecord:
 def attempt_record(row: Row) -> AttemptRecord:
     values = dict(zip(_ATTEMPT_FIELDS, row, strict=True))
     values["state"] = STATES[values["state"]]
+    values["kill"] = Kill(values["kill"]) if values["kill"] else None
     values["inputs"] = stamps(values["inputs"])
     values["outputs"] = stamps(values["outputs"])
     values["resources"] = floats(values["resources"])

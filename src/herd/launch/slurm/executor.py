@@ -49,7 +49,8 @@ from herd.store.workdir import safe_name
 
 logger = logging.getLogger(__name__)
 
-#: Slurm states that mean herd's own kinds of kill (the runner's recovery reads the prefix)
+#: Slurm states that mean herd's own kinds of kill: the kind (what recovery and the store keep) and
+#: the words
 _KILL_REASONS = {
     JobState.TIMEOUT: (Kill.TIMEOUT, "timeout: Slurm stopped job {id} at its time limit"),
     JobState.OUT_OF_MEMORY: (Kill.MEMORY, "memory: Slurm stopped job {id} beyond its --mem"),

@@ -98,7 +98,8 @@ WHERE workflow_id = :workflow_id
         OR name IN (SELECT task FROM attempts WHERE workflow_id = :workflow_id AND state = 'running'));
 
 -- interrupt_attempts --
-UPDATE attempts SET state = 'cancelled', ended = :time, kill_reason = :reason
+UPDATE attempts SET state = 'cancelled', ended = :time, kill_reason = :reason,
+    kill_kind = 'interrupted'
 WHERE workflow_id = :workflow_id AND state = 'running';
 
 -- interrupt_runs --
@@ -123,11 +124,13 @@ ORDER BY id;
 INSERT INTO attempts (
     workflow_id, task, number, run_id, state, reason, started, ended, exit_code, signal,
     kill_reason, host, username, pid, cwd, cmd, env_digest, fingerprint, utime, stime, max_rss,
-    peak_mem, mean_cpu, stdout_path, stderr_path, inputs, outputs, resources
+    peak_mem, mean_cpu, stdout_path, stderr_path, inputs, outputs, resources,
+    kill_kind
 ) VALUES (
     :workflow_id, :task, :number, :run_id, :state, :reason, :start, :end, :exit_code, :signal,
     :kill_reason, :host, :user, :pid, :cwd, :cmd, :env_digest, :fingerprint, :utime, :stime,
-    :max_rss, :peak_mem, :mean_cpu, :stdout_path, :stderr_path, :inputs, :outputs, :resources
+    :max_rss, :peak_mem, :mean_cpu, :stdout_path, :stderr_path, :inputs, :outputs, :resources,
+    :kill
 );
 
 -- finish_attempt --
@@ -138,6 +141,7 @@ UPDATE attempts SET
     exit_code = :exit_code,
     signal = :signal,
     kill_reason = :kill_reason,
+    kill_kind = :kill,
     utime = :utime,
     stime = :stime,
     max_rss = :max_rss,
@@ -156,16 +160,18 @@ GROUP BY task;
 
 -- attempts_of_workflow --
 SELECT workflow_id, run_id, task, number, host, username AS user, pid, started AS start, cmd,
-    env_digest, fingerprint, reason, ended AS "end", state, exit_code, signal, kill_reason, utime,
-    stime, max_rss, peak_mem, mean_cpu, cwd, stdout_path, stderr_path, inputs, outputs, resources
+    env_digest, fingerprint, reason, ended AS "end", state, exit_code, signal, kill_reason,
+    kill_kind AS kill, utime, stime, max_rss, peak_mem, mean_cpu, cwd, stdout_path, stderr_path,
+    inputs, outputs, resources
 FROM attempts
 WHERE workflow_id = :workflow_id
 ORDER BY started, id;
 
 -- attempts_of_task --
 SELECT workflow_id, run_id, task, number, host, username AS user, pid, started AS start, cmd,
-    env_digest, fingerprint, reason, ended AS "end", state, exit_code, signal, kill_reason, utime,
-    stime, max_rss, peak_mem, mean_cpu, cwd, stdout_path, stderr_path, inputs, outputs, resources
+    env_digest, fingerprint, reason, ended AS "end", state, exit_code, signal, kill_reason,
+    kill_kind AS kill, utime, stime, max_rss, peak_mem, mean_cpu, cwd, stdout_path, stderr_path,
+    inputs, outputs, resources
 FROM attempts
 WHERE workflow_id = :workflow_id AND task = :task
 ORDER BY started, id;

@@ -92,6 +92,8 @@ CREATE TABLE attempts (
     inputs       TEXT NOT NULL DEFAULT '{}',    -- JSON file-stamp map
     outputs      TEXT NOT NULL DEFAULT '{}',    -- JSON file-stamp map
     resources    TEXT NOT NULL DEFAULT '{}',    -- JSON object: what it was given
+    kill_kind    TEXT,                          -- a core.model.Kill value when ended from outside
+                                                -- (NULL: ended by itself, or before migration 4)
     UNIQUE (workflow_id, task, number),
     FOREIGN KEY (workflow_id, task) REFERENCES tasks (workflow_id, name) ON DELETE CASCADE
 ) STRICT;

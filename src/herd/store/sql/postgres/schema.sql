@@ -91,6 +91,7 @@ CREATE TABLE attempts (
     inputs       jsonb NOT NULL DEFAULT '{}',
     outputs      jsonb NOT NULL DEFAULT '{}',
     resources    jsonb NOT NULL DEFAULT '{}',
+    kill_kind    text,  -- a core.model.Kill value when ended from outside (NULL: by itself)
     UNIQUE (workflow_id, task, number),
     FOREIGN KEY (workflow_id, task) REFERENCES tasks (workflow_id, name) ON DELETE CASCADE
 );
