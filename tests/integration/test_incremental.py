@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from herd.core.model import Limits, TaskState
+from herd.core.model import Kill, Limits, TaskState
 from herd.plan.files import _Snapshot
+from herd.reports.analyze import analyze
 from herd.store import open_store
 from herd.store.workdir import Workdir
 from tests.integration.helpers import attempts, herd_cmd, run, states, write_spec
@@ -98,8 +99,10 @@ def test_torc_case_2_out_of_memory_reruns_only_it_and_descendants(tmp_path: Path
     wf = store.workflow("wf")
     assert wf is not None
     reason = store.task_records(wf.id)["reco"].reason
+    (killed,) = next(f for f in analyze(store, wf.id).failures if f.task == "reco").attempts
     store.close()
     assert reason.startswith("killed: memory") and "> 100.0 MB limit" in reason, reason
+    assert killed.kill is Kill.MEMORY  # the kind the runner stored, as analyze reads it
     # the user gives it the memory it needs; nothing else changed
     spec.write_text(json.dumps({"name": "wf", "tasks": pipeline(mem_mb=1000, hog=True)}))
     r = run(spec, tmp_path, limits=LIMITS)

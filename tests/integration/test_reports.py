@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from herd.cli import main
-from herd.core.model import Limits, Task, TaskState, Workflow
+from herd.core.model import Kill, Limits, Task, TaskState, Workflow
 from herd.formats import dump, load
 from herd.reports.analyze import Analysis, analyze, locate, rerun_command, tail
 from herd.reports.analyze import render_text as render_analysis
@@ -39,7 +39,8 @@ from herd.run.local import RunOptions, run_workflow
 from herd.run.progress import QuietReporter
 from herd.service.state import existing_store
 from herd.store import open_store
-from herd.store.base import Store
+from herd.store.base import AttemptFinished, AttemptRecord, AttemptStarted, Store, TaskChanged
+from herd.store.sqlite import SQLiteStore
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -215,6 +216,8 @@ def test_analyze_reports_the_timeout_kill(store: Store) -> None:
     (attempt,) = slow.attempts
     assert attempt.outcome.startswith("killed: timeout")
     assert attempt.kill_reason.startswith("timeout")
+    assert attempt.kill is Kill.TIMEOUT  # the kind the runner stored
+    assert [a.kill for a in store.attempts(_wid(store), "slow")] == [Kill.TIMEOUT]
     assert attempt.signal in ("SIGTERM", "SIGKILL")
     assert slow.cancelled == 0
 
@@ -249,6 +252,53 @@ def test_analyze_json_is_serialisable(store: Store) -> None:
     data = json.loads(json.dumps(analysis_json(analyze(store, _wid(store)))))
     assert {f["task"] for f in data["failures"]} == {"broken", "broken2", "slow"}
     assert data["failures"][0]["state"] == "failed"
+    slow = next(f for f in data["failures"] if f["task"] == "slow")
+    assert slow["attempts"][0]["kill"] == "timeout"
+
+
+def test_analyze_reads_the_stored_kill_kind_not_the_text(tmp_path: Path) -> None:
+    """The kind decides, whatever the words say; only attempts recorded before the store kept it
+    (no kind) are read from their words, and a lost attempt was not killed by herd."""
+    ended = {  # task: (kind, kill reason)
+        "oom": (Kill.MEMORY, "Slurm stopped job 7 beyond its --mem"),
+        "late": (Kill.TIMEOUT, "ran 2.0 s > 1 s limit"),
+        "old": (None, "timeout 0.6 s > 0.5 s limit"),  # recorded by a herd before schema 4
+        "gone": (Kill.LOST, "worker 3 stopped renewing its lease"),
+        "plain": (None, "declared output out.txt was not created"),
+    }
+    store = SQLiteStore(tmp_path / "herd.db")
+    try:
+        wid = store.add_workflow(Workflow("w", tuple(Task(t, "true") for t in ended)))
+        run = store.begin_run(wid, started=1.0, host="h", user="u", pid=1, argv=[], limits={})
+        for i, (task, (kill, why)) in enumerate(ended.items()):
+            store.write(
+                [
+                    AttemptStarted(AttemptRecord(wid, run, task, 1, "h", "u", 1, 2.0 + i, "true",
+                                                 "", "", "new")),
+                    AttemptFinished(wid, task, 1, 3.0 + i, TaskState.FAILED, exit_code=1,
+                                    kill_reason=why, kill=kill),
+                    TaskChanged(wid, task, TaskState.FAILED, 3.0 + i, attempts=1, exit_code=1),
+                ]
+            )
+        attempts = {f.task: f.attempts[0] for f in analyze(store, wid).failures}
+    finally:
+        store.close()
+    kinds = {task: a.kill for task, a in attempts.items()}
+    assert kinds == {
+        "oom": Kill.MEMORY,
+        "late": Kill.TIMEOUT,
+        "old": Kill.TIMEOUT,
+        "gone": Kill.LOST,
+        "plain": None,
+    }
+    assert attempts["oom"].outcome == "killed: Slurm stopped job 7 beyond its --mem"
+    assert attempts["late"].outcome == "killed: ran 2.0 s > 1 s limit"
+    assert attempts["old"].outcome == "killed: timeout 0.6 s > 0.5 s limit"
+    assert (attempts["gone"].outcome, attempts["gone"].kill_reason) == (
+        "exit 1: worker 3 stopped renewing its lease",
+        "",
+    )
+    assert attempts["plain"].outcome == "exit 1: declared output out.txt was not created"
 
 
 def test_tail_reads_the_last_lines_and_names_problems(tmp_path: Path) -> None:

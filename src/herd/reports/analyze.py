@@ -11,6 +11,11 @@ Which failure cancelled a task is read from the reason the scheduler gave it (``
 failed`` or ``not started: 'x' failed``); a cancellation for another reason (the run was stopped)
 is counted in the summary only.
 
+How an attempt was ended from outside is the kind the store keeps beside the kill reason
+(:class:`herd.core.model.Kill`: memory, timeout, cpu, interrupted, lost). Attempts recorded before
+the store kept it (SQLite schema 4, PostgreSQL schema 3) have none: for them alone
+:func:`legacy_kill_kind` reads it from the text, as herd did then.
+
 The first line sums up the workflow: ``N failed, M cancelled, K succeeded``.
 """
 
@@ -25,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from herd.core.model import TaskState
+from herd.core.model import Kill, TaskState
 from herd.reports.stats import (
     OverMemory,
     fmt_seconds,
@@ -41,8 +46,14 @@ DEFAULT_LINES = 20
 SHOW_CANCELLED = 5
 
 _CANCELLED_BY = re.compile(r"^(?:needs '(?P<a>.*)', which failed|not started: '(?P<b>.*)' failed)")
-#: how the kill reasons of attempts herd stopped begin (executor watchdog, store, runner)
-_KILLS = ("timeout", "memory", "cancelled", "interrupted", "killed")
+#: how the kill reasons of attempts herd stopped began, before the store kept their kind
+_LEGACY_KILLS = (
+    ("timeout", Kill.TIMEOUT),
+    ("memory", Kill.MEMORY),
+    ("cancelled", Kill.INTERRUPTED),
+    ("interrupted", Kill.INTERRUPTED),
+    ("killed", Kill.INTERRUPTED),
+)
 #: bytes read per step when looking for the last lines of a log
 _CHUNK = 64 * 1024
 
@@ -67,7 +78,8 @@ class FailedAttempt:
     outcome: str  # exit 3 | signal SIGKILL | killed: <reason>
     exit_code: int | None
     signal: str | None  # the signal's name
-    kill_reason: str
+    kill_reason: str  # empty unless herd (or Slurm) ended it: see ``kill``
+    kill: Kill | None  # how it was ended from outside (``lost`` too)
     cmd: str
     cwd: str
     start: float
@@ -186,7 +198,8 @@ def _failed_attempt(
         outcome=outcome(a),
         exit_code=a.exit_code,
         signal=signal_name(a.signal),
-        kill_reason=a.kill_reason if is_kill(a.kill_reason) else "",
+        kill_reason=a.kill_reason if stopped_by_herd(a) else "",
+        kill=kill_kind(a),
         cmd=a.cmd,
         cwd=a.cwd,
         start=a.start,
@@ -222,15 +235,33 @@ def outcome(a: AttemptRecord) -> str:
     why = a.kill_reason
     if not why or why == base:
         return base
-    if is_kill(why):
-        return why if why.startswith("killed") else f"killed: {why}"
+    if stopped_by_herd(a):
+        return f"killed: {why}"
     return f"{base}: {why}"
 
 
-def is_kill(reason: str) -> bool:
-    """Whether ``reason`` says herd stopped the attempt (the runner also records plain failure
-    details such as ``exit 3`` in the kill reason field)."""
-    return reason.startswith(_KILLS)
+def stopped_by_herd(a: AttemptRecord) -> bool:
+    """Whether herd (or Slurm at herd's limits) ended the attempt: any kind of kill but a lost one,
+    which nobody stopped (its worker or node went away)."""
+    kind = kill_kind(a)
+    return kind is not None and kind is not Kill.LOST
+
+
+def kill_kind(a: AttemptRecord) -> Kill | None:
+    """How the attempt was ended from outside, as the store keeps it (see the module docstring
+    for attempts recorded before it did)."""
+    return a.kill if a.kill is not None else legacy_kill_kind(a.kill_reason)
+
+
+def legacy_kill_kind(reason: str) -> Kill | None:
+    """The kind of kill of an attempt recorded before the store kept it (its ``kill`` is None),
+    read from the first word of its kill reason as herd did then. An attempt recorded since
+    that has no kind was not killed: every path that writes one of these words also writes the
+    kind (the executors, the queue's release and reap, the close of a dead herd's attempts)."""
+    for prefix, kind in _LEGACY_KILLS:
+        if reason.startswith(prefix):
+            return kind
+    return None
 
 
 def rerun_command(
