@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from herd.core.model import Limits, TaskState, Workflow
+from herd.core.model import Kill, Limits, TaskState, Workflow
 from herd.formats import load
 from herd.launch.slurm.executor import slurm_executor
 from herd.launch.slurm.jobs import SlurmOptions
@@ -163,6 +163,7 @@ def test_a_job_cancelled_in_slurm_is_a_failed_attempt_then_retried(tmp_path: Pat
     assert proc.returncode == 0, err
     assert (tmp_path / "out.txt").read_text() == "done\n"
     assert "cancelled in Slurm: job" in err
+    assert [a.kill for a in attempts_of(tmp_path)] == [Kill.INTERRUPTED, None]
 
 
 def test_a_timeout_is_herds_timeout(tmp_path: Path) -> None:
@@ -170,6 +171,7 @@ def test_a_timeout_is_herds_timeout(tmp_path: Path) -> None:
     assert run_on_slurm(load(spec), tmp_path).status == "failed"
     [attempt] = attempts_of(tmp_path)
     assert re.fullmatch(r"timeout \d+\.\d s > 1 s limit", attempt.kill_reason), attempt
+    assert attempt.kill is Kill.TIMEOUT  # the kind the Slurm executor gave, as stored
 
 
 def test_sbatch_refused_fails_the_tasks_with_slurms_reason(tmp_path: Path) -> None:
