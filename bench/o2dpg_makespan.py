@@ -37,7 +37,9 @@ def lower_bound(stages: list[dict]) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--file", type=Path, default=DEFAULT)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
@@ -55,14 +57,30 @@ def main() -> None:
             work_dir = Path(tmp) / f"run{k}"
             t0 = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "herd.cli", "run", "-f", str(spec), "-C", str(work_dir),
-                 "--cpu-limit", "8", "--mem-limit", "1000000", "-q"],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "herd.cli",
+                    "run",
+                    "-f",
+                    str(spec),
+                    "-C",
+                    str(work_dir),
+                    "--cpu-limit",
+                    "8",
+                    "--mem-limit",
+                    "1000000",
+                    "-q",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
             walls.append(time.perf_counter() - t0)
             print(f"repeat {k + 1}: wall {walls[-1]:.2f} s   ratio {walls[-1] / bound:.2f}")
     wall = statistics.median(walls)
-    print(f"{len(data['stages']) - 1} tasks; lower bound {bound:.2f} s (critical path {cp:.2f} s, work/8 {work:.2f} s)")
+    print(
+        f"{len(data['stages']) - 1} tasks; lower bound {bound:.2f} s (critical path {cp:.2f} s, work/8 {work:.2f} s)"
+    )
     print(f"median wall {wall:.2f} s; ratio wall/lower bound {wall / bound:.2f} (target <= 1.3)")
 
 

@@ -79,16 +79,24 @@ def throughput(args: argparse.Namespace, tmp: Path) -> None:
     spec = tmp / "true.json"
     tasks = [{"name": f"t{i}", "cmd": "true"} for i in range(n)]
     spec.write_text(json.dumps({"name": "throughput", "tasks": tasks}))
-    rows: dict[str, list[float]] = {"xargs -P2": [], "herd run": [], "2 workers": [],
-                                    "4 workers": []}
+    rows: dict[str, list[float]] = {
+        "xargs -P2": [],
+        "herd run": [],
+        "2 workers": [],
+        "4 workers": [],
+    }
     for k in range(args.repeat):
-        rows["xargs -P2"].append(n / timed(f"seq {n} | xargs -P 2 -I{{}} /bin/sh -c true",
-                                           shell=True))
+        rows["xargs -P2"].append(
+            n / timed(f"seq {n} | xargs -P 2 -I{{}} /bin/sh -c true", shell=True)
+        )
         run_dir = tmp / f"run{k}"
         run_dir.mkdir()
         rows["herd run"].append(
-            n / timed([*HERD, "run", str(spec), "--cpu-limit", "2", "--mem-limit", "100000",
-                       "-q"], cwd=run_dir)
+            n
+            / timed(
+                [*HERD, "run", str(spec), "--cpu-limit", "2", "--mem-limit", "100000", "-q"],
+                cwd=run_dir,
+            )
         )
         for count in (2, 4):
             work = tmp / f"w{count}-{k}"
@@ -97,9 +105,12 @@ def throughput(args: argparse.Namespace, tmp: Path) -> None:
                 submit = timed([*HERD, "submit", str(spec), "--store", store], cwd=work)
                 wall = workers(store, count, work, "--cpus", "1")
             rows[f"{count} workers"].append(n / wall)
-            print(f"repeat {k + 1}: {count} workers {n / wall:7.0f} tasks/s (submit {submit:.2f} s)"
-                  f"   local run {rows['herd run'][-1]:7.0f}   xargs {rows['xargs -P2'][-1]:7.0f}"
-                  f"   load {os.getloadavg()[0]:.1f}", flush=True)
+            print(
+                f"repeat {k + 1}: {count} workers {n / wall:7.0f} tasks/s (submit {submit:.2f} s)"
+                f"   local run {rows['herd run'][-1]:7.0f}   xargs {rows['xargs -P2'][-1]:7.0f}"
+                f"   load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
     local = statistics.median(rows["herd run"])
     print(f"\n{n} `true` tasks, median of {args.repeat} (tasks/s):")
     for name, rates in rows.items():
@@ -120,21 +131,41 @@ def claim_rate(args: argparse.Namespace, tmp: Path) -> None:
             try:
                 wf = Workflow("claims", tuple(Task(f"t{i}", "true") for i in range(n)))
                 wid = store.add_workflow(wf)
-                queued = [QueuedTask(f"t{i}", "true", str(tmp), {}, {"cpu": 1.0}, i)
-                          for i in range(n)]
-                store.submit(wid, queued, pools={}, now=time.time(), host="bench", user="bench",
-                             pid=os.getpid(), argv=[])
-                me = store.register_worker(host="bench", pid=os.getpid(), user="bench",
-                                           resources={"cpu": batch}, now=time.time(), lease=60)
+                queued = [
+                    QueuedTask(f"t{i}", "true", str(tmp), {}, {"cpu": 1.0}, i) for i in range(n)
+                ]
+                store.submit(
+                    wid,
+                    queued,
+                    pools={},
+                    now=time.time(),
+                    host="bench",
+                    user="bench",
+                    pid=os.getpid(),
+                    argv=[],
+                )
+                me = store.register_worker(
+                    host="bench",
+                    pid=os.getpid(),
+                    user="bench",
+                    resources={"cpu": batch},
+                    now=time.time(),
+                    lease=60,
+                )
                 t0, c0 = time.perf_counter(), time.process_time()
                 done = 0
                 while done < n:
                     now = time.time()
                     claimed = store.claim(me, {"cpu": float(batch)}, now=now, lease=60)
                     outcomes = [
-                        Outcome(AttemptFinished(wid, c.task.name, c.number, now,
-                                                TaskState.SUCCEEDED, exit_code=0),
-                                pid=1, started=now, then=TaskState.SUCCEEDED)
+                        Outcome(
+                            AttemptFinished(
+                                wid, c.task.name, c.number, now, TaskState.SUCCEEDED, exit_code=0
+                            ),
+                            pid=1,
+                            started=now,
+                            then=TaskState.SUCCEEDED,
+                        )
                         for c in claimed
                     ]
                     store.finish(me, outcomes, now=now)
@@ -142,10 +173,12 @@ def claim_rate(args: argparse.Namespace, tmp: Path) -> None:
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             finally:
                 store.close()
-        print(f"claim + finish, batches of {batch}: {n / wall:8.0f} tasks/s of wall time, "
-              f"{n / cpu:8.0f} per CPU-second of this process "
-              f"({2 * n / batch / wall:.0f} transactions/s)   load {os.getloadavg()[0]:.1f}",
-              flush=True)
+        print(
+            f"claim + finish, batches of {batch}: {n / wall:8.0f} tasks/s of wall time, "
+            f"{n / cpu:8.0f} per CPU-second of this process "
+            f"({2 * n / batch / wall:.0f} transactions/s)   load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     print("target: >= 5,000 tasks/s")
 
 
@@ -170,13 +203,19 @@ def o2dpg(args: argparse.Namespace, tmp: Path) -> None:
         run = tmp / f"o2dpg{k}"
         run.mkdir()
         with store_for(args.store, tmp, f"o2dpg{k}") as store:
-            subprocess.run([*HERD, "submit", "-f", str(spec), "--store", store], cwd=run,
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [*HERD, "submit", "-f", str(spec), "--store", store],
+                cwd=run,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             walls.append(workers(store, 2, run, "--cpus", "4"))
         print(f"repeat {k + 1}: wall {walls[-1]:.2f} s   ratio {walls[-1] / bound:.2f}", flush=True)
     wall = statistics.median(walls)
-    print(f"{len(graph)} tasks over 2 workers of 4 cores; lower bound {bound:.2f} s "
-          f"(critical path {cp:.2f} s, work/8 {work:.2f} s)")
+    print(
+        f"{len(graph)} tasks over 2 workers of 4 cores; lower bound {bound:.2f} s "
+        f"(critical path {cp:.2f} s, work/8 {work:.2f} s)"
+    )
     print(f"median wall {wall:.2f} s; ratio wall/lower bound {wall / bound:.2f} (target <= 1.3)")
 
 
@@ -184,8 +223,9 @@ PARTS = {"throughput": throughput, "claim": claim_rate, "o2dpg": o2dpg}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--store", help="a PostgreSQL URL (default: a new SQLite file each time)")
     ap.add_argument("-n", type=int, default=10_000, help="tasks for throughput and claim")
     ap.add_argument("--repeat", type=int, default=3)

@@ -14,7 +14,11 @@ from herd.cli import COMMANDS
 
 def herd(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "herd.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+        [sys.executable, "-m", "herd.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
     )
 
 
@@ -44,16 +48,27 @@ BAD_SPECS = {
         "name: c\ntasks:\n- {name: a, cmd: x, needs: [b]}\n- {name: b, cmd: x, needs: [a]}\n",
         "cycle: a -> b -> a",
     ),
-    "unknown_need.yaml": ("name: u\ntasks:\n- {name: a, cmd: x, needs: [nope]}\n", "task 'a': field 'needs'"),
-    "duplicate.yaml": ("name: d\ntasks:\n- {name: a, cmd: x}\n- {name: a, cmd: y}\n", "duplicate task name"),
+    "unknown_need.yaml": (
+        "name: u\ntasks:\n- {name: a, cmd: x, needs: [nope]}\n",
+        "task 'a': field 'needs'",
+    ),
+    "duplicate.yaml": (
+        "name: d\ntasks:\n- {name: a, cmd: x}\n- {name: a, cmd: y}\n",
+        "duplicate task name",
+    ),
     "unknown_field.yaml": ("name: f\ntasks:\n- {name: a, cmd: x, retires: 2}\n", "retires"),
-    "too_big.yaml": ("name: b\ntasks:\n- {name: a, cmd: x, resources: {cpu: 64}}\n", "--cpu-limit 64"),
+    "too_big.yaml": (
+        "name: b\ntasks:\n- {name: a, cmd: x, resources: {cpu: 64}}\n",
+        "--cpu-limit 64",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD_SPECS))
 @pytest.mark.parametrize("command", ["run", "validate"])
-def test_bad_input_gives_one_clear_message_and_exit_2(tmp_path: Path, name: str, command: str) -> None:
+def test_bad_input_gives_one_clear_message_and_exit_2(
+    tmp_path: Path, name: str, command: str
+) -> None:
     text, expected = BAD_SPECS[name]
     spec = write(tmp_path / name, text)
     r = herd(command, str(spec), "--cpu-limit", "2", cwd=tmp_path)
@@ -127,13 +142,35 @@ def test_o2dpg_flags(shared_data: Path, tmp_path: Path) -> None:
         stage["cmd"] = "true"
     spec = write(tmp_path / "workflow.json", json.dumps(data))
     limits = ["--cpu-limit", "8", "--mem-limit", "16000"]
-    r = herd("run", "-f", str(spec), "-jmax", "4", *limits, "-tt", "tpcdigi_1", "--dry-run", "--json", cwd=tmp_path)
+    r = herd(
+        "run",
+        "-f",
+        str(spec),
+        "-jmax",
+        "4",
+        *limits,
+        "-tt",
+        "tpcdigi_1",
+        "--dry-run",
+        "--json",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     names = [t["task"] for t in json.loads(r.stdout)["tasks"]]
     assert "tpcdigi_1" in names and "tpcdigi_2" not in names
     r = herd("run", "-f", str(spec), "-jmax", "4", *limits, "-tt", "tpcdigi_1", "-q", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = herd("run", "-f", str(spec), *limits, "--rerun-from", "tpcdigi_1", "--dry-run", "--json", cwd=tmp_path)
+    r = herd(
+        "run",
+        "-f",
+        str(spec),
+        *limits,
+        "--rerun-from",
+        "tpcdigi_1",
+        "--dry-run",
+        "--json",
+        cwd=tmp_path,
+    )
     rerun = [t for t in json.loads(r.stdout)["tasks"] if t["run"] and t["reason"] == "forced"]
     assert rerun and rerun[0]["task"] == "tpcdigi_1"
     r = herd("validate", str(spec), *limits)

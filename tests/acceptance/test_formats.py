@@ -15,7 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def herd(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "herd.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "herd.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -31,7 +35,9 @@ BIG = ["--cpu-limit", "64", "--mem-limit", "1000000"]
 # waits for a core), past the suite's 120 s default
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_every_shared_file_validates_converts_and_dry_runs(shared_data: Path, tmp_path: Path) -> None:
+def test_every_shared_file_validates_converts_and_dry_runs(
+    shared_data: Path, tmp_path: Path
+) -> None:
     files = shared_files(shared_data)
     assert len(files) == 15
     for path in files:
@@ -93,10 +99,19 @@ def test_pegasus_diamond_runs_end_to_end(shared_data: Path, tmp_path: Path) -> N
 def test_pegasus_fanout_runs_end_to_end(shared_data: Path, tmp_path: Path) -> None:
     wf = yaml.safe_load((shared_data / "pegasus" / "fanout.yml").read_text())
     stubs = {
-        "split": _stub(tmp_path / "split", 'for i in 0 1 2 3; do echo "chunk $i of $(cat "$3")" > chunk.$i; done\n'),
-        "work": _stub(tmp_path / "work.sh", 'n=${2#out.}; tr a-z A-Z < "$1" > "$2"; touch work.$n.ckpt; echo "worked $n"\n'),
+        "split": _stub(
+            tmp_path / "split",
+            'for i in 0 1 2 3; do echo "chunk $i of $(cat "$3")" > chunk.$i; done\n',
+        ),
+        "work": _stub(
+            tmp_path / "work.sh",
+            'n=${2#out.}; tr a-z A-Z < "$1" > "$2"; touch work.$n.ckpt; echo "worked $n"\n',
+        ),
         # merge concatenates its files; the 'notify' job also uses it, with the word "done"
-        "merge": _stub(tmp_path / "merge", 'for f in "$@"; do if [ -f "$f" ]; then cat "$f"; else echo "$f" > notified; fi; done\n'),
+        "merge": _stub(
+            tmp_path / "merge",
+            'for f in "$@"; do if [ -f "$f" ]; then cat "$f"; else echo "$f" > notified; fi; done\n',
+        ),
     }
     for tr in wf["transformationCatalog"]["transformations"]:
         for site in tr["sites"]:
@@ -117,7 +132,9 @@ def test_pegasus_fanout_runs_end_to_end(shared_data: Path, tmp_path: Path) -> No
     assert (work / "notified").read_text() == "done\n"
 
 
-def test_wfinstance_runs_with_a_command_template_and_exports(shared_data: Path, tmp_path: Path) -> None:
+def test_wfinstance_runs_with_a_command_template_and_exports(
+    shared_data: Path, tmp_path: Path
+) -> None:
     src = shared_data / "wfinstances" / "blast-chameleon-small-001.json.gz"
     native = tmp_path / "blast.yaml"
     assert herd("convert", str(src), str(native), "--command-template", "instant").returncode == 0
@@ -134,13 +151,16 @@ def test_wfinstance_runs_with_a_command_template_and_exports(shared_data: Path, 
     assert herd("convert", str(tmp_path / "run.wfformat.json"), str(again)).returncode == 0
     a = json.loads(herd("list", str(native), "--json").stdout)
     b = json.loads(herd("list", str(again), "--json").stdout)
-    assert [(t["name"], sorted(t["needs"])) for t in a] == [(t["name"], sorted(t["needs"])) for t in b]
+    assert [(t["name"], sorted(t["needs"])) for t in a] == [
+        (t["name"], sorted(t["needs"])) for t in b
+    ]
 
 
 def test_dampe_xml_runs_end_to_end(tmp_path: Path) -> None:
     spec = ROOT / "tests" / "data" / "dampe" / "production.xml"
     (tmp_path / "macros").mkdir()
-    (tmp_path / "macros" / "electron.mac").write_text("/run/beamOn 1000\n")  # the production's input
+    # the production's input
+    (tmp_path / "macros" / "electron.mac").write_text("/run/beamOn 1000\n")
     r = herd("run", str(spec), "-C", str(tmp_path), "--cpu-limit", "2", "--mem-limit", "100000")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "succeeded" in r.stdout
@@ -150,9 +170,23 @@ def test_dampe_xml_runs_end_to_end(tmp_path: Path) -> None:
 
 
 def test_api_example_writes_a_spec_that_runs(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / "api_example.py"), str(tmp_path / "wf.yaml")], capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "api_example.py"), str(tmp_path / "wf.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
-    r = herd("run", str(tmp_path / "wf.yaml"), "--cpu-limit", "2", "--mem-limit", "100000", "-q", cwd=tmp_path)
+    r = herd(
+        "run",
+        str(tmp_path / "wf.yaml"),
+        "--cpu-limit",
+        "2",
+        "--mem-limit",
+        "100000",
+        "-q",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -21,7 +21,11 @@ def test_live_display_on_a_terminal(tmp_path: Path) -> None:
     controller, terminal = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "herd.cli", "run", str(spec), "--cpu-limit", "2"],
-        stdin=terminal, stdout=terminal, stderr=terminal, cwd=tmp_path, close_fds=True,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        cwd=tmp_path,
+        close_fds=True,
     )
     os.close(terminal)
     chunks = []
@@ -45,7 +49,12 @@ def test_live_display_on_a_terminal(tmp_path: Path) -> None:
 def test_plain_lines_when_not_a_terminal(tmp_path: Path) -> None:
     spec = tmp_path / "wf.json"
     spec.write_text(json.dumps(SPEC))
-    r = subprocess.run([sys.executable, "-m", "herd.cli", "run", str(spec), "--cpu-limit", "2"], capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "herd.cli", "run", str(spec), "--cpu-limit", "2"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0
     assert "\x1b" not in r.stdout + r.stderr
     lines = r.stdout.splitlines()

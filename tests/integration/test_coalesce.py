@@ -58,15 +58,25 @@ def histories(draw: st.DrawFn) -> list[list[Change]]:
             outputs = draw(st.sampled_from(({}, {"out.txt": (3, 7, "x")})))
             changes.append(
                 AttemptFinished(
-                    1, task, number, t, TaskState.SUCCEEDED if ok else TaskState.FAILED,
-                    exit_code=0 if ok else 1, utime=0.5, inputs=inputs, outputs=outputs,
+                    1,
+                    task,
+                    number,
+                    t,
+                    TaskState.SUCCEEDED if ok else TaskState.FAILED,
+                    exit_code=0 if ok else 1,
+                    utime=0.5,
+                    inputs=inputs,
+                    outputs=outputs,
                 )
             )
         elif kind == "state":
             digests = draw(st.booleans())
             changes.append(
                 TaskChanged(
-                    1, task, draw(st.sampled_from(STATES)), t,
+                    1,
+                    task,
+                    draw(st.sampled_from(STATES)),
+                    t,
                     attempts=draw(st.sampled_from((None, numbers[task]))),
                     reason=draw(st.sampled_from(("", "exit 1"))),
                     fingerprint=f"fp{t}" if digests else None,
@@ -75,7 +85,9 @@ def histories(draw: st.DrawFn) -> list[list[Change]]:
                 )
             )
         elif kind == "sample" and task in running:
-            changes.append(Sample(1, task, running[task], t, rss=int(t) * 1000, cpu=0.5, processes=1))
+            changes.append(
+                Sample(1, task, running[task], t, rss=int(t) * 1000, cpu=0.5, processes=1)
+            )
         elif kind == "data" and task in running:
             changes.append(UserData(1, task, running[task], "events", int(t)))
     cuts = sorted(draw(st.lists(st.integers(0, len(changes)), max_size=5)))
@@ -103,7 +115,9 @@ def store_at(path: Path) -> SQLiteStore:
 
 @settings(max_examples=100, deadline=None)
 @given(batches=histories())
-def test_a_coalesced_batch_writes_what_the_batch_writes(tmp_path_factory, batches: list[list[Change]]) -> None:  # type: ignore[no-untyped-def]
+def test_a_coalesced_batch_writes_what_the_batch_writes(
+    tmp_path_factory, batches: list[list[Change]]
+) -> None:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("coalesce")
     plain, folded = store_at(root / "plain.db"), store_at(root / "folded.db")
     try:

@@ -202,7 +202,10 @@ def test_a_string_is_shell_and_a_tuple_is_argv(
     ("cmd", "argv"),
     [
         ("sleep 0.1", ["sleep", "0.1"]),
-        ("o2-sim -n 20 --seed=3 out/tf1,x:y@z%+", ["o2-sim", "-n", "20", "--seed=3", "out/tf1,x:y@z%+"]),
+        (
+            "o2-sim -n 20 --seed=3 out/tf1,x:y@z%+",
+            ["o2-sim", "-n", "20", "--seed=3", "out/tf1,x:y@z%+"],
+        ),
         ("FOO=1 env", None),  # an assignment
         ("cd /tmp", None),  # builtins that act on the shell, or differ from their program
         ("echo -e x", None),
@@ -220,7 +223,9 @@ def test_a_plain_command_runs_without_a_shell(cmd: str, argv: list[str] | None) 
     assert shell_argv(cmd) == (argv or ["/bin/sh", "-c", cmd])
 
 
-def test_a_plain_command_is_the_process_itself(ex: LocalExecutor, make: Make, tmp_path: Path) -> None:
+def test_a_plain_command_is_the_process_itself(
+    ex: LocalExecutor, make: Make, tmp_path: Path
+) -> None:
     pid = ex.start(make("sleep 30", name="plain"))
     cmdline = Path(f"/proc/{pid}/cmdline")
     deadline = time.monotonic() + 10

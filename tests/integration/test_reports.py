@@ -205,7 +205,10 @@ def test_analyze_lists_failed_tasks_with_their_logs(store: Store, ran: Ran) -> N
     assert attempt.stdout.lines == ("about to fail",)
     assert "exit 3" in attempt.cmd and attempt.cwd == str(ran.workdir)
     assert dict(attempt.user_data) == {"events": 42}
-    assert broken.rerun == f"herd run {ran.spec} --cpu-limit 2 --mem-limit 4000 --force '^broken$' -tt '^broken$'"
+    assert (
+        broken.rerun
+        == f"herd run {ran.spec} --cpu-limit 2 --mem-limit 4000 --force '^broken$' -tt '^broken$'"
+    )
     assert broken.cancelled == 2
     assert set(broken.cancelled_names) == {"after_broken", "after_after"}
 
@@ -244,7 +247,10 @@ def test_analyze_text(store: Store, ran: Ran) -> None:
     assert "=== broken (failed)" in rest
     assert "    | fatal: detector geometry missing" in rest
     assert any(line.startswith("cancelled because of it: 2: ") for line in rest)
-    assert f"rerun it: herd run {ran.spec} --cpu-limit 2 --mem-limit 4000 --force '^broken$' -tt '^broken$'" in rest
+    assert (
+        f"rerun it: herd run {ran.spec} --cpu-limit 2 --mem-limit 4000 --force '^broken$' -tt '^broken$'"
+        in rest
+    )
     assert any(line.startswith("  stderr: ") and line.endswith("(empty)") for line in rest)
 
 
@@ -273,10 +279,21 @@ def test_analyze_reads_the_stored_kill_kind_not_the_text(tmp_path: Path) -> None
         for i, (task, (kill, why)) in enumerate(ended.items()):
             store.write(
                 [
-                    AttemptStarted(AttemptRecord(wid, run, task, 1, "h", "u", 1, 2.0 + i, "true",
-                                                 "", "", "new")),
-                    AttemptFinished(wid, task, 1, 3.0 + i, TaskState.FAILED, exit_code=1,
-                                    kill_reason=why, kill=kill),
+                    AttemptStarted(
+                        AttemptRecord(
+                            wid, run, task, 1, "h", "u", 1, 2.0 + i, "true", "", "", "new"
+                        )
+                    ),
+                    AttemptFinished(
+                        wid,
+                        task,
+                        1,
+                        3.0 + i,
+                        TaskState.FAILED,
+                        exit_code=1,
+                        kill_reason=why,
+                        kill=kill,
+                    ),
                     TaskChanged(wid, task, TaskState.FAILED, 3.0 + i, attempts=1, exit_code=1),
                 ]
             )
@@ -305,7 +322,8 @@ def test_tail_reads_the_last_lines_and_names_problems(tmp_path: Path) -> None:
     log = tmp_path / "big.log"
     log.write_text("".join(f"line {i}\n" for i in range(100_000)))
     assert tail(str(log), 3).lines == ("line 99997", "line 99998", "line 99999")
-    assert tail(str(tmp_path / "gone.log"), 3).problem == "empty"  # herd makes no file for no output
+    # herd makes no file for no output
+    assert tail(str(tmp_path / "gone.log"), 3).problem == "empty"
     assert tail("", 3).problem == "no log recorded"
 
 
@@ -412,7 +430,10 @@ def test_cli_analyze_exits_0_despite_failures(ran: Ran, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert out.startswith("workflow reports: 3 failed, 2 cancelled, 5 succeeded")
     assert "fatal: detector geometry missing" in out
-    assert f"herd run {ran.spec} -C {ran.workdir} --cpu-limit 2 --mem-limit 4000 --force '^broken$' -tt '^broken$'" in out
+    assert (
+        f"herd run {ran.spec} -C {ran.workdir} --cpu-limit 2 --mem-limit 4000 --force '^broken$' -tt '^broken$'"
+        in out
+    )
     assert main(["analyze", "-C", str(ran.workdir), "--json", "--all"]) == 0
     assert len(json.loads(capsys.readouterr().out)["failures"]) == 4
 

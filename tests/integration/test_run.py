@@ -258,14 +258,18 @@ def test_kill_9_then_resume_reruns_only_unfinished(tmp_path: Path) -> None:
 def test_resume_after_kill_9_stops_tasks_the_dead_herd_left_running(tmp_path: Path) -> None:
     # silent long tasks outlive a kill -9 of herd; the second run finds them at once
     cmd = "test -f resume && exit 0; touch started_$HERD_TASK; sleep 60"
-    spec = write_spec(tmp_path, [{"name": f"t{i}", "cmd": cmd, "resources": {"cpu": 0}} for i in range(2)])
+    spec = write_spec(
+        tmp_path, [{"name": f"t{i}", "cmd": cmd, "resources": {"cpu": 0}} for i in range(2)]
+    )
     first = subprocess.Popen(herd_cmd("run", str(spec), "-C", str(tmp_path), "-q"))
     wait_for(lambda: all((tmp_path / f"started_t{i}").exists() for i in range(2)))
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert len(processes_with_token_of(first.pid)) >= 2  # orphaned, still running
     (tmp_path / "resume").touch()
-    r = subprocess.run(herd_cmd("run", str(spec), "-C", str(tmp_path)), capture_output=True, text=True)
+    r = subprocess.run(
+        herd_cmd("run", str(spec), "-C", str(tmp_path)), capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert "left running by herd pid" in r.stderr
     assert not processes_with_token_of(first.pid)

@@ -72,7 +72,9 @@ def test_an_edited_spec_or_another_herd_loads_again(
     assert len(cached(tmp_path)) == 1  # replaced, not added
     monkeypatch.setattr(herd.formats.built, "_code", lambda: "another herd")
     loads = []
-    monkeypatch.setattr(herd.formats.built, "load", lambda p, **kw: loads.append(p) or load(p, **kw))
+    monkeypatch.setattr(
+        herd.formats.built, "load", lambda p, **kw: loads.append(p) or load(p, **kw)
+    )
     load_built(str(path), tmp_path, save=True)
     assert loads == [str(path)]
 

@@ -286,7 +286,7 @@ def test_a_child_inherits_its_parents_metadata_weakest_and_outputs_as_inputs() -
     assert one.env["Q"] == "top"  # the parent's MetaData is the weakest layer
     assert (one.inputs, two.inputs) == (("d/sim.000001.root",), ("d/sim2.000002.root",))
     assert isinstance(two.cmd, str)
-    assert "cp -- \"$herd_wd\"/d/sim2.000002.root sim2.000002.root" in two.cmd
+    assert 'cp -- "$herd_wd"/d/sim2.000002.root sim2.000002.root' in two.cmd
 
 
 def test_a_merge_inherits_every_parent_instance_and_listed_inputs_win() -> None:

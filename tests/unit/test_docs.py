@@ -19,4 +19,3 @@ def test_exported_members_are_complete() -> None:
     public = {n for n in dir(herd) if not n.startswith("_")} - {"annotations"}
     modules = {n for n in public if type(getattr(herd, n)).__name__ == "module"}
     assert set(herd.__all__) == public - modules
-

@@ -31,11 +31,29 @@ RANKS = {
 }
 #: what the pure core (and the modules it may import) must not import: disk, clock, processes, network
 PURE = {"errors", "version", "core"}
-IMPURE = {"os", "subprocess", "time", "socket", "sqlite3", "signal", "shutil", "psutil", "io", "pathlib"}
+IMPURE = {
+    "os",
+    "subprocess",
+    "time",
+    "socket",
+    "sqlite3",
+    "signal",
+    "shutil",
+    "psutil",
+    "io",
+    "pathlib",
+}
 #: front ends enter through the service layer: besides their own package, what they may import
 #: (the display of a run, the views' typed results and renderers, the typed model, the errors)
 FRONT_ENDS = {"cli", "api"}
-FRONT_END_MAY_IMPORT = ("herd.service", "herd.reports", "herd.run.progress", "herd.core.model", "herd.errors", "herd.version")
+FRONT_END_MAY_IMPORT = (
+    "herd.service",
+    "herd.reports",
+    "herd.run.progress",
+    "herd.core.model",
+    "herd.errors",
+    "herd.version",
+)
 #: what the Python API needs of the core and the formats to build a workflow (not to run it)
 BUILDER_ALSO = {"api": ("herd.core.graph", "herd.formats")}
 #: modules that may sit at the top level of src/herd besides the packages
@@ -93,7 +111,9 @@ def test_imports_point_down(name: str, path: Path) -> None:
     mine = room(name)
     for imported in imports(name, path):
         if imported == "herd":
-            pytest.fail(f"herd.{name} imports the package herd itself: import the module that holds it")
+            pytest.fail(
+                f"herd.{name} imports the package herd itself: import the module that holds it"
+            )
         if imported.startswith("herd."):
             other = room(imported.removeprefix("herd."))
             if other != mine:
@@ -101,13 +121,16 @@ def test_imports_point_down(name: str, path: Path) -> None:
                     f"herd.{name} ({mine}, rank {RANKS[mine]}) imports {imported} ({other}, rank {RANKS[other]})"
                 )
         elif mine in PURE:
-            assert imported.split(".")[0] not in IMPURE, f"pure module herd.{name} imports {imported}"
+            assert imported.split(".")[0] not in IMPURE, (
+                f"pure module herd.{name} imports {imported}"
+            )
 
 
 def test_top_level_holds_few_modules() -> None:
     top = sorted(p.stem for p in SRC.glob("*.py") if p.stem != "__init__")
-    assert len(top) <= TOP_LEVEL_AT_MOST, f"src/herd holds {len(top)} modules ({top}): move some into packages"
-
+    assert len(top) <= TOP_LEVEL_AT_MOST, (
+        f"src/herd holds {len(top)} modules ({top}): move some into packages"
+    )
 
 
 def test_architecture_names_every_room() -> None:

@@ -56,7 +56,9 @@ def succeed_all(wf: Workflow, root: Path, p: Plan) -> dict[str, TaskRecord]:
     return out
 
 
-def reasons(wf: Workflow, root: Path, records: dict[str, TaskRecord], **kw: object) -> dict[str, str]:
+def reasons(
+    wf: Workflow, root: Path, records: dict[str, TaskRecord], **kw: object
+) -> dict[str, str]:
     p = plan(wf, root, records, **kw)
     return {wf.tasks[i].name: v.reason for i, v in p.verdicts.items() if v.run}
 
@@ -156,11 +158,21 @@ def test_output_missing_failed_interrupted_forced(tmp_path: Path) -> None:
     assert reasons(wf, tmp_path, records)["b"] == "interrupted"
     ok = succeed_all(wf, tmp_path, plan(wf, tmp_path, {}))
     assert reasons(wf, tmp_path, ok, force=("b",)) == {"b": "forced", "c": "upstream b reran"}
-    assert reasons(wf, tmp_path, ok, rerun_from=("a",)) == {"a": "forced", "b": "forced", "c": "forced"}
+    assert reasons(wf, tmp_path, ok, rerun_from=("a",)) == {
+        "a": "forced",
+        "b": "forced",
+        "c": "forced",
+    }
 
 
 def test_done_marker_counts_when_store_knows_nothing(tmp_path: Path) -> None:
-    wf = Workflow("m", (Task("sim", "x", cwd="tf1", done_marker="sim.log_done"), Task("reco", "y", needs=("sim",))))
+    wf = Workflow(
+        "m",
+        (
+            Task("sim", "x", cwd="tf1", done_marker="sim.log_done"),
+            Task("reco", "y", needs=("sim",)),
+        ),
+    )
     (tmp_path / "tf1").mkdir()
     (tmp_path / "tf1" / "sim.log_done").touch()
     p = plan(wf, tmp_path, {})
@@ -186,7 +198,10 @@ def test_temp_output_regenerated_only_when_a_reader_runs(tmp_path: Path) -> None
     }
     again = plan(wf, tmp_path, records)
     make = again.verdicts[0]  # run again: recorded with its digests, as on its first run
-    assert (make.cmd_digest, make.env_digest) == (records["make"].cmd_digest, records["make"].env_digest)
+    assert (make.cmd_digest, make.env_digest) == (
+        records["make"].cmd_digest,
+        records["make"].env_digest,
+    )
     assert make.fingerprint == records["make"].fingerprint
 
 
@@ -206,7 +221,9 @@ def test_fingerprints_of_the_tasks_that_run_whatever_else_runs(tmp_path: Path) -
     assert forced.verdicts[2].fingerprint == everything.verdicts[2].fingerprint
     assert forced.verdicts[0].fingerprint == forced.verdicts[1].fingerprint == ""
     other = chain(cmd_b="b2")  # b's command is part of c's fingerprint, though b does not run
-    records["b"] = records["b"]._replace(cmd_digest=plan(other, tmp_path, {}).verdicts[1].cmd_digest)
+    records["b"] = records["b"]._replace(
+        cmd_digest=plan(other, tmp_path, {}).verdicts[1].cmd_digest
+    )
     changed = plan(other, tmp_path, records, force=("c",))
     assert changed.todo == {2}
     assert changed.verdicts[2].fingerprint != everything.verdicts[2].fingerprint

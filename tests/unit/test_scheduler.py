@@ -79,7 +79,9 @@ def test_dependencies_order_and_success() -> None:
 
 def test_never_exceeds_cpu_limit_and_packs_small_tasks_past_a_big_one() -> None:
     # big needs all 4 cores; while 'hold' runs, the small ones must not wait behind big
-    w = wf(task("hold", priority=9), task("big", cpu=4, priority=5), task("s1"), task("s2"), task("s3"))
+    w = wf(
+        task("hold", priority=9), task("big", cpu=4, priority=5), task("s1"), task("s2"), task("s3")
+    )
     s = Scheduler(build(w), Limits({"cpu": 4}))
     first = names(s, starts(s.start()))
     assert "big" not in first  # hold is using a core

@@ -207,5 +207,3 @@ def _executor(args: argparse.Namespace) -> dict[str, Any]:
         group=args.group,
     )
     return {"executor": executor}
-
-

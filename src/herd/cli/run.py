@@ -168,7 +168,9 @@ def _setup_list(p: argparse.ArgumentParser) -> None:
 
 
 @command(
-    "list", "List the tasks of a workflow in dependency order.", "herd list workflow.json --json",
+    "list",
+    "List the tasks of a workflow in dependency order.",
+    "herd list workflow.json --json",
     setup=_setup_list,
 )
 def cmd_list(args: argparse.Namespace) -> int:
@@ -197,7 +199,9 @@ def _setup_script(p: argparse.ArgumentParser) -> None:
 
 
 @command(
-    "script", "Write the workflow as a serial bash script.", "herd script workflow.json -o run.sh",
+    "script",
+    "Write the workflow as a serial bash script.",
+    "herd script workflow.json -o run.sh",
     setup=_setup_script,
 )
 def cmd_script(args: argparse.Namespace) -> int:

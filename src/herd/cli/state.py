@@ -116,15 +116,15 @@ def _setup_forget(p: argparse.ArgumentParser) -> None:
 
 
 @command(
-    "forget", "Drop all recorded state of a workflow (its files stay).", "herd forget -w quickstart",
+    "forget",
+    "Drop all recorded state of a workflow (its files stay).",
+    "herd forget -w quickstart",
     setup=_setup_forget,
 )
 def cmd_forget(args: argparse.Namespace) -> int:
     from herd.service import changes
 
-    name = changes.forget(
-        args.workdir, args.workflow, args.file_opt or args.file, store=args.store
-    )
+    name = changes.forget(args.workdir, args.workflow, args.file_opt or args.file, store=args.store)
     print(f"forgot workflow '{name}': the next run starts from scratch (files were not touched)")
     return 0
 
@@ -201,8 +201,6 @@ def _setup_provenance(p: argparse.ArgumentParser) -> None:
 def cmd_provenance(args: argparse.Namespace) -> int:
     from herd.service import views
 
-    out = views.provenance(
-        args.workdir, args.workflow, args.task, args.attempt, store=args.store
-    )
+    out = views.provenance(args.workdir, args.workflow, args.task, args.attempt, store=args.store)
     print(json.dumps(out if args.attempt is None else out[0], indent=1))
     return 0

@@ -336,9 +336,7 @@ class LocalExecutor:
     # -- the wait loop ------------------------------------------------------------------------
 
     def _drain(self) -> list[Event]:
-        return [
-            Interrupted(s) for s in self._wakeup.drain() if s in STOPPING
-        ]
+        return [Interrupted(s) for s in self._wakeup.drain() if s in STOPPING]
 
     def _reap(self) -> list[Event]:
         events: list[Event] = []
@@ -555,5 +553,3 @@ def _timeout_reason(ran: float, limit: float) -> str:
         if float(f"{ran:.{digits}f}") > limit:
             break
     return f"timeout {ran:.{digits}f} s > {shown} s limit"
-
-

@@ -82,8 +82,6 @@ class Wakeup:
         self._send.close()
 
 
-
-
 def _ignore(signum: int, frame: FrameType | None) -> None:
     """The signal was written to the wakeup fd; ``wait`` acts on it."""
 

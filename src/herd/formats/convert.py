@@ -57,7 +57,9 @@ def _with_losses(workflow: Workflow, target: str) -> Workflow:
     """The workflow with a warning for each thing of it the target format cannot hold."""
     lost = []
     if workflow.hooks:
-        lost.append(f"its {len(workflow.hooks)} workflow hook(s) are not written: {target} has none")
+        lost.append(
+            f"its {len(workflow.hooks)} workflow hook(s) are not written: {target} has none"
+        )
     nested = workflow.meta.get("nested", ())
     if nested:
         lost.append(

@@ -198,7 +198,9 @@ def read_sites(raw: Any, source: str, report: Report) -> dict[str, Profiles]:
     """Profiles of the local sites; every other site is reported as ignored."""
     if raw is None:
         return {}
-    sites = list_of_maps(get_field(raw, "sites", source, "siteCatalog"), source, "siteCatalog.sites")
+    sites = list_of_maps(
+        get_field(raw, "sites", source, "siteCatalog"), source, "siteCatalog.sites"
+    )
     found: dict[str, Profiles] = {}
     for site in sites:
         name = str(site.get("name", ""))

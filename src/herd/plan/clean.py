@@ -72,7 +72,9 @@ def removable(graph: Graph, *, intermediate: bool = False) -> list[tuple[str, st
     return out
 
 
-def clean(graph: Graph, files: Files, *, intermediate: bool = False, dry_run: bool = False) -> list[Path]:
+def clean(
+    graph: Graph, files: Files, *, intermediate: bool = False, dry_run: bool = False
+) -> list[Path]:
     """Delete what :func:`removable` lists and exists; return the paths (not deleted on a dry run)."""
     removed = []
     for name, path in removable(graph, intermediate=intermediate):

@@ -244,9 +244,7 @@ class _Planner:
                     continue
                 todo.add(p)
                 reason = f"output {path} missing (temp, needed by {tasks[i].name})"
-                verdicts[p] = Verdict(
-                    True, reason, "", *self.digests(tasks[p]), Why.TEMP_NEEDED, i
-                )
+                verdicts[p] = Verdict(True, reason, "", *self.digests(tasks[p]), Why.TEMP_NEEDED, i)
 
 
 _DONE = (TaskState.SUCCEEDED, TaskState.SKIPPED)

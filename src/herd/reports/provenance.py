@@ -9,12 +9,18 @@ from herd.errors import UsageError
 from herd.store.base import Store, WorkflowRecord
 
 
-def records(store: Store, workflow: WorkflowRecord, task: str, attempt: int | None = None) -> list[dict[str, Any]]:
+def records(
+    store: Store, workflow: WorkflowRecord, task: str, attempt: int | None = None
+) -> list[dict[str, Any]]:
     """Every attempt of ``task`` (or attempt number ``attempt``) with its samples and user data."""
-    attempts = [a for a in store.attempts(workflow.id, task) if attempt is None or a.number == attempt]
+    attempts = [
+        a for a in store.attempts(workflow.id, task) if attempt is None or a.number == attempt
+    ]
     if not attempts:
         what = f"attempt {attempt} of task '{task}'" if attempt else f"task '{task}'"
-        raise UsageError(f"no record of {what} in workflow '{workflow.name}': see `herd status --all`")
+        raise UsageError(
+            f"no record of {what} in workflow '{workflow.name}': see `herd status --all`"
+        )
     data = store.user_data(workflow.id, task)
     events = store.user_events(workflow.id, task)
     out = []

@@ -299,7 +299,9 @@ class _Run:
             return self._exited(sched, ev)
         if isinstance(ev, Sampled):
             task, number = ev.key
-            self.journal.batch.append(Sample(self.wid, task, number, ev.time, ev.rss, ev.cpu, ev.processes))
+            self.journal.batch.append(
+                Sample(self.wid, task, number, ev.time, ev.rss, ev.cpu, ev.processes)
+            )
             return []
         return self._interrupted(sched, ev.signum)
 
@@ -365,14 +367,11 @@ class _Run:
         pid = self.ex.start(launch)
         start = time.time()
         self.running[d.task] = (number, start)
-        self.journal.batch.append(
-            AttemptStarted(
-                attempts.record(
-                    (self.wid, self.run_id), task, number, pid, start, launch, verdict, reason,
-                    d.resources,
-                )
-            )
+        key = (self.wid, self.run_id)
+        record = attempts.record(
+            key, task, number, pid, start, launch, verdict, reason, d.resources
         )
+        self.journal.batch.append(AttemptStarted(record))
         self.journal.batch.append(
             TaskChanged(self.wid, task.name, TaskState.RUNNING, start, attempts=number)
         )
@@ -541,7 +540,9 @@ class _Run:
         ended = self.groups.pop(d.task)
         state = sched.state[d.task]
         detail = f"sub-workflow: {d.reason}" if d.reason else ""
-        self.journal.batch.append(replace(self._change(ended, d.ok, state, detail), time=time.time()))
+        self.journal.batch.append(
+            replace(self._change(ended, d.ok, state, detail), time=time.time())
+        )
         self.unreported.append((ended.task, state, time.time() - ended.exit.start, detail))
 
     def _stamps(self, task: Task, which: str) -> dict[str, FileStamp]:

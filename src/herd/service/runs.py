@@ -159,5 +159,10 @@ def simulate(
     graph = validate(workflow, limits)
     durations = durations_of(graph, duration)
     return simulate_graph(
-        graph, limits, durations, policy=policy, use_durations=not blind, keep_schedule=keep_schedule
+        graph,
+        limits,
+        durations,
+        policy=policy,
+        use_durations=not blind,
+        keep_schedule=keep_schedule,
     )

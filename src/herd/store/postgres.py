@@ -594,5 +594,3 @@ class PostgresStore:
 
     def _errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
         return errors(self.where, doing)
-
-

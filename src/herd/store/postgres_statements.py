@@ -41,6 +41,7 @@ def copy_new_tasks(conn: _Conn, workflow_id: int, now: float, rows: Sequence[Tas
         for name, cmd, labels, resources, timeframe in rows:
             write((workflow_id, name, waiting, now, cmd, labels, resources, timeframe))
 
+
 _Conn = psycopg.Connection[tuple[Any, ...]]
 _QUERIES = POSTGRES.queries
 #: the channel that transactions making work claimable notify, and idle workers listen on

@@ -290,8 +290,7 @@ class SQLiteStore:
     def user_data(self, workflow_id: int, task: str | None = None) -> list[UserData]:
         with self._errors(f"read the user data of workflow {workflow_id}"):
             return [
-                user_data_record(row)
-                for row in by_task(self._conn, "user_data", workflow_id, task)
+                user_data_record(row) for row in by_task(self._conn, "user_data", workflow_id, task)
             ]
 
     def user_events(self, workflow_id: int, task: str | None = None) -> list[UserEvent]:
@@ -439,9 +438,7 @@ class SQLiteStore:
             try:
                 yield Tx(conn)
             except (LookupError, TypeError, ValueError) as exc:
-                raise StoreError(
-                    f"could not {doing} in {self.path}: {exc}; {advice(exc)}"
-                ) from exc
+                raise StoreError(f"could not {doing} in {self.path}: {exc}; {advice(exc)}") from exc
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -498,5 +495,3 @@ _UPSERT_TASK = QUERIES["upsert_task"]
 _TASK_ROW = ("workflow_id", "name", "now", "cmd", "labels", "resources", "timeframe")
 if _UPSERT_TASK.params != _TASK_ROW:
     raise ImportError(f"queries.sql: upsert_task must take {_TASK_ROW}, not {_UPSERT_TASK.params}")
-
-
