@@ -6,6 +6,7 @@ source "$(dirname "$0")/bootstrap.sh" test
 cd "$ROOT"
 echo "== slurm"; eval "$(bash scripts/slurm.sh up)"  # the Slurm tests run for real
 echo "== ruff"; ruff check src tests bench examples
+echo "== ruff format"; ruff format --check src tests bench examples
 echo "== mypy"; mypy
 echo "== pytest"
 exec pytest -q "$@"
