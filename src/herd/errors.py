@@ -7,6 +7,7 @@
     │   └── ValidationError     the DAG is wrong: cycle, unknown need, duplicate name,
     │                           a task that can never fit the limits (exit 2)
     ├── UsageError              a command-line argument is wrong (exit 2)
+    │   └── NotFoundError       a workflow, task, attempt or token named does not exist (exit 2)
     ├── StoreError              the state store failed (exit 3)
     │   ├── NoStateError        a read-only command found no herd state at the store (exit 3)
     │   └── LockedError         another herd process holds this working directory (exit 3)
@@ -76,6 +77,10 @@ class UsageError(HerdError):
     """A command-line argument is not valid: see `herd COMMAND --help`."""
 
     exit_code = 2
+
+
+class NotFoundError(UsageError):
+    """No such workflow, task or attempt in the store: see `herd status`."""
 
 
 class StoreError(HerdError):

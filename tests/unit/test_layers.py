@@ -27,7 +27,8 @@ RANKS = {
     "launch": 5,
     "service": 6,
     "api": 7,
-    "cli": 8,
+    "server": 8,
+    "cli": 9,
 }
 #: what the pure core (and the modules it may import) must not import: disk, clock, processes, network
 PURE = {"errors", "version", "core"}
@@ -45,7 +46,7 @@ IMPURE = {
 }
 #: front ends enter through the service layer: besides their own package, what they may import
 #: (the display of a run, the views' typed results and renderers, the typed model, the errors)
-FRONT_ENDS = {"cli", "api"}
+FRONT_ENDS = {"cli", "api", "server"}
 FRONT_END_MAY_IMPORT = (
     "herd.service",
     "herd.reports",
@@ -55,7 +56,7 @@ FRONT_END_MAY_IMPORT = (
     "herd.version",
 )
 #: what the Python API needs of the core and the formats to build a workflow (not to run it)
-BUILDER_ALSO = {"api": ("herd.core.graph", "herd.formats")}
+BUILDER_ALSO = {"api": ("herd.core.graph", "herd.formats"), "cli": ("herd.server",)}
 #: modules that may sit at the top level of src/herd besides the packages
 TOP_LEVEL_AT_MOST = 8
 

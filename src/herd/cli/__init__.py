@@ -15,7 +15,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from herd.cli import convert, reports, run, slurm, state, workers
+from herd.cli import convert, reports, run, serve, slurm, state, workers
 from herd.cli.command import Command
 from herd.cli.guard import Parser, guarded
 
@@ -45,6 +45,7 @@ COMMANDS: dict[str, Command] = {
         convert.cmd_convert,
         convert.cmd_export,
         slurm.cmd_slurm,
+        serve.cmd_serve,
     )
 }
 

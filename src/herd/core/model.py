@@ -91,6 +91,21 @@ class RunStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"  # stopped by a signal, or its herd died
 
 
+class Scope(enum.StrEnum):
+    """What a token of ``herd serve`` lets its holder do (docs/api.md): ``read`` reads, ``submit``
+    also submits, cancels, resets and retries, ``worker`` only registers, claims, heartbeats,
+    finishes and releases, ``admin`` does everything."""
+
+    READ = "read"
+    SUBMIT = "submit"
+    WORKER = "worker"
+    ADMIN = "admin"
+
+    def allows(self, needed: Scope) -> bool:
+        """Whether a token of this scope may do what needs ``needed``."""
+        return self is needed or self is Scope.ADMIN or (self, needed) == (Scope.SUBMIT, Scope.READ)
+
+
 class Kill(enum.StrEnum):
     """Why an attempt was ended from outside, beside the free text that says how
     (``Exited.kill_reason``: "memory 5.1 GB > 4.0 GB limit")."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from herd.core.model import RunStatus, TaskState
+from herd.core.model import RunStatus, SpecFormat, TaskState
 from herd.errors import UsageError
 from herd.store.base import (
     RunRecord,
@@ -38,9 +39,15 @@ class Status:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        """What ``herd status --json`` prints (and the HTTP API's ``/status`` answers)."""
         return {
             "workflow": self.workflow.name,
+            "id": self.workflow.id,
             "source": self.workflow.source,
+            "format": self.workflow.format.value,
+            "created": self.workflow.created,
+            "task_count": self.workflow.tasks,
+            "now": self.now,
             "counts": self.counts(),
             "last_run": asdict(self.last_run) if self.last_run else None,
             "interrupted": self.interrupted,
@@ -57,6 +64,38 @@ class Status:
                 for t in self.tasks
             ],
         }
+
+
+def from_json(data: Mapping[str, Any]) -> Status:
+    """The :class:`Status` whose :meth:`Status.to_json` is ``data`` (``herd status --server``:
+    the server's answer rendered as a local one)."""
+    workflow = WorkflowRecord(
+        data["id"],
+        data["workflow"],
+        data["source"],
+        SpecFormat(data["format"]),
+        data["created"],
+        data["task_count"],
+    )
+    run = data["last_run"]
+    last = (
+        RunRecord(**{**run, "status": RunStatus(run["status"]), "argv": tuple(run.get("argv", ()))})
+        if run
+        else None
+    )
+    tasks = [
+        TaskRecord(
+            t["name"],
+            TaskState(t["state"]),
+            t["attempts"],
+            reason=t["reason"],
+            exit_code=t["exit_code"],
+            updated=t["updated"],
+        )
+        for t in data["tasks"]
+    ]
+    workers = [WorkerRecord(**w) for w in data["workers"]]
+    return Status(workflow, tasks, last, data["interrupted"], workers, data["now"])
 
 
 def pick_workflow(store: Store, name: str | None) -> WorkflowRecord:

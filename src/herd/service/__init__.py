@@ -18,6 +18,8 @@ the workers all call these functions, never the store, the graph or the planner 
                        shared store, allocations sbatch'ed), ``dry_run``, ``status``
 ``views``              ``status``, ``why``, ``provenance``, ``graph``, ``stats``, ``analyze``,
                        ``plot`` / ``plot_schedule``, ``export``, ``export_dagman``, ``convert``
+``hub``                a long-lived front end (``herd serve``): :class:`~hub.Hub` keeps the store
+                       open (a pool of connections) and answers the HTTP API's reads and writes
 =====================  ==========================================================================
 
 Front ends import the modules (``from herd.service import runs``) and render what the functions

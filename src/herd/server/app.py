@@ -1,0 +1,138 @@
+"""The ASGI application over one store, and :func:`serve`, which runs it under uvicorn.
+
+:func:`create_app` is what ``herd serve`` runs and what the tests start: every route lives
+under ``/api/v1`` (the OpenAPI document at ``/api/v1/openapi.json``, its browsable form at
+``/api/v1/docs``); the dashboard's static files, when present, are served at ``/``.
+Bodies larger than ``max_body`` bytes are refused with 413 before they are read whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from herd.server import events, problems, reports, tasks, workers, workflows
+from herd.server.problems import Problem
+from herd.service.hub import Hub
+from herd.version import __version__
+
+logger = logging.getLogger(__name__)
+
+#: the largest request body accepted, by default (a spec of some 100,000 tasks)
+MAX_BODY = 64 * 1024 * 1024
+#: where the API lives
+PREFIX = "/api/v1"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def create_app(
+    store: str | None,
+    *,
+    workdir: Path = Path("."),
+    public_read: bool = False,
+    max_body: int = MAX_BODY,
+    pool: int = 8,
+) -> FastAPI:
+    """The HTTP API over the store ``store`` (a ``postgresql://`` URL or an SQLite file),
+    opened now. ``workdir``: where submitted workflows run; ``public_read``: reads need no
+    token; ``max_body``: the largest request body, in bytes; ``pool``: connections at most."""
+    hub = Hub(store, workdir, size=pool)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await app.state.events.stop()
+            hub.close()
+
+    app = FastAPI(
+        title="herd",
+        version=__version__,
+        description="The HTTP API of herd, a workflow engine for scientific computing "
+        "(docs/api.md).",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.public_read = public_read
+    app.state.events = events.Broker(hub)
+    problems.install(app)
+    for module in (workflows, tasks, reports, events, workers):
+        app.include_router(module.router, prefix=PREFIX, responses=problems.ERRORS)
+    app.add_middleware(_Limited, max_body=max_body)
+    return app
+
+
+class _Limited:
+    """Refuse a request body over ``max_body`` bytes (413, in the error shape): at once when
+    its ``Content-Length`` says so, else as soon as the bytes read pass it."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                raise Problem(413, "too_large", self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return (
+            f"the request body is larger than the server's limit of {self.max_body:,} bytes: "
+            "split the workflow, or start the server with a larger --max-body"
+        )
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = Problem(413, "too_large", self._message()).response()
+        await response(scope, receive, send)
+
+
+def serve(
+    store: str | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workdir: Path = Path("."),
+    public_read: bool = False,
+    max_body: int = MAX_BODY,
+) -> None:
+    """Serve the API until SIGINT or SIGTERM (uvicorn: requests in flight end first)."""
+    import uvicorn
+
+    app = create_app(store, workdir=workdir, public_read=public_read, max_body=max_body)
+    # uvicorn's access log names paths and statuses only: no header (a token) is ever logged
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        timeout_graceful_shutdown=3,
+    )

@@ -1,0 +1,432 @@
+"""One store shared by the requests of a long-lived front end (``herd serve``).
+
+The CLI opens the store for one command and closes it (:mod:`herd.service.state`); a server
+answers many requests at once for hours. :class:`Hub` opens the store once (migrating it), keeps
+a small pool of connections (a :class:`~herd.store.base.Store` is used by one thread at a time)
+and offers every operation the HTTP API needs as a method returning typed results: the same
+report views the CLI renders (:mod:`herd.reports`), the same submission as ``herd submit``
+(:mod:`herd.run.enqueue`). Front ends hold a ``Hub`` but never see the store behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import queue
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from herd.core.graph import build, descendants, match
+from herd.core.model import MAX_TASKS, Limits, Scope, TaskState, Workflow
+from herd.core.scheduler import Policy
+from herd.errors import NotFoundError, SpecError, UsageError
+from herd.formats import load
+from herd.reports import analyze as analyzing
+from herd.reports import provenance as provenances
+from herd.reports import stats as statistics
+from herd.reports import status as statuses
+from herd.run.enqueue import Submitted, submit_workflow
+from herd.run.submit import RunOptions
+from herd.store import locate, open_store
+from herd.store.base import AttemptRecord, RunRecord, Store, TaskRecord, WorkflowRecord
+from herd.store.queued import WorkerRecord
+from herd.store.workdir import Workdir
+
+__all__ = ["Change", "Grant", "Hub", "Summary", "TaskPage", "TaskRecord", "Watch"]
+
+#: the states a finished task is in (progress counts them)
+_DONE = frozenset({TaskState.SUCCEEDED, TaskState.SKIPPED})
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A workflow with its task counts by state and the last run."""
+
+    workflow: WorkflowRecord
+    counts: dict[str, int]
+    last_run: RunRecord | None
+
+    @property
+    def progress(self) -> float:
+        """The share of its tasks that are done (succeeded or skipped), 0 to 1."""
+        total = sum(self.counts.values())
+        done = sum(self.counts.get(s.value, 0) for s in _DONE)
+        return done / total if total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """Some tasks of a workflow, in the store's order, and the offset of the next page (None at
+    the end)."""
+
+    tasks: list[TaskRecord]
+    labels: dict[str, tuple[str, ...]]
+    next: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a valid token lets its holder do: its ``scope``, on ``workflow`` only (None: on
+    every workflow); ``token`` is its id (``herd token list``)."""
+
+    token: int
+    scope: Scope
+    workflow: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """News for live views: ``event`` is ``tasks`` (``tasks`` changed state, ``counts`` are the
+    workflow's new counts) or ``workflow`` (it appeared, or was forgotten: ``gone``)."""
+
+    event: str
+    workflow: str
+    tasks: tuple[TaskRecord, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    gone: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        if self.event == "workflow":
+            return {"workflow": self.workflow, "gone": self.gone}
+        return {
+            "workflow": self.workflow,
+            "counts": self.counts,
+            "tasks": [
+                {
+                    "name": t.name,
+                    "state": t.state.value,
+                    "attempts": t.attempts,
+                    "exit_code": t.exit_code,
+                    "reason": t.reason,
+                    "updated": t.updated,
+                }
+                for t in self.tasks
+            ],
+        }
+
+
+#: what a task looked like at the last look: its state, attempts and change time
+_Seen = tuple[TaskState, int, float]
+
+
+@dataclass(slots=True)
+class Watch:
+    """What :meth:`Hub.changes` saw at its last look, to tell what changed since."""
+
+    workflows: set[str] | None = None
+    tasks: dict[str, dict[str, _Seen]] = field(default_factory=dict)
+
+
+class Hub:
+    """The store at ``location`` (a ``postgresql://`` URL or an SQLite file; created and
+    migrated when missing), for many requests at once: at most ``size`` connections, each lent
+    to one thread at a time. ``workdir`` is where submitted workflows run (their tasks' working
+    directory, logs) and where submitted specs are kept (``.herd/specs``)."""
+
+    def __init__(self, location: str | None, workdir: Path, *, size: int = 4) -> None:
+        self.workdir = workdir.resolve()
+        self.location = locate(location, Workdir(self.workdir).db_path)
+        if isinstance(self.location, Path):
+            self.location.parent.mkdir(parents=True, exist_ok=True)
+        self._idle: queue.LifoQueue[Store] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self._closed = False
+        with self.store():  # open (and migrate) now: a bad URL fails at start, not at a request
+            pass
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[Store]:
+        """A connection of the pool, for this thread alone until the block ends."""
+        with self._slots:
+            try:
+                opened = self._idle.get_nowait()
+            except queue.Empty:
+                opened = open_store(self.location)
+            try:
+                yield opened
+            except BaseException:
+                opened.close()  # it may be mid-transaction or broken: never lend it again
+                raise
+            else:
+                self._idle.put(opened)
+
+    def close(self) -> None:
+        """Close every idle connection (those lent out are closed when given back)."""
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def workflows(self) -> list[Summary]:
+        """Every workflow in the store, oldest first, with its counts."""
+        with self.store() as store:
+            return [_summary(store, w) for w in store.workflows()]
+
+    def workflow(self, name: str) -> Summary:
+        with self.store() as store:
+            return _summary(store, _named(store, name))
+
+    def status(self, name: str | None) -> statuses.Status:
+        """What ``herd status`` shows of the workflow ``name`` (None: the store's only one)."""
+        with self.store() as store:
+            return statuses.status(store, _known(store, name))
+
+    def tasks(
+        self,
+        name: str,
+        *,
+        state: Sequence[TaskState] = (),
+        label: str | None = None,
+        pattern: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> TaskPage:
+        """The tasks of the workflow in one of the states ``state`` (any: empty), with the label
+        ``label``, whose name matches the regular expression ``pattern`` (anywhere in it), from
+        ``offset`` on, at most ``limit``."""
+        matcher = _regex(pattern)
+        with self.store() as store:
+            record = _named(store, name)
+            records = store.task_records(record.id)
+            labels = statistics.task_labels(store, record)
+        wanted = set(state)
+        chosen = [
+            t
+            for t in sorted(records.values(), key=_natural)
+            if (not wanted or t.state in wanted)
+            and (label is None or label in labels.get(t.name, ()))
+            and (matcher is None or matcher.search(t.name))
+        ]
+        page = chosen[offset : offset + limit]
+        more = offset + limit if offset + limit < len(chosen) else None
+        return TaskPage(page, {t.name: labels.get(t.name, ()) for t in page}, more)
+
+    def task(self, name: str, task: str) -> tuple[TaskRecord, tuple[str, ...]]:
+        """One task's record and labels."""
+        with self.store() as store:
+            record = _named(store, name)
+            found = store.task_records(record.id).get(task)
+            if found is None:
+                raise NotFoundError(f"no task '{task}' in workflow '{name}': see its task list")
+            return found, statistics.task_labels(store, record).get(task, ())
+
+    def attempts(self, name: str, task: str) -> list[AttemptRecord]:
+        """The attempts of one task, oldest first."""
+        with self.store() as store:
+            record = _named(store, name)
+            if task not in store.task_records(record.id):
+                raise NotFoundError(f"no task '{task}' in workflow '{name}': see its task list")
+            return store.attempts(record.id, task)
+
+    def provenance(self, name: str, task: str, attempt: int | None = None) -> list[dict[str, Any]]:
+        """What ``herd provenance`` prints."""
+        with self.store() as store:
+            record = _named(store, name)
+            try:
+                return provenances.records(store, record, task, attempt)
+            except UsageError as exc:
+                raise NotFoundError(exc.message) from None
+
+    def log(
+        self, name: str, task: str, attempt: int | None, *, stream: str, lines: int
+    ) -> tuple[int, analyzing.LogTail]:
+        """The last ``lines`` lines of ``stream`` (``stdout`` or ``stderr``) of an attempt of
+        ``task`` (default: its last), and the attempt's number; the tail its worker stored
+        when the file is not on this host."""
+        with self.store() as store:
+            record = _named(store, name)
+            tried = [a for a in store.attempts(record.id, task) if attempt in (None, a.number)]
+            if not tried:
+                what = f"attempt {attempt} of task '{task}'" if attempt else f"task '{task}'"
+                raise NotFoundError(f"no record of {what} in workflow '{name}'")
+            chosen = tried[-1]
+            path = chosen.stdout_path if stream == "stdout" else chosen.stderr_path
+            found = analyzing.tail(analyzing.locate(path, self.workdir), lines)
+            if found.problem and stream == "stderr":
+                stored = store.failure_log(record.id, task, chosen.number)
+                if stored:
+                    kept = tuple(stored.splitlines()[-lines:]) if lines else ()
+                    found = analyzing.LogTail(path, kept)
+            return chosen.number, found
+
+    def runs(self, name: str) -> list[RunRecord]:
+        with self.store() as store:
+            return store.runs(_named(store, name).id)
+
+    def stats(self, name: str) -> statistics.Stats:
+        """What ``herd stats`` shows."""
+        with self.store() as store:
+            return statistics.stats(store, _named(store, name).id)
+
+    def analyze(self, name: str, *, lines: int, all_attempts: bool) -> analyzing.Analysis:
+        """What ``herd analyze`` shows."""
+        with self.store() as store:
+            wid = _named(store, name).id
+            return analyzing.analyze(
+                store, wid, lines=lines, all_attempts=all_attempts, workdir=self.workdir
+            )
+
+    def workers(self) -> list[WorkerRecord]:
+        with self.store() as store:
+            return store.workers()
+
+    def changes(self, watch: Watch, wanted: set[str] | None) -> list[Change]:
+        """What changed in the workflows ``wanted`` (every one: None) since the last look that
+        ``watch`` remembers (nothing at the first look at a workflow)."""
+        out: list[Change] = []
+        with self.store() as store:
+            records = {w.name: w for w in store.workflows()}
+            if watch.workflows is not None:
+                for name in records.keys() - watch.workflows:
+                    out.append(Change("workflow", name))
+                for name in watch.workflows - records.keys():
+                    out.append(Change("workflow", name, gone=True))
+            watch.workflows = set(records)
+            names = set(records) if wanted is None else wanted & set(records)
+            for name in list(watch.tasks):
+                if name not in names:
+                    del watch.tasks[name]
+            for name in sorted(names):
+                now = store.task_records(records[name].id)
+                seen = {t.name: (t.state, t.attempts, t.updated) for t in now.values()}
+                before = watch.tasks.get(name)
+                watch.tasks[name] = seen
+                if before is None:
+                    continue
+                moved = tuple(t for t in now.values() if before.get(t.name) != seen[t.name])
+                if moved:
+                    counts = {s.value: 0 for s in TaskState}
+                    for t in now.values():
+                        counts[t.state.value] += 1
+                    out.append(Change("tasks", name, moved, counts))
+        return out
+
+    def authenticate(self, secret: str) -> Grant | None:
+        """The grant of the token ``secret``: None when it is unknown, expired or revoked."""
+        return None
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def read_spec(self, body: bytes, filename: str, *, max_tasks: int = MAX_TASKS) -> Workflow:
+        """The workflow in the spec ``body`` (any format herd reads; ``filename`` names it in
+        messages), kept in ``.herd/specs`` as its source (reports read its labels there).
+        Variables in its paths are kept as written: the server's environment is not the
+        submitter's."""
+        path = self._keep(body, filename)
+        with _called(path, filename):
+            return load(path, max_tasks=max_tasks, environ=None)
+
+    def submit(
+        self,
+        workflow: Workflow,
+        *,
+        policy: Policy = Policy.CRITICAL_PATH,
+        limits: Limits | None = None,
+        filename: str | None = None,
+    ) -> Submitted:
+        """Plan ``workflow`` (read by :meth:`read_spec` from ``filename``) into the store for
+        workers, as ``herd submit`` does."""
+        options = RunOptions(
+            workdir=self.workdir,
+            limits=limits or Limits(),
+            policy=policy,
+            argv=("herd", "serve", "submit", workflow.source or workflow.name),
+        )
+        with self.store() as store, _called(Path(workflow.source or ""), filename or ""):
+            return submit_workflow(workflow, options, store)
+
+    def _keep(self, body: bytes, filename: str) -> Path:
+        """Write ``body`` to ``.herd/specs/DIGEST-NAME`` (a bare, safe file name) and return it."""
+        folder = Workdir(self.workdir).state_dir / "specs"
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name).lstrip(".") or "spec"
+        path = folder / f"{hashlib.sha256(body).hexdigest()[:16]}-{safe[:80]}"
+        if not path.exists():
+            partial = path.with_name(path.name + f".{threading.get_ident()}.part")
+            partial.write_bytes(body)
+            partial.replace(path)
+        return path
+
+    def reset(self, name: str, patterns: Sequence[str], *, downstream: bool = False) -> list[str]:
+        """Forget that the tasks whose names fully match one of ``patterns`` (with
+        ``downstream``, and every task that needs them, from the kept spec) succeeded, as
+        ``herd reset`` does; return their names."""
+        for p in patterns:
+            _regex(p)
+        with self.store() as store:
+            record = _named(store, name)
+            known = store.task_records(record.id)
+            spec = load(record.source, environ=None) if downstream and record.source else None
+            if spec is not None:
+                graph = build(spec)
+                chosen = match(graph, list(patterns))
+                chosen = descendants(graph, chosen) if chosen else chosen
+                names = [graph.name(i) for i in sorted(chosen) if graph.name(i) in known]
+            else:
+                names = [t for t in known if any(re.fullmatch(p, t) for p in patterns)]
+            if not names:
+                raise UsageError(f"no task of workflow '{name}' matches {' '.join(patterns)}")
+            store.reset(record.id, names)
+        return names
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural(task: TaskRecord) -> tuple[tuple[int, str], ...]:
+    """The order of task lists, the same on every store: by name, numbers in it by value
+    (``sim_2`` before ``sim_10``)."""
+    return tuple(
+        (int(part), "") if part.isdigit() else (-1, part) for part in _DIGITS.split(task.name)
+    )
+
+
+@contextlib.contextmanager
+def _called(path: Path, filename: str) -> Iterator[None]:
+    """Spec errors naming the kept file ``path`` name the file the submitter sent instead."""
+    try:
+        yield
+    except SpecError as exc:
+        if exc.file != str(path):
+            raise
+        raise type(exc)(
+            exc.problem, file=filename, task=exc.task, field=exc.field, hint=exc.hint
+        ) from None
+
+
+def _summary(store: Store, workflow: WorkflowRecord) -> Summary:
+    counts = {s.value: 0 for s in TaskState}
+    for t in store.task_records(workflow.id).values():
+        counts[t.state.value] += 1
+    runs = store.runs(workflow.id)
+    return Summary(workflow, counts, runs[-1] if runs else None)
+
+
+def _named(store: Store, name: str) -> WorkflowRecord:
+    record = store.workflow(name)
+    if record is None:
+        raise NotFoundError(f"no workflow '{name}' in the store: list them at /api/v1/workflows")
+    return record
+
+
+def _known(store: Store, name: str | None) -> str:
+    """``name``, or the store's only workflow's."""
+    return statuses.pick_workflow(store, name).name if name is None else _named(store, name).name
+
+
+def _regex(pattern: str | None, *, full: bool = False) -> re.Pattern[str] | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        kind = "a task name pattern" if not full else "a task pattern"
+        raise UsageError(f"{pattern!r} is not {kind} (a regular expression): {exc}") from None

@@ -1,0 +1,134 @@
+"""The HTTP API against a real ``herd serve`` (uvicorn in a subprocess on a loopback port), over
+SQLite and over PostgreSQL: reads, the one error shape, bad input (docs/api.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import pgserver
+from tests.httpserver import Server, call, running
+
+SPEC = """\
+name: served
+tasks:
+  - name: make_{i}
+    foreach: {i: "1:3"}
+    labels: [making]
+    cmd: echo made {i} > out_{i}.txt
+    outputs: ["out_{i}.txt"]
+  - name: broken
+    labels: [checking]
+    needs: [make_1]
+    cmd: echo about to fail >&2; exit 3
+  - name: after
+    needs: [broken]
+    cmd: "true"
+"""
+
+
+def herd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "herd.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def ran(store: str, workdir: Path) -> None:
+    """The spec above run to its end (one task fails, one is cancelled) into ``store``."""
+    (workdir / "served.yaml").write_text(SPEC)
+    spec = str(workdir / "served.yaml")
+    done = herd("run", spec, "--store", store, "-k", "--cpu-limit", "2", cwd=workdir)
+    assert done.returncode == 1, done.stderr
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server over a store holding the finished spec above, shared by the module's tests
+    (they only read, or are refused)."""
+    workdir = tmp_path_factory.mktemp("served")
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            store = str(workdir / ".herd" / "herd.db")
+        else:
+            database = request.getfixturevalue("postgres_database")
+            store = stack.enter_context(pgserver.fresh_schema(database))
+        ran(store, workdir)
+        yield stack.enter_context(running(store, workdir, "--public-read", "--max-body", "0.01"))
+
+
+def test_reads_show_what_the_cli_shows(served: Server) -> None:
+    listed = call("GET", served.api + "/workflows")
+    assert listed.status == 200 and listed.body["next"] is None
+    (wf,) = listed.body["items"]
+    assert wf["name"] == "served" and wf["tasks"] == 5
+    assert wf["counts"]["succeeded"] == 3 and wf["counts"]["failed"] == 1
+    assert wf["counts"]["cancelled"] == 1 and wf["progress"] == pytest.approx(3 / 5)
+    status = call("GET", served.api + "/status").body
+    assert status["counts"] == wf["counts"] and len(status["tasks"]) == 5
+    failed = call("GET", served.api + "/workflows/served/tasks?state=failed").body["items"]
+    assert [t["name"] for t in failed] == ["broken"] and failed[0]["exit_code"] == 3
+    assert failed[0]["labels"] == ["checking"]
+    by_label = call("GET", served.api + "/workflows/served/tasks?label=making").body["items"]
+    assert sorted(t["name"] for t in by_label) == ["make_1", "make_2", "make_3"]
+    log = call("GET", served.api + "/workflows/served/tasks/broken/log").body
+    assert log["attempt"] == 1 and log["lines"] == ["about to fail"]
+    attempts = call("GET", served.api + "/workflows/served/tasks/broken/attempts").body["items"]
+    assert [a["exit_code"] for a in attempts] == [3]
+    stats = call("GET", served.api + "/workflows/served/stats").body
+    assert stats["failed"] == 1 and stats["succeeded"] == 3
+    analysis = call("GET", served.api + "/workflows/served/analyze").body
+    assert [f["task"] for f in analysis["failures"]] == ["broken"]
+    runs = call("GET", served.api + "/workflows/served/runs").body["items"]
+    assert [r["status"] for r in runs] == ["failed"]
+
+
+def test_tasks_are_paged_with_an_opaque_cursor(served: Server) -> None:
+    seen, url = [], served.api + "/workflows/served/tasks?limit=2"
+    for _ in range(5):
+        page = call("GET", url).body
+        seen += [t["name"] for t in page["items"]]
+        if page["next"] is None:
+            break
+        url = served.api + f"/workflows/served/tasks?limit=2&cursor={page['next']}"
+    assert seen == ["after", "broken", "make_1", "make_2", "make_3"]
+    bad = call("GET", served.api + "/workflows/served/tasks?cursor=zzzz")
+    assert bad.status == 400 and bad.error["field"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nowhere", 404, "not_found"),
+        ("GET", "/workflows/nope", 404, "not_found"),
+        ("GET", "/workflows/served/tasks/nope", 404, "not_found"),
+        ("GET", "/workflows/served/tasks/broken/log?attempt=9", 404, "not_found"),
+        ("DELETE", "/workflows", 405, "method_not_allowed"),
+        ("GET", "/workflows?limit=0", 422, "invalid_request"),
+        ("GET", "/workflows/served/tasks?match=(", 400, "bad_request"),
+        ("POST", "/workflows", 401, "unauthorized"),
+    ],
+)
+def test_every_failure_has_the_one_error_shape(
+    served: Server, method: str, path: str, status: int, code: str
+) -> None:
+    answer = call(method, served.api + path)
+    assert answer.status == status, answer.body
+    assert answer.error["code"] == code
+    assert "Traceback" not in answer.error["message"]
+
+
+def test_an_oversized_body_is_refused_with_413(served: Server) -> None:
+    answer = call("POST", served.api + "/workflows", body=b"x" * 20_000)
+    assert answer.status == 413 and answer.error["code"] == "too_large"
+    assert "--max-body" in answer.error["message"]
