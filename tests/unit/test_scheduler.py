@@ -146,7 +146,7 @@ def test_retries_with_backoff_then_failure_cancels_descendants() -> None:
     assert RetryAt(0, 17.0) in d  # back-off doubles
     s.handle(RetryDue(0, 17.0))
     d = s.handle(Finished(0, ok=False, now=18.0))
-    assert Cancel(1, "needs 'a', which failed") in d
+    assert Cancel(1, "needs 'a', which failed", cause=0) in d
     assert s.state[0] is TaskState.FAILED and s.state[1] is TaskState.CANCELLED
     s.validate()
 
@@ -160,6 +160,26 @@ def test_without_keep_going_nothing_new_starts_after_a_failure() -> None:
     assert {x.task for x in d if isinstance(x, Cancel)} == {2, 3}
     s.handle(Finished(1, ok=True, now=2.0))
     assert not s.active and not s.succeeded
+    s.validate()
+
+
+def test_every_cancel_names_the_failure_that_caused_it() -> None:
+    w = wf(task("a"), task("b", ["a"]), task("c", ["b"]), task("d"), task("e"))
+    s = Scheduler(build(w), Limits({"cpu": 2}))
+    s.start()
+    d = s.handle(Finished(0, ok=False, now=1.0))
+    assert Cancel(1, "needs 'a', which failed", cause=0) in d
+    assert Cancel(2, "needs 'a', which failed", cause=0) in d
+    assert Cancel(4, "not started: 'a' failed (--keep-going runs the rest)", cause=0) in d
+    assert {x.cause for x in d if isinstance(x, Cancel)} == {0}
+    s.validate()
+
+
+def test_a_stopped_run_cancels_with_no_cause() -> None:
+    s = Scheduler(build(wf(task("a"), task("b"), task("c", ["a"]))), Limits({"cpu": 1}))
+    s.start()
+    d = s.handle(Stop(now=1.0))
+    assert [x.cause for x in d if isinstance(x, Cancel)] == [None, None]
     s.validate()
 
 

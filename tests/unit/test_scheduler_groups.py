@@ -72,6 +72,40 @@ def test_a_failed_member_fails_the_group_and_cancels_what_needs_it() -> None:
     assert s.state[1] is TaskState.FAILED and not s.active
 
 
+def test_what_a_failed_group_cancels_names_the_group_as_cause() -> None:
+    s, _ = outer(keep_going=True)
+    expand(s)
+    out = handle(s, Finished(3, False, 2.0))
+    causes = {s.graph.name(d.task): d.cause for d in out if isinstance(d, Cancel)}
+    assert causes == {"sub/b": 3, "after": 1}  # sub/b needs sub/a; after needs the group
+    s, _ = outer()  # without keep_going, sub/a's failure stops everything else first
+    expand(s)
+    out = handle(s, Finished(3, False, 2.0))
+    assert {d.cause for d in out if isinstance(d, Cancel)} == {3}
+
+
+def test_tasks_added_after_a_failure_are_cancelled_with_its_cause() -> None:
+    graph = build(Workflow("t", (task("a"), task("b", ["a"]), task("c"))))
+    s = Scheduler(graph, Limits({"cpu": 4}), keep_going=True)
+    s.start()
+    assert [d.cause for d in handle(s, Finished(0, False, 1.0)) if isinstance(d, Cancel)] == [0]
+    bigger = extend(graph, [task("x", ["a"]), task("y", ["b"]), task("z", ["c"])])
+    out = handle(s, AddTasks(bigger, frozenset({3, 4, 5}), 2.0))
+    assert Cancel(3, "needs 'a', which failed", cause=0) in out
+    assert Cancel(4, "needs 'b', which was cancelled", cause=0) in out
+    assert started(s, out) == []  # z waits for c, which runs
+    assert s.state[5] is TaskState.WAITING
+
+
+def test_tasks_added_to_a_halted_run_are_cancelled_with_the_first_failure() -> None:
+    graph = build(Workflow("t", (task("a"), task("b"))))
+    s = Scheduler(graph, Limits({"cpu": 4}))
+    s.start()
+    handle(s, Finished(0, False, 1.0))
+    out = handle(s, AddTasks(extend(graph, [task("x")]), frozenset({2}), 2.0))
+    assert out == [Cancel(2, "not started: 'a' failed (--keep-going runs the rest)", cause=0)]
+
+
 def test_a_stop_cancels_the_group() -> None:
     s, _ = outer()
     expand(s)

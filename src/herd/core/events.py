@@ -82,10 +82,13 @@ class RetryAt:
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
-    """``task`` will not run in this run."""
+    """``task`` will not run in this run. ``reason`` says why in words; ``cause`` is the task
+    whose final failure cancelled it (an ancestor, or without ``keep_going`` any task), None when
+    the run was stopped."""
 
     task: int
     reason: str
+    cause: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

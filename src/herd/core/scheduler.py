@@ -25,7 +25,8 @@ Policy
   memory or time, a task with a :class:`~herd.core.model.Recovery` policy is retried at once with memory
   or timeout scaled up (capped at the run's limit). A task that finally fails cancels its
   descendants; without ``keep_going`` nothing new starts after the first final failure (running
-  tasks finish), as the O2DPG runner does.
+  tasks finish), as the O2DPG runner does. Each :class:`Cancel` names that failed task as its
+  ``cause`` (None when the run was stopped), which the store keeps beside the reason's words.
 - **Tasks added while running.** :class:`AddTasks` appends tasks to the graph (old ids and edges
   unchanged, :func:`herd.core.graph.extend`); they wait for their parents like any task, and are
   cancelled at once when one already failed. With a *group*, a running task stands for them (a
@@ -45,6 +46,8 @@ State collections
 ``_groups``      group task -> how many of its members have not finished
 ``_member_of``   member -> its group, until the member finishes
 ``_settling``    members finished during the current event, for their groups to be settled
+``_cancelled_by`` cancelled task -> the task whose final failure cancelled it (:class:`Cancel`)
+``_first_failure`` the first task that failed finally, None while none has
 """
 
 from __future__ import annotations
@@ -162,7 +165,10 @@ class Scheduler:
         self._classes: dict[tuple[tuple[float, ...], str | None], _Class] = {}
         self._blocked: int | None = None
         self._bypass = 0
-        self._failed_final = False
+        #: the first task that failed finally: without keep_going, it halts the run
+        self._first_failure: int | None = None
+        #: cancelled task -> the task whose final failure cancelled it
+        self._cancelled_by: dict[int, int] = {}
         self._stopped = False
         self.counts = dict.fromkeys(TaskState, 0)
         self.counts[SKIP] = n
@@ -228,7 +234,7 @@ class Scheduler:
 
     @property
     def _halted(self) -> bool:
-        return self._stopped or (self._failed_final and not self.keep_going)
+        return self._stopped or (self._first_failure is not None and not self.keep_going)
 
     @property
     def in_use(self) -> tuple[float, ...]:
@@ -277,15 +283,23 @@ class Scheduler:
             k = self.attempts[i] - self._recoveries[i]
             return [RetryAt(i, ev.now + task.backoff * 2 ** (k - 1))]
         self._set(i, FAIL)
-        self._failed_final = True
-        out = self._cancel_descendants(i, f"needs '{task.name}', which failed")
+        return self._failed_finally(i)
+
+    def _failed_finally(self, i: int) -> list[Decision]:
+        """Task ``i`` failed for good: cancel what needs it and, without keep_going, the rest."""
+        if self._first_failure is None:
+            self._first_failure = i
+        out = self._cancel_descendants(i)
         if not self.keep_going:
-            out.extend(
-                self._cancel_pending(
-                    f"not started: '{task.name}' failed (--keep-going runs the rest)"
-                )
-            )
+            out += self._cancel_pending(*self._halt_reason())
         return out
+
+    def _halt_reason(self) -> tuple[str, int | None]:
+        """Why nothing more starts (see :attr:`_halted`), and the failure that caused it."""
+        i = self._first_failure
+        if self._stopped or i is None:
+            return "not started: the run is stopping", None
+        return f"not started: '{self.graph.name(i)}' failed (--keep-going runs the rest)", i
 
     def _recover(self, i: int, kill: Kill) -> bool:
         policy = self.graph.tasks[i].recovery
@@ -314,15 +328,20 @@ class Scheduler:
         self._stopped = True
         return self._cancel_pending(ev.reason)
 
-    def _cancel_pending(self, reason: str) -> list[Decision]:
+    def _cancel_pending(self, reason: str, cause: int | None = None) -> list[Decision]:
         """Cancel every task that is not running and not finished."""
         out: list[Decision] = []
         for i, s in enumerate(self.state):
             if s is W or s is R or s is RETRY:
-                self._set(i, CANCEL)
-                out.append(Cancel(i, reason))
+                out.append(self._cancel(i, reason, cause))
         self._classes.clear()
         return out
+
+    def _cancel(self, i: int, reason: str, cause: int | None) -> Cancel:
+        self._set(i, CANCEL)
+        if cause is not None:
+            self._cancelled_by[i] = cause
+        return Cancel(i, reason, cause)
 
     def _unlock_children(self, i: int) -> list[Decision]:
         g = self.graph
@@ -334,16 +353,17 @@ class Scheduler:
                     self._push(c)
         return []
 
-    def _cancel_descendants(self, i: int, reason: str) -> list[Decision]:
+    def _cancel_descendants(self, i: int) -> list[Decision]:
+        """Cancel the waiting descendants of ``i``, which failed finally."""
         g = self.graph
+        reason = f"needs '{g.name(i)}', which failed"
         out: list[Decision] = []
         stack = [i]
         while stack:
             j = stack.pop()
             for c in g.child_ids[g.child_ptr[j] : g.child_ptr[j + 1]]:
                 if self.state[c] is W:
-                    self._set(c, CANCEL)
-                    out.append(Cancel(c, reason))
+                    out.append(self._cancel(c, reason, i))
                     stack.append(c)
         return out
 
@@ -368,7 +388,7 @@ class Scheduler:
         for i in sorted(ev.todo):
             out += self._join(i)
         if self._halted:
-            out += self._cancel_pending("not started: the run is stopping")
+            out += self._cancel_pending(*self._halt_reason())
         return out
 
     def _open_group(self, g: int, members: frozenset[int]) -> list[Decision]:
@@ -386,10 +406,16 @@ class Scheduler:
         self.state[i] = W
         self.counts[SKIP] -= 1
         self.counts[W] += 1
-        lost = [p for p in parents if self.state[p] in (FAIL, CANCEL)]
-        if lost:
-            self._set(i, CANCEL)
-            return [Cancel(i, f"needs '{self.graph.name(lost[0])}', which failed")]
+        failed = [p for p in parents if self.state[p] is FAIL]
+        if failed:
+            return [
+                self._cancel(i, f"needs '{self.graph.name(failed[0])}', which failed", failed[0])
+            ]
+        cancelled = [p for p in parents if self.state[p] is CANCEL]
+        if cancelled:
+            p = cancelled[0]
+            why = f"needs '{self.graph.name(p)}', which was cancelled"
+            return [self._cancel(i, why, self._cancelled_by.get(p))]
         self.unmet[i] = sum(1 for p in parents if self.state[p] not in (OK, SKIP))
         if self.unmet[i] == 0:
             self._set(i, R)
@@ -424,15 +450,7 @@ class Scheduler:
             self._set(g, CANCEL)
             return [Settled(g, False, reason)]
         self._set(g, FAIL)
-        self._failed_final = True
-        name = self.graph.name(g)
-        out: list[Decision] = [Settled(g, False, reason)]
-        out += self._cancel_descendants(g, f"needs '{name}', which failed")
-        if not self.keep_going:
-            out += self._cancel_pending(
-                f"not started: '{name}' failed (--keep-going runs the rest)"
-            )
-        return out
+        return [Settled(g, False, reason), *self._failed_finally(g)]
 
     # --- packing ----------------------------------------------------------------------------
 
@@ -532,6 +550,8 @@ class Scheduler:
             assert used <= cap + 1e-6, (self.pools[k], used, cap)
         sems = [self.graph.tasks[i].semaphore for i in running if self.graph.tasks[i].semaphore]
         assert len(sems) == len(set(sems)), sems
+        for i, cause in self._cancelled_by.items():
+            assert self.state[i] is CANCEL and self.state[cause] is FAIL, self.graph.name(i)
         queued = sorted(i for c in self._classes.values() for _, i in c.heap)
         assert queued == sorted(i for i in range(n) if self.state[i] is R), "ready != queued"
         for i in range(n):
