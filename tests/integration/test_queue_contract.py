@@ -163,6 +163,7 @@ class QueueContract:
         states = self.states(store, wid)
         assert (states["b"], states["c"]) == (TaskState.CANCELLED, TaskState.CANCELLED)
         assert store.task_records(wid)["c"].reason == "needs 'a', which failed"
+        assert {store.task_records(wid)[t].cancelled_by for t in "bc"} == {"a"}
         assert states["d"] is TaskState.RUNNING
 
     def test_a_retry_waits_for_its_back_off(self, store: Store) -> None:

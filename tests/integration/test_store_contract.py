@@ -195,6 +195,23 @@ class StoreContract:
         assert (record.attempts, record.fingerprint, record.cmd_digest) == (1, DIGEST, "c" * 64)
         assert record.inputs == {"in.txt": (12, 1_700_000_000_000_000_000, "abc")}
 
+    def test_a_cancelled_task_keeps_the_failure_that_cancelled_it(self, store: Store) -> None:
+        wid = store.add_workflow(workflow("w", "a", "b", "c"))
+        why = "needs 'a', which failed"
+        cancelled = TaskChanged(wid, "b", TaskState.CANCELLED, 5.0, reason=why, cancelled_by="a")
+        stopped = TaskChanged(wid, "c", TaskState.CANCELLED, 5.0, reason="not started: stop")
+        failed = TaskChanged(wid, "a", TaskState.FAILED, 5.0, reason="exit 1", exit_code=1)
+        store.write([failed, cancelled, stopped])  # many at once
+        records = store.task_records(wid)
+        assert (records["b"].cancelled_by, records["b"].reason) == ("a", why)
+        assert (records["a"].cancelled_by, records["c"].cancelled_by) == (None, None)
+        store.write([TaskChanged(wid, "b", TaskState.RUNNING, 6.0, attempts=1)])  # one alone
+        assert store.task_records(wid)["b"].cancelled_by is None  # a later run ran it
+        store.write([cancelled])
+        assert store.task_records(wid)["b"].cancelled_by == "a"
+        store.reset(wid, ["b"])
+        assert store.task_records(wid)["b"].cancelled_by is None
+
     @pytest.mark.parametrize("state", list(TaskState))
     def test_every_task_state_round_trips(self, store: Store, state: TaskState) -> None:
         wid = store.add_workflow(workflow("w", "a"))

@@ -558,8 +558,10 @@ class _Run:
 
     def _cancel(self, d: Cancel) -> None:
         task = self.graph.tasks[d.task]
+        by = None if d.cause is None else self.graph.name(d.cause)
+        state, now = TaskState.CANCELLED, time.time()
         self.journal.batch.append(
-            TaskChanged(self.wid, task.name, TaskState.CANCELLED, time.time(), reason=d.reason)
+            TaskChanged(self.wid, task.name, state, now, reason=d.reason, cancelled_by=by)
         )
         self.unreported.append((task, TaskState.CANCELLED, 0.0, d.reason))
 

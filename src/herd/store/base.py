@@ -78,6 +78,9 @@ class TaskRecord(NamedTuple):
     exit_code: int | None = None
     #: when the task last changed state (epoch seconds)
     updated: float = 0.0
+    #: cancelled: the task whose final failure cancelled it (``reason`` says it in words); None
+    #: otherwise, and for tasks cancelled before the store kept it (see reports/analyze.py)
+    cancelled_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,8 @@ class TaskChanged:
     attempts: int | None = None  # new attempt count, None to keep
     reason: str = ""
     exit_code: int | None = None
+    #: with ``state=CANCELLED``: the task whose final failure cancelled it (core.events.Cancel)
+    cancelled_by: str | None = None
     fingerprint: str | None = None  # None keeps the stored value
     cmd_digest: str | None = None
     env_digest: str | None = None

@@ -124,9 +124,17 @@ def submit(
         end_run_if_done(tx, run_id, now)
 
 
-def _mark(tx: Tx, workflow_id: int, task: str, state: TaskState, now: float, reason: str) -> None:
+def _mark(
+    tx: Tx,
+    workflow_id: int,
+    task: str,
+    state: TaskState,
+    now: float,
+    reason: str,
+    cancelled_by: str | None = None,
+) -> None:
     values = {"workflow_id": workflow_id, "task": task, "state": state.value, "time": now}
-    tx.run("mark_task", {**values, "reason": reason})
+    tx.run("mark_task", {**values, "reason": reason, "cancelled_by": cancelled_by})
 
 
 # --- claim ------------------------------------------------------------------------------------
@@ -457,7 +465,7 @@ def _cancel_descendants(
         child = stack.pop()
         row = tx.run("cancel_child", {"workflow_id": workflow_id, "task": child}).fetchone()
         if row is not None:
-            _mark(tx, workflow_id, child, TaskState.CANCELLED, now, reason)
+            _mark(tx, workflow_id, child, TaskState.CANCELLED, now, reason, failed)
             stack.extend(json.loads(row[0]))
 
 

@@ -112,7 +112,19 @@ def workflow_record(row: Row) -> WorkflowRecord:
 
 def task_record(row: Row, state_of: Mapping[str, TaskState] = STATES) -> TaskRecord:
     # the resume path reads a million of these: positional arguments, no call for empty inputs
-    name, state, attempts, fingerprint, cmd_digest, env_digest, inputs, reason, code, updated = row
+    (
+        name,
+        state,
+        attempts,
+        fingerprint,
+        cmd_digest,
+        env_digest,
+        inputs,
+        reason,
+        code,
+        updated,
+        cancelled_by,
+    ) = row
     return TaskRecord(
         name,
         state_of[state],
@@ -124,6 +136,7 @@ def task_record(row: Row, state_of: Mapping[str, TaskState] = STATES) -> TaskRec
         reason,
         code,
         updated,
+        cancelled_by,
     )
 
 

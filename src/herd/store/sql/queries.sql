@@ -58,7 +58,8 @@ WHERE NOT tasks.is_current
 -- a scan of the table in row order (the unary + keeps SQLite from using the (workflow_id, name)
 -- index: through it, each of a million rows would cost a seek; a working directory holds few
 -- workflows, so scanning the others too is cheaper)
-SELECT name, state, attempts, fingerprint, cmd_digest, env_digest, inputs, reason, exit_code, updated
+SELECT name, state, attempts, fingerprint, cmd_digest, env_digest, inputs, reason, exit_code, updated,
+    cancelled_by
 FROM tasks
 WHERE +workflow_id = :workflow_id AND is_current;
 
@@ -69,6 +70,7 @@ UPDATE tasks SET
     attempts = coalesce(:attempts, attempts),
     reason = :reason,
     exit_code = :exit_code,
+    cancelled_by = :cancelled_by,
     fingerprint = coalesce(:fingerprint, fingerprint),
     cmd_digest = coalesce(:cmd_digest, cmd_digest),
     env_digest = coalesce(:env_digest, env_digest),
@@ -81,6 +83,7 @@ UPDATE tasks SET
     state = 'waiting',
     updated = :time,
     reason = 'reset',
+    cancelled_by = NULL,
     fingerprint = '',
     cmd_digest = '',
     env_digest = '',
@@ -257,7 +260,7 @@ INSERT INTO pools (workflow_id, name, capacity) VALUES (:workflow_id, :name, :ca
 ON CONFLICT (workflow_id, name) DO UPDATE SET capacity = excluded.capacity;
 
 -- mark_task --
-UPDATE tasks SET state = :state, updated = :time, reason = :reason
+UPDATE tasks SET state = :state, updated = :time, reason = :reason, cancelled_by = :cancelled_by
 WHERE workflow_id = :workflow_id AND name = :task;
 
 -- end_open_run --

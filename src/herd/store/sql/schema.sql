@@ -42,6 +42,9 @@ CREATE TABLE tasks (
     labels       TEXT NOT NULL DEFAULT '[]',    -- JSON array of strings
     resources    TEXT NOT NULL DEFAULT '{}',    -- JSON object {"cpu": 1.0, "mem": 2000.0, ...}
     timeframe    INTEGER,                       -- instance group (O2DPG timeframe, ...); NULL if none
+    -- cancelled: the task whose final failure cancelled it (reason says it in words); NULL
+    -- otherwise, and for tasks cancelled before schema 5 (reports/analyze.py, legacy_cancel_cause)
+    cancelled_by TEXT,
     UNIQUE (workflow_id, name)
 ) STRICT;
 

@@ -70,7 +70,8 @@ WHERE workflow_id = :workflow_id AND is_current
     AND NOT EXISTS (SELECT 1 FROM task_staging AS s WHERE s.name = tasks.name);
 
 -- task_records --
-SELECT name, state, attempts, fingerprint, cmd_digest, env_digest, inputs, reason, exit_code, updated
+SELECT name, state, attempts, fingerprint, cmd_digest, env_digest, inputs, reason, exit_code, updated,
+    cancelled_by
 FROM tasks
 WHERE workflow_id = :workflow_id AND is_current;
 
@@ -81,6 +82,7 @@ UPDATE tasks SET
     attempts = coalesce(:attempts, attempts),
     reason = :reason,
     exit_code = :exit_code,
+    cancelled_by = :cancelled_by,
     fingerprint = coalesce(:fingerprint, fingerprint),
     cmd_digest = coalesce(:cmd_digest, cmd_digest),
     env_digest = coalesce(:env_digest, env_digest),
@@ -93,6 +95,7 @@ UPDATE tasks SET
     state = 'waiting',
     updated = :time,
     reason = 'reset',
+    cancelled_by = NULL,
     fingerprint = '',
     cmd_digest = '',
     env_digest = '',
@@ -269,7 +272,7 @@ INSERT INTO pools (workflow_id, name, capacity) VALUES (:workflow_id, :name, :ca
 ON CONFLICT (workflow_id, name) DO UPDATE SET capacity = excluded.capacity;
 
 -- mark_task --
-UPDATE tasks SET state = :state, updated = :time, reason = :reason
+UPDATE tasks SET state = :state, updated = :time, reason = :reason, cancelled_by = :cancelled_by
 WHERE workflow_id = :workflow_id AND name = :task;
 
 -- end_open_run --

@@ -43,6 +43,7 @@ CREATE TABLE tasks (
     labels       jsonb NOT NULL DEFAULT '[]',
     resources    jsonb NOT NULL DEFAULT '{}',
     timeframe    integer,
+    cancelled_by text,
     PRIMARY KEY (workflow_id, name)
 );
 
