@@ -87,3 +87,13 @@ def processes_with_token_of(herd_pid: int) -> list[int]:
         if f"HERD_TASK_TOKEN={herd_pid}:".encode() in env and alive(int(entry)):
             found.append(int(entry))
     return found
+
+
+#: task rows as a herd from before the ``cancelled_by`` column wrote them (name, state, reason):
+#: the failure that cancelled a task is only in the words of its reason
+LEGACY_CANCELLED = [
+    ("a", "failed", "exit 1"),
+    ("b", "cancelled", "needs 'a', which failed"),
+    ("c", "cancelled", "not started: 'a' failed (--keep-going runs the rest)"),
+    ("d", "cancelled", "not started: the run is stopping"),
+]

@@ -11,10 +11,12 @@ import pytest
 
 from herd.core.model import Task, TaskState, Workflow
 from herd.errors import StoreError
+from herd.reports.analyze import analyze, cancel_cause
 from herd.store import open_store
 from herd.store.base import TaskChanged
 from herd.store.postgres import PostgresStore, migrate, redact
 from herd.store.queries import POSTGRES, SQLITE, Dialect, Query
+from tests.integration.helpers import LEGACY_CANCELLED
 
 
 @pytest.fixture
@@ -69,6 +71,35 @@ def _only(dialect: Dialect, version: int) -> Dialect:
     then the sum of those migrations)."""
     migrations = dialect.migrations[:version]
     return Dialect(dialect.name, "\n".join(m.sql for m in migrations), {}, migrations)
+
+
+def test_cancel_causes_of_a_store_from_before_the_column_are_read_from_the_reason(
+    postgres_url: str, conn: Conn
+) -> None:
+    (column,) = [m.version for m in POSTGRES.migrations if m.name == "tasks_cancelled_by"]
+    migrate(conn, "test", _only(POSTGRES, column - 1))
+    row = conn.execute(
+        "INSERT INTO workflows (name, format, created, updated, task_count)"
+        " VALUES ('w', 'native', 1.0, 1.0, 4) RETURNING id"
+    ).fetchone()
+    assert row is not None
+    wid = int(str(row[0]))
+    for name, state, reason in LEGACY_CANCELLED:
+        conn.execute(
+            "INSERT INTO tasks (workflow_id, name, state, reason, updated, cmd)"
+            " VALUES (%s, %s, %s, %s, 1.0, 'true')",
+            (wid, name, state, reason),
+        )
+    store = PostgresStore(postgres_url)  # migrates: the column is NULL
+    try:
+        records = store.task_records(wid)
+        assert {r.cancelled_by for r in records.values()} == {None}
+        causes = {n: cancel_cause(r) for n, r in records.items()}
+        assert causes == {"a": None, "b": "a", "c": "a", "d": None}
+        (failure,) = analyze(store, wid).failures
+        assert (failure.task, failure.cancelled_names) == ("a", ("b", "c"))
+    finally:
+        store.close()
 
 
 def test_newer_schema_is_refused(postgres_url: str, conn: Conn) -> None:

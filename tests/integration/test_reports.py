@@ -211,6 +211,8 @@ def test_analyze_lists_failed_tasks_with_their_logs(store: Store, ran: Ran) -> N
     )
     assert broken.cancelled == 2
     assert set(broken.cancelled_names) == {"after_broken", "after_after"}
+    records = store.task_records(_wid(store))  # the runner stored the cause, a typed fact
+    assert {records[t].cancelled_by for t in broken.cancelled_names} == {"broken"}
 
 
 def test_analyze_reports_the_timeout_kill(store: Store) -> None:
@@ -316,6 +318,29 @@ def test_analyze_reads_the_stored_kill_kind_not_the_text(tmp_path: Path) -> None
         "",
     )
     assert attempts["plain"].outcome == "exit 1: declared output out.txt was not created"
+
+
+def test_analyze_reads_the_stored_cancel_cause_not_the_text(tmp_path: Path) -> None:
+    """The stored cause decides, whatever the words say; only tasks cancelled before the store
+    kept it (no cause) are read from their words."""
+    cancelled = {  # task: (cause, reason)
+        "typed": ("a", "not run: a sub-workflow of 'x' failed"),
+        "old": (None, "needs 'a', which failed"),  # recorded by a herd before schema 5
+        "stopped": (None, "not started: the run is stopping"),
+    }
+    store = SQLiteStore(tmp_path / "herd.db")
+    try:
+        wid = store.add_workflow(Workflow("w", tuple(Task(t, "true") for t in ["a", *cancelled])))
+        changes = [TaskChanged(wid, "a", TaskState.FAILED, 2.0, reason="exit 1", exit_code=1)]
+        for task, (cause, why) in cancelled.items():
+            changes.append(
+                TaskChanged(wid, task, TaskState.CANCELLED, 2.0, reason=why, cancelled_by=cause)
+            )
+        store.write(changes)
+        (failure,) = analyze(store, wid).failures
+    finally:
+        store.close()
+    assert (failure.task, set(failure.cancelled_names)) == ("a", {"typed", "old"})
 
 
 def test_tail_reads_the_last_lines_and_names_problems(tmp_path: Path) -> None:
@@ -436,6 +461,16 @@ def test_cli_analyze_exits_0_despite_failures(ran: Ran, capsys: pytest.CaptureFi
     )
     assert main(["analyze", "-C", str(ran.workdir), "--json", "--all"]) == 0
     assert len(json.loads(capsys.readouterr().out)["failures"]) == 4
+
+
+def test_cli_status_json_names_what_cancelled_each_task(
+    ran: Ran, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "-C", str(ran.workdir), "--json"]) == 0
+    tasks = {t["name"]: t for t in json.loads(capsys.readouterr().out)["tasks"]}
+    assert tasks["after_broken"]["cancelled_by"] == "broken"
+    assert tasks["after_after"]["cancelled_by"] == "broken"
+    assert {t["cancelled_by"] for t in tasks.values() if t["state"] != "cancelled"} == {None}
 
 
 def test_cli_plot(ran: Ran, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from herd.core.model import FrozenDict, Task, TaskState, Workflow
 from herd.errors import StoreError
+from herd.reports.analyze import analyze, cancel_cause
 from herd.store import open_store
 from herd.store.base import (
     AttemptRecord,
@@ -31,6 +32,7 @@ from herd.store.base import (
 )
 from herd.store.queries import MIGRATIONS, QUERIES, SCHEMA_VERSION
 from herd.store.sqlite import SQLiteStore
+from tests.integration.helpers import LEGACY_CANCELLED
 
 
 def make_db(path: Path, tasks: int = 3) -> int:
@@ -226,6 +228,32 @@ def test_database_of_an_older_version_is_migrated_on_open(
     assert raw(tmp_path / "herd.db").execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     with SQLiteStore(tmp_path / "herd.db") as store:
         assert len(store.task_records(wid)) == 3
+
+
+def test_cancel_causes_of_a_store_from_before_the_column_are_read_from_the_reason(
+    tmp_path: Path, raw: Raw
+) -> None:
+    (column,) = [m.version for m in MIGRATIONS if m.name == "tasks_cancelled_by"]
+    conn = raw(tmp_path / "herd.db")
+    for migration in MIGRATIONS[: column - 1]:
+        conn.executescript(migration.sql)
+        conn.execute(f"PRAGMA user_version = {migration.version}")
+    conn.execute(
+        "INSERT INTO workflows (id, name, format, created, updated, task_count)"
+        " VALUES (1, 'w', 'native', 1.0, 1.0, 4)"
+    )
+    conn.executemany(
+        "INSERT INTO tasks (workflow_id, name, state, reason, updated, cmd)"
+        " VALUES (1, ?, ?, ?, 1.0, 'true')",
+        LEGACY_CANCELLED,
+    )
+    with SQLiteStore(tmp_path / "herd.db") as store:  # migrates: the column is NULL
+        records = store.task_records(1)
+        assert {r.cancelled_by for r in records.values()} == {None}
+        causes = {n: cancel_cause(r) for n, r in records.items()}
+        assert causes == {"a": None, "b": "a", "c": "a", "d": None}
+        (failure,) = analyze(store, 1).failures
+        assert (failure.task, failure.cancelled_names) == ("a", ("b", "c"))
 
 
 def test_database_of_a_newer_herd_is_refused(tmp_path: Path, raw: Raw) -> None:

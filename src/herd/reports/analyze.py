@@ -7,9 +7,11 @@ how it ended (``exit 3``, ``signal SIGKILL``), the kill reason herd recorded (``
 and stdout files (saying so when a log is empty), the user data and events it recorded, and the
 command that reruns just that task. Tasks cancelled because a task failed are listed under it.
 
-Which failure cancelled a task is read from the reason the scheduler gave it (``needs 'x', which
-failed`` or ``not started: 'x' failed``); a cancellation for another reason (the run was stopped)
-is counted in the summary only.
+Which failure cancelled a task is the cause the store keeps beside its reason
+(:attr:`herd.store.base.TaskRecord.cancelled_by`, from :class:`herd.core.events.Cancel`); a
+cancellation with none (the run was stopped) is counted in the summary only. Tasks cancelled
+before the store kept it (SQLite schema 5, PostgreSQL schema 4) have none: for them alone
+:func:`legacy_cancel_cause` reads it from the reason's words, as herd did then.
 
 How an attempt was ended from outside is the kind the store keeps beside the kill reason
 (:class:`herd.core.model.Kill`: memory, timeout, cpu, interrupted, lost). Attempts recorded before
@@ -45,7 +47,10 @@ DEFAULT_LINES = 20
 #: cancelled dependents named per failed task (the rest are counted)
 SHOW_CANCELLED = 5
 
-_CANCELLED_BY = re.compile(r"^(?:needs '(?P<a>.*)', which failed|not started: '(?P<b>.*)' failed)")
+#: the words of the reasons that named a cancelled task's cause, before the store kept it
+_LEGACY_CANCELLED_BY = re.compile(
+    r"^(?:needs '(?P<a>.*)', which failed|not started: '(?P<b>.*)' failed)"
+)
 #: how the kill reasons of attempts herd stopped began, before the store kept their kind
 _LEGACY_KILLS = (
     ("timeout", Kill.TIMEOUT),
@@ -177,11 +182,27 @@ def _failed_tasks(
 def _cancelled_by(records: Iterable[TaskRecord]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for r in records:
-        if r.state is TaskState.CANCELLED:
-            m = _CANCELLED_BY.match(r.reason)
-            if m:
-                out.setdefault(m["a"] or m["b"], []).append(r.name)
+        cause = cancel_cause(r)
+        if cause is not None:
+            out.setdefault(cause, []).append(r.name)
     return out
+
+
+def cancel_cause(r: TaskRecord) -> str | None:
+    """The task whose final failure cancelled ``r``, as the store keeps it; None when ``r`` is
+    not cancelled or was cancelled by a stop (see the module docstring for older records)."""
+    if r.state is not TaskState.CANCELLED:
+        return None
+    return r.cancelled_by if r.cancelled_by is not None else legacy_cancel_cause(r.reason)
+
+
+def legacy_cancel_cause(reason: str) -> str | None:
+    """The cause of a task cancelled before the store kept it (its ``cancelled_by`` is None),
+    read from the words of its reason as herd did then. A task cancelled since that has no cause
+    was not cancelled by a failure: every path that writes these words also writes the cause
+    (the runner's cancel decisions, the workers' queue when a failure cancels dependents)."""
+    m = _LEGACY_CANCELLED_BY.match(reason)
+    return (m["a"] or m["b"]) if m else None
 
 
 def _failed_attempt(

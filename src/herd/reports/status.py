@@ -10,6 +10,7 @@ from typing import Any
 
 from herd.core.model import RunStatus, SpecFormat, TaskState
 from herd.errors import UsageError
+from herd.reports.analyze import cancel_cause
 from herd.store.base import (
     RunRecord,
     Store,
@@ -59,6 +60,7 @@ class Status:
                     "attempts": t.attempts,
                     "exit_code": t.exit_code,
                     "reason": t.reason,
+                    "cancelled_by": cancel_cause(t),
                     "updated": t.updated,
                 }
                 for t in self.tasks
