@@ -277,6 +277,24 @@ def test_a_local_run_serves_a_submitted_workflow_beside_workers(
     assert len(shared.attempts(wid)) == 17  # each task once, by one or the other
 
 
+def test_a_local_run_serving_a_queue_stops_on_ctrl_c_as_interrupted(
+    tmp_path: Path, store_url: str, shared: Store
+) -> None:
+    spec = write_spec(tmp_path, [{"name": "slow", "cmd": logged("sleep 30")}])
+    herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
+    argv = [*HERD, "run", str(spec), "--store", store_url, "--cpu-limit", "1", "-q"]
+    local = subprocess.Popen(
+        argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for(lambda: (tmp_path / LOG).exists() and "start" in (tmp_path / LOG).read_text())
+    local.send_signal(signal.SIGINT)
+    local.send_signal(signal.SIGINT)  # twice: give the running task back at once
+    _, err = local.communicate(timeout=60)
+    assert local.returncode == 128 + signal.SIGINT, err  # drained: interrupted, not failed
+    (released,) = shared.attempts(workflow_id(shared), "slow")
+    assert released.state is TaskState.CANCELLED
+
+
 def test_n_starts_that_many_workers_sharing_the_resources(
     tmp_path: Path, store_url: str, shared: Store
 ) -> None:

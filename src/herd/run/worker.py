@@ -97,8 +97,10 @@ class WorkerResult:
     succeeded: int
     released: int  # attempts stopped while draining and given back
     lost: int  # attempts the store took back (the lease expired)
-    reason: str  # why the worker stopped
+    reason: str  # why the worker stopped, in words
     exit_code: int
+    #: it stopped because it was asked to (a signal): it drained, and gave back what still ran
+    drained: bool = False
 
 
 @dataclass(slots=True)
@@ -157,9 +159,8 @@ class Worker:
                 reason = self._loop()
         finally:
             self.store.stop_worker(self.id, now=time.time())
-        return WorkerResult(
-            self.id, self.finished, self.succeeded, self.released, self.lost, reason, 0
-        )
+        counts = (self.finished, self.succeeded, self.released, self.lost)
+        return WorkerResult(self.id, *counts, reason, 0, self.draining)
 
     def _workflow_ids(self) -> list[int] | None:
         """The ids of the ``--workflow`` names submitted so far (None: serve every workflow).
@@ -555,7 +556,7 @@ def serve_queue(workflow: Workflow, options: RunOptions, store: Store) -> RunRes
     )
     done = Worker(store, worker).run()
     counts = store.queue_counts([rec.id])
-    if done.reason == "drained":
+    if done.drained:
         status, code = RunStatus.INTERRUPTED, 128 + signal.SIGINT
     elif counts.get(TaskState.FAILED) or counts.get(TaskState.CANCELLED):
         status, code = RunStatus.FAILED, EXIT_FAILED
