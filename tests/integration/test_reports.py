@@ -35,6 +35,7 @@ from herd.reports.plot import (
 )
 from herd.reports.stats import Stats, stats, to_csv, to_json
 from herd.reports.stats import render_text as render_stats
+from herd.reports.status import from_json as status_from_json
 from herd.run.local import RunOptions, run_workflow
 from herd.run.progress import QuietReporter
 from herd.service.state import existing_store
@@ -467,7 +468,10 @@ def test_cli_status_json_names_what_cancelled_each_task(
     ran: Ran, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["status", "-C", str(ran.workdir), "--json"]) == 0
-    tasks = {t["name"]: t for t in json.loads(capsys.readouterr().out)["tasks"]}
+    data = json.loads(capsys.readouterr().out)
+    tasks = {t["name"]: t for t in data["tasks"]}
+    again = {t.name: t.cancelled_by for t in status_from_json(data).tasks}  # herd status --server
+    assert again == {name: t["cancelled_by"] for name, t in tasks.items()}
     assert tasks["after_broken"]["cancelled_by"] == "broken"
     assert tasks["after_after"]["cancelled_by"] == "broken"
     assert {t["cancelled_by"] for t in tasks.values() if t["state"] != "cancelled"} == {None}

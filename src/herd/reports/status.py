@@ -93,6 +93,7 @@ def from_json(data: Mapping[str, Any]) -> Status:
             reason=t["reason"],
             exit_code=t["exit_code"],
             updated=t["updated"],
+            cancelled_by=t.get("cancelled_by"),
         )
         for t in data["tasks"]
     ]

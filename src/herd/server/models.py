@@ -138,6 +138,9 @@ class StatusTask(BaseModel):
     attempts: int
     exit_code: int | None
     reason: str
+    cancelled_by: str | None = Field(
+        default=None, description="cancelled: the task whose failure cancelled it"
+    )
     updated: float
 
 
