@@ -59,3 +59,23 @@ def test_reset_then_plan_reruns_the_task_and_what_needs_it(tmp_path: Path) -> No
     assert changes.forget(tmp_path, None, str(spec)) == "wf"
     with pytest.raises(UsageError, match="no workflow 'wf'"):
         views.status(tmp_path, "wf")
+
+
+def test_dag_and_chart_views_of_a_run(tmp_path: Path) -> None:
+    spec = chain(tmp_path)
+    assert run(spec, tmp_path).status is RunStatus.SUCCEEDED
+    with reading(tmp_path, None) as (store, record):
+        drawn = views.dag_of(store, record)
+        chart = views.chart_of(store, record)
+    assert [(n.name, n.state) for n in drawn.nodes] == [
+        ("a", TaskState.SUCCEEDED),
+        ("b", TaskState.SUCCEEDED),
+    ]
+    assert drawn.edges == ((0, 1),)  # through a.txt
+    assert [(b.task, b.failed) for b in chart.bars] == [("a", False), ("b", False)]
+    spec.unlink()  # the spec moved away: the tasks are still drawn, without edges, saying why
+    with reading(tmp_path, None) as (store, record):
+        drawn = views.dag_of(store, record)
+    assert [n.name for n in drawn.nodes] == ["a", "b"]
+    assert drawn.edges == ()
+    assert drawn.problem.startswith(f"cannot read {spec}")

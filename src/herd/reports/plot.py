@@ -31,7 +31,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +94,12 @@ class Chart:
     limits: Mapping[str, float] = field(default_factory=dict)
     #: what the colours mean: ``label`` or ``task``
     legend_title: str = "label"
+
+
+def to_json(chart: Chart) -> dict[str, Any]:
+    """The chart as JSON-ready data (the dashboard draws it): every field of :class:`Chart`;
+    times in seconds from the run's start, memory in bytes, limits as runs give them."""
+    return asdict(chart)
 
 
 # --- building the chart ------------------------------------------------------------------------
@@ -242,7 +248,12 @@ def _groups(
     names = list(dict.fromkeys(tasks))
     if labels:
         return {n: (labels.get(n) or ("(none)",))[0] for n in names}, "label"
-    return {n: _STEM.sub("", n) or n for n in names}, "task"
+    return {n: stem(n) for n in names}, "task"
+
+
+def stem(name: str) -> str:
+    """The task's name without its trailing number (``tpcdigi_12`` → ``tpcdigi``): its step."""
+    return _STEM.sub("", name) or name
 
 
 def place(bars: Sequence[Bar]) -> tuple[list[Bar], list[str], bool]:

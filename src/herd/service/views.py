@@ -11,10 +11,12 @@ from typing import Any
 
 from herd.core.graph import build
 from herd.core.model import TaskState, Workflow
+from herd.errors import HerdError
 from herd.formats import convert as converting
 from herd.formats.wfformat_write import dump_run
 from herd.launch import dagman
 from herd.reports import analyze as analyzing
+from herd.reports import dag as dags
 from herd.reports import plot as plotting
 from herd.reports import provenance as provenances
 from herd.reports import stats as statistics
@@ -24,6 +26,7 @@ from herd.reports.dot import to_dot
 from herd.run.submit import RunOptions
 from herd.service.runs import load, plan
 from herd.service.state import existing_store, reading
+from herd.store.base import Store, WorkflowRecord
 
 
 def _name(workflow: str | None, spec: Workflow | None) -> str | None:
@@ -66,6 +69,26 @@ def graph(workflow: Workflow, workdir: Path, *, store: str | None = None) -> str
         if opened is not None and record is not None:
             states = {name: r.state for name, r in opened.task_records(record.id).items()}
     return to_dot(build(workflow), states)
+
+
+def dag_of(opened: Store, record: WorkflowRecord) -> dags.Dag:
+    """The workflow's DAG with the state of every task, as data to draw (the dashboard's graph):
+    the edges from the spec file it was added from, none when that cannot be read (the reason
+    in ``problem``)."""
+    records = opened.task_records(record.id)
+    if not record.source:
+        return dags.dag(record, records, None, "built in Python: no spec file to read edges from")
+    try:
+        spec = build(load(record.source))
+    except HerdError as exc:
+        return dags.dag(record, records, None, f"cannot read {record.source}: {exc.message}")
+    return dags.dag(record, records, spec, "")
+
+
+def chart_of(opened: Store, record: WorkflowRecord, run: int | None = None) -> plotting.Chart:
+    """What ``herd plot`` draws of run ``run`` (default: the last) of the workflow, in a store
+    already open: the Gantt bars, the CPU and memory in use, the limits."""
+    return plotting.chart_from_store(opened, record.id, run_id=run)
 
 
 def stats(
