@@ -75,6 +75,23 @@ def main() -> None:
                 f"{name:<10} drawn in {statistics.median(times):6.2f} s (median of {args.repeat}),"
                 f" longest main-thread task {statistics.median(longest):5.0f} ms{extra}"
             )
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.add_init_script(LONGEST)
+        page.goto(f"{args.server}/#/workflows/{w}/graph")
+        page.wait_for_selector("#graph[data-ready]", timeout=60_000)
+        grouped = page.evaluate("() => [window.herdGraph.nodes, window.herdGraph.drawMs]")
+        page.evaluate("() => { window.herdLongest = 0; }")
+        started = time.perf_counter()
+        page.click("#open-all")
+        page.wait_for_function(f"() => window.herdGraph.nodes > {grouped[0]}", timeout=600_000)
+        took = time.perf_counter() - started
+        page.wait_for_timeout(300)
+        every = page.evaluate("() => [window.herdGraph.nodes, window.herdGraph.drawMs]")
+        print(
+            f"all tasks  drawn in {took:6.2f} s ({every[0]} nodes, layout+draw {every[1]:.0f} ms,"
+            f" longest main-thread task {page.evaluate('() => window.herdLongest'):.0f} ms)"
+            f" — grouped: {grouped[0]} nodes in {grouped[1]:.0f} ms"
+        )
         browser.close()
         print(f"load average {os.getloadavg()[0]:.2f}")
 

@@ -5,6 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/bootstrap.sh" test
 cd "$ROOT"
 echo "== slurm"; eval "$(bash scripts/slurm.sh up)"  # the Slurm tests run for real
+echo "== chromium"; bash scripts/chromium.sh >/dev/null  # the dashboard's browser tests run for real
 echo "== ruff"; ruff check src tests bench examples
 echo "== ruff format"; ruff format --check src tests bench examples
 echo "== mypy"; mypy

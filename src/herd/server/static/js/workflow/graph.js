@@ -11,6 +11,8 @@ import { colour, errorBox, h, STATES } from '../ui.js';
 export const GROUP_ABOVE = 200;
 /** A stage opens into its tasks only up to this many (more: see the Tasks tab). */
 const OPEN_AT_MOST = 400;
+/** The whole DAG task by task only up to this many (a layout of more freezes the page). */
+const OPEN_ALL_AT_MOST = 2000;
 /** Fetch the states again at most this often when events do not say which task changed. */
 const REFETCH_MS = 3000;
 
@@ -82,6 +84,7 @@ export async function mount(el, workflow, ctx) {
   el.append(h('div', { class: 'toolbar' },
     find,
     h('button', { onclick: () => collapse() }, 'group by stage'),
+    h('button', { id: 'open-all', onclick: () => openAll() }, 'all tasks'),
     h('button', { onclick: () => cy && cy.fit(undefined, 20) }, 'fit'),
     info, legend), container);
 
@@ -168,6 +171,7 @@ export async function mount(el, workflow, ctx) {
     info.textContent = (grouped
       ? `${data.nodes.length} tasks in ${members.size} stages (${shown} nodes): click a stage to open it`
       : `${data.nodes.length} tasks`) + (data.problem ? ` — no edges: ${data.problem}` : '');
+    // for the tests and the console: the graph, what it shows, how long the layout took
     window.herdGraph = { cy, workflow, drawMs: performance.now() - started, nodes: shown };
     container.dataset.ready = 'true';
   }
@@ -178,6 +182,16 @@ export async function mount(el, workflow, ctx) {
       return;
     }
     opened.add(stage);
+    draw();
+  }
+
+  /** Every task as a node: slow past a few thousand (docs/performance.md), so asked for. */
+  function openAll() {
+    if (data.nodes.length > OPEN_ALL_AT_MOST) {
+      info.textContent = `${data.nodes.length} tasks: too many to draw one by one; open stages instead`;
+      return;
+    }
+    for (const stage of members.keys()) opened.add(stage);
     draw();
   }
 
