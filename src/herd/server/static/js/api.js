@@ -68,6 +68,7 @@ export const api = {
   failures: (w, params) => get(`workflows/${enc(w)}/analyze`, params),
   graph: (w) => get(`workflows/${enc(w)}/graph`),
   chart: (w, run) => get(`workflows/${enc(w)}/chart`, { run }),
+  runs: async (w) => (await get(`workflows/${enc(w)}/runs`)).items,
   workers: async (params) => page(await get('workers', params)),
 };
 

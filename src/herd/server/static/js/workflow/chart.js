@@ -17,10 +17,19 @@ let echarts = null;
 export async function mount(el, workflow, ctx) {
   const legend = h('div', { class: 'legend' });
   const container = h('div', { id: 'chart' });
-  el.append(legend, container);
+  const runs = h('select', { id: 'run' });
+  let run = null; // the last, until one is chosen
+  el.append(h('div', { class: 'toolbar' }, h('label', {}, 'run ', runs), legend), container);
   let data;
   try {
-    [data, echarts] = await Promise.all([api.chart(workflow), echarts || import('../../vendor/echarts.mjs')]);
+    let known;
+    [data, echarts, known] = await Promise.all([api.chart(workflow), echarts || import('../../vendor/echarts.mjs'), api.runs(workflow)]);
+    runs.append(...known.reverse().map((r) => h('option', { value: r.id }, `#${r.id} ${r.status}, ${new Date(r.started * 1000).toLocaleString()}`)));
+    runs.addEventListener('change', async () => {
+      run = Number(runs.value) === known[0].id ? null : Number(runs.value);
+      try { data = await api.chart(workflow, run); } catch (error) { legend.replaceChildren(errorBox(error)); return; }
+      draw();
+    });
   } catch (error) {
     const message = error.status === 404 || error.status === 409 ? 'No run of this workflow has started yet.' : null;
     el.replaceChildren(message ? h('p', { class: 'muted' }, message) : errorBox(error));
@@ -45,6 +54,7 @@ export async function mount(el, workflow, ctx) {
   async function refresh() {
     if (Date.now() - lastFetch < REFETCH_MS) return;
     lastFetch = Date.now();
+    if (run !== null) return; // an earlier run does not change
     try { data = await api.chart(workflow); } catch { return; }
     draw();
   }
