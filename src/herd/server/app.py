@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from herd.server import events, problems, reports, tasks, workers, workflows
+from herd.server import events, problems, reports, tasks, views, workers, workflows
 from herd.server.problems import Problem
 from herd.service.hub import Hub
 from herd.version import __version__
@@ -70,8 +70,9 @@ def create_app(
     app.state.public_read = public_read
     app.state.events = events.Broker(hub)
     problems.install(app)
-    for module in (workflows, tasks, reports, events, workers):
+    for module in (workflows, tasks, reports, events, workers, views):
         app.include_router(module.router, prefix=PREFIX, responses=problems.ERRORS)
+    views.mount(app)
     app.add_middleware(_Limited, max_body=max_body)
     return app
 

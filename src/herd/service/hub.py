@@ -26,11 +26,14 @@ from herd.core.scheduler import Policy
 from herd.errors import NotFoundError, SpecError, UsageError
 from herd.formats import load
 from herd.reports import analyze as analyzing
+from herd.reports import dag as dags
+from herd.reports import plot as plotting
 from herd.reports import provenance as provenances
 from herd.reports import stats as statistics
 from herd.reports import status as statuses
 from herd.run.enqueue import Submitted, submit_workflow
 from herd.run.submit import RunOptions
+from herd.service import views
 from herd.store import locate, open_store
 from herd.store.base import AttemptRecord, RunRecord, Store, TaskRecord, WorkflowRecord
 from herd.store.queued import WorkerRecord
@@ -273,6 +276,16 @@ class Hub:
             return analyzing.analyze(
                 store, wid, lines=lines, all_attempts=all_attempts, workdir=self.workdir
             )
+
+    def dag(self, name: str) -> dags.Dag:
+        """The DAG with every task's state, to draw (the dashboard's graph)."""
+        with self.store() as store:
+            return views.dag_of(store, _named(store, name), self.workdir)
+
+    def chart(self, name: str, run: int | None = None) -> plotting.Chart:
+        """What ``herd plot`` draws of run ``run`` (None: the last)."""
+        with self.store() as store:
+            return views.chart_of(store, _named(store, name), run)
 
     def workers(self) -> list[WorkerRecord]:
         with self.store() as store:

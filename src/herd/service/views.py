@@ -13,6 +13,7 @@ from herd.core.graph import build
 from herd.core.model import TaskState, Workflow
 from herd.errors import HerdError
 from herd.formats import convert as converting
+from herd.formats import load as load_spec
 from herd.formats.wfformat_write import dump_run
 from herd.launch import dagman
 from herd.reports import analyze as analyzing
@@ -71,15 +72,18 @@ def graph(workflow: Workflow, workdir: Path, *, store: str | None = None) -> str
     return to_dot(build(workflow), states)
 
 
-def dag_of(opened: Store, record: WorkflowRecord) -> dags.Dag:
+def dag_of(opened: Store, record: WorkflowRecord, workdir: Path | None = None) -> dags.Dag:
     """The workflow's DAG with the state of every task, as data to draw (the dashboard's graph):
-    the edges from the spec file it was added from, none when that cannot be read (the reason
-    in ``problem``)."""
+    the edges from the spec file it was added from (a relative path from ``workdir``; variables
+    in file paths kept as written), none when that cannot be read (the reason in ``problem``)."""
     records = opened.task_records(record.id)
     if not record.source:
         return dags.dag(record, records, None, "built in Python: no spec file to read edges from")
+    path = Path(record.source)
+    if workdir is not None and not path.is_absolute():
+        path = workdir / path
     try:
-        spec = build(load(record.source))
+        spec = build(load_spec(path, environ=None))
     except HerdError as exc:
         return dags.dag(record, records, None, f"cannot read {record.source}: {exc.message}")
     return dags.dag(record, records, spec, "")

@@ -31,8 +31,8 @@ export async function mount(el, workflow, ctx) {
       draw();
     });
   } catch (error) {
-    const message = error.status === 404 || error.status === 409 ? 'No run of this workflow has started yet.' : null;
-    el.replaceChildren(message ? h('p', { class: 'muted' }, message) : errorBox(error));
+    // 400: the workflow never ran (nothing to plot) or has no such run
+    el.replaceChildren(error.status === 400 ? h('p', { class: 'muted' }, error.message) : errorBox(error));
     return { refresh: () => {}, unmount: () => {} };
   }
   const chart = echarts.init(container, null, { renderer: 'canvas' });
