@@ -24,6 +24,7 @@ import pytest
 
 from herd.core.model import Kill
 from herd.errors import HerdError
+from herd.exec import spawn
 from herd.exec.executor import (
     TOKEN_VAR,
     Event,
@@ -186,6 +187,28 @@ def test_cwd_is_honoured(ex: LocalExecutor, make: Make, tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     assert run(ex, make(("pwd",), cwd=tmp_path / "sub")).ok
     assert (tmp_path / "logs" / "t.out").read_text() == f"{tmp_path / 'sub'}\n"
+    assert Path.cwd() != tmp_path / "sub"
+
+
+def test_spawning_goes_through_the_c_library_here_and_os_posix_spawn_elsewhere(
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glibc here has posix_spawn_file_actions_addchdir_np: the ctypes spawner is used. Where a C
+    library lacks it, os.posix_spawn does the same work (the parent enters the directory)."""
+    assert spawn._spawner() is not None
+    monkeypatch.setattr(spawn, "_SPAWNER", [None])
+    (tmp_path / "sub").mkdir()
+    with LocalExecutor(grace=1.0) as ex:
+        assert run(ex, make(("pwd",), cwd=tmp_path / "sub")).ok
+        assert (tmp_path / "logs" / "t.out").read_text() == f"{tmp_path / 'sub'}\n"
+        cases: list[tuple[dict[str, object], str]] = [
+            ({"cwd": tmp_path / "missing"}, f"cwd {tmp_path}/missing does not exist"),
+            ({"cmd": ("herd-no-such-program",)}, "command 'herd-no-such-program' not found"),
+            ({"env": {**os.environ, "BAD": "a\0b"}}, "invalid command or environment"),
+        ]
+        for kw, reason in cases:
+            ev = run(ex, make(**({"cmd": "echo never", "name": "bad"} | kw)))
+            assert ev.kill_reason.startswith(f"cannot start: {reason}"), ev.kill_reason
 
 
 def test_a_string_is_shell_and_a_tuple_is_argv(
@@ -275,8 +298,21 @@ def _not_a_program(tmp: Path) -> dict[str, object]:
         (lambda t: {"stdin": t / "nope.txt"}, 127, "stdin file {tmp}/nope.txt does not exist"),
         (_not_executable, 126, "command '{tmp}/script.sh' is not executable"),
         (_not_a_program, 126, "command '{tmp}/data.bin' is not a program"),
+        (lambda t: {"cmd": ("true", "a\0b")}, 126, "invalid command or environment"),
+        (lambda t: {"env": {**os.environ, "BAD": "a\0b"}}, 126, "invalid command or environment"),
+        (lambda t: {"env": {**os.environ, "A=B": "1"}}, 126, "invalid command or environment"),
     ],
-    ids=["cwd", "not-found", "empty", "stdin", "not-executable", "not-a-program"],
+    ids=[
+        "cwd",
+        "not-found",
+        "empty",
+        "stdin",
+        "not-executable",
+        "not-a-program",
+        "nul-in-argv",
+        "nul-in-env",
+        "equals-in-name",
+    ],
 )
 def test_a_task_that_cannot_start_comes_back_as_exited(
     ex: LocalExecutor,

@@ -6,15 +6,25 @@ nor a shell builtin or keyword: ``sleep 10``, ``o2-sim -n 20 --seed=3``) is spli
 directly, as GNU make does (:func:`shell_argv`): the shell would do exactly that, and skipping it
 saves an exec per task. A command that cannot start raises :class:`CannotStart` with the exit code
 a shell would give (127 not found, 126 cannot be run) and a message saying what to fix.
+
+Where the C library has ``posix_spawn_file_actions_addchdir_np`` (glibc 2.29+, musl 1.1.24+),
+herd calls its ``posix_spawn`` through ``ctypes`` (:class:`_Spawner`): the child enters the task's
+directory itself, and the call releases the GIL. ``os.posix_spawn`` holds the GIL until the child
+has exec'd (the parent of a vfork-style clone sleeps until then, long on a loaded machine), which
+stalls every other thread of herd, such as the one creating done markers
+(:mod:`herd.exec.markers`). Elsewhere ``os.posix_spawn`` is used, the parent entering the
+directory around the call.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import re
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 
@@ -32,11 +42,30 @@ _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 def spawn_process(
     argv: list[str], cwd: Path, env: dict[str, str], stdin: int, stdout: int, stderr: int, home: int
 ) -> int:
-    """Start ``argv`` in its own session with ``posix_spawn`` (a vfork-style clone: half the
-    cost of ``subprocess.Popen`` in herd's process). ``posix_spawn`` has no working-directory
-    argument before Python 3.13, so the executor, which only runs in the main thread, enters ``cwd``
-    for the call and returns to ``home`` (a directory fd) right after."""
+    """Start ``argv`` in ``cwd``, in its own session, with ``posix_spawn`` (a vfork-style clone:
+    half the cost of ``subprocess.Popen`` in herd's process); its pid. ``home``: a directory fd
+    the process returns to when it had to enter ``cwd`` itself (see the module docstring)."""
     program = _resolve(argv[0], env.get("PATH", os.defpath))
+    spawner = _spawner()
+    if spawner is not None:
+        err = spawner.spawn(program, argv, cwd, env, (stdin, stdout, stderr))
+        if err:
+            raise _failed(err, program, argv[0], cwd, home)
+        return spawner.pid.value
+    return _os_spawn(program, argv, cwd, env, (stdin, stdout, stderr), home)
+
+
+def _os_spawn(
+    program: str,
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    fds: tuple[int, int, int],
+    home: int,
+) -> int:
+    """``os.posix_spawn``, which has no working-directory argument before Python 3.13: the
+    executor, which only runs in the main thread, enters ``cwd`` for the call and returns to
+    ``home`` (a directory fd) right after."""
     try:
         os.chdir(cwd)
     except OSError as exc:
@@ -46,11 +75,7 @@ def spawn_process(
             program,
             argv,
             env,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, stdin, 0),
-                (os.POSIX_SPAWN_DUP2, stdout, 1),
-                (os.POSIX_SPAWN_DUP2, stderr, 2),
-            ],
+            file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)],
             setsid=True,
             setsigdef=_DEFAULT_SIGNALS,
         )
@@ -60,6 +85,113 @@ def spawn_process(
         raise CannotStart(126, f"invalid command or environment: {exc}") from None
     finally:
         os.fchdir(home)
+
+
+def _failed(err: int, program: str, name: str, cwd: Path, home: int) -> CannotStart:
+    """Why ``_Spawner.spawn`` failed with ``err``: the directory when the process cannot enter it
+    either (the child's ``chdir`` and a missing program both say ENOENT), else the program."""
+    if err < 0:
+        return CannotStart(
+            126, "invalid command or environment: embedded null byte or '=' in a name"
+        )
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        return _explain(exc, name, cwd)
+    finally:
+        os.fchdir(home)
+    return _explain(OSError(err, os.strerror(err), program), name, cwd)
+
+
+#: glibc's and musl's posix_spawn flags (spawn.h); the opaque structures get generous buffers
+_SETSIGDEF, _SETSID = 0x04, 0x80
+_OPAQUE = 1024
+_ENCODING, _ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
+class _Spawner:
+    """The C library's ``posix_spawn`` through ctypes, which releases the GIL during the call; the
+    child enters its directory with ``posix_spawn_file_actions_addchdir_np``. One attribute set
+    (new session, :data:`_DEFAULT_SIGNALS` to their default action) serves every spawn."""
+
+    def __init__(self, libc: ctypes.CDLL) -> None:
+        self._libc = libc
+        self._init, self._destroy = (
+            libc.posix_spawn_file_actions_init,
+            libc.posix_spawn_file_actions_destroy,
+        )
+        self._dup2 = libc.posix_spawn_file_actions_adddup2
+        self._chdir = libc.posix_spawn_file_actions_addchdir_np
+        self._spawn = libc.posix_spawn
+        self._attr = ctypes.create_string_buffer(_OPAQUE)
+        sigset = ctypes.create_string_buffer(_OPAQUE)
+        if libc.posix_spawnattr_init(self._attr) or libc.sigemptyset(sigset):
+            raise OSError("posix_spawnattr_init failed")
+        for signum in _DEFAULT_SIGNALS:
+            libc.sigaddset(sigset, int(signum))
+        libc.posix_spawnattr_setsigdefault(self._attr, sigset)
+        if libc.posix_spawnattr_setflags(self._attr, ctypes.c_short(_SETSIGDEF | _SETSID)):
+            raise OSError("posix_spawnattr_setflags failed")
+        self._actions = ctypes.create_string_buffer(_OPAQUE)
+        #: the pid of the last process started (spawns happen in one thread: the executor's)
+        self.pid = ctypes.c_int(0)
+
+    def spawn(
+        self, program: str, argv: list[str], cwd: Path, env: dict[str, str], fds: tuple[int, ...]
+    ) -> int:
+        """Start ``program``; 0, or the errno of the failure (-1: an invalid argv or env)."""
+        args = _strings(argv)
+        environ = _strings([f"{k}={v}" for k, v in env.items()])
+        if args is None or environ is None or not _names_ok(env):
+            return -1
+        actions = self._actions
+        if self._init(actions):
+            return errno.ENOMEM
+        try:
+            for target, fd in enumerate(fds):
+                if self._dup2(actions, fd, target):
+                    return errno.EBADF
+            if self._chdir(actions, os.fsencode(cwd)):
+                return errno.ENOMEM
+            path = program.encode(_ENCODING, _ERRORS)
+            return int(
+                self._spawn(ctypes.byref(self.pid), path, actions, self._attr, args, environ)
+            )
+        finally:
+            self._destroy(actions)
+
+
+def _names_ok(env: dict[str, str]) -> bool:
+    """Every environment name non-empty, without ``=`` after its first character (as Python's
+    ``os.posix_spawn`` wants them); the loop only runs when some name has a ``=``."""
+    if "" in env:
+        return False
+    return "=" not in "".join(env) or all("=" not in k[1:] for k in env)
+
+
+def _strings(items: list[str]) -> ctypes.Array[ctypes.c_char_p] | None:
+    """A NULL-terminated ``char *[]`` of ``items``; None when one holds a NUL byte."""
+    if not items:
+        return (ctypes.c_char_p * 1)(None)
+    text = "\0".join(items)
+    if text.count("\0") != len(items) - 1:
+        return None
+    encoded = text.encode(_ENCODING, _ERRORS).split(b"\0")
+    return (ctypes.c_char_p * (len(encoded) + 1))(*encoded, None)
+
+
+_SPAWNER: list[_Spawner | None] = []
+
+
+def _spawner() -> _Spawner | None:
+    """The ctypes spawner, made at the first call; None where the C library lacks what it needs."""
+    if not _SPAWNER:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            _SPAWNER.append(_Spawner(libc) if sys.platform == "linux" else None)
+        except (OSError, AttributeError):
+            _SPAWNER.append(None)
+    return _SPAWNER[0]
 
 
 SH = "/bin/sh"
