@@ -6,6 +6,7 @@ for every implementation: a store subclasses :class:`QueueContract` with its ``m
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from herd.core.model import Kill, Recovery, Task, TaskState, Workflow
 from herd.store.base import AttemptFinished, Claimed, Outcome, QueuedTask, Store, UserData
 from herd.store.postgres import PostgresStore
+from herd.store.queued import ShippedLog, StaleReport
 from herd.store.sqlite import SQLiteStore
 
 LEASE = 30.0
@@ -210,6 +212,51 @@ class QueueContract:
             TaskState.FAILED,
             TaskState.SUCCEEDED,
         ]
+
+    def test_a_late_finish_is_refused_and_kept_as_stale(self, store: Store) -> None:
+        wid = self.submit(store, queued("a", 0, retries=1))
+        w1, w2 = self.worker(store, 10), self.worker(store, 11)
+        (a,) = store.claim(w1, CPU2, now=2.0, lease=LEASE)
+        store.reap(now=2.0 + LEASE + 1)
+        (b,) = store.claim(w2, CPU2, now=40.0, lease=LEASE)
+        late = outcome(a, TaskState.SUCCEEDED, log_tail="x", shipped=ShippedLog("out", "err"))
+        assert store.finish(w1, [late], now=41.0) == [False]
+        (stale,) = store.stale_reports(wid)
+        assert stale == StaleReport(wid, "a", 1, w1, 41.0, TaskState.SUCCEEDED, 0)
+        assert store.shipped_log(wid, "a", 1) is None  # nothing else of a stale report is kept
+        assert store.failure_log(wid, "a", 1) is None
+        assert self.states(store, wid)["a"] is TaskState.RUNNING  # b holds it
+        assert store.finish(w1, [late], now=42.0) == [False]  # again: still one report
+        assert len(store.stale_reports(wid)) == 1
+        assert store.finish(w2, [outcome(b, TaskState.SUCCEEDED)], now=43.0) == [True]
+        assert self.states(store, wid)["a"] is TaskState.SUCCEEDED
+
+    def test_a_finish_sent_again_is_accepted_once(self, store: Store) -> None:
+        """A worker whose request timed out after the store committed sends it again."""
+        wid = self.submit(store, queued("a", 0), queued("b", 1, "a"))
+        w = self.worker(store)
+        (a,) = store.claim(w, CPU2, now=2.0, lease=LEASE)
+        done = outcome(a, TaskState.SUCCEEDED)
+        assert store.finish(w, [done], now=20.0) == [True]
+        assert store.finish(w, [done], now=21.0) == [True]
+        assert store.stale_reports(wid) == []
+        assert len(store.attempts(wid, "a")) == 1
+        assert self.states(store, wid) == {"a": TaskState.SUCCEEDED, "b": TaskState.READY}
+        other = replace(done, pid=778)  # another process's report is not the same one
+        assert store.finish(w, [other], now=22.0) == [False]
+
+    def test_shipped_output_is_kept_with_the_attempt(self, store: Store) -> None:
+        wid = self.submit(store, queued("a", 0), queued("b", 1))
+        w = self.worker(store)
+        a, b = store.claim(w, CPU2, now=2.0, lease=LEASE)
+        log = ShippedLog("line 1\nline 2\n", "warn\n", truncated=True)
+        ok = outcome(a, TaskState.SUCCEEDED, shipped=log)
+        bad = outcome(b, TaskState.FAILED, log_tail="warn\n", shipped=ShippedLog("", "warn\n"))
+        assert store.finish(w, [ok, bad], now=20.0) == [True, True]
+        assert store.shipped_log(wid, "a", 1) == log
+        assert store.shipped_log(wid, "b", 1) == ShippedLog("", "warn\n", False)
+        assert store.failure_log(wid, "b", 1) == "warn\n"
+        assert store.shipped_log(wid, "a", 2) is None
 
     def test_a_lost_attempt_spends_a_retry(self, store: Store) -> None:
         wid = self.submit(store, queued("a", 0), queued("b", 1, "a"))

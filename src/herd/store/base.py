@@ -23,12 +23,15 @@ Records
 Changes (the batch vocabulary): ``AttemptStarted``, ``AttemptFinished``, ``TaskChanged``,
 ``Sample``, ``UserData``, ``UserEvent``.
 
-Workers (``herd submit`` / ``herd worker``; the protocol is documented on :class:`Store`)
+Workers (``herd submit`` / ``herd worker``; the protocol is documented on :class:`WorkerStore`,
+the part of :class:`Store` a worker uses, which the HTTP client implements too)
 ``QueuedTask``      everything a worker needs to run a task, as ``herd submit`` planned it
 ``Claimed``         a queued task a worker holds, with its attempt number and run
 ``Outcome``         how a claimed attempt ended, as its worker reports it
 ``WorkerRecord``    a worker as the store knows it
 ``Lost``            an attempt whose lease expired (reaped) or that its worker released
+``StaleReport``     a finish refused because the attempt's lease had been taken back
+``ShippedLog``      an attempt's whole output, sent with its finish (sites without a shared disk)
 """
 
 from __future__ import annotations
@@ -38,7 +41,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
 from herd.core.model import EMPTY, Kill, RunStatus, SpecFormat, TaskState, Workflow
-from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, WorkerRecord
+from herd.store.queued import (
+    Claimed,
+    Lost,
+    Outcome,
+    QueuedTask,
+    ShippedLog,
+    StaleReport,
+    WorkerRecord,
+)
 
 #: the kill reason of attempts found running when a new run begins (herd was killed meanwhile)
 INTERRUPTED = "interrupted: herd stopped"
@@ -289,127 +300,36 @@ def _merged(earlier: TaskChanged, later: TaskChanged) -> TaskChanged:
     )
 
 
-class Store(Protocol):
-    """Workflow state: workflows, task states, runs, attempts with provenance, samples, user data.
+class WorkerStore(Protocol):
+    """What a worker needs of a store (:mod:`herd.run.worker`): the queue's transactions and the
+    few lookups around them. Every :class:`Store` is one; so is the HTTP client of a server
+    (:mod:`herd.store.remote`), for sites that cannot reach the database.
 
-    Every method either completes or raises :class:`herd.errors.StoreError` (driver errors are
-    wrapped at the boundary); a failed :meth:`write` leaves nothing of its batch behind.
+    A submitted workflow's tasks wait in a queue; workers *claim* ready ones in one transaction
+    (by ``seq``, those that fit the worker's free resources and the workflow's named pools),
+    run them, and *finish* them in one transaction that makes their dependents ready (unmet-
+    needs counters). A claim holds a *lease* until ``lease_until``; :meth:`heartbeat` renews
+    it. Anyone may :meth:`reap` expired leases: the attempt is recorded as lost and the task is
+    ready again, or failed once its retries are spent. A finish is *fenced*: it is recorded only
+    while the lease is still the worker's, so a worker presumed dead cannot overwrite a retry;
+    the refused report is kept as a :class:`~herd.store.queued.StaleReport`.
     """
-
-    def close(self) -> None:
-        """Release the connection. The store is unusable afterwards."""
-
-    def add_workflow(self, workflow: Workflow) -> int:
-        """Record ``workflow`` (by name) and its tasks; return its id.
-
-        Tasks new to the store start in ``WAITING`` with no history; tasks that exist keep their
-        state and history; tasks no longer in the workflow are kept (history is never lost) but
-        are not returned by :meth:`task_records`. Idempotent and fast: a million tasks in seconds.
-        """
-        ...
 
     def workflow(self, name: str) -> WorkflowRecord | None:
         """The workflow called ``name``, or None."""
-        ...
-
-    def workflows(self) -> list[WorkflowRecord]:
-        """Every workflow in the store, oldest first."""
-        ...
-
-    def task_records(self, workflow_id: int) -> dict[str, TaskRecord]:
-        """The last known state of every task currently in the workflow, by name."""
-        ...
-
-    def begin_run(
-        self,
-        workflow_id: int,
-        *,
-        started: float,
-        host: str,
-        user: str,
-        pid: int,
-        argv: Sequence[str],
-        limits: Mapping[str, float],
-    ) -> int:
-        """Open a run (status ``running``) and return its id.
-
-        Attempts still marked running from a run that never ended (herd was killed) are closed as
-        ``interrupted`` and their tasks set back to ``WAITING``, so they run again.
-        """
-        ...
-
-    def write(self, changes: Sequence[Change]) -> None:
-        """Apply a batch of changes in one transaction, in order."""
-        ...
-
-    def end_run(self, run_id: int, *, ended: float, status: RunStatus) -> None:
-        """Close a run with its final status."""
         ...
 
     def runs(self, workflow_id: int) -> list[RunRecord]:
         """The runs of a workflow, oldest first."""
         ...
 
-    def attempts(self, workflow_id: int, task: str | None = None) -> list[AttemptRecord]:
-        """Attempts of a workflow (or of one task), in start order."""
+    def queue_counts(self, workflows: Sequence[int] | None = None) -> dict[TaskState, int]:
+        """How many queued tasks of ``workflows`` (every workflow: None) are in each state (a
+        state no task is in is left out); empty when none was ever submitted."""
         ...
 
-    def durations(self, workflow_id: int) -> dict[str, float]:
-        """The mean wall time (seconds) of the successful attempts of each task that has one."""
-        ...
-
-    def samples(self, workflow_id: int, task: str, number: int) -> list[Sample]:
-        """The monitoring time series of one attempt, in time order."""
-        ...
-
-    def user_data(self, workflow_id: int, task: str | None = None) -> list[UserData]:
-        """User data recorded by tasks, in recording order."""
-        ...
-
-    def user_events(self, workflow_id: int, task: str | None = None) -> list[UserEvent]:
-        """User events recorded by tasks, in time order."""
-        ...
-
-    def reset(self, workflow_id: int, tasks: Sequence[str]) -> None:
-        """Forget that ``tasks`` ever succeeded: they run again next time. History is kept."""
-        ...
-
-    def forget(self, workflow_id: int) -> None:
-        """Drop every record of the workflow (files on disk are not touched)."""
-        ...
-
-    # --- workers -----------------------------------------------------------------------------
-    #
-    # A submitted workflow's tasks wait in a queue; workers *claim* ready ones in one transaction
-    # (by ``seq``, those that fit the worker's free resources and the workflow's named pools),
-    # run them, and *finish* them in one transaction that makes their dependents ready (unmet-
-    # needs counters). A claim holds a *lease* until ``lease_until``; :meth:`heartbeat` renews
-    # it. Anyone may :meth:`reap` expired leases: the attempt is recorded as lost and the task is
-    # ready again, or failed once its retries are spent. A finish is *fenced*: it is recorded only
-    # while the lease is still the worker's, so a worker presumed dead cannot overwrite a retry.
-
-    def submit(
-        self,
-        workflow_id: int,
-        tasks: Sequence[QueuedTask],
-        *,
-        pools: Mapping[str, float],
-        now: float,
-        host: str,
-        user: str,
-        pid: int,
-        argv: Sequence[str],
-    ) -> int:
-        """Queue ``tasks`` (the tasks to run of the workflow, as planned) and return the run id
-        their attempts are recorded under; every task of the workflow not in ``tasks`` is done.
-
-        Replaces the workflow's queue: a task running under a lease keeps running (its finish
-        still counts); every other queued task is dropped or requeued. A task is ready when none
-        of its ``needs`` is still to run. ``pools`` are the named limits that hold across all
-        workers (a semaphore is a pool of 1 named ``semaphore:NAME``). An earlier submission's run
-        ends (``interrupted`` when it had tasks left). A submission with nothing to run ends its
-        run at once (``succeeded``).
-        """
+    def workers(self) -> list[WorkerRecord]:
+        """Every worker the store knows, oldest first, with the tasks each holds."""
         ...
 
     def register_worker(
@@ -457,7 +377,9 @@ class Store(Protocol):
 
     def finish(self, worker_id: int, outcomes: Sequence[Outcome], *, now: float) -> list[bool]:
         """Record the outcomes in one transaction; for each, whether it was accepted (False: the
-        lease is no longer the worker's, nothing of it was written).
+        lease is no longer the worker's; only a :class:`~herd.store.queued.StaleReport` of it is
+        written). A report already recorded (the same attempt, process and start: a retry whose
+        answer was lost) is accepted again and changes nothing.
 
         A success records the task's fingerprint and inputs (from its :class:`QueuedTask`) and
         makes the tasks whose last unmet need it was ready; a final failure cancels the tasks
@@ -473,19 +395,15 @@ class Store(Protocol):
         counted."""
         ...
 
-    def reap(self, *, now: float) -> list[Lost]:
-        """Take back every attempt whose lease expired before ``now``: recorded as failed
-        (``lost: ...``), the task ready again or failed once its retries are spent; workers
-        whose heartbeat expired are marked ``lost``. Idempotent: a second call finds nothing."""
-        ...
-
     def stop_worker(self, worker_id: int, *, now: float, state: str = "stopped") -> None:
         """Mark the worker ``stopped`` (or ``draining``); a stopped worker's leases are
         released as :meth:`release` does."""
         ...
 
-    def workers(self) -> list[WorkerRecord]:
-        """Every worker the store knows, oldest first, with the tasks each holds."""
+    def reap(self, *, now: float) -> list[Lost]:
+        """Take back every attempt whose lease expired before ``now``: recorded as failed
+        (``lost: ...``), the task ready again or failed once its retries are spent; workers
+        whose heartbeat expired are marked ``lost``. Idempotent: a second call finds nothing."""
         ...
 
     def wait_for_work(self, timeout: float) -> bool:
@@ -495,11 +413,123 @@ class Store(Protocol):
         version.)"""
         ...
 
+
+class Store(WorkerStore, Protocol):
+    """Workflow state: workflows, task states, runs, attempts with provenance, samples, user data.
+
+    Every method either completes or raises :class:`herd.errors.StoreError` (driver errors are
+    wrapped at the boundary); a failed :meth:`write` leaves nothing of its batch behind.
+    """
+
+    def close(self) -> None:
+        """Release the connection. The store is unusable afterwards."""
+
+    def add_workflow(self, workflow: Workflow) -> int:
+        """Record ``workflow`` (by name) and its tasks; return its id.
+
+        Tasks new to the store start in ``WAITING`` with no history; tasks that exist keep their
+        state and history; tasks no longer in the workflow are kept (history is never lost) but
+        are not returned by :meth:`task_records`. Idempotent and fast: a million tasks in seconds.
+        """
+        ...
+
+    def workflows(self) -> list[WorkflowRecord]:
+        """Every workflow in the store, oldest first."""
+        ...
+
+    def task_records(self, workflow_id: int) -> dict[str, TaskRecord]:
+        """The last known state of every task currently in the workflow, by name."""
+        ...
+
+    def begin_run(
+        self,
+        workflow_id: int,
+        *,
+        started: float,
+        host: str,
+        user: str,
+        pid: int,
+        argv: Sequence[str],
+        limits: Mapping[str, float],
+    ) -> int:
+        """Open a run (status ``running``) and return its id.
+
+        Attempts still marked running from a run that never ended (herd was killed) are closed as
+        ``interrupted`` and their tasks set back to ``WAITING``, so they run again.
+        """
+        ...
+
+    def write(self, changes: Sequence[Change]) -> None:
+        """Apply a batch of changes in one transaction, in order."""
+        ...
+
+    def end_run(self, run_id: int, *, ended: float, status: RunStatus) -> None:
+        """Close a run with its final status."""
+        ...
+
+    def attempts(self, workflow_id: int, task: str | None = None) -> list[AttemptRecord]:
+        """Attempts of a workflow (or of one task), in start order."""
+        ...
+
+    def durations(self, workflow_id: int) -> dict[str, float]:
+        """The mean wall time (seconds) of the successful attempts of each task that has one."""
+        ...
+
+    def samples(self, workflow_id: int, task: str, number: int) -> list[Sample]:
+        """The monitoring time series of one attempt, in time order."""
+        ...
+
+    def user_data(self, workflow_id: int, task: str | None = None) -> list[UserData]:
+        """User data recorded by tasks, in recording order."""
+        ...
+
+    def user_events(self, workflow_id: int, task: str | None = None) -> list[UserEvent]:
+        """User events recorded by tasks, in time order."""
+        ...
+
+    def reset(self, workflow_id: int, tasks: Sequence[str]) -> None:
+        """Forget that ``tasks`` ever succeeded: they run again next time. History is kept."""
+        ...
+
+    def forget(self, workflow_id: int) -> None:
+        """Drop every record of the workflow (files on disk are not touched)."""
+        ...
+
+    # --- the queue's other side: submitting, and what workers left -----------------------
+
+    def submit(
+        self,
+        workflow_id: int,
+        tasks: Sequence[QueuedTask],
+        *,
+        pools: Mapping[str, float],
+        now: float,
+        host: str,
+        user: str,
+        pid: int,
+        argv: Sequence[str],
+    ) -> int:
+        """Queue ``tasks`` (the tasks to run of the workflow, as planned) and return the run id
+        their attempts are recorded under; every task of the workflow not in ``tasks`` is done.
+
+        Replaces the workflow's queue: a task running under a lease keeps running (its finish
+        still counts); every other queued task is dropped or requeued. A task is ready when none
+        of its ``needs`` is still to run. ``pools`` are the named limits that hold across all
+        workers (a semaphore is a pool of 1 named ``semaphore:NAME``). An earlier submission's run
+        ends (``interrupted`` when it had tasks left). A submission with nothing to run ends its
+        run at once (``succeeded``).
+        """
+        ...
+
     def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
         """The log tail a worker stored for a failed attempt, or None."""
         ...
 
-    def queue_counts(self, workflows: Sequence[int] | None = None) -> dict[TaskState, int]:
-        """How many queued tasks of ``workflows`` (every workflow: None) are in each state (a
-        state no task is in is left out); empty when none was ever submitted."""
+    def shipped_log(self, workflow_id: int, task: str, number: int) -> ShippedLog | None:
+        """The whole output a worker shipped with an attempt's finish (``--ship-logs``), or
+        None."""
+        ...
+
+    def stale_reports(self, workflow_id: int) -> list[StaleReport]:
+        """The finishes refused because their lease had been taken back, oldest first."""
         ...

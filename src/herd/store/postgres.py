@@ -49,6 +49,7 @@ from herd.store.base import (
     WorkflowRecord,
     coalesce,
 )
+from herd.store.leftovers import WorkerLeftovers
 from herd.store.postgres_schema import (
     RETRY_AT_ONCE,
     check_version,
@@ -96,7 +97,7 @@ _Conn = psycopg.Connection[tuple[Any, ...]]
 _QUERIES = POSTGRES.queries
 
 
-class PostgresStore:
+class PostgresStore(WorkerLeftovers):
     """The :class:`~herd.store.base.Store` in a PostgreSQL database.
 
     ``readonly`` opens an existing herd schema without migrating it, in read-only transactions
@@ -518,14 +519,8 @@ class PostgresStore:
             "count the queued tasks", lambda conn: queue.queue_counts(Tx(conn), workflows)
         )
 
-    def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
-        values = {"workflow_id": workflow_id, "task": task, "number": number}
-
-        def read(conn: _Conn) -> str | None:
-            row = query(conn, "failure_log", values).fetchone()
-            return None if row is None else str(row[0])
-
-        return self._read(f"read the log tail of task '{task}' attempt {number}", read)
+    def _fetch(self, rows: Callable[[Any], _T], name: str, key: Mapping[str, Any]) -> _T:
+        return self._read(f"read {name.replace('_', ' ')}", lambda c: rows(query(c, name, key)))
 
     def _queue(self, doing: str, work: Callable[[Tx], _T]) -> _T:
         """``work`` in one transaction, for the queue functions; lookup and encoding errors

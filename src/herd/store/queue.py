@@ -330,16 +330,18 @@ def _lease(tx: Tx, workflow_id: int, task: str) -> _Lease | None:
 
 
 def finish(tx: Tx, worker_id: int, outcomes: Sequence[Outcome], now: float) -> list[bool]:
-    """Record each outcome still under the worker's lease (see ``Store.finish``)."""
+    """Record each outcome still under the worker's lease (see ``Store.finish``); keep the others
+    as stale reports, unless they were recorded already (a retried request)."""
     held: list[tuple[_Lease, Outcome]] = []
     accepted: list[bool] = []
     for o in outcomes:
         a = o.attempt
         lease = _lease(tx, a.workflow_id, a.task)
-        ok = lease is not None and lease.holds(worker_id, a.number)
-        accepted.append(ok)
-        if lease is not None and ok:
+        if lease is not None and lease.holds(worker_id, a.number):
             held.append((lease, o))
+            accepted.append(True)
+        else:
+            accepted.append(_recorded(tx, o) or _stale(tx, worker_id, o, now))
     tx.apply([o.attempt for _, o in held])  # (at once: a store applies runs of one kind together)
     for lease, o in held:
         _finish_one(tx, lease, o, now)
@@ -354,6 +356,12 @@ def _finish_one(tx: Tx, lease: _Lease, o: Outcome, now: float) -> None:
     tx.run("attempt_began", {**key, "started": o.started, "pid": o.pid})
     if o.log_tail:
         tx.run("insert_failure_log", {**key, "tail": o.log_tail})
+    if o.shipped is not None:
+        log = o.shipped
+        tx.run(
+            "insert_shipped_log",
+            {**key, "stdout": log.stdout, "stderr": log.stderr, "truncated": log.truncated},
+        )
     tx.apply(list(o.changes))
     _release_pools(tx, a.workflow_id, lease)
     if o.then is TaskState.SUCCEEDED:
@@ -377,6 +385,38 @@ def _finish_one(tx: Tx, lease: _Lease, o: Outcome, now: float) -> None:
         )
     else:
         _failed(tx, a.workflow_id, a.task, lease, now, o.reason, a.exit_code)
+
+
+def _recorded(tx: Tx, o: Outcome) -> bool:
+    """Whether this very report was recorded already: the attempt ended by a finish (not taken
+    back) with the process and start it reports. A worker whose request timed out after the
+    store committed sends it again."""
+    a = o.attempt
+    key = {"workflow_id": a.workflow_id, "task": a.task, "number": a.number}
+    row = tx.run("attempt_report", key).fetchone()
+    if row is None:
+        return False
+    ended, pid, started, kill = row
+    same = pid == o.pid and abs(started - o.started) < 1e-6
+    return ended is not None and same and kill != Kill.LOST.value
+
+
+def _stale(tx: Tx, worker_id: int, o: Outcome, now: float) -> bool:
+    """Keep a refused report (see :class:`~herd.store.queued.StaleReport`); always False."""
+    a = o.attempt
+    tx.run(
+        "insert_stale_report",
+        {
+            "workflow_id": a.workflow_id,
+            "task": a.task,
+            "number": a.number,
+            "worker_id": worker_id,
+            "reported": now,
+            "state": o.then.value,
+            "exit_code": a.exit_code,
+        },
+    )
+    return False
 
 
 def _release_pools(tx: Tx, workflow_id: int, lease: _Lease) -> None:

@@ -1,7 +1,8 @@
 """What a store's queue holds and returns for workers on many machines: the tasks submitted to run
 (:class:`QueuedTask`, all a worker needs without the spec), the attempts a claim hands out
 (:class:`Claimed`), what a worker reports back (:class:`Outcome`), the workers themselves
-(:class:`WorkerRecord`) and the attempts taken back from them (:class:`Lost`). The
+(:class:`WorkerRecord`), the attempts taken back from them (:class:`Lost`), the reports that
+came too late (:class:`StaleReport`) and the output shipped with a finish (:class:`ShippedLog`). The
 :class:`~herd.store.base.Store` protocol documents the transactions that use them.
 """
 
@@ -96,6 +97,19 @@ class Outcome:
     #: the end of the attempt's output when it failed (reports read it from any host)
     log_tail: str = ""
     changes: Sequence[Change] = ()
+    #: the attempt's whole output, when the worker ships logs (no shared filesystem)
+    shipped: ShippedLog | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShippedLog:
+    """An attempt's output as its worker sent it (``herd worker --ship-logs``): the whole of
+    stdout and stderr, or their last :data:`herd.run.worker.SHIP_MAX` bytes each when longer
+    (``truncated``)."""
+
+    stdout: str
+    stderr: str
+    truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +138,18 @@ class Lost:
     number: int
     worker_id: int
     then: TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class StaleReport:
+    """A finish the store refused: attempt ``number`` of ``task`` had been taken back from
+    ``worker_id`` (reaped or released) before its report came. ``state`` and ``exit_code`` are
+    what the worker reported; ``reported`` when (the store's clock)."""
+
+    workflow_id: int
+    task: str
+    number: int
+    worker_id: int
+    reported: float
+    state: TaskState
+    exit_code: int | None

@@ -29,7 +29,7 @@ from herd.store.base import (
     UserEvent,
     WorkflowRecord,
 )
-from herd.store.queued import WorkerRecord
+from herd.store.queued import ShippedLog, StaleReport, WorkerRecord
 
 Row = tuple[Any, ...]
 STATES: dict[str, TaskState] = {state.value: state for state in TaskState}
@@ -171,6 +171,26 @@ def worker_record(row: Row) -> WorkerRecord:
     return WorkerRecord(
         worker_id, host, pid, user, started, heartbeat, state, floats(resources), held
     )
+
+
+def failure_tail(cursor: Any) -> str | None:
+    """The log tail of a failed attempt (``failure_log``), or None."""
+    row = cursor.fetchone()
+    return None if row is None else str(row[0])
+
+
+def shipped_log(cursor: Any) -> ShippedLog | None:
+    """The output a worker shipped with an attempt (``shipped_log``), or None."""
+    row = cursor.fetchone()
+    return None if row is None else ShippedLog(str(row[0]), str(row[1]), bool(row[2]))
+
+
+def stale_reports(cursor: Any) -> list[StaleReport]:
+    """The refused finishes of a workflow (``stale_reports``)."""
+    return [
+        StaleReport(wid, task, number, worker, reported, TaskState(state), code)
+        for wid, task, number, worker, reported, state, code in cursor.fetchall()
+    ]
 
 
 def user_data_record(row: Row) -> UserData:

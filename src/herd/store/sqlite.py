@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 from herd.core.bulk import gc_paused
 from herd.core.model import RunStatus, TaskState, Workflow
@@ -58,6 +59,7 @@ from herd.store.base import (
     WorkflowRecord,
     coalesce,
 )
+from herd.store.leftovers import WorkerLeftovers
 from herd.store.queries import QUERIES
 from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, WorkerRecord
 from herd.store.rows import (
@@ -84,7 +86,10 @@ logger = logging.getLogger(__name__)
 _WORK_POLL = 0.02
 
 
-class SQLiteStore:
+_T = TypeVar("_T")
+
+
+class SQLiteStore(WorkerLeftovers):
     """The :class:`~herd.store.base.Store` in one SQLite file.
 
     ``readonly`` opens an existing database without taking any write lock and without migrating it
@@ -424,11 +429,9 @@ class SQLiteStore:
         with self._errors("count the queued tasks"):
             return queue.queue_counts(Tx(self._conn), workflows)
 
-    def failure_log(self, workflow_id: int, task: str, number: int) -> str | None:
-        values = {"workflow_id": workflow_id, "task": task, "number": number}
-        with self._errors(f"read the log tail of task '{task}' attempt {number}"):
-            row = run_query(self._conn, "failure_log", values).fetchone()
-        return None if row is None else str(row[0])
+    def _fetch(self, rows: Callable[[Any], _T], name: str, key: Mapping[str, Any]) -> _T:
+        with self._errors(f"read {name.replace('_', ' ')}"):
+            return rows(run_query(self._conn, name, key))
 
     @contextmanager
     def _queue(self, doing: str) -> Iterator[Tx]:

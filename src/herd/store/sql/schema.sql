@@ -190,3 +190,21 @@ CREATE TABLE failure_logs (
     attempt_id   INTEGER PRIMARY KEY REFERENCES attempts (id) ON DELETE CASCADE,
     tail         TEXT NOT NULL
 ) STRICT;
+
+-- A finish refused because its lease had been taken back (reaped or released) before it came:
+-- the worker's word, kept for reports; the task's state is never changed by it.
+CREATE TABLE stale_reports (
+    attempt_id   INTEGER PRIMARY KEY REFERENCES attempts (id) ON DELETE CASCADE,
+    worker_id    INTEGER NOT NULL,
+    reported     REAL NOT NULL,                 -- when the refused report came (store's clock)
+    state        TEXT NOT NULL,                 -- what the worker said: succeeded, failed, ready
+    exit_code    INTEGER
+) STRICT;
+
+-- The whole output of attempts whose worker ships logs (herd worker --ship-logs: no shared disk).
+CREATE TABLE shipped_logs (
+    attempt_id   INTEGER PRIMARY KEY REFERENCES attempts (id) ON DELETE CASCADE,
+    stdout       TEXT NOT NULL,
+    stderr       TEXT NOT NULL,
+    truncated    INTEGER NOT NULL DEFAULT 0     -- 1: only the last bytes of a long output
+) STRICT;

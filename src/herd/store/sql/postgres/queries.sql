@@ -404,3 +404,33 @@ SELECT state, count(*) FROM queue
 WHERE :all_workflows
     OR workflow_id IN (SELECT jsonb_array_elements_text(CAST(:workflows AS jsonb))::bigint)
 GROUP BY state;
+
+-- attempt_report --
+-- what a finish recorded of an attempt: a retried report finds its own (same pid and start)
+SELECT ended, pid, started, kill_kind FROM attempts
+WHERE workflow_id = :workflow_id AND task = :task AND number = :number;
+
+-- insert_stale_report --
+INSERT INTO stale_reports (attempt_id, worker_id, reported, state, exit_code)
+SELECT id, :worker_id, :reported, :state, :exit_code FROM attempts
+WHERE workflow_id = :workflow_id AND task = :task AND number = :number
+ON CONFLICT (attempt_id) DO NOTHING;
+
+-- stale_reports --
+SELECT a.workflow_id, a.task, a.number, s.worker_id, s.reported, s.state, s.exit_code
+FROM stale_reports AS s JOIN attempts AS a ON a.id = s.attempt_id
+WHERE a.workflow_id = :workflow_id
+ORDER BY s.reported, a.id;
+
+-- insert_shipped_log --
+INSERT INTO shipped_logs (attempt_id, stdout, stderr, truncated)
+VALUES (
+    (SELECT id FROM attempts WHERE workflow_id = :workflow_id AND task = :task AND number = :number),
+    :stdout, :stderr, :truncated
+)
+ON CONFLICT (attempt_id) DO UPDATE
+SET stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.truncated;
+
+-- shipped_log --
+SELECT s.stdout, s.stderr, s.truncated FROM shipped_logs AS s JOIN attempts AS a ON a.id = s.attempt_id
+WHERE a.workflow_id = :workflow_id AND a.task = :task AND a.number = :number;

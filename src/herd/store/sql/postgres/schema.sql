@@ -188,3 +188,19 @@ CREATE TABLE failure_logs (
     attempt_id   bigint PRIMARY KEY REFERENCES attempts (id) ON DELETE CASCADE,
     tail         text NOT NULL
 );
+
+-- Finishes refused because their lease had been taken back; the whole output shipped by workers.
+CREATE TABLE stale_reports (
+    attempt_id   bigint PRIMARY KEY REFERENCES attempts (id) ON DELETE CASCADE,
+    worker_id    bigint NOT NULL,
+    reported     double precision NOT NULL,
+    state        text NOT NULL,
+    exit_code    integer
+);
+
+CREATE TABLE shipped_logs (
+    attempt_id   bigint PRIMARY KEY REFERENCES attempts (id) ON DELETE CASCADE,
+    stdout       text NOT NULL,
+    stderr       text NOT NULL,
+    truncated    boolean NOT NULL DEFAULT false
+);
