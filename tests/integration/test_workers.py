@@ -24,6 +24,7 @@ from herd.exec.monitor import is_alive
 from herd.formats import load
 from herd.store import open_store
 from herd.store.base import Store
+from herd.store.queued import ShippedLog
 
 from .helpers import wait_for, write_spec
 
@@ -305,6 +306,28 @@ def test_n_starts_that_many_workers_sharing_the_resources(
     assert [dict(w.resources)["cpu"] for w in shared.workers()] == [1.0, 1.0]
     wid = workflow_id(shared)
     assert {r.state for r in shared.task_records(wid).values()} == {TaskState.SUCCEEDED}
+
+
+def test_ship_logs_keeps_each_attempts_output_in_the_store(
+    tmp_path: Path, store_url: str, shared: Store
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        [
+            {"name": "ok", "cmd": "echo out-ok; echo err-ok >&2"},
+            {"name": "bad", "cmd": "echo out-bad; echo err-bad >&2; exit 4"},
+            {"name": "quiet", "cmd": "echo not shipped", "needs": ["ok"]},
+        ],
+    )
+    assert herd("submit", str(spec), "--store", store_url, cwd=tmp_path).returncode == 0
+    w = worker(store_url, tmp_path, "--ship-logs", "--max-tasks", "2", "--cpus", "2")
+    w.communicate(timeout=60)
+    finish(worker(store_url, tmp_path, "--cpus", "1"))
+    wid = workflow_id(shared)
+    assert shared.shipped_log(wid, "ok", 1) == ShippedLog("out-ok\n", "err-ok\n", False)
+    assert shared.shipped_log(wid, "bad", 1) == ShippedLog("out-bad\n", "err-bad\n", False)
+    assert shared.failure_log(wid, "bad", 1) == "err-bad\n"
+    assert shared.shipped_log(wid, "quiet", 1) is None  # its worker did not ship
 
 
 def test_herd_status_shows_workers(tmp_path: Path) -> None:

@@ -148,6 +148,12 @@ def _setup_worker(p: argparse.ArgumentParser) -> None:
         metavar="R",
         help="kill a task using more than R x its declared mem (0: never; default 2)",
     )
+    p.add_argument(
+        "--ship-logs",
+        action="store_true",
+        help="keep each attempt's whole output (the last 1 MiB of each stream) in the store, "
+        "for sites with no shared filesystem (a failure's tail is always kept)",
+    )
 
 
 @command(
@@ -174,6 +180,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         lease=args.lease,
         drain=args.drain,
         mem_kill_ratio=args.mem_kill_ratio,
+        ship_logs=args.ship_logs,
     )
     result = workers.work(args.workdir, args.store, options)
     print(
@@ -220,6 +227,8 @@ def _spawn(args: argparse.Namespace, resources: dict[str, float]) -> int:
         argv += ["--limit", item]
     for name in args.workflow:
         argv += ["--workflow", name]
+    if args.ship_logs:
+        argv.append("--ship-logs")
     for flag, value in (
         ("--store", args.store),
         ("--idle-exit", args.idle_exit),

@@ -4,17 +4,23 @@ A worker is another driver of herd's execution: it runs what it claims through t
 :class:`~herd.executor.LocalExecutor` as ``herd run`` (logs, monitoring, the memory watchdog,
 timeouts) and records attempts the way the runner does (:func:`herd.run.attempts.attempt_finished`,
 user data and events from ``$HERD_USER_DATA``), but the queue, the order and the counts live in
-the store (``Store.claim`` / ``finish``), shared with every other worker. The failure policy is
-the scheduler's (:func:`herd.scheduler.after_failure`: recovery with more memory or time, retries
-with back-off); the worker reports the decision with the attempt, in one transaction.
+the store (``Store.claim`` / ``finish``), shared with every other worker. It needs only the
+store's :class:`~herd.store.base.WorkerStore` part: a database store, or the HTTP client of a
+herd server (:class:`~herd.store.remote.RemoteQueue`, ``herd worker --server``). The failure
+policy is the scheduler's (:func:`herd.scheduler.after_failure`: recovery with more memory or
+time, retries with back-off); the worker reports the decision with the attempt, in one
+transaction.
 
 One turn of the loop: reap expired leases (at most every :data:`REAP_EVERY` seconds: any worker
 may, so a dead worker's tasks come back within its lease and a second), renew its own leases
-(every third of the lease), claim what fits the free resources when work may have come (its own
-finish, another participant's commit — looked for every :data:`BUSY_POLL` seconds while
-tasks run and cores are free — or every :data:`RECHECK` seconds for retries coming due),
+(every third of the lease; attempts the store says it holds that it never heard of — a claim
+whose answer was lost — are given back), claim what fits the free resources when work may have
+come (its own finish, another participant's commit — looked for every :data:`BUSY_POLL` seconds
+while tasks run and cores are free — or every :data:`RECHECK` seconds for retries coming due),
 then wait for a process to end — or, with nothing running, for the store to signal work
-(``Store.wait_for_work``). Finished attempts go to the store in one ``finish`` per turn.
+(``Store.wait_for_work``). Finished attempts go to the store in one ``finish`` per turn, with the
+tail of a failure's output and, with ``ship_logs``, the whole output (the last :data:`SHIP_MAX`
+bytes of each stream) for readers that share no filesystem with this host.
 
 Stopping: ``--idle-exit`` seconds with nothing to do, the served workflows finished, ``--max-tasks``
 started, or ``--end-time`` reached. SIGTERM or SIGINT *drains*: claim nothing more, let running
@@ -32,7 +38,7 @@ import signal
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,14 +52,8 @@ from herd.exec.monitor import is_alive
 from herd.plan.files import Files
 from herd.run.attempts import DATA, attempt_finished, outcome, user_changes
 from herd.run.submit import RunOptions
-from herd.store.base import (
-    AttemptFinished,
-    Change,
-    FileStamp,
-    Sample,
-    Store,
-)
-from herd.store.queued import Claimed, Outcome, QueuedTask, WorkerRecord
+from herd.store.base import AttemptFinished, Change, FileStamp, Sample, Store, WorkerStore
+from herd.store.queued import Claimed, Outcome, QueuedTask, ShippedLog, WorkerRecord
 from herd.store.workdir import safe_name
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ RECHECK = 0.5
 BUSY_POLL = 0.02
 #: bytes of a failed attempt's stderr (then stdout) kept in the store
 TAIL = 4096
+#: bytes of each of stdout and stderr shipped with a finish (``--ship-logs``): the last ones
+SHIP_MAX = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,8 @@ class WorkerOptions:
     #: seconds between SIGTERM and SIGKILL when stopping a task
     grace: float = 5.0
     mem_kill_ratio: float = 2.0
+    #: send every attempt's whole output with its finish (the site shares no disk with readers)
+    ship_logs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +120,7 @@ class _Held:
 class Worker:
     """One worker process: see the module docstring."""
 
-    def __init__(self, store: Store, options: WorkerOptions) -> None:
+    def __init__(self, store: WorkerStore, options: WorkerOptions) -> None:
         self.store, self.options = store, options
         self.host, self.user, self.pid = socket.gethostname(), getpass.getuser(), os.getpid()
         self.base_env = dict(os.environ)
@@ -364,9 +368,12 @@ class Worker:
         changes = held.changes + user_changes(
             str(self._log_stem(task, number)) + DATA, c.workflow_id, task.name, number
         )
+        shipped = self._shipped(c) if self.options.ship_logs else None
         if ok:
-            return Outcome(finished, ev.pid, ev.start, TaskState.SUCCEEDED, changes=changes)
-        return self._failure(c, ev, finished, detail, changes)
+            return Outcome(
+                finished, ev.pid, ev.start, TaskState.SUCCEEDED, changes=changes, shipped=shipped
+            )
+        return replace(self._failure(c, ev, finished, detail, changes), shipped=shipped)
 
     def _failure(
         self, c: Claimed, ev: Exited, finished: AttemptFinished, detail: str, changes: list[Change]
@@ -403,6 +410,13 @@ class Worker:
             changes=changes,
         )
 
+    def _shipped(self, c: Claimed) -> ShippedLog:
+        """The attempt's output to send with its finish (the end of each, when long)."""
+        err, out = self._output_paths(c)
+        stdout, cut_out = _read_end(out, SHIP_MAX)
+        stderr, cut_err = _read_end(err, SHIP_MAX)
+        return ShippedLog(stdout, stderr, cut_out or cut_err)
+
     def _output_paths(self, c: Claimed) -> tuple[Path, Path]:
         stem = self._log_stem(c.task, c.number)
         cwd = Path(c.task.cwd)
@@ -437,13 +451,20 @@ class Worker:
 
     def _heartbeat(self) -> None:
         held = self.store.heartbeat(self.id, now=time.time(), lease=self.options.lease)
+        known = set()
         for key, h in self.held.items():
             c = h.claimed
+            known.add((c.workflow_id, c.task.name, c.number))
             if not h.lost and (c.workflow_id, c.task.name, c.number) not in held:
                 h.lost = True
                 self.lost += 1
                 logger.warning("lost the lease of %s attempt %d: stopping it", *key)
                 self.ex.kill(key, "lease lost")
+        unknown = sorted(held - known)
+        if unknown:  # a claim whose answer never came (the server restarted): give them back
+            reason = "released: its worker never learnt of the claim"
+            self.store.release(self.id, unknown, now=time.time(), reason=reason)
+            logger.warning("gave back %d attempt(s) claimed for it unawares", len(unknown))
 
     def _reap(self) -> None:
         """Take back expired leases. First, the processes that dead workers of this host left
@@ -520,14 +541,21 @@ def _tail(paths: tuple[Path, Path]) -> str:
     """The end of a failed attempt's stderr, else of its stdout (reports read it from any
     host)."""
     for path in paths:
-        with contextlib.suppress(OSError), open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - TAIL))
-            text = f.read().decode("utf-8", "replace")
-            if text:
-                return text
+        text, _ = _read_end(path, TAIL)
+        if text:
+            return text
     return ""
+
+
+def _read_end(path: Path, most: int) -> tuple[str, bool]:
+    """The last ``most`` bytes of a file ("" when it cannot be read), and whether that is not
+    the whole of it."""
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - most))
+        return f.read().decode("utf-8", "replace"), size > most
+    return "", False
 
 
 def _describe(resources: Mapping[str, float]) -> str:
