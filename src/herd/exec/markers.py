@@ -1,15 +1,14 @@
 """Done markers (O2DPG's ``<name>.log_done``), created by a helper thread off the run loop.
 
 The promise to O2DPG users: once a task succeeded, its marker exists before herd reports it done
-(records the success in the store or shows it). Creating a file is a metadata operation, and on the
-ext4 volumes of our test machines it costs 0.2-0.8 ms, nearly all of it in the kernel (allocating
-an inode, ext4 first skips the recently deleted ones, which a busy machine has many of): in the
-run loop, that is as much as starting the next task. So the loop only hands the paths over
-(:meth:`Markers.create`, once per turn) and goes on starting tasks, while one thread creates the
-files, the GIL released in the system call; :meth:`Markers.flush` makes what the thread has not
-taken yet itself and waits for the rest, and the runner calls it before each commit that records
-those successes and before it reports them. A marker that cannot be created fails the run, as
-before, at that flush.
+(records the success in the store or shows it). Creating a file is a metadata operation, nearly all
+of it in the kernel (allocating an inode, ext4 first skips the recently deleted ones, which a busy
+machine has many of): in the run loop, it costs as much as starting the next task (figures in
+docs/performance.md). So the loop only hands the paths over (:meth:`Markers.create`, once per turn)
+and goes on starting tasks, while one thread creates the files, the GIL released in the system
+call; :meth:`Markers.flush` makes what the thread has not taken yet itself and waits for the rest,
+and the runner calls it before each commit that records those successes and before it reports them.
+A marker that cannot be created fails the run, as before, at that flush.
 
 ``kill -9`` between a marker and the commit leaves a marker without its record: the next run
 counts the marker as done, as O2DPG would. The other order (a record without its marker) never

@@ -87,9 +87,9 @@ _SPACE = re.compile(rb"[ \t\r\n]*")
 
 
 def json_bytes(raw: bytes) -> Any:
-    """The JSON document in ``raw``, decoded without a text copy of the file first (a 300 MB
-    spec: 0.7 s less); :data:`NOT_JSON` when it is not JSON that msgspec reads, and the text
-    path decides (YAML, XML, the messages for broken JSON)."""
+    """The JSON document in ``raw``, decoded without a text copy of the file first (what that
+    saves: docs/performance.md); :data:`NOT_JSON` when it is not JSON that msgspec reads, and the
+    text path decides (YAML, XML, the messages for broken JSON)."""
     start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 byte order mark
     space = _SPACE.match(raw, start)
     start = space.end() if space else start

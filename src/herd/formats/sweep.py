@@ -229,7 +229,7 @@ class _Swept:
 
 
 def has_sweeps(tasks: Sequence[Any]) -> bool:
-    """Whether a task is swept; one C-level pass over a million tasks (30 ms)."""
+    """Whether a task is swept, in one C-level pass over the tasks (a million cost little)."""
     try:
         return any(map(dict.__contains__, tasks, itertools.repeat("foreach")))
     except TypeError:  # an entry that is not a mapping: the loader reports it
