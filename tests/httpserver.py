@@ -41,6 +41,18 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
+def store_for(request: Any, workdir: Path, stack: contextlib.ExitStack) -> str:
+    """The store a test parametrized ``sqlite`` / ``postgres`` serves: a file in ``workdir``, or
+    a schema of its own in the session's PostgreSQL database (dropped when ``stack`` closes)."""
+    if request.param == "sqlite":
+        return str(workdir / ".herd" / "herd.db")
+    from tests import pgserver
+
+    database = request.getfixturevalue("postgres_database")
+    url: str = stack.enter_context(pgserver.fresh_schema(database))
+    return url
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -4,15 +4,13 @@ SQLite and over PostgreSQL: reads, the one error shape, bad input (docs/api.md).
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests import pgserver
-from tests.httpserver import Server, call, running
+from tests.httpserver import Server, call, running, store_for
+from tests.integration.test_workers import herd
 
 SPEC = """\
 name: served
@@ -32,16 +30,6 @@ tasks:
 """
 
 
-def herd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "herd.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def ran(store: str, workdir: Path) -> None:
     """The spec above run to its end (one task fails, one is cancelled) into ``store``."""
     (workdir / "served.yaml").write_text(SPEC)
@@ -58,11 +46,7 @@ def served(
     (they only read, or are refused)."""
     workdir = tmp_path_factory.mktemp("served")
     with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            store = str(workdir / ".herd" / "herd.db")
-        else:
-            database = request.getfixturevalue("postgres_database")
-            store = stack.enter_context(pgserver.fresh_schema(database))
+        store = store_for(request, workdir, stack)
         ran(store, workdir)
         yield stack.enter_context(running(store, workdir, "--public-read", "--max-body", "0.01"))
 

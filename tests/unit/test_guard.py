@@ -20,6 +20,7 @@ NEEDS = {
     "reset": ["t"],
     "convert": ["in.yaml", "out.json"],
     "slurm": ["status", "wf.yaml"],
+    "token": ["list"],
 }
 
 

@@ -73,6 +73,30 @@ def add_store(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_server(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("through a herd server instead of the store (docs/api.md)")
+    g.add_argument(
+        "--server", metavar="URL", help="read from `herd serve` at URL (http://HOST:PORT)"
+    )
+    g.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="its bearer token (default: $HERD_TOKEN, which `ps` does not show)",
+    )
+
+
+def through_server(args: argparse.Namespace) -> bool:
+    """Whether the command reads from a server (``--server``); a UsageError when it is also
+    told a store."""
+    if getattr(args, "server", None) is None:
+        if getattr(args, "token", None) is not None:
+            raise UsageError("--token goes with --server URL")
+        return False
+    if args.store is not None:
+        raise UsageError("give --server URL or --store URL, not both")
+    return True
+
+
 def spec_path(args: argparse.Namespace) -> str:
     path: str | None = args.file_opt or args.file
     if not path:

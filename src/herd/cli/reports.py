@@ -8,12 +8,14 @@ import sys
 
 from herd.cli.args import count
 from herd.cli.command import command
-from herd.cli.options import add_file, add_store, spec_if_named
+from herd.cli.options import add_file, add_server, add_store, spec_if_named, through_server
 
 
-def _add_report_target(p: argparse.ArgumentParser) -> None:
+def _add_report_target(p: argparse.ArgumentParser, *, server: bool = True) -> None:
     add_file(p)
     add_store(p)
+    if server:
+        add_server(p)
     p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
 
 
@@ -34,7 +36,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from herd.reports.stats import render_text, to_csv, to_json
     from herd.service import views
 
-    st = views.stats(args.workdir, args.workflow, spec_if_named(args), store=args.store)
+    if through_server(args):
+        from herd.service import remote
+
+        st = remote.stats(args.server, args.token, args.workflow)
+    else:
+        st = views.stats(args.workdir, args.workflow, spec_if_named(args), store=args.store)
     if args.json:
         print(json.dumps(to_json(st), indent=1))
     elif args.csv:
@@ -70,14 +77,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from herd.reports.analyze import render_text, to_json
     from herd.service import views
 
-    an = views.analyze(
-        args.workdir,
-        args.workflow,
-        spec_if_named(args),
-        lines=args.lines,
-        all_attempts=args.all,
-        store=args.store,
-    )
+    if through_server(args):
+        from herd.service import remote
+
+        an = remote.analyze(
+            args.server, args.token, args.workflow, lines=args.lines, all_attempts=args.all
+        )
+    else:
+        an = views.analyze(
+            args.workdir,
+            args.workflow,
+            spec_if_named(args),
+            lines=args.lines,
+            all_attempts=args.all,
+            store=args.store,
+        )
     if args.json:
         print(json.dumps(to_json(an), indent=1, default=str))
     else:
@@ -86,7 +100,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _setup_plot(p: argparse.ArgumentParser) -> None:
-    _add_report_target(p)
+    _add_report_target(p, server=False)
     p.add_argument(
         "-o", "--output", metavar="OUT", help="out.png, out.svg or out.html (default: WORKFLOW.png)"
     )

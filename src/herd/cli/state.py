@@ -8,13 +8,23 @@ from pathlib import Path
 
 from herd.cli.args import count
 from herd.cli.command import command
-from herd.cli.options import add_file, add_limits, add_selection, add_store, load_spec, run_options
+from herd.cli.options import (
+    add_file,
+    add_limits,
+    add_selection,
+    add_server,
+    add_store,
+    load_spec,
+    run_options,
+    through_server,
+)
 from herd.errors import UsageError
 
 
 def _setup_status(p: argparse.ArgumentParser) -> None:
     add_file(p)
     add_store(p)
+    add_server(p)
     p.add_argument("-w", "--workflow", help="workflow name, when the directory holds several")
     p.add_argument(
         "-a", "--all", action="store_true", help="list every task, not only those needing attention"
@@ -35,7 +45,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     name = args.workflow
     if name is None and (args.file or args.file_opt):
         name = load_spec(args).name
-    st = views.status(args.workdir, name, store=args.store)
+    if through_server(args):
+        from herd.service import remote
+
+        st = remote.status(args.server, args.token, name)
+    else:
+        st = views.status(args.workdir, name, store=args.store)
     if args.json:
         print(json.dumps(st.to_json(), indent=1))
     else:
@@ -47,6 +62,10 @@ def _setup_why(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", help="the task's name")
     add_file(p)
     add_store(p)
+    add_server(p)
+    p.add_argument(
+        "-w", "--workflow", help="with --server: the workflow, when the store holds several"
+    )
     add_limits(p)
     add_selection(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -64,8 +83,16 @@ def cmd_why(args: argparse.Namespace) -> int:
     from herd.reports.why import render
     from herd.service import views
 
-    workflow = load_spec(args)
-    chain = views.why(workflow, run_options(args, workflow), args.task)
+    if through_server(args):
+        from herd.service import remote
+
+        name = args.workflow or (load_spec(args).name if args.file or args.file_opt else None)
+        chain = remote.why(args.server, args.token, name, args.task)
+    else:
+        if args.workflow is not None:
+            raise UsageError("-w goes with --server; here, name the spec file: herd why TASK FILE")
+        workflow = load_spec(args)
+        chain = views.why(workflow, run_options(args, workflow), args.task)
     print(json.dumps([asdict(s) for s in chain], indent=1) if args.json else render(chain))
     return 0
 

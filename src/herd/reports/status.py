@@ -53,19 +53,21 @@ class Status:
             "last_run": asdict(self.last_run) if self.last_run else None,
             "interrupted": self.interrupted,
             "workers": [asdict(w) for w in self.workers],
-            "tasks": [
-                {
-                    "name": t.name,
-                    "state": t.state.value,
-                    "attempts": t.attempts,
-                    "exit_code": t.exit_code,
-                    "reason": t.reason,
-                    "cancelled_by": cancel_cause(t),
-                    "updated": t.updated,
-                }
-                for t in self.tasks
-            ],
+            "tasks": [task_json(t) for t in self.tasks],
         }
+
+
+def task_json(t: TaskRecord) -> dict[str, Any]:
+    """A task as ``herd status --json`` prints it (and the API's live events send it)."""
+    return {
+        "name": t.name,
+        "state": t.state.value,
+        "attempts": t.attempts,
+        "exit_code": t.exit_code,
+        "reason": t.reason,
+        "cancelled_by": cancel_cause(t),
+        "updated": t.updated,
+    }
 
 
 def from_json(data: Mapping[str, Any]) -> Status:

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
+from herd.errors import UsageError
 from herd.server import events, problems, reports, tasks, views, workers, workflows
 from herd.server.problems import Problem
 from herd.service.hub import Hub
 from herd.version import __version__
 
 logger = logging.getLogger(__name__)
+#: the access log (``herd.server.access``); uvicorn's own, which prints query strings, is off
+access = logging.getLogger("herd.server.access")
 
 #: the largest request body accepted, by default (a spec of some 100,000 tasks)
 MAX_BODY = 64 * 1024 * 1024
@@ -74,7 +78,37 @@ def create_app(
         app.include_router(module.router, prefix=PREFIX, responses=problems.ERRORS)
     views.mount(app)
     app.add_middleware(_Limited, max_body=max_body)
+    app.add_middleware(_Logged)
     return app
+
+
+class _Logged:
+    """The access log: method, path, status and milliseconds of every request. Never a header
+    nor a query string (where a browser's token travels)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.monotonic(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                access.info(
+                    "%s %s %d %.0f ms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    (time.monotonic() - start) * 1000,
+                )
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 class _Limited:
@@ -125,15 +159,26 @@ def serve(
     max_body: int = MAX_BODY,
 ) -> None:
     """Serve the API until SIGINT or SIGTERM (uvicorn: requests in flight end first)."""
+    import socket
+
     import uvicorn
 
     app = create_app(store, workdir=workdir, public_read=public_read, max_body=max_body)
-    # uvicorn's access log names paths and statuses only: no header (a token) is ever logged
-    uvicorn.run(
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:  # bound here, so that a port in use is one line and exit 2, not uvicorn's log
+        listening = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}: stop what listens there, "
+            "or choose another --bind"
+        ) from None
+    logging.getLogger("herd.server").setLevel(logging.INFO)
+    logger.info("serving the API at http://%s:%d%s", host, port, PREFIX)
+    config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_level="info",
+        access_log=False,  # it prints query strings: herd.server.access logs requests instead
         server_header=False,
         timeout_graceful_shutdown=3,
     )
+    uvicorn.Server(config).run(sockets=[listening])

@@ -2,7 +2,9 @@
 
 Every request that changes something needs ``Authorization: Bearer TOKEN`` with a token whose
 scope allows it (:meth:`herd.core.model.Scope.allows`); reads need one of scope ``read`` (or
-above) unless the server runs with ``--public-read``. A token made for one workflow
+above) unless the server runs with ``--public-read``. A ``GET`` may carry the token as the
+query parameter ``token`` instead (a browser's ``EventSource`` cannot send headers): the
+server's access log leaves query strings out. A token made for one workflow
 (``herd token create --workflow W``) acts on that workflow only. Tokens are checked by the
 service (:meth:`herd.service.hub.Hub.authenticate`: hashed, compared in constant time); this
 module never logs one.
@@ -42,7 +44,10 @@ def require(scope: Scope) -> Callable[..., Caller]:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Caller:
-        if credentials is None:
+        token = credentials.credentials if credentials is not None else None
+        if token is None and request.method == "GET":
+            token = request.query_params.get("token")  # a browser's EventSource sends no header
+        if token is None:
             if scope is Scope.READ and request.app.state.public_read:
                 return None
             raise Problem(
@@ -51,7 +56,7 @@ def require(scope: Scope) -> Callable[..., Caller]:
                 "this needs a token: send `Authorization: Bearer TOKEN` (`herd token create "
                 f"--scope {scope.value}` makes one)",
             )
-        grant = hub_of(request).authenticate(credentials.credentials)
+        grant = hub_of(request).authenticate(token)
         if grant is None:
             raise Problem(
                 401,

@@ -33,6 +33,8 @@ router = APIRouter(tags=["events"])
 
 #: seconds between two looks at the store while someone listens
 INTERVAL = 0.5
+#: a look that took t seconds is followed by a pause of SHARE x t (when above INTERVAL)
+SHARE = 20
 #: seconds between two keep-alive comments on an idle stream
 KEEPALIVE = 15.0
 #: events a listener may have waiting before it is told to resync
@@ -84,12 +86,15 @@ class Broker:
                 await self._task
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while self.listeners and not self._stopped:
+            began = loop.time()
             try:
                 await self._look()
             except Exception:  # a store that went away for a moment: try again next time
                 logger.warning("events: could not read the store", exc_info=True)
-            await asyncio.sleep(INTERVAL)
+            # a slow look (a big workflow) waits longer: at most 1/SHARE of the time watching
+            await asyncio.sleep(max(INTERVAL, (loop.time() - began) * SHARE))
 
     async def _look(self) -> None:
         names = {x.workflow for x in self.listeners}

@@ -56,13 +56,19 @@ class WorkflowPage(BaseModel):
     next: str | None = Field(description="the cursor of the next page; null on the last")
 
 
-class TaskOut(BaseModel):
+class StatusTask(BaseModel):
     name: str
     state: TaskState
     attempts: int
     exit_code: int | None
     reason: str
+    cancelled_by: str | None = Field(
+        default=None, description="cancelled: the task whose failure cancelled it"
+    )
     updated: float
+
+
+class TaskOut(StatusTask):
     labels: list[str]
 
 
@@ -132,18 +138,6 @@ class WorkerList(BaseModel):
     items: list[WorkerOut]
 
 
-class StatusTask(BaseModel):
-    name: str
-    state: TaskState
-    attempts: int
-    exit_code: int | None
-    reason: str
-    cancelled_by: str | None = Field(
-        default=None, description="cancelled: the task whose failure cancelled it"
-    )
-    updated: float
-
-
 class StatusOut(BaseModel):
     """What ``herd status --json`` prints."""
 
@@ -159,6 +153,14 @@ class StatusOut(BaseModel):
     workers: list[WorkerOut]
     tasks: list[StatusTask]
     now: float
+
+
+class WhyStep(BaseModel):
+    """One link of ``herd why``'s chain: a task, whether it would run, and why."""
+
+    task: str
+    run: bool
+    reason: str
 
 
 class SubmittedOut(BaseModel):

@@ -11,11 +11,13 @@ validate`` prints them). :func:`install` makes FastAPI and Starlette answer thei
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from herd.errors import HerdError, LockedError, NotFoundError, SpecError, StoreError, UsageError
@@ -53,15 +55,19 @@ class Problem(Exception):
         file: str | None = None,
         task: str | None = None,
         field: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.where = {"file": file, "task": task, "field": field}
+        self.headers = dict(headers or {})
 
     def response(self) -> JSONResponse:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         body.update({k: v for k, v in self.where.items() if v is not None})
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        headers = dict(self.headers)
+        if self.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse({"error": body}, status_code=self.status, headers=headers)
 
 
@@ -104,9 +110,15 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 404:
             detail = f"no such path: {request.url.path} (the API is under /api/v1, see docs/api.md)"
-        elif exc.status_code == 405:
-            detail = f"{request.method} is not allowed on {request.url.path}: see docs/api.md"
-        return Problem(exc.status_code, code, detail).response()
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allowed = _allowed(app, request)
+            detail = (
+                f"{request.method} is not allowed on {request.url.path} (only "
+                f"{', '.join(allowed)}): see docs/api.md"
+            )
+            headers["Allow"] = ", ".join(allowed)
+        return Problem(exc.status_code, code, detail, headers=headers).response()
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -125,6 +137,16 @@ def install(app: FastAPI) -> None:
             "internal",
             f"internal error: {type(exc).__name__}: this is a bug in herd, please report it",
         ).response()
+
+
+def _allowed(app: FastAPI, request: Request) -> list[str]:
+    """The methods of every route at the request's path (Starlette's own ``Allow`` names only
+    those of the first route that matches it)."""
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 #: the error answers every route documents (OpenAPI ``responses``)

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query, Request
 from herd.reports import analyze as analyzing
 from herd.reports import stats as statistics
 from herd.server.auth import Reader, check_workflow, hub_of
-from herd.server.models import RunList, RunOut, StatusOut, WorkerList, WorkerOut
+from herd.server.models import RunList, RunOut, StatusOut, WhyStep, WorkerList, WorkerOut
+from herd.server.tasks import TaskName
 from herd.server.workflows import Name
 
 router = APIRouter(tags=["reports"])
@@ -58,6 +59,16 @@ def analyze(
     check_workflow(caller, name)
     found = hub_of(request).analyze(name, lines=lines, all_attempts=all)
     return analyzing.to_json(found)
+
+
+@router.get(
+    "/workflows/{name}/why/{task}",
+    summary="Why a task would run (or not) if submitted again, root cause last (`herd why`)",
+)
+def why(request: Request, caller: Reader, name: Name, task: TaskName) -> list[WhyStep]:
+    check_workflow(caller, name)
+    steps = hub_of(request).why(name, task)
+    return [WhyStep(task=s.task, run=s.run, reason=s.reason) for s in steps]
 
 
 @router.get("/workers", summary="Every worker the store knows, with the tasks each holds")

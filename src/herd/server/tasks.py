@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 
 from herd.core.model import TaskState
+from herd.reports.status import task_json
 from herd.server import paging
 from herd.server.auth import Reader, check_workflow, hub_of
 from herd.server.models import AttemptList, AttemptOut, LogOut, Provenance, TaskOut, TaskPage
@@ -21,15 +22,7 @@ Attempt = Annotated[int | None, Query(ge=1, description="the attempt's number; n
 
 
 def task_out(t: TaskRecord, labels: tuple[str, ...]) -> TaskOut:
-    return TaskOut(
-        name=t.name,
-        state=t.state,
-        attempts=t.attempts,
-        exit_code=t.exit_code,
-        reason=t.reason,
-        updated=t.updated,
-        labels=list(labels),
-    )
+    return TaskOut(**task_json(t), labels=list(labels))
 
 
 @router.get("/workflows/{name}/tasks", summary="A workflow's tasks, filtered and paged")

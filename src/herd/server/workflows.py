@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from herd.server import paging
 from herd.server.auth import Reader, Submitter, check_workflow, hub_of
 from herd.server.models import ChangedOut, ResetIn, RunOut, SubmittedOut, WorkflowOut, WorkflowPage
-from herd.service.hub import Summary
+from herd.service.hub import Submitted, Summary
 from herd.service.runs import Policy
 
 router = APIRouter(tags=["workflows"])
@@ -86,8 +86,12 @@ async def submit(
     workflow = await run_in_threadpool(hub.read_spec, body, filename)
     check_workflow(caller, workflow.name)
     done = await run_in_threadpool(hub.submit, workflow, policy=policy, filename=filename)
+    return _submitted(workflow.name, done)
+
+
+def _submitted(name: str, done: Submitted) -> SubmittedOut:
     return SubmittedOut(
-        workflow=workflow.name,
+        workflow=name,
         id=done.workflow_id,
         run_id=done.run_id,
         queued=done.queued,
@@ -99,6 +103,26 @@ async def submit(
 def one_workflow(request: Request, caller: Reader, name: Name) -> WorkflowOut:
     check_workflow(caller, name)
     return workflow_out(hub_of(request).workflow(name))
+
+
+@router.post(
+    "/workflows/{name}/cancel",
+    summary="Cancel what is left of a submitted workflow (running attempts are stopped)",
+)
+def cancel(request: Request, caller: Submitter, name: Name) -> ChangedOut:
+    check_workflow(caller, name)
+    names = hub_of(request).cancel(name)
+    return ChangedOut(workflow=name, tasks=names[:1000], count=len(names))
+
+
+@router.post(
+    "/workflows/{name}/retry",
+    summary="Queue the failed tasks (and those they cancelled) again, from the kept spec",
+)
+def retry(request: Request, caller: Submitter, name: Name) -> SubmittedOut:
+    check_workflow(caller, name)
+    workflow, done = hub_of(request).retry(name)
+    return _submitted(workflow.name, done)
 
 
 @router.post(

@@ -20,6 +20,9 @@ the workers all call these functions, never the store, the graph or the planner 
                        ``plot`` / ``plot_schedule``, ``export``, ``export_dagman``, ``convert``
 ``hub``                a long-lived front end (``herd serve``): :class:`~hub.Hub` keeps the store
                        open (a pool of connections) and answers the HTTP API's reads and writes
+``tokens``             ``herd token``: ``create``, ``listed``, ``revoke``; ``check`` (a request's)
+``remote``             ``herd status|stats|analyze --server URL``: the API's answers decoded
+                       into the same results as the local views
 =====================  ==========================================================================
 
 Front ends import the modules (``from herd.service import runs``) and render what the functions

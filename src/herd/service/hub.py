@@ -15,15 +15,17 @@ import hashlib
 import queue
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from herd.core.graph import build, descendants, match
-from herd.core.model import MAX_TASKS, Limits, Scope, TaskState, Workflow
+from herd.core.model import MAX_TASKS, Limits, TaskState, Workflow
 from herd.core.scheduler import Policy
 from herd.errors import NotFoundError, SpecError, UsageError
+from herd.exec.machine import submit_limits
 from herd.formats import load
 from herd.reports import analyze as analyzing
 from herd.reports import dag as dags
@@ -31,15 +33,26 @@ from herd.reports import plot as plotting
 from herd.reports import provenance as provenances
 from herd.reports import stats as statistics
 from herd.reports import status as statuses
+from herd.reports import why as explaining
 from herd.run.enqueue import Submitted, submit_workflow
-from herd.run.submit import RunOptions
+from herd.run.submit import RunOptions, prepare
 from herd.service import views
+from herd.service.tokens import Grant, check
 from herd.store import locate, open_store
 from herd.store.base import AttemptRecord, RunRecord, Store, TaskRecord, WorkflowRecord
 from herd.store.queued import WorkerRecord
 from herd.store.workdir import Workdir
 
-__all__ = ["Change", "Grant", "Hub", "Summary", "TaskPage", "TaskRecord", "Watch"]
+__all__ = [
+    "Change",
+    "Grant",
+    "Hub",
+    "Submitted",
+    "Summary",
+    "TaskPage",
+    "TaskRecord",
+    "Watch",
+]
 
 #: the states a finished task is in (progress counts them)
 _DONE = frozenset({TaskState.SUCCEEDED, TaskState.SKIPPED})
@@ -72,16 +85,6 @@ class TaskPage:
 
 
 @dataclass(frozen=True, slots=True)
-class Grant:
-    """What a valid token lets its holder do: its ``scope``, on ``workflow`` only (None: on
-    every workflow); ``token`` is its id (``herd token list``)."""
-
-    token: int
-    scope: Scope
-    workflow: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Change:
     """News for live views: ``event`` is ``tasks`` (``tasks`` changed state, ``counts`` are the
     workflow's new counts) or ``workflow`` (it appeared, or was forgotten: ``gone``)."""
@@ -98,17 +101,7 @@ class Change:
         return {
             "workflow": self.workflow,
             "counts": self.counts,
-            "tasks": [
-                {
-                    "name": t.name,
-                    "state": t.state.value,
-                    "attempts": t.attempts,
-                    "exit_code": t.exit_code,
-                    "reason": t.reason,
-                    "updated": t.updated,
-                }
-                for t in self.tasks
-            ],
+            "tasks": [statuses.task_json(t) for t in self.tasks],
         }
 
 
@@ -151,6 +144,9 @@ class Hub:
                 opened = open_store(self.location)
             try:
                 yield opened
+            except (NotFoundError, SpecError, UsageError):
+                self._idle.put(opened)  # an answer, not a fault: the connection is sound
+                raise
             except BaseException:
                 opened.close()  # it may be mid-transaction or broken: never lend it again
                 raise
@@ -199,7 +195,7 @@ class Hub:
         with self.store() as store:
             record = _named(store, name)
             records = store.task_records(record.id)
-            labels = statistics.task_labels(store, record)
+            labels = store.task_labels(record.id)
         wanted = set(state)
         chosen = [
             t
@@ -219,7 +215,7 @@ class Hub:
             found = store.task_records(record.id).get(task)
             if found is None:
                 raise NotFoundError(f"no task '{task}' in workflow '{name}': see its task list")
-            return found, statistics.task_labels(store, record).get(task, ())
+            return found, store.task_labels(record.id).get(task, ())
 
     def attempts(self, name: str, task: str) -> list[AttemptRecord]:
         """The attempts of one task, oldest first."""
@@ -287,6 +283,32 @@ class Hub:
         with self.store() as store:
             return views.chart_of(store, _named(store, name), run)
 
+    def why(self, name: str, task: str) -> list[explaining.Step]:
+        """Why ``task`` would run (or not) if the workflow were submitted again now, root cause
+        last (``herd why``): its kept spec planned against the store and this host's files."""
+        with self.store() as store:
+            record = _named(store, name)
+            workflow = self._kept(record)
+            options = RunOptions(workdir=self.workdir, limits=submit_limits(workflow))
+            prepared = prepare(workflow, options, store)
+        if task not in prepared.graph.index:
+            raise NotFoundError(f"no task '{task}' in workflow '{name}': see its task list")
+        return explaining.explain(prepared.graph, prepared.plan, task)
+
+    def _kept(self, record: WorkflowRecord) -> Workflow:
+        """The workflow as its spec, kept where it was submitted from, says now."""
+        if not record.source:
+            raise UsageError(
+                f"workflow '{record.name}' was built in Python: no spec to read it from"
+            )
+        try:
+            return load(record.source, environ=None)
+        except SpecError as exc:
+            raise UsageError(
+                f"cannot read the spec of workflow '{record.name}' ({exc.message}): submit it "
+                "again with POST /api/v1/workflows"
+            ) from None
+
     def workers(self) -> list[WorkerRecord]:
         with self.store() as store:
             return store.workers()
@@ -322,9 +344,11 @@ class Hub:
                     out.append(Change("tasks", name, moved, counts))
         return out
 
-    def authenticate(self, secret: str) -> Grant | None:
-        """The grant of the token ``secret``: None when it is unknown, expired or revoked."""
-        return None
+    def authenticate(self, token: str) -> Grant | None:
+        """The grant of ``token``: None when it is unknown, expired or revoked (the secret
+        compared in constant time, :func:`herd.service.tokens.check`)."""
+        with self.store() as store:
+            return check(store, token, now=time.time())
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -349,7 +373,7 @@ class Hub:
         workers, as ``herd submit`` does."""
         options = RunOptions(
             workdir=self.workdir,
-            limits=limits or Limits(),
+            limits=limits or submit_limits(workflow),
             policy=policy,
             argv=("herd", "serve", "submit", workflow.source or workflow.name),
         )
@@ -367,6 +391,26 @@ class Hub:
             partial.write_bytes(body)
             partial.replace(path)
         return path
+
+    def cancel(self, name: str) -> list[str]:
+        """Cancel what is left of the workflow's queue (see ``Store.cancel``); a workflow that
+        ``herd run`` drives (nothing queued) is stopped where it runs, not here."""
+        with self.store() as store:
+            record = _named(store, name)
+            if not store.queue_counts([record.id]) and _running_locally(store, record):
+                raise UsageError(
+                    f"workflow '{name}' is run by `herd run` on {_running_locally(store, record)},"
+                    " not by workers: stop it there (Ctrl-C or SIGTERM)"
+                )
+            return store.cancel(record.id, now=time.time(), reason="cancelled through the API")
+
+    def retry(self, name: str) -> tuple[Workflow, Submitted]:
+        """Submit the workflow again from its kept spec: its failed and cancelled tasks (and
+        any whose inputs changed) are queued again, the rest is up to date."""
+        with self.store() as store:
+            record = _named(store, name)
+        workflow = self._kept(record)
+        return workflow, self.submit(workflow, filename=record.source)
 
     def reset(self, name: str, patterns: Sequence[str], *, downstream: bool = False) -> list[str]:
         """Forget that the tasks whose names fully match one of ``patterns`` (with
@@ -389,6 +433,13 @@ class Hub:
                 raise UsageError(f"no task of workflow '{name}' matches {' '.join(patterns)}")
             store.reset(record.id, names)
         return names
+
+
+def _running_locally(store: Store, record: WorkflowRecord) -> str:
+    """The host whose ``herd run`` runs the workflow now, or ""."""
+    runs = store.runs(record.id)
+    last = runs[-1] if runs else None
+    return last.host if last is not None and last.ended is None else ""
 
 
 _DIGITS = re.compile(r"(\d+)")

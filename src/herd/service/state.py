@@ -62,6 +62,20 @@ def existing_store(workdir: Path, store: str | None = None) -> Iterator[Store | 
 
 
 @contextlib.contextmanager
+def writable(workdir: Path, store: str | None) -> Iterator[Store]:
+    """The store ``store`` names (else ``$HERD_STORE``, else the working directory's), created
+    when missing and open for writing."""
+    location = locate(store, Workdir(workdir).db_path)
+    if isinstance(location, Path):
+        location.parent.mkdir(parents=True, exist_ok=True)
+    opened = open_store(location)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@contextlib.contextmanager
 def reading(
     workdir: Path, workflow: str | None, *, store: str | None = None, then: str = RUN_FIRST
 ) -> Iterator[tuple[Store, WorkflowRecord]]:

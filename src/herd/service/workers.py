@@ -9,9 +9,8 @@ time; ``reap`` takes back the attempts of workers whose leases expired.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from herd.core.graph import Graph
@@ -21,12 +20,8 @@ from herd.exec.machine import worker_resources as offered
 from herd.run.enqueue import Submitted, submit_workflow
 from herd.run.submit import RunOptions
 from herd.run.worker import Worker, WorkerOptions, WorkerResult
-from herd.store import locate, open_store
-from herd.store.base import (
-    Store,
-)
+from herd.service.state import writable
 from herd.store.queued import Lost
-from herd.store.workdir import Workdir
 
 __all__ = [
     "Submitted",
@@ -40,23 +35,9 @@ __all__ = [
 ]
 
 
-@contextlib.contextmanager
-def _writable(workdir: Path, store: str | None) -> Iterator[Store]:
-    """The store ``store`` names (else ``$HERD_STORE``, else the working directory's), created
-    when missing and open for writing."""
-    location = locate(store, Workdir(workdir).db_path)
-    if isinstance(location, Path):
-        location.parent.mkdir(parents=True, exist_ok=True)
-    opened = open_store(location)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
 def submit(workflow: Workflow, options: RunOptions, graph: Graph | None = None) -> Submitted:
     """Plan ``workflow`` into the store of ``options`` and queue what must run; return at once."""
-    with _writable(options.workdir, options.store) as store:
+    with writable(options.workdir, options.store) as store:
         return submit_workflow(workflow, options, store, graph)
 
 
@@ -87,12 +68,12 @@ def resources(
 
 def work(workdir: Path, store: str | None, options: WorkerOptions) -> WorkerResult:
     """Run one worker on the store until it stops (see :class:`~herd.run.worker.Worker`)."""
-    with _writable(workdir, store) as opened:
+    with writable(workdir, store) as opened:
         return Worker(opened, options).run()
 
 
 def reap(workdir: Path, store: str | None) -> list[Lost]:
     """Take back every attempt whose lease expired: it runs again elsewhere (or fails once its
     retries are spent)."""
-    with _writable(workdir, store) as opened:
+    with writable(workdir, store) as opened:
         return opened.reap(now=time.time())

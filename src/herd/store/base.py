@@ -32,6 +32,9 @@ the part of :class:`Store` a worker uses, which the HTTP client implements too)
 ``Lost``            an attempt whose lease expired (reaped) or that its worker released
 ``StaleReport``     a finish refused because the attempt's lease had been taken back
 ``ShippedLog``      an attempt's whole output, sent with its finish (sites without a shared disk)
+
+The HTTP server (``herd serve``; written once in :mod:`herd.store.served`)
+``TokenRecord``     a bearer token: its scope, workflow, times, and the digest of its secret
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
-from herd.core.model import EMPTY, Kill, RunStatus, SpecFormat, TaskState, Workflow
+from herd.core.model import EMPTY, Kill, RunStatus, Scope, SpecFormat, TaskState, Workflow
 from herd.store.queued import (
     Claimed,
     Lost,
@@ -143,6 +146,22 @@ class AttemptRecord:
     inputs: Mapping[str, FileStamp] = EMPTY
     outputs: Mapping[str, FileStamp] = EMPTY
     resources: Mapping[str, float] = EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A bearer token of ``herd serve``: ``digest`` is the SHA-256 of its secret (the secret is
+    kept nowhere); ``workflow`` the one workflow it acts on (None: every one); ``expires`` and
+    ``revoked`` are times, None when it never expires or was not revoked."""
+
+    id: int
+    digest: str
+    scope: Scope
+    workflow: str | None
+    note: str
+    created: float
+    expires: float | None = None
+    revoked: float | None = None
 
 
 # --- changes: what a batch is made of -------------------------------------------------------
@@ -532,4 +551,43 @@ class Store(WorkerStore, Protocol):
 
     def stale_reports(self, workflow_id: int) -> list[StaleReport]:
         """The finishes refused because their lease had been taken back, oldest first."""
+        ...
+
+    # --- the HTTP server (herd.store.served) -------------------------------------------------
+
+    def add_token(
+        self,
+        *,
+        digest: str,
+        scope: Scope,
+        workflow: str | None,
+        note: str,
+        now: float,
+        expires: float | None,
+    ) -> int:
+        """Record a token (the SHA-256 ``digest`` of its secret) and return its id."""
+        ...
+
+    def token(self, token_id: int) -> TokenRecord | None:
+        """Token ``token_id``, revoked or expired ones included; None when there is none."""
+        ...
+
+    def tokens(self) -> list[TokenRecord]:
+        """Every token, oldest first."""
+        ...
+
+    def revoke_token(self, token_id: int, *, now: float) -> bool:
+        """Revoke the token at ``now``; False when there is no such token or it was revoked."""
+        ...
+
+    def task_labels(self, workflow_id: int) -> dict[str, tuple[str, ...]]:
+        """The labels of the workflow's current tasks that have some, by name."""
+        ...
+
+    def cancel(self, workflow_id: int, *, now: float, reason: str) -> list[str]:
+        """Cancel, in one transaction, every queued task of the workflow still waiting, ready or
+        running (``reason`` recorded): a running attempt is recorded as cancelled and its lease
+        ends (its worker's next heartbeat stops it; its finish is refused); the submission's run
+        ends ``interrupted``. Returns the tasks cancelled (none for a workflow no one submitted
+        to workers)."""
         ...

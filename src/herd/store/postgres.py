@@ -87,6 +87,7 @@ from herd.store.rows import (
     worker_record,
     workflow_record,
 )
+from herd.store.served import Served
 
 __all__ = ["PostgresStore", "migrate", "redact"]
 
@@ -97,7 +98,7 @@ _Conn = psycopg.Connection[tuple[Any, ...]]
 _QUERIES = POSTGRES.queries
 
 
-class PostgresStore(WorkerLeftovers):
+class PostgresStore(WorkerLeftovers, Served):
     """The :class:`~herd.store.base.Store` in a PostgreSQL database.
 
     ``readonly`` opens an existing herd schema without migrating it, in read-only transactions
@@ -536,6 +537,8 @@ class PostgresStore(WorkerLeftovers):
                 ) from exc
 
         return self._transaction(doing, transaction)
+
+    _served = _queue  # (herd.store.served)
 
     # --- plumbing --------------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ from herd.store.rows import (
     worker_record,
     workflow_record,
 )
+from herd.store.served import Served
 from herd.store.sqlite_schema import advice, check_version, connect, migrate
 from herd.store.sqlite_statements import APPLY, Tx, by_task, run_query
 
@@ -89,7 +90,7 @@ _WORK_POLL = 0.02
 _T = TypeVar("_T")
 
 
-class SQLiteStore(WorkerLeftovers):
+class SQLiteStore(WorkerLeftovers, Served):
     """The :class:`~herd.store.base.Store` in one SQLite file.
 
     ``readonly`` opens an existing database without taking any write lock and without migrating it
@@ -442,6 +443,10 @@ class SQLiteStore(WorkerLeftovers):
                 yield Tx(conn)
             except (LookupError, TypeError, ValueError) as exc:
                 raise StoreError(f"could not {doing} in {self.path}: {exc}; {advice(exc)}") from exc
+
+    def _served(self, doing: str, work: Callable[[Tx], _T]) -> _T:
+        with self._queue(doing) as tx:
+            return work(tx)
 
     # --- plumbing --------------------------------------------------------------------------
 

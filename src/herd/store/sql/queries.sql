@@ -406,3 +406,26 @@ SET stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.tru
 -- shipped_log --
 SELECT s.stdout, s.stderr, s.truncated FROM shipped_logs AS s JOIN attempts AS a ON a.id = s.attempt_id
 WHERE a.workflow_id = :workflow_id AND a.task = :task AND a.number = :number;
+
+-- insert_token --
+INSERT INTO tokens (digest, scope, workflow, note, created, expires)
+VALUES (:digest, :scope, :workflow, :note, :now, :expires)
+RETURNING id;
+
+-- token_by_id --
+SELECT id, digest, scope, workflow, note, created, expires, revoked FROM tokens WHERE id = :token_id;
+
+-- all_tokens --
+SELECT id, digest, scope, workflow, note, created, expires, revoked FROM tokens ORDER BY id;
+
+-- revoke_token --
+UPDATE tokens SET revoked = :now WHERE id = :token_id AND revoked IS NULL;
+
+-- task_labels --
+-- the labels of the tasks that have some (reports and the HTTP API filter by them)
+SELECT name, labels FROM tasks WHERE workflow_id = :workflow_id AND is_current AND labels <> '[]';
+
+-- queue_open_of_workflow --
+-- what a cancel stops: the workflow's queued tasks still to run or running
+SELECT task, state, run_id FROM queue
+WHERE workflow_id = :workflow_id AND state IN ('waiting', 'ready', 'running');
