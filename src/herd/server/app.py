@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from herd.errors import UsageError
 from herd.server import events, problems, reports, tasks, views, workers, workflows
 from herd.server.problems import Problem
+from herd.service.dispatch import Dispatcher
 from herd.service.hub import Hub
 from herd.version import __version__
 
@@ -51,6 +52,7 @@ def create_app(
     opened now. ``workdir``: where submitted workflows run; ``public_read``: reads need no
     token; ``max_body``: the largest request body, in bytes; ``pool``: connections at most."""
     hub = Hub(store, workdir, size=pool)
+    dispatcher = Dispatcher(hub.location, hub.store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +60,7 @@ def create_app(
             yield
         finally:
             await app.state.events.stop()
+            dispatcher.close()
             hub.close()
 
     app = FastAPI(
@@ -71,6 +74,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.dispatcher = dispatcher
     app.state.public_read = public_read
     app.state.events = events.Broker(hub)
     problems.install(app)

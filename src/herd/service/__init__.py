@@ -12,7 +12,9 @@ the workers all call these functions, never the store, the graph or the planner 
                        ``run`` (validate, plan and record the plan, then drive the scheduler over
                        real processes), ``simulate``, ``slurm_executor`` (each task a Slurm job)
 ``workers``            many machines: ``submit`` (plan into the store's queue and return),
-                       ``resources``, ``work`` (one worker claiming and running tasks), ``reap``
+                       ``resources``, ``work`` (one worker claiming and running tasks, on a store
+                       or from a herd server), ``reap``
+``dispatch``           the server's side of HTTP workers: :class:`~dispatch.Dispatcher`
 ``changes``            ``reset``, ``forget``, ``clean``, ``emit`` / ``emit_event``
 ``slurm``              workers in Slurm allocations: ``request``, ``submit`` (the workflow to the
                        shared store, allocations sbatch'ed), ``dry_run``, ``status``

@@ -238,8 +238,9 @@ class Hub:
         self, name: str, task: str, attempt: int | None, *, stream: str, lines: int
     ) -> tuple[int, analyzing.LogTail]:
         """The last ``lines`` lines of ``stream`` (``stdout`` or ``stderr``) of an attempt of
-        ``task`` (default: its last), and the attempt's number; the tail its worker stored
-        when the file is not on this host."""
+        ``task`` (default: its last), and the attempt's number; when the file is not on this
+        host, what its worker sent: the whole output (``herd worker --ship-logs``), else the
+        tail of a failure's stderr."""
         with self.store() as store:
             record = _named(store, name)
             tried = [a for a in store.attempts(record.id, task) if attempt in (None, a.number)]
@@ -249,10 +250,10 @@ class Hub:
             chosen = tried[-1]
             path = chosen.stdout_path if stream == "stdout" else chosen.stderr_path
             found = analyzing.tail(analyzing.locate(path, self.workdir), lines)
-            if found.problem and stream == "stderr":
-                stored = store.failure_log(record.id, task, chosen.number)
-                if stored:
-                    kept = tuple(stored.splitlines()[-lines:]) if lines else ()
+            if found.problem:
+                text = _sent(store, record.id, task, chosen.number, stream)
+                if text is not None:
+                    kept = tuple(text.splitlines()[-lines:]) if lines else ()
                     found = analyzing.LogTail(path, kept)
             return chosen.number, found
 
@@ -464,6 +465,14 @@ def _called(path: Path, filename: str) -> Iterator[None]:
         raise type(exc)(
             exc.problem, file=filename, task=exc.task, field=exc.field, hint=exc.hint
         ) from None
+
+
+def _sent(store: Store, workflow_id: int, task: str, number: int, stream: str) -> str | None:
+    """The ``stream`` of an attempt as its worker sent it with the finish, or None."""
+    shipped = store.shipped_log(workflow_id, task, number)
+    if shipped is not None:
+        return shipped.stdout if stream == "stdout" else shipped.stderr
+    return store.failure_log(workflow_id, task, number) if stream == "stderr" else None
 
 
 def _summary(store: Store, workflow: WorkflowRecord) -> Summary:

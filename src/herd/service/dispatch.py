@@ -1,0 +1,263 @@
+"""The queue as a server shares it with workers over HTTP (``herd worker --server``).
+
+A :class:`Dispatcher` is what the server's worker endpoints (:mod:`herd.server.workers`) call:
+the store's queue transactions (:class:`~herd.store.base.WorkerStore`) with the server's clock,
+on connections borrowed one request at a time from the server's pool
+(:meth:`herd.service.hub.Hub.store`), and what a server adds for workers it cannot see:
+
+``version``   a counter of the moments work may have become claimable: a watcher thread waits
+              on the store (``LISTEN/NOTIFY`` on PostgreSQL, the file's data version on SQLite)
+              and bumps it, and so does every finish, release and reap made here. A worker's long
+              poll (:meth:`Dispatcher.wait`) returns as soon as it moves past the value the worker
+              saw last, or after a bounded wait: no busy loop on either side.
+``_claims``   each worker's last claim by its request name: a claim sent again (its answer was
+              lost on the way) gets the same answer instead of a second set of tasks.
+reaping       the watcher also reaps expired leases every :data:`REAP_EVERY` seconds, so the
+              tasks of a worker that vanished come back even when no other worker is left.
+
+A finish refused because its lease was taken back is recorded by the store as a stale report
+(:class:`~herd.store.queued.StaleReport`) and returned here as not accepted; the endpoint answers
+409.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from herd.core.model import TaskState
+from herd.errors import HerdError, NotFoundError, StoreError, UsageError
+from herd.store import open_store
+from herd.store.base import RunRecord, Store, WorkflowRecord
+from herd.store.queued import Claimed, Lost, WorkerRecord
+from herd.store.wire import (
+    ClaimIn,
+    ClaimOut,
+    CountsOut,
+    FinishIn,
+    FinishOut,
+    HeartbeatIn,
+    HeartbeatOut,
+    OutcomeIn,
+    ReapOut,
+    Register,
+    Registered,
+    ReleaseIn,
+    ReleaseOut,
+    RunsOut,
+    StopIn,
+    Stopped,
+    WaitOut,
+    WorkersOut,
+    check_outcomes,
+    decode,
+    encode,
+    outcome,
+    schema,
+)
+
+#: the requests and answers of the worker endpoints, for the server (docs/api.md, "Workers")
+__all__ = [
+    "ClaimIn",
+    "ClaimOut",
+    "CountsOut",
+    "Dispatcher",
+    "FinishIn",
+    "FinishOut",
+    "HeartbeatIn",
+    "HeartbeatOut",
+    "ReapOut",
+    "Register",
+    "Registered",
+    "ReleaseIn",
+    "ReleaseOut",
+    "RunsOut",
+    "StopIn",
+    "Stopped",
+    "WaitOut",
+    "WorkersOut",
+    "WorkflowRecord",
+    "decode",
+    "encode",
+    "schema",
+]
+
+logger = logging.getLogger(__name__)
+
+#: the longest a long poll for work is held (seconds)
+WAIT_MAX = 5.0
+#: seconds between two reaps by the server itself
+REAP_EVERY = 1.0
+#: the shortest and longest lease a worker may ask for (seconds)
+LEASE_RANGE = (1.0, 86400.0)
+
+
+class Dispatcher:
+    """The shared queue of one store (see the module docstring). Thread-safe."""
+
+    def __init__(
+        self, location: str | Path, borrow: Callable[[], AbstractContextManager[Store]]
+    ) -> None:
+        self.location, self._borrow = location, borrow
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self.version = 0
+        self._claims: dict[int, tuple[str, list[Claimed]]] = {}
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="herd-work-watcher", daemon=True)
+        self._watch_store = open_store(location)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop the watcher (and its connection); wake every long poll."""
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._watcher.join(timeout=5.0)
+
+    # --- the queue --------------------------------------------------------------------------
+
+    def register(self, r: Register) -> int:
+        _check_lease(r.lease)
+        with self._borrow() as store:
+            return store.register_worker(
+                host=r.host,
+                pid=r.pid,
+                user=r.user,
+                resources=r.resources,
+                now=time.time(),
+                lease=r.lease,
+            )
+
+    def claim(self, worker_id: int, c: ClaimIn) -> list[Claimed]:
+        _check_lease(c.lease)
+        with self._lock:
+            last = self._claims.get(worker_id)
+        if c.request and last is not None and last[0] == c.request:
+            return last[1]  # the same claim again: its first answer was lost
+        with self._borrow() as store:
+            try:
+                claimed = store.claim(
+                    worker_id,
+                    c.free,
+                    now=time.time(),
+                    lease=c.lease,
+                    workflows=c.workflows,
+                    limit=c.limit,
+                    ends_before=c.ends_before,
+                    capacity=c.capacity,
+                )
+            except StoreError:
+                if not any(w.id == worker_id for w in store.workers()):
+                    raise NotFoundError(f"no worker {worker_id}: register first") from None
+                raise
+        with self._lock:
+            self._claims[worker_id] = (c.request, claimed)
+        return claimed
+
+    def heartbeat(self, worker_id: int, lease: float) -> set[tuple[int, str, int]]:
+        _check_lease(lease)
+        with self._borrow() as store:
+            return store.heartbeat(worker_id, now=time.time(), lease=lease)
+
+    def finish(
+        self, worker_id: int, outcomes: Sequence[OutcomeIn], claim: ClaimIn | None = None
+    ) -> tuple[list[bool], list[Claimed]]:
+        """Whether each outcome was accepted (False: stale, recorded as such); then what
+        ``claim`` took, when one came with them."""
+        check_outcomes(outcomes)
+        with self._borrow() as store:
+            accepted = store.finish(worker_id, [outcome(o) for o in outcomes], now=time.time())
+        self._bump()
+        return accepted, [] if claim is None else self.claim(worker_id, claim)
+
+    def release(
+        self, worker_id: int, attempts: Sequence[tuple[int, str, int]], reason: str
+    ) -> list[Lost]:
+        with self._borrow() as store:
+            released = store.release(worker_id, attempts, now=time.time(), reason=reason)
+        self._bump()
+        return released
+
+    def stop(self, worker_id: int, state: str) -> None:
+        with self._borrow() as store:
+            store.stop_worker(worker_id, now=time.time(), state=state)
+        with self._lock:
+            self._claims.pop(worker_id, None)
+        self._bump()
+
+    def reap(self) -> list[Lost]:
+        with self._borrow() as store:
+            lost = store.reap(now=time.time())
+        if lost:
+            self._bump()
+        return lost
+
+    def wait(self, since: int, timeout: float) -> tuple[bool, int]:
+        """Block until the work counter moves past ``since`` or ``timeout`` (at most
+        :data:`WAIT_MAX`) passes; whether it moved, and its value."""
+        deadline = time.monotonic() + min(max(timeout, 0.0), WAIT_MAX)
+        with self._changed:
+            while self.version == since and not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            return self.version != since, self.version
+
+    # --- lookups ----------------------------------------------------------------------------
+
+    def workers(self) -> list[WorkerRecord]:
+        with self._borrow() as store:
+            return store.workers()
+
+    def counts(self, workflows: Sequence[int] | None) -> dict[TaskState, int]:
+        with self._borrow() as store:
+            return store.queue_counts(workflows)
+
+    def workflow(self, name: str) -> WorkflowRecord:
+        with self._borrow() as store:
+            found = store.workflow(name)
+        if found is None:
+            raise NotFoundError(f"no workflow '{name}' in the store: `herd submit` it first")
+        return found
+
+    def runs(self, workflow_id: int) -> list[RunRecord]:
+        with self._borrow() as store:
+            return store.runs(workflow_id)
+
+    def _bump(self) -> None:
+        with self._changed:
+            self.version += 1
+            self._changed.notify_all()
+
+    def _watch(self) -> None:
+        """Bump the counter when another participant commits work; reap expired leases."""
+        store = self._watch_store
+        next_reap = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                try:
+                    if store.wait_for_work(0.25):
+                        self._bump()
+                    if time.monotonic() >= next_reap:
+                        next_reap = time.monotonic() + REAP_EVERY
+                        lost = store.reap(now=time.time())
+                        if lost:
+                            logger.warning("took back %d attempt(s) of silent workers", len(lost))
+                            self._bump()
+                except HerdError as exc:  # the store restarts: keep watching
+                    logger.warning("watching %s for work: %s", self.location, exc)
+                    self._stop.wait(1.0)
+        finally:
+            store.close()
+
+
+def _check_lease(lease: float) -> None:
+    low, high = LEASE_RANGE
+    if not low <= lease <= high:
+        raise UsageError(f"a lease lasts {low:g} to {high:g} seconds, not {lease:g}")
