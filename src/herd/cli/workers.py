@@ -4,6 +4,7 @@ claims from it, ``herd reap`` takes back the tasks of workers that died."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -148,17 +149,36 @@ def _setup_worker(p: argparse.ArgumentParser) -> None:
         metavar="R",
         help="kill a task using more than R x its declared mem (0: never; default 2)",
     )
-    p.add_argument(
+    h = p.add_argument_group("over HTTP (a site that reaches `herd serve`, not the database)")
+    h.add_argument(
+        "--server",
+        metavar="URL",
+        help="claim from the herd server at URL instead of a store (default: $HERD_SERVER "
+        "when no --store is given)",
+    )
+    h.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="a token of scope worker (default: $HERD_TOKEN, which other users cannot see in ps)",
+    )
+    h.add_argument(
         "--ship-logs",
         action="store_true",
-        help="keep each attempt's whole output (the last 1 MiB of each stream) in the store, "
-        "for sites with no shared filesystem (a failure's tail is always kept)",
+        help="send each attempt's whole output (the last 1 MiB of each stream) with its "
+        "finish, for sites with no shared filesystem (a failure's tail always goes)",
+    )
+    h.add_argument(
+        "--retry-for",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to retry, with back-off, while the server does not answer (default 600)",
     )
 
 
 @command(
     "worker",
-    "Claim ready tasks from a store and run them here, within these resources.",
+    "Claim ready tasks from a store or a herd server and run them here, within these resources.",
     "herd worker --store postgresql://db.example.org/herd --cpus 8 --idle-exit 60",
     setup=_setup_worker,
 )
@@ -182,7 +202,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         mem_kill_ratio=args.mem_kill_ratio,
         ship_logs=args.ship_logs,
     )
-    result = workers.work(args.workdir, args.store, options)
+    result = workers.work(
+        args.workdir,
+        args.store,
+        options,
+        server=args.server,
+        token=args.token,
+        retry_for=args.retry_for,
+    )
     print(
         f"herd: worker {result.worker_id} stopped ({result.reason}): {result.finished} attempts "
         f"({result.succeeded} succeeded), {result.released} released, {result.lost} lost"
@@ -229,15 +256,20 @@ def _spawn(args: argparse.Namespace, resources: dict[str, float]) -> int:
         argv += ["--workflow", name]
     if args.ship_logs:
         argv.append("--ship-logs")
+    env = dict(os.environ)
+    if args.token:
+        env["HERD_TOKEN"] = args.token  # (not on the children's command lines)
     for flag, value in (
         ("--store", args.store),
+        ("--server", args.server),
+        ("--retry-for", args.retry_for),
         ("--idle-exit", args.idle_exit),
         ("--max-tasks", args.max_tasks),
         ("--end-time", args.end_time),
     ):
         if value is not None:
             argv += [flag, str(value)]
-    children = [subprocess.Popen(argv) for _ in range(n)]
+    children = [subprocess.Popen(argv, env=env) for _ in range(n)]
 
     def forward(signum: int, frame: object) -> None:
         for child in children:
