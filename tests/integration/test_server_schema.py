@@ -9,6 +9,7 @@ test_server_writes.py reads it)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,5 +44,6 @@ def test_every_answer_matches_the_openapi_document(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
         assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-        assert "Tested: 1" in done.stdout  # (16 and more operations: the run did test them)
+        tested = re.search(r"Tested: (\d+)", done.stdout)
+        assert tested and int(tested[1]) >= 16, done.stdout[-3000:]  # the run did test them
         assert " 500 " not in server.output(), server.output()[-3000:]

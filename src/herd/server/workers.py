@@ -62,8 +62,15 @@ def _doc(
 
 
 async def _call(request: Request, work: Callable[[Dispatcher], T]) -> T:
+    """``work`` on the dispatcher, in a thread; values the store cannot hold (an integer past
+    64 bits, text that is not Unicode) are the request's fault: 422."""
     d = dispatcher_of(request)
-    return await run_in_threadpool(work, d)
+    try:
+        return await run_in_threadpool(work, d)
+    except (OverflowError, UnicodeError) as exc:
+        raise Problem(
+            422, "invalid_request", f"a value of the request cannot be stored: {exc}"
+        ) from None
 
 
 @router.post(

@@ -229,7 +229,9 @@ def schema(kind: type[Any]) -> dict[str, Any]:
             ref = node.get("$ref")
             if isinstance(ref, str) and ref.startswith("#/$defs/"):
                 return inline(defs[ref.removeprefix("#/$defs/")])
-            return {k: inline(v) for k, v in node.items()}
+            # (a tuple's "items": false is JSON Schema, not an OpenAPI schema object: its
+            # minItems and maxItems already bound it)
+            return {k: inline(v) for k, v in node.items() if not (k == "items" and v is False)}
         if isinstance(node, list):
             return [inline(v) for v in node]
         return node
