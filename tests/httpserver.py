@@ -62,11 +62,16 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running(
-    store: str, workdir: Path, *args: str, env: Mapping[str, str] | None = None
+    store: str,
+    workdir: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Server]:
-    """``herd serve --store STORE -C WORKDIR ARGS`` on a free port, until the block ends (then
-    SIGTERM, and SIGKILL if it has not stopped within 10 s)."""
-    port = free_port()
+    """``herd serve --store STORE -C WORKDIR ARGS`` on a free port (or ``port``: a server started
+    again where clients know it), until the block ends (then SIGTERM, and SIGKILL if it has not
+    stopped within 10 s)."""
+    port = port or free_port()
     log = workdir / f"serve-{port}.log"
     argv = [sys.executable, "-m", "herd.cli", "serve", "--store", store, "-C", str(workdir)]
     argv += ["--bind", f"127.0.0.1:{port}", *args]

@@ -216,3 +216,24 @@ def test_o2dpg_1400_tasks_open_grouped_without_freezing(
     page.goto(srv.url + f"/#/workflows/{done['name']}/tasks")
     page.wait_for_selector("#tasks tr[data-task]")
     assert page.locator("#tasks tr[data-task]").count() == 100  # a page, not 1,406 rows
+
+
+def test_the_page_follows_a_server_that_restarts(tmp_path: Path, page: Page) -> None:
+    """The server goes away while the page is open: the page says so (``polling``), keeps what it
+    showed, and once the server is back it reconnects and catches up on what changed meanwhile."""
+    store = str(tmp_path / ".herd" / "herd.db")
+    spec = tmp_path / "board.yaml"
+    spec.write_text(SPEC)
+    with running(store, tmp_path, "--public-read") as srv:
+        submit(srv, store, spec)
+        page.goto(srv.url + "/#/workflows/board/graph")
+        page.wait_for_selector("#graph[data-ready]")
+        page.wait_for_selector("#live.on", timeout=LIVE)
+    page.wait_for_selector("#live.off", timeout=LIVE)
+    assert page.evaluate(STATE, "sim_1") == "waiting"
+    herd("worker", "--store", store, "-C", str(tmp_path), "--cpus", "2", "--idle-exit", "1")
+    port = int(srv.url.rsplit(":", 1)[1])
+    with running(store, tmp_path, "--public-read", port=port):
+        page.wait_for_selector("#live.on", timeout=LIVE)
+        page.wait_for_function(f"() => ({STATE})('sim_1') === 'succeeded'", timeout=LIVE)
+        page.wait_for_function(f"() => ({STATE})('broken') === 'failed'", timeout=LIVE)

@@ -45,6 +45,7 @@ async function route() {
     const match = hash.match(r.pattern);
     if (match) {
       const params = match.slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p)));
+      document.title = ['herd', ...params.filter(Boolean)].join(' · ');
       current = await r.view.mount(el, params, ctx);
       return;
     }
@@ -60,5 +61,8 @@ function live(state) {
 }
 
 window.addEventListener('hashchange', route);
+window.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape') document.getElementById('panel').hidden = true;
+});
 follow((events) => { if (current) current.refresh(events); }, live);
 route();

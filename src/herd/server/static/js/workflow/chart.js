@@ -2,7 +2,7 @@
 // (reports/plot.py makes the data: bars per attempt with their rows or lanes, step curves of
 // usage, the allocation and the limits); drawn with Apache ECharts on one zoomable time axis.
 import { api } from '../api.js';
-import { errorBox, h, seconds } from '../ui.js';
+import { errorBox, h, seconds, throttle } from '../ui.js';
 
 /** Redraw at most this often while tasks run (the chart is the heaviest view). */
 const REFETCH_MS = 5000;
@@ -50,19 +50,18 @@ export async function mount(el, workflow, ctx) {
     window.herdChart = { chart, bars: data.bars.length };
   }
 
-  let lastFetch = Date.now();
-  async function refresh() {
-    if (Date.now() - lastFetch < REFETCH_MS) return;
-    lastFetch = Date.now();
-    if (run !== null) return; // an earlier run does not change
+  // at most once per REFETCH_MS, the last call deferred rather than dropped
+  const refresh = throttle(async () => {
+    if (run !== null || disposed) return; // an earlier run does not change
     try { data = await api.chart(workflow); } catch { return; }
-    draw();
-  }
+    if (!disposed) draw();
+  }, REFETCH_MS);
+  let disposed = false;
 
   draw();
   return {
     refresh,
-    unmount: () => { window.removeEventListener('resize', resize); chart.dispose(); },
+    unmount: () => { disposed = true; window.removeEventListener('resize', resize); chart.dispose(); },
   };
 }
 

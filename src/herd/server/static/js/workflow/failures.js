@@ -1,7 +1,7 @@
 // The failed tasks (what `herd analyze` shows): outcome, exit code, kill reason, host, the tasks
 // each cancelled, the command to rerun it, and the tail of its logs.
 import { api } from '../api.js';
-import { badge, errorBox, h, seconds } from '../ui.js';
+import { badge, errorBox, h, seconds, throttle } from '../ui.js';
 
 const PAGE = 50;
 const REFETCH_MS = 3000;
@@ -65,10 +65,7 @@ export async function mount(el, workflow, ctx) {
       h('button', { disabled: offset + PAGE >= total, onclick: () => { offset += PAGE; draw(); } }, 'next ›'));
   }
 
-  let lastFetch = Date.now();
   await load();
-  return {
-    refresh: () => { if (Date.now() - lastFetch >= REFETCH_MS) { lastFetch = Date.now(); load(); } },
-    unmount: () => {},
-  };
+  // at most once per REFETCH_MS, the last call deferred rather than dropped
+  return { refresh: throttle(load, REFETCH_MS), unmount: () => {} };
 }

@@ -6,7 +6,7 @@
 // stage into its tasks (the rest stays grouped); a click on a task opens its panel. States change
 // in place from the event stream (no new layout); the structure is fetched once.
 import { api } from '../api.js';
-import { colour, errorBox, h, STATES } from '../ui.js';
+import { colour, errorBox, h, STATES, throttle } from '../ui.js';
 
 export const GROUP_ABOVE = 200;
 /** A stage opens into its tasks only up to this many (more: see the Tasks tab). */
@@ -224,12 +224,11 @@ export async function mount(el, workflow, ctx) {
     });
   }
 
-  let lastFetch = 0;
-  async function refetch() {
-    if (Date.now() - lastFetch < REFETCH_MS) return;
-    lastFetch = Date.now();
+  // at most once per REFETCH_MS, the last call deferred rather than dropped (throttle)
+  const refetch = throttle(async () => {
     let fresh;
     try { fresh = await api.graph(workflow); } catch { return; }
+    if (!cy) return; // the page moved on meanwhile
     const changed = [];
     for (const n of fresh.nodes) {
       const i = index.get(n.name);
@@ -239,7 +238,7 @@ export async function mount(el, workflow, ctx) {
       }
     }
     if (changed.length) recolour(changed);
-  }
+  }, REFETCH_MS);
 
   function refresh(events) {
     const changed = [];
