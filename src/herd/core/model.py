@@ -129,6 +129,10 @@ class TaskState(enum.Enum):
     CANCELLED = "cancelled"  # will not run: a task it needs failed, or the run was stopped
     SKIPPED = "skipped"  # done in an earlier run (unchanged fingerprint) or by a done marker
 
+    #: members are singletons compared by identity: hash them so, in C (``Enum.__hash__`` is a
+    #: Python function, and the scheduler hashes states many times per task)
+    __hash__ = object.__hash__
+
     @property
     def finished(self) -> bool:
         return self in _FINISHED

@@ -69,9 +69,9 @@ class Wakeup:
                 chunk = self._recv.recv(4096)
             except BlockingIOError:
                 return list(received)
-            if not chunk:
-                return list(received)
             received += chunk
+            if len(chunk) < 4096:  # the socket is empty (or closed): no failed recv to raise
+                return list(received)
 
     def close(self) -> None:
         for signum, handler in self._old.items():

@@ -46,7 +46,8 @@ class Attempts:
         #: variables): tasks share env mappings, so the merge is done once per mapping
         self.task_envs: dict[int, tuple[Mapping[str, str], dict[str, str]]] = {}
         self.commands = Commands(workflow)
-        self.made_dirs: set[Path] = set()
+        #: a task's ``cwd`` field -> its directory, created (tasks share a few)
+        self.cwds: dict[str | None, Path] = {}
         self.log_dir = wd.make_logs_dir(workflow.name)
         self.old_logs: set[str] | None = None  # files in log_dir before the first start
 
@@ -80,10 +81,11 @@ class Attempts:
         return path
 
     def cwd(self, task: Task) -> Path:
-        cwd = self.workdir / task.cwd if task.cwd else self.workdir
-        if cwd not in self.made_dirs:
+        cwd = self.cwds.get(task.cwd)
+        if cwd is None:
+            cwd = self.workdir / task.cwd if task.cwd else self.workdir
             cwd.mkdir(parents=True, exist_ok=True)  # the O2DPG runner creates task dirs too
-            self.made_dirs.add(cwd)
+            self.cwds[task.cwd] = cwd
         return cwd
 
     def record(
@@ -125,7 +127,9 @@ class Attempts:
 
 def user_changes(path: str, wid: int, task: str, number: int) -> list[Change]:
     """The user data and events an attempt wrote to its ``$HERD_USER_DATA`` file ``path``."""
-    try:  # most tasks record nothing: one failed open, no file object
+    if not os.access(path, os.F_OK):  # most tasks record nothing: no exception, no file object
+        return []
+    try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return []

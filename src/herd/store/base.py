@@ -40,7 +40,7 @@ The HTTP server (``herd serve``; written once in :mod:`herd.store.served`)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from herd.core.model import EMPTY, Kill, RunStatus, Scope, SpecFormat, TaskState, Workflow
@@ -289,33 +289,30 @@ def coalesce(changes: Sequence[Change]) -> list[Change]:
 def _finished(attempt: AttemptRecord, f: AttemptFinished) -> AttemptRecord:
     """``attempt`` with the outcome ``f`` gives it (stamps given at the end replace those of the
     start; none given keeps them, as :class:`AttemptFinished` says)."""
-    return replace(
-        attempt,
-        end=f.end,
-        state=f.state,
-        exit_code=f.exit_code,
-        signal=f.signal,
-        kill_reason=f.kill_reason,
-        kill=f.kill,
-        utime=f.utime,
-        stime=f.stime,
-        max_rss=f.max_rss,
-        peak_mem=f.peak_mem,
-        mean_cpu=f.mean_cpu,
-        inputs=f.inputs or attempt.inputs,
-        outputs=f.outputs or attempt.outputs,
-    )
+    a = attempt  # (built field by field: dataclasses.replace walks every field, and is slower)
+    return AttemptRecord(
+        a.workflow_id, a.run_id, a.task, a.number, a.host, a.user, a.pid, a.start, a.cmd,
+        a.env_digest, a.fingerprint, a.reason, f.end, f.state, f.exit_code, f.signal,
+        f.kill_reason, f.kill, f.utime, f.stime, f.max_rss, f.peak_mem, f.mean_cpu, a.cwd,
+        a.stdout_path, a.stderr_path, f.inputs or a.inputs, f.outputs or a.outputs, a.resources,
+    )  # fmt: skip
 
 
 def _merged(earlier: TaskChanged, later: TaskChanged) -> TaskChanged:
     """``later``, keeping what ``earlier`` set where ``later`` keeps the stored value (None)."""
-    return replace(
-        later,
-        attempts=earlier.attempts if later.attempts is None else later.attempts,
-        fingerprint=earlier.fingerprint if later.fingerprint is None else later.fingerprint,
-        cmd_digest=earlier.cmd_digest if later.cmd_digest is None else later.cmd_digest,
-        env_digest=earlier.env_digest if later.env_digest is None else later.env_digest,
-        inputs=earlier.inputs if later.inputs is None else later.inputs,
+    e, la = earlier, later
+    return TaskChanged(
+        la.workflow_id,
+        la.task,
+        la.state,
+        la.time,
+        e.attempts if la.attempts is None else la.attempts,
+        la.reason,
+        la.exit_code,
+        e.fingerprint if la.fingerprint is None else la.fingerprint,
+        e.cmd_digest if la.cmd_digest is None else la.cmd_digest,
+        e.env_digest if la.env_digest is None else la.env_digest,
+        e.inputs if la.inputs is None else la.inputs,
     )
 
 
