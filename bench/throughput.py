@@ -1,6 +1,7 @@
 """Launch throughput: N independent `true` tasks, herd against xargs, side by side.
 
 Usage: python bench/throughput.py [-n 10000] [-j 2] [--repeat 3] [--case native-q ...] [--python PY]
+       [--baseline PY]
 
 herd runs the way users run it, on both paths:
 
@@ -17,7 +18,10 @@ Each repeat runs, for every case, the shell baseline then herd (alternating pair
 directory each), and once per repeat the exec-only baseline; the ratio is herd's rate over the
 baseline run just before it. The script prints every pair with the load average, then the
 median ratio per case over the repeats. The machine is shared: trust the ratios, not the rates.
-``--python`` runs the herd installed for another interpreter (an older checkout's ``.venv``).
+``--python`` runs the herd installed for another interpreter (an older checkout's ``.venv``);
+``--baseline PY`` also runs that one's herd in every pair, between the shell baseline and herd,
+and reports herd over it too (``--baseline /work/base/.venv/bin/python``: before and after a
+change, in the same run, under the same load).
 """
 
 from __future__ import annotations
@@ -97,25 +101,36 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--case", action="append", choices=CASES, help="default: all four")
     ap.add_argument("--python", default=sys.executable, help="whose herd to run")
+    ap.add_argument("--baseline", metavar="PY", help="another herd to run in every pair too")
     args = ap.parse_args()
     cases = args.case or list(CASES)
     n, j = args.n, args.j
     ratios: dict[str, list[float]] = {c: [] for c in cases}
     exec_ratios: dict[str, list[float]] = {c: [] for c in cases}
+    base_ratios: dict[str, list[float]] = {c: [] for c in cases}
+    over_base: dict[str, list[float]] = {c: [] for c in cases}
     print(f"{n} x true, {j} slots; baseline: seq {n} | xargs -P {j} -I{{}} /bin/sh -c true")
     print(f"herd: {args.python} -m herd.cli; load {load():.2f} at the start")
+    if args.baseline:
+        print(f"baseline herd: {args.baseline} -m herd.cli")
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(1, args.repeat + 1):
             floor = xargs_exec(n, j)
             print(f"repeat {k}: xargs -P {j} -n 1 true {floor:6.0f}/s  (load {load():.2f})")
             for case in cases:
                 base = xargs_sh(n, j)
+                old = herd_rate(case, n, j, Path(tmp), args.baseline) if args.baseline else 0.0
                 h = herd_rate(case, n, j, Path(tmp), args.python)
                 ratios[case].append(h / base)
                 exec_ratios[case].append(h / floor)
+                versus = ""
+                if args.baseline:
+                    base_ratios[case].append(old / base)
+                    over_base[case].append(h / old)
+                    versus = f"  baseline herd {old:6.0f}/s ({old / base:.2f})"
                 print(
-                    f"  {case:9s} xargs sh {base:6.0f}/s  herd {h:6.0f}/s  ratio {h / base:.2f}"
-                    f"  (vs exec-only {h / floor:.2f}; load {load():.2f})"
+                    f"  {case:9s} xargs sh {base:6.0f}/s{versus}  herd {h:6.0f}/s  ratio"
+                    f" {h / base:.2f}  (vs exec-only {h / floor:.2f}; load {load():.2f})"
                 )
     print(f"\nmedian over {args.repeat} pairs (target >= {TARGET} of xargs -P {j} sh -c true):")
     for case in cases:
@@ -125,6 +140,12 @@ def main() -> None:
             f"  {case:9s} {med:.2f} {mark:5s}  [{' '.join(f'{r:.2f}' for r in ratios[case])}]"
             f"  vs xargs -n 1 true: {statistics.median(exec_ratios[case]):.2f}"
         )
+        if args.baseline:
+            print(
+                f"  {'':9s} baseline herd {statistics.median(base_ratios[case]):.2f}"
+                f"  [{' '.join(f'{r:.2f}' for r in base_ratios[case])}]"
+                f"  herd / baseline herd {statistics.median(over_base[case]):.2f}"
+            )
 
 
 if __name__ == "__main__":
