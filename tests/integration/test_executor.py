@@ -16,6 +16,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -190,21 +191,36 @@ def test_cwd_is_honoured(ex: LocalExecutor, make: Make, tmp_path: Path) -> None:
     assert Path.cwd() != tmp_path / "sub"
 
 
-def test_spawning_goes_through_the_c_library_here_and_os_posix_spawn_elsewhere(
-    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("threads", ["alone", "with-a-thread", "no-addchdir"])
+def test_both_ways_of_spawning_do_the_same(
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: str
 ) -> None:
-    """glibc here has posix_spawn_file_actions_addchdir_np: the ctypes spawner is used. Where a C
-    library lacks it, os.posix_spawn does the same work (the parent enters the directory)."""
+    """Alone, herd spawns with os.posix_spawn (entering the directory around it); while it has
+    another thread, with the C library's posix_spawn through ctypes (GIL released, the child
+    enters the directory), except where the C library lacks posix_spawn_file_actions_addchdir_np
+    (glibc has it here)."""
     assert spawn._spawner() is not None
-    monkeypatch.setattr(spawn, "_SPAWNER", [None])
+    if threads == "no-addchdir":
+        monkeypatch.setattr(spawn, "_SPAWNER", [None])
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    if threads != "alone":
+        other.start()
     (tmp_path / "sub").mkdir()
-    with LocalExecutor(grace=1.0) as ex:
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: other.join() if other.is_alive() else None)
+        stack.callback(stop.set)
+        ex = stack.enter_context(LocalExecutor(grace=1.0))
+        if threads != "alone":
+            assert threading.active_count() > 1
         assert run(ex, make(("pwd",), cwd=tmp_path / "sub")).ok
         assert (tmp_path / "logs" / "t.out").read_text() == f"{tmp_path / 'sub'}\n"
         cases: list[tuple[dict[str, object], str]] = [
             ({"cwd": tmp_path / "missing"}, f"cwd {tmp_path}/missing does not exist"),
             ({"cmd": ("herd-no-such-program",)}, "command 'herd-no-such-program' not found"),
             ({"env": {**os.environ, "BAD": "a\0b"}}, "invalid command or environment"),
+            ({"env": {**os.environ, "A=B": "1"}}, "invalid command or environment"),
+            ({"cmd": ("true", "a\0b")}, "invalid command or environment"),
         ]
         for kw, reason in cases:
             ev = run(ex, make(**({"cmd": "echo never", "name": "bad"} | kw)))

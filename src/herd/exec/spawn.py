@@ -7,12 +7,13 @@ directly, as GNU make does (:func:`shell_argv`): the shell would do exactly that
 saves an exec per task. A command that cannot start raises :class:`CannotStart` with the exit code
 a shell would give (127 not found, 126 cannot be run) and a message saying what to fix.
 
-Where the C library has ``posix_spawn_file_actions_addchdir_np`` (glibc 2.29+, musl 1.1.24+),
-herd calls its ``posix_spawn`` through ``ctypes`` (:class:`_Spawner`): the child enters the task's
-directory itself, and the call releases the GIL. ``os.posix_spawn`` holds the GIL until the child
-has exec'd (the parent of a vfork-style clone sleeps until then, long on a loaded machine), which
-stalls every other thread of herd, such as the one creating done markers
-(:mod:`herd.exec.markers`). Elsewhere ``os.posix_spawn`` is used, the parent entering the
+``os.posix_spawn`` holds the GIL until the child has exec'd (the parent of a vfork-style clone
+sleeps until then, long on a loaded machine), which stalls every other thread of herd, such as the
+one creating done markers (:mod:`herd.exec.markers`). So while herd has another thread, and where
+the C library has ``posix_spawn_file_actions_addchdir_np`` (glibc 2.29+, musl 1.1.24+), herd calls
+the C library's ``posix_spawn`` through ``ctypes`` (:class:`_Spawner`), which releases the GIL, the
+child entering the task's directory itself. Building its argument arrays in Python costs more than
+``os.posix_spawn`` does in C, so a herd with one thread uses ``os.posix_spawn``, entering the
 directory around the call.
 """
 
@@ -25,6 +26,7 @@ import re
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -46,7 +48,7 @@ def spawn_process(
     half the cost of ``subprocess.Popen`` in herd's process); its pid. ``home``: a directory fd
     the process returns to when it had to enter ``cwd`` itself (see the module docstring)."""
     program = _resolve(argv[0], env.get("PATH", os.defpath))
-    spawner = _spawner()
+    spawner = _spawner() if threading.active_count() > 1 else None
     if spawner is not None:
         err = spawner.spawn(program, argv, cwd, env, (stdin, stdout, stderr))
         if err:
