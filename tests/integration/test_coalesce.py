@@ -8,16 +8,18 @@ applies each batch change by change, the other its coalesced form. Every row mus
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import replace
+from dataclasses import fields, replace
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from herd.core.model import TaskState
+from herd.core.model import Kill, TaskState
 from herd.store.base import (
     AttemptFinished,
+    AttemptRecord,
     AttemptStarted,
     Change,
     Sample,
@@ -148,3 +150,28 @@ def test_a_short_task_within_one_batch_takes_two_writes() -> None:
     assert first.attempt.end == 11.0 and first.attempt.exit_code == 0
     assert isinstance(last, TaskChanged) and last.state is TaskState.SUCCEEDED
     assert last.attempts == 1 and last.fingerprint == "f"
+
+
+def test_folding_keeps_every_field() -> None:
+    """``coalesce`` builds the folded records field by field (faster than dataclasses.replace):
+    every field, including one added later, comes through as replace would give it."""
+    unique: dict[str, Any] = {f.name: f"v-{f.name}" for f in fields(AttemptRecord)}
+    start = AttemptRecord(**unique | {"workflow_id": 1, "task": "a", "number": 1})
+    end = AttemptFinished(1, "a", 1, 11.0, TaskState.FAILED, 3, 9, "why", Kill.MEMORY, 1.0, 2.0,
+                          3, 4, 0.5, {"i": (1, 2, "")}, {"o": (3, 4, "")})  # fmt: skip
+    (folded,) = coalesce([AttemptStarted(start), end])
+    assert isinstance(folded, AttemptStarted)
+    outcome: dict[str, Any] = {
+        f.name: getattr(end, f.name)
+        for f in fields(end)
+        if f.name not in ("workflow_id", "task", "number")
+    }
+    assert folded.attempt == replace(start, **outcome)
+
+    earlier = TaskChanged(1, "a", TaskState.RUNNING, 1.0, 2, "r", None, None, "fp", "cd", "ed",
+                          {"i": (1, 2, "")})  # fmt: skip
+    values: dict[str, Any] = {f.name: f"v-{f.name}" for f in fields(TaskChanged)}
+    keeps: dict[str, Any] = {"attempts": None, "fingerprint": None, "inputs": None}
+    later = TaskChanged(**values | {"workflow_id": 1, "task": "a"} | keeps)
+    (merged,) = coalesce([earlier, later])
+    assert merged == replace(later, attempts=2, fingerprint="fp", inputs={"i": (1, 2, "")})
