@@ -4,13 +4,14 @@ errors at the boundary, reconnecting, a million tasks. On a real server (tests/p
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from herd.core.model import Task, TaskState, Workflow
-from herd.errors import StoreError
+from herd.errors import NoStateError, StoreError
 from herd.reports.analyze import analyze, cancel_cause
 from herd.store import open_store
 from herd.store.base import TaskChanged
@@ -223,3 +224,56 @@ def _numbered(sql: str) -> str:
     """psycopg's ``%s`` placeholders as the server's ``$1, $2, ...``."""
     count = iter(range(1, 1000))
     return re.sub(r"%(s|%)", lambda m: f"${next(count)}" if m[1] == "s" else "%", sql)
+
+
+def test_an_empty_database_is_not_given_a_schema_without_create(
+    postgres_url: str, conn: Conn
+) -> None:
+    with pytest.raises(NoStateError, match="no herd state yet"):
+        open_store(postgres_url, create=False)
+    assert conn.execute("SELECT to_regclass('herd_schema')").fetchone() == (None,)
+    PostgresStore(postgres_url).close()
+    open_store(postgres_url, create=False).close()  # once made, it opens
+
+
+def test_openers_at_once_see_no_schema_or_all_of_it(postgres_url: str) -> None:
+    """Hosts starting together: every writer opens (one creates the schema, in one transaction
+    under an advisory lock), and a reader meanwhile finds either no herd state or every table."""
+    start = threading.Barrier(12)
+    problems: list[str] = []
+    seen: list[str] = []
+
+    def write() -> None:
+        start.wait()
+        try:
+            PostgresStore(postgres_url).close()
+        except StoreError as exc:
+            problems.append(f"writer: {exc}")
+
+    def read() -> None:
+        start.wait()
+        for _ in range(40):
+            try:
+                store = PostgresStore(postgres_url, readonly=True)
+            except NoStateError:
+                seen.append("nothing")
+                continue
+            except StoreError as exc:
+                problems.append(f"reader: {exc}")
+                return
+            try:
+                store.workflows(), store.workers(), store.queue_counts()
+                seen.append("all")
+            except StoreError as exc:
+                problems.append(f"reader: {exc}")
+            finally:
+                store.close()
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    threads += [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert problems == []
+    assert "all" in seen

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,15 +31,6 @@ HERD = [sys.executable, "-m", "herd.cli"]
 LOG = "events.log"
 #: the task writes its own start and end lines (date +%s.%N: no Python start-up per task)
 STAMP = '"$HERD_TASK $HERD_ATTEMPT $(date +%s.%N) $$"'
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every test runs on an SQLite file and on PostgreSQL (a fresh database each)."""
-    if request.param == "sqlite":
-        return str(tmp_path / "shared.db")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def herd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -100,13 +90,6 @@ def intervals(root: Path) -> dict[tuple[str, int], Interval]:
         else:
             out[key].end, out[key].ok = float(at), rest == ["ok"]
     return out
-
-
-@pytest.fixture
-def shared(store_url: str) -> Iterator[Store]:
-    store = open_store(store_url)
-    yield store
-    store.close()
 
 
 def workflow_id(store: Store, name: str = "wf") -> int:

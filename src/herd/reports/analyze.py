@@ -91,6 +91,8 @@ class FailedAttempt:
     end: float | None
     stderr: LogTail
     stdout: LogTail
+    #: the end of its stderr (else stdout) its worker stored, shown when neither file is here
+    stored: LogTail | None = None
     user_data: Mapping[str, Any] = field(default_factory=dict)
     events: tuple[Mapping[str, Any], ...] = ()
 
@@ -212,6 +214,13 @@ def _failed_attempt(
     events = tuple(
         {"time": e.time, **e.data} for e in _of_attempt(store.user_events(a.workflow_id, a.task), a)
     )
+    stderr = tail(locate(a.stderr_path, workdir), lines)
+    stdout = tail(locate(a.stdout_path, workdir), lines)
+    stored = None
+    if stderr.problem and stdout.problem:  # run elsewhere (or printed nothing)
+        text = store.failure_log(a.workflow_id, a.task, a.number)
+        if text:
+            stored = LogTail(f"stored by the worker on {a.host}", _last(text, lines))
     return FailedAttempt(
         task=a.task,
         number=a.number,
@@ -225,8 +234,9 @@ def _failed_attempt(
         cwd=a.cwd,
         start=a.start,
         end=a.end,
-        stderr=tail(locate(a.stderr_path, workdir), lines),
-        stdout=tail(locate(a.stdout_path, workdir), lines),
+        stderr=stderr,
+        stdout=stdout,
+        stored=stored,
         user_data=data,
         events=events,
     )
@@ -342,8 +352,11 @@ def tail(path: str, lines: int) -> LogTail:
         return LogTail(path, problem=f"unreadable: {exc.strerror or exc}")
     if not data:
         return LogTail(path, problem="empty")
-    text = data.decode("utf-8", errors="replace").splitlines()
-    return LogTail(path, tuple(text[-lines:]) if lines > 0 else ())
+    return LogTail(path, _last(data.decode("utf-8", errors="replace"), lines))
+
+
+def _last(text: str, lines: int) -> tuple[str, ...]:
+    return tuple(text.splitlines()[-lines:]) if lines > 0 else ()
 
 
 def _read_tail(f: Any, lines: int) -> bytes:
@@ -399,6 +412,8 @@ def _attempt_lines(a: FailedAttempt) -> list[str]:
     ]
     for name, log in (("stderr", a.stderr), ("stdout", a.stdout)):
         out += _log_lines(name, log)
+    if a.stored is not None:
+        out += _log_lines("log tail", a.stored)
     if a.user_data:
         out.append("  user data: " + ", ".join(f"{k}={v!r}" for k, v in a.user_data.items()))
     for e in a.events:

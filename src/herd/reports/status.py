@@ -17,7 +17,7 @@ from herd.store.base import (
     TaskRecord,
     WorkflowRecord,
 )
-from herd.store.queued import WorkerRecord
+from herd.store.queued import Lost, WorkerRecord
 from herd.store.workdir import process_alive
 
 
@@ -32,6 +32,14 @@ class Status:
     workers: list[WorkerRecord] = field(default_factory=list)
     #: when the status was read (epoch seconds): heartbeats are shown as ages
     now: float = 0.0
+    #: attempts of silent workers taken back before this status was read (``herd status`` reaps)
+    reaped: list[Lost] = field(default_factory=list)
+    #: silent workers whose leases could not be reaped from here (a read-only store), and why
+    unreaped: str = ""
+
+    def silent(self) -> list[WorkerRecord]:
+        """The workers that stopped renewing their leases: their attempts are to be reaped."""
+        return [w for w in self.workers if w.silent(self.now)]
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in TaskState}
@@ -53,6 +61,8 @@ class Status:
             "last_run": asdict(self.last_run) if self.last_run else None,
             "interrupted": self.interrupted,
             "workers": [asdict(w) for w in self.workers],
+            "reaped": [{**asdict(x), "then": x.then.value} for x in self.reaped],
+            "unreaped": self.unreaped,
             "tasks": [task_json(t) for t in self.tasks],
         }
 
@@ -100,27 +110,34 @@ def from_json(data: Mapping[str, Any]) -> Status:
         for t in data["tasks"]
     ]
     workers = [WorkerRecord(**w) for w in data["workers"]]
-    return Status(workflow, tasks, last, data["interrupted"], workers, data["now"])
+    reaped = [Lost(**{**x, "then": TaskState(x["then"])}) for x in data.get("reaped", ())]
+    return Status(
+        workflow,
+        tasks,
+        last,
+        data["interrupted"],
+        workers,
+        data["now"],
+        reaped,
+        data.get("unreaped", ""),
+    )
 
 
-def pick_workflow(store: Store, name: str | None) -> WorkflowRecord:
-    """The workflow called ``name``, or the only one in the store."""
+def pick_workflow(store: Store, name: str | None, where: str = "this directory") -> WorkflowRecord:
+    """The workflow called ``name``, or the only one in the store (``where``: the store's name
+    in messages: its URL, file or working directory)."""
     known = store.workflows()
     if name is not None:
         rec = store.workflow(name)
         if rec is None:
             names = ", ".join(w.name for w in known) or "none"
-            raise UsageError(f"no workflow '{name}' in this directory's store (known: {names})")
+            raise UsageError(f"no workflow '{name}' in {where} (known: {names})")
         return rec
     if not known:
-        raise UsageError(
-            "herd has not run anything in this directory yet: run `herd run FILE` first"
-        )
+        raise UsageError(f"herd has not run anything in {where} yet: run `herd run FILE` first")
     if len(known) > 1:
         names = ", ".join(w.name for w in known)
-        raise UsageError(
-            f"this directory holds several workflows ({names}): name one with --workflow"
-        )
+        raise UsageError(f"{where} holds several workflows ({names}): name one with --workflow")
     return known[0]
 
 
@@ -164,6 +181,7 @@ def render(st: Status, *, all_tasks: bool = False) -> str:
         else:
             lines.append(f"last run #{r.id}: {r.status} on {r.host} by {r.user} (pid {r.pid})")
     lines.extend(_worker_lines(st))
+    lines.extend(_reaped_lines(st))
     show = [
         t for t in st.tasks if all_tasks or t.state not in (TaskState.SUCCEEDED, TaskState.SKIPPED)
     ]
@@ -173,6 +191,17 @@ def render(st: Status, *, all_tasks: bool = False) -> str:
         for t in show:
             lines.append(f"{t.name:<{width}}  {t.state.value:<9}  {t.attempts:>5}  {t.reason}")
     return "\n".join(lines)
+
+
+def _reaped_lines(st: Status) -> list[str]:
+    """The attempts this status took back from silent workers, or why it could not."""
+    lines = [
+        f"reaped {x.task} attempt {x.number} of silent worker {x.worker_id}: {x.then.value}"
+        for x in st.reaped
+    ]
+    if st.unreaped:
+        lines.append(st.unreaped)
+    return lines
 
 
 def _worker_lines(st: Status) -> list[str]:

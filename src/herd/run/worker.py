@@ -54,7 +54,6 @@ from herd.run.attempts import DATA, attempt_finished, outcome, user_changes
 from herd.run.submit import RunOptions
 from herd.store.base import AttemptFinished, Change, FileStamp, Sample, Store, WorkerStore
 from herd.store.queued import Claimed, Outcome, QueuedTask, ShippedLog, WorkerRecord
-from herd.store.workdir import safe_name
 
 if TYPE_CHECKING:
     from herd.run.local import RunResult
@@ -298,8 +297,7 @@ class Worker:
         if task.cwd not in self.made_dirs:
             cwd.mkdir(parents=True, exist_ok=True)
             self.made_dirs.add(task.cwd)
-        stdout = cwd / task.stdout if task.stdout else Path(stem + ".out")
-        stderr = cwd / task.stderr if task.stderr else Path(stem + ".err")
+        stdout, stderr = (Path(p) for p in task.log_paths(number))
         for path in (stdout, stderr, Path(stem + DATA)):
             path.unlink(missing_ok=True)  # an earlier attempt's (before herd forget)
         env = {**self.base_env, **task.env}
@@ -332,7 +330,7 @@ class Worker:
         if folder not in self.made_dirs:
             os.makedirs(folder, exist_ok=True)
             self.made_dirs.add(folder)
-        return f"{folder}/{safe_name(task.name)}.{number}"
+        return task.log_stem(number)
 
     # --- ending -----------------------------------------------------------------------------
 
@@ -391,7 +389,8 @@ class Worker:
             now=time.time(),
             mem_cap=self.options.resources.get("mem", float("inf")),
         )
-        tail = _tail(self._output_paths(c))
+        out, err = c.task.log_paths(c.number)
+        tail = _tail((Path(err), Path(out)))
         if again is None:
             return Outcome(
                 finished, ev.pid, ev.start, TaskState.FAILED, detail, log_tail=tail, changes=changes
@@ -412,17 +411,10 @@ class Worker:
 
     def _shipped(self, c: Claimed) -> ShippedLog:
         """The attempt's output to send with its finish (the end of each, when long)."""
-        err, out = self._output_paths(c)
-        stdout, cut_out = _read_end(out, SHIP_MAX)
-        stderr, cut_err = _read_end(err, SHIP_MAX)
+        out, err = c.task.log_paths(c.number)
+        stdout, cut_out = _read_end(Path(out), SHIP_MAX)
+        stderr, cut_err = _read_end(Path(err), SHIP_MAX)
         return ShippedLog(stdout, stderr, cut_out or cut_err)
-
-    def _output_paths(self, c: Claimed) -> tuple[Path, Path]:
-        stem = self._log_stem(c.task, c.number)
-        cwd = Path(c.task.cwd)
-        err = cwd / c.task.stderr if c.task.stderr else Path(stem + ".err")
-        out = cwd / c.task.stdout if c.task.stdout else Path(stem + ".out")
-        return err, out
 
     def _sampled(self, ev: Sampled) -> None:
         held = self.held.get(ev.key)

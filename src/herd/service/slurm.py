@@ -10,6 +10,7 @@ from herd.core.model import Workflow
 from herd.launch.slurm import service as launching
 from herd.launch.slurm.allocations import NodeShape, Sizing
 from herd.launch.slurm.service import AllocationRow, Planned, SlurmSubmit
+from herd.service.state import existing_store
 from herd.store import open_store
 
 __all__ = ["AllocationRow", "Planned", "SlurmSubmit", "dry_run", "request", "status", "submit"]
@@ -67,10 +68,9 @@ def submit(workflow: Workflow, request: SlurmSubmit, say: Callable[[str], None])
 
 
 def status(workflow: str, workdir: Path, store: str | None) -> list[AllocationRow]:
-    """herd's Slurm allocations for ``workflow`` and their workers as the store sees them."""
-    opened = open_store(store) if store else None
-    try:
+    """herd's Slurm allocations for ``workflow`` and their workers as the store sees them (read
+    only: a store with no herd state yet, its workers not started, shows none)."""
+    if not store:
+        return launching.slurm_status(workflow, workdir, None)
+    with existing_store(workdir, store) as opened:
         return launching.slurm_status(workflow, workdir, opened)
-    finally:
-        if opened is not None:
-            opened.close()

@@ -61,6 +61,18 @@ def existing_store(workdir: Path, store: str | None = None) -> Iterator[Store | 
         opened.close()
 
 
+def open_existing(workdir: Path, store: str | None, then: str) -> Store:
+    """The store ``store`` names (by default the working directory's) open for writing, if it
+    holds herd state; else a :class:`UsageError` ending with ``then``, and nothing is created
+    (no file, no schema in an empty database)."""
+    try:
+        return open_store(locate(store, Workdir(workdir).db_path), create=False)
+    except NoStateError:
+        raise UsageError(
+            f"herd has not run anything in {where(workdir, store)} yet{then}"
+        ) from None
+
+
 @contextlib.contextmanager
 def writable(workdir: Path, store: str | None) -> Iterator[Store]:
     """The store ``store`` names (else ``$HERD_STORE``, else the working directory's), created
@@ -84,7 +96,7 @@ def reading(
     with existing_store(workdir, store) as opened:
         if opened is None:
             raise UsageError(f"herd has not run anything in {where(workdir, store)} yet{then}")
-        yield opened, pick_workflow(opened, workflow)
+        yield opened, pick_workflow(opened, workflow, where(workdir, store))
 
 
 @contextlib.contextmanager
@@ -96,15 +108,10 @@ def changing(
     ``spec`` names (read once the store is known to exist), else the store's only one."""
     wd = Workdir(workdir)
     with wd.lock():
-        location = locate(store, wd.db_path)
-        if not is_url(location) and not Path(location).exists():
-            raise UsageError(
-                f"herd has not run anything in {where(workdir, store)} yet: nothing to change"
-            )
-        if workflow is None and spec:
-            workflow = load(spec).name
-        opened = open_store(location)
+        opened = open_existing(workdir, store, ": nothing to change")
         try:
-            yield opened, pick_workflow(opened, workflow)
+            if workflow is None and spec:
+                workflow = load(spec).name
+            yield opened, pick_workflow(opened, workflow, where(workdir, store))
         finally:
             opened.close()

@@ -6,6 +6,7 @@ and returns typed data; rendering (text, JSON, CSV, files) is the front end's.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from herd.reports import status as statuses
 from herd.reports import why as explaining
 from herd.reports.dot import to_dot
 from herd.run.submit import RunOptions
+from herd.service import workers
 from herd.service.runs import load, plan
 from herd.service.state import existing_store, reading
 from herd.store.base import Store, WorkflowRecord
@@ -38,9 +40,28 @@ def _name(workflow: str | None, spec: Workflow | None) -> str | None:
 def status(
     workdir: Path, workflow: str | None = None, *, store: str | None = None
 ) -> statuses.Status:
-    """Where every task of the workflow stands (``herd status``)."""
+    """Where every task of the workflow stands (``herd status``).
+
+    Workers that stopped renewing their leases are reaped first (as ``herd reap`` does: their
+    attempts run again elsewhere), and the status is read after; a store this user may only
+    read is not changed: the status says what was found and who can reap it.
+    """
     with reading(workdir, workflow, store=store) as (opened, record):
-        return statuses.status(opened, record.name)
+        found = statuses.status(opened, record.name)
+    silent = found.silent()
+    if not silent:
+        return found
+    try:
+        reaped = workers.reap(workdir, store)
+    except HerdError as exc:
+        ids = ", ".join(str(w.id) for w in silent)
+        note = (
+            f"worker(s) {ids} stopped renewing their leases; their attempts were not taken "
+            f"back: {exc} (`herd reap` by a user who may write the store takes them back)"
+        )
+        return replace(found, unreaped=note)
+    with reading(workdir, found.workflow.name, store=store) as (opened, record):
+        return replace(statuses.status(opened, record.name), reaped=reaped)
 
 
 def why(workflow: Workflow, options: RunOptions, task: str) -> list[explaining.Step]:

@@ -24,7 +24,7 @@ from herd.exec.machine import worker_resources as offered
 from herd.run.enqueue import Submitted, submit_workflow
 from herd.run.submit import RunOptions
 from herd.run.worker import Worker, WorkerOptions, WorkerResult
-from herd.service.state import writable
+from herd.service.state import open_existing, writable
 from herd.store.queued import Lost
 
 #: the server ``herd worker`` works for when neither --server nor --store is given
@@ -112,5 +112,8 @@ def work(
 def reap(workdir: Path, store: str | None) -> list[Lost]:
     """Take back every attempt whose lease expired: it runs again elsewhere (or fails once its
     retries are spent)."""
-    with writable(workdir, store) as opened:
+    opened = open_existing(workdir, store, ": nothing to reap")
+    try:
         return opened.reap(now=time.time())
+    finally:
+        opened.close()

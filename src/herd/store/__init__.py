@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from herd.errors import StoreError
+from herd.errors import NoStateError, StoreError
 from herd.store.base import Store
 
 if TYPE_CHECKING:
@@ -42,13 +42,17 @@ def locate(store: str | None, default: Path) -> str | Path:
     return chosen if is_url(chosen) else Path(chosen)
 
 
-def open_store(location: str | os.PathLike[str], *, readonly: bool = False) -> Store:
+def open_store(
+    location: str | os.PathLike[str], *, readonly: bool = False, create: bool = True
+) -> Store:
     """The store at ``location``: a ``postgresql://USER@HOST:PORT/DATABASE`` URL, or the path of
     an SQLite file (``.herd/herd.db``), created when missing.
 
     ``readonly`` opens an existing store for reading only (``herd status``): it takes no lock,
     never blocks a running herd, migrates nothing, and fails with
-    :class:`~herd.errors.StoreError` when there is no herd state there.
+    :class:`~herd.errors.NoStateError` when there is no herd state there. Without ``create``,
+    a store that holds no herd state yet is not made one (no file, no schema): commands that
+    change recorded state fail with :class:`~herd.errors.NoStateError` instead.
     """
     if is_url(location):
         url = str(location)
@@ -59,9 +63,11 @@ def open_store(location: str | os.PathLike[str], *, readonly: bool = False) -> S
             )
         from herd.store.postgres import PostgresStore
 
-        return PostgresStore(url, readonly=readonly)
+        return PostgresStore(url, readonly=readonly, create=create)
     from herd.store.sqlite import SQLiteStore
 
+    if not create and not Path(location).is_file():
+        raise NoStateError(f"no herd database at {location}")
     return SQLiteStore(location, readonly=readonly)
 
 

@@ -102,8 +102,9 @@ class PostgresStore(WorkerLeftovers, Served):
     """The :class:`~herd.store.base.Store` in a PostgreSQL database.
 
     ``readonly`` opens an existing herd schema without migrating it, in read-only transactions
-    (for ``herd status``). ``connect_timeout`` bounds each connection attempt (seconds);
-    ``reconnect_for`` is how long a lost connection is retried before the call fails.
+    (for ``herd status``); without ``create`` a database with no herd schema is left as it is
+    (:class:`~herd.errors.NoStateError`). ``connect_timeout`` bounds each connection attempt
+    (seconds); ``reconnect_for`` is how long a lost connection is retried before the call fails.
     ``clock`` gives the times the store stamps itself. Use a store from one thread at a time.
     """
 
@@ -112,6 +113,7 @@ class PostgresStore(WorkerLeftovers, Served):
         url: str,
         *,
         readonly: bool = False,
+        create: bool = True,
         connect_timeout: float = 10.0,
         reconnect_for: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -129,7 +131,7 @@ class PostgresStore(WorkerLeftovers, Served):
                 if readonly:
                     check_version(self._conn, self.where, dialect)
                 else:
-                    migrate(self._conn, self.where, dialect)
+                    migrate(self._conn, self.where, dialect, create=create)
                     create_staging(self._conn)
         except BaseException:
             self._conn.close()

@@ -2,10 +2,10 @@
 
 Table ``herd_schema`` holds the number of the last migration applied. :func:`migrate` creates the
 schema in an empty database (or ``search_path`` schema) and applies missing migrations, in one
-transaction under an advisory lock (several hosts may start at once); a schema from a newer herd
-is refused, and so is a database that has a ``workflows`` table but no herd schema. A psycopg
-error becomes one line with what to do (:func:`advice`): wrong credentials, an unreachable
-server, a missing database.
+transaction under an advisory lock (several hosts may start at once; readers see no schema or all
+of it); a schema from a newer herd is refused, and so is a database that has a ``workflows`` table
+but no herd schema. A psycopg error becomes one line with what to do (:func:`advice`): wrong
+credentials, an unreachable server, a missing database.
 """
 
 from __future__ import annotations
@@ -37,30 +37,44 @@ def create_staging(conn: _Conn) -> None:
     conn.execute(_QUERIES["create_task_staging"].sql)
 
 
-def migrate(conn: _Conn, where: str, dialect: Dialect = POSTGRES) -> None:
+def migrate(conn: _Conn, where: str, dialect: Dialect = POSTGRES, *, create: bool = True) -> None:
     """Bring the schema behind ``conn`` to the last of the dialect's migrations.
 
-    An empty database (or ``search_path`` schema) gets ``schema.sql``; all in one transaction,
-    under an advisory lock so that hosts starting together migrate once. A schema from a newer
+    An empty database (or ``search_path`` schema) gets ``schema.sql``; without ``create`` it is
+    refused instead (:class:`NoStateError`: nothing is made). The schema is created or migrated
+    in one transaction, so readers see no herd schema or all of it, under an advisory lock that
+    hosts starting together queue on: the transaction begins once the lock is held, so it sees
+    what the host before committed (a transaction begun before the wait would look the tables up
+    in the catalog entries it cached then, and create them a second time). A schema from a newer
     herd, or tables not from herd, are refused.
     """
     if _version(conn) == dialect.version:
         return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        version = _version(conn)  # another host may have migrated meanwhile
-        _refuse_newer(where, version, dialect.version)
-        if version == dialect.version:
-            return
-        if version == 0:
-            _refuse_foreign(conn, where)
-            conn.execute(dialect.schema)
-            conn.execute("INSERT INTO herd_schema (version) VALUES (%s)", (dialect.version,))
-            return
-        for migration in dialect.migrations[version:]:
-            logger.info("%s: migrating to schema %04d_%s", where, migration.version, migration.name)
-            conn.execute(migration.sql)
-        conn.execute("UPDATE herd_schema SET version = %s", (dialect.version,))
+    conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+    try:
+        with conn.transaction():
+            _migrate_locked(conn, where, dialect, create)
+    finally:
+        if not conn.closed:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+
+
+def _migrate_locked(conn: _Conn, where: str, dialect: Dialect, create: bool) -> None:
+    version = _version(conn)  # another host may have migrated meanwhile
+    _refuse_newer(where, version, dialect.version)
+    if version == dialect.version:
+        return
+    if version == 0:
+        if not create:
+            raise NoStateError(f"{where} holds no herd state yet")
+        _refuse_foreign(conn, where)
+        conn.execute(dialect.schema)
+        conn.execute("INSERT INTO herd_schema (version) VALUES (%s)", (dialect.version,))
+        return
+    for migration in dialect.migrations[version:]:
+        logger.info("%s: migrating to schema %04d_%s", where, migration.version, migration.name)
+        conn.execute(migration.sql)
+    conn.execute("UPDATE herd_schema SET version = %s", (dialect.version,))
 
 
 def _version(conn: _Conn) -> int:

@@ -278,6 +278,7 @@ def _hold(
         tx.run("use_pool", {"workflow_id": c.workflow_id, "name": name, "amount": amount})
     host, user, pid = who
     reason = c.task.reason if c.tries == 1 else f"retry {c.tries - 1}"
+    stdout, stderr = c.task.log_paths(c.number)
     attempt = AttemptRecord(
         c.workflow_id,
         c.run_id,
@@ -292,6 +293,8 @@ def _hold(
         c.task.fingerprint,
         reason,
         cwd=c.task.cwd,
+        stdout_path=stdout,
+        stderr_path=stderr,
         resources=c.resources,
     )
     change = TaskChanged(c.workflow_id, c.task.name, TaskState.RUNNING, now, attempts=c.number)

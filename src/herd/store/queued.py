@@ -8,11 +8,13 @@ came too late (:class:`StaleReport`) and the output shipped with a finish (:clas
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from herd.core.model import Recovery, TaskState
+from herd.store.workdir import safe_name
 
 if TYPE_CHECKING:
     from herd.store.base import AttemptFinished, Change
@@ -53,6 +55,20 @@ class QueuedTask:
     fingerprint: str = ""
     cmd_digest: str = ""
     env_digest: str = ""
+
+    def log_stem(self, number: int) -> str:
+        """Attempt ``number``'s output files without their suffix (``.out``, ``.err``, user
+        data): in the workflow's log folder, as ``herd run`` names them."""
+        folder = self.log_dir or os.path.join(".herd", "logs")
+        return f"{folder}/{safe_name(self.name)}.{number}"
+
+    def log_paths(self, number: int) -> tuple[str, str]:
+        """Where attempt ``number`` writes its stdout and stderr (a declared redirection, in the
+        task's directory, else the log folder)."""
+        stem = self.log_stem(number)
+        out = os.path.join(self.cwd, self.stdout) if self.stdout else stem + ".out"
+        err = os.path.join(self.cwd, self.stderr) if self.stderr else stem + ".err"
+        return out, err
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +142,13 @@ class WorkerRecord:
     state: str
     resources: Mapping[str, float]
     held: int = 0
+    #: seconds its leases last without a heartbeat
+    lease: float = 0.0
+
+    def silent(self, now: float) -> bool:
+        """Whether the worker stopped renewing its leases: :meth:`Store.reap` would take its
+        attempts back (and mark it ``lost``)."""
+        return self.state in ("active", "draining") and self.heartbeat + self.lease < now
 
 
 @dataclass(frozen=True, slots=True)

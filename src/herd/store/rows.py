@@ -167,9 +167,9 @@ def attempt_record(row: Row) -> AttemptRecord:
 
 
 def worker_record(row: Row) -> WorkerRecord:
-    worker_id, host, pid, user, started, heartbeat, state, resources, held = row
+    worker_id, host, pid, user, started, heartbeat, state, resources, held, lease = row
     return WorkerRecord(
-        worker_id, host, pid, user, started, heartbeat, state, floats(resources), held
+        worker_id, host, pid, user, started, heartbeat, state, floats(resources), held, lease
     )
 
 

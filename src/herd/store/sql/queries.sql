@@ -276,7 +276,8 @@ SELECT host, username, pid, state FROM workers WHERE id = :worker_id;
 
 -- all_workers --
 SELECT w.id, w.host, w.pid, w.username AS user, w.started, w.heartbeat, w.state, w.resources,
-    (SELECT count(*) FROM queue AS q WHERE q.worker_id = w.id AND q.state = 'running') AS held
+    (SELECT count(*) FROM queue AS q WHERE q.worker_id = w.id AND q.state = 'running') AS held,
+    w.lease
 FROM workers AS w
 ORDER BY w.id;
 
