@@ -349,6 +349,21 @@ class QueueContract:
         assert store.queue_counts([one]) == {TaskState.RUNNING: 1, TaskState.WAITING: 1}
         assert store.queue_counts()[TaskState.READY] == 1
 
+    def test_queue_states_of_named_tasks(self, store: Store) -> None:
+        one = self.submit(store, queued("a", 0), queued("b", 1, "a"), queued("c", 2))
+        store.claim(self.worker(store), {"cpu": 1}, now=2.0, lease=LEASE)
+        assert store.queue_states(one, ["a", "b", "nope"]) == {
+            "a": TaskState.RUNNING,
+            "b": TaskState.WAITING,
+        }
+        assert store.queue_states(one, []) == {}
+
+    def test_temp_inputs_travel_with_the_task(self, store: Store) -> None:
+        temp = {"/data/hits.tmp": ("a", "b")}
+        self.submit(store, replace(queued("a", 0), temp_inputs=temp))
+        (claimed,) = store.claim(self.worker(store), CPU2, now=2.0, lease=LEASE)
+        assert claimed.task.temp_inputs == temp
+
 
 class TestSQLiteQueue(QueueContract):
     def make_store(self, tmp_path: Path) -> Store:

@@ -121,3 +121,52 @@ def test_analyze_shows_the_tail_a_worker_stored_when_the_logs_are_elsewhere(
     data = json.loads(herd("analyze", "--json", "--store", store_url, cwd=tmp_path).stdout)
     (attempt,) = data["failures"][0]["attempts"]
     assert attempt["stored"]["lines"] == ["boom: detector map missing"]
+
+
+def test_workers_remove_a_temp_file_once_every_reader_succeeded(
+    tmp_path: Path, store_url: str
+) -> None:
+    """As ``herd run`` does: the worker whose finish leaves every reader succeeded removes it;
+    a temp file whose reader failed is kept for its rerun."""
+    temp = {"path": "hits.tmp", "temp": True}
+    spare = {"path": "spare.tmp", "temp": True}
+    tasks = [
+        {
+            "name": "sim",
+            "cmd": "echo hits > hits.tmp; echo s > spare.tmp",
+            "outputs": [temp, spare],
+        },
+        {
+            "name": "digi",
+            "cmd": "sleep 0.3; cat hits.tmp > digi.out",
+            "needs": ["sim"],
+            "inputs": ["hits.tmp"],
+            "outputs": ["digi.out"],
+        },
+        {
+            "name": "qc",
+            "cmd": "cat hits.tmp > qc.out",
+            "needs": ["sim"],
+            "inputs": ["hits.tmp"],
+            "outputs": ["qc.out"],
+        },
+        {"name": "bad", "cmd": "cat spare.tmp; exit 1", "needs": ["sim"], "inputs": ["spare.tmp"]},
+    ]
+    spec = write_spec(tmp_path, tasks)
+    assert herd("submit", str(spec), "--store", store_url, cwd=tmp_path).returncode == 0
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "herd.cli", "worker", "--store", store_url, "--cpus", "1"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for w in workers:
+        _, err = w.communicate(timeout=60)
+        assert w.returncode == 0, err
+    assert (tmp_path / "digi.out").read_text() == (tmp_path / "qc.out").read_text() == "hits\n"
+    assert not (tmp_path / "hits.tmp").exists()
+    assert (tmp_path / "spare.tmp").exists()  # its reader failed: kept for the rerun

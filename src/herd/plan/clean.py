@@ -1,7 +1,10 @@
 """Temporary and intermediate files: removing them during a run (``temp``) or on request.
 
 A ``temp`` output is deleted as soon as every task of this run that reads it has succeeded
-(O2DPG's ``--remove-files-early``, Pegasus's in-place clean-up). A temp file is kept when a task
+(O2DPG's ``--remove-files-early``, Pegasus's in-place clean-up). Workers do the same for a
+submitted workflow: each reader carries the temp files it reads with their readers
+(:meth:`TempFiles.readers`), and the worker whose finish leaves every reader succeeded removes
+the file, on whatever host (:func:`unneeded`); two finishing at once may both remove it. A temp file is kept when a task
 that reads it failed (its rerun will want it) or lies outside this run's selection (a later run
 may want it). A later run that needs a deleted temp file again runs its producer again
 (``plan/planner.py``).
@@ -13,7 +16,8 @@ reads their files has to run.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import contextlib
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from herd.core.graph import Graph, file_key
@@ -24,7 +28,7 @@ class TempFiles:
     """Counts, for each temp file, the readers in this run that have not succeeded yet."""
 
     def __init__(self, graph: Graph, todo: Collection[int], selected: Collection[int]) -> None:
-        self.graph = graph
+        self.graph, self.todo = graph, todo
         temp = {file_key(t, p) for t in graph.tasks for p in t.temp}
         self.pending: dict[str, int] = {}
         keep: set[str] = set()
@@ -43,6 +47,18 @@ class TempFiles:
     def __bool__(self) -> bool:
         return bool(self.pending)
 
+    def readers(self) -> dict[str, list[int]]:
+        """Each temp file this run removes, with the tasks of the run that read it (workers
+        remove it once all of them succeeded: ``herd submit`` records them with each reader)."""
+        out: dict[str, list[int]] = {key: [] for key in self.pending}
+        for i in self.todo if self.pending else ():
+            task = self.graph.tasks[i]
+            for path in task.inputs:
+                readers = out.get(file_key(task, path))
+                if readers is not None and i not in readers:
+                    readers.append(i)
+        return out
+
     def release(self, i: int) -> list[str]:
         """Task ``i`` succeeded: the temp files (workflow-relative) that nobody needs any more."""
         done = []
@@ -58,6 +74,18 @@ class TempFiles:
             else:
                 self.pending[key] = left - 1
         return done
+
+
+def unneeded(temp_inputs: Mapping[str, Sequence[str]], done: Collection[str]) -> list[Path]:
+    """The temp files (absolute paths, with the tasks that read them) whose readers are all in
+    ``done``, removed from disk (a file already gone is skipped)."""
+    removed = []
+    for path, readers in temp_inputs.items():
+        if all(name in done for name in readers):
+            with contextlib.suppress(FileNotFoundError):
+                Path(path).unlink()
+                removed.append(Path(path))
+    return removed
 
 
 def removable(graph: Graph, *, intermediate: bool = False) -> list[tuple[str, str]]:

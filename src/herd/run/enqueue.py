@@ -15,11 +15,14 @@ import getpass
 import os
 import socket
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from herd.core.graph import Graph
 from herd.core.model import STANDARD_RESOURCES, Workflow
 from herd.core.scheduler import order_keys
+from herd.plan.clean import TempFiles
 from herd.plan.commands import Commands
 from herd.run.submit import Prepared, RunOptions, prepare, record
 from herd.store.base import (
@@ -79,6 +82,7 @@ def queued_tasks(
     keys = order_keys(graph, set(todo), options.policy, durations)
     commands = Commands(workflow)
     log_dir = str(Workdir(options.workdir).workflow_logs_dir(workflow.name))
+    temp = _temp_inputs(graph, todo, prepared.selected, options.workdir)
     out = []
     for seq, i in enumerate(sorted(todo, key=keys.__getitem__)):
         task, verdict = tasks[i], prepared.plan.verdicts[i]
@@ -110,6 +114,20 @@ def queued_tasks(
                 fingerprint=verdict.fingerprint,
                 cmd_digest=verdict.cmd_digest,
                 env_digest=verdict.env_digest,
+                temp_inputs=temp.get(i, {}),
             )
         )
+    return out
+
+
+def _temp_inputs(
+    graph: Graph, todo: Collection[int], selected: Collection[int], workdir: Path
+) -> dict[int, dict[str, tuple[str, ...]]]:
+    """For each task to run that reads temp files herd removes: those files (absolute) and the
+    tasks that read them, as :class:`~herd.plan.clean.TempFiles` decides for ``herd run``."""
+    out: dict[int, dict[str, tuple[str, ...]]] = {}
+    for key, readers in TempFiles(graph, todo, selected).readers().items():
+        names = tuple(graph.name(i) for i in readers)
+        for i in readers:
+            out.setdefault(i, {})[str(workdir / key)] = names
     return out

@@ -49,10 +49,19 @@ from herd.exec.executor import LocalExecutor
 from herd.exec.leftovers import stop_leftovers
 from herd.exec.markers import touch
 from herd.exec.monitor import is_alive
+from herd.plan.clean import unneeded
 from herd.plan.files import Files
 from herd.run.attempts import DATA, attempt_finished, outcome, user_changes
 from herd.run.submit import RunOptions
-from herd.store.base import AttemptFinished, Change, FileStamp, Sample, Store, WorkerStore
+from herd.store.base import (
+    AttemptFinished,
+    Change,
+    FileStamp,
+    QueueStates,
+    Sample,
+    Store,
+    WorkerStore,
+)
 from herd.store.queued import Claimed, Outcome, QueuedTask, ShippedLog, WorkerRecord
 
 if TYPE_CHECKING:
@@ -130,6 +139,8 @@ class Worker:
         self.signals = 0
         self.made_dirs: set[str] = set()
         self.cleaned: set[int] = set()  # dead workers of this host whose processes were stopped
+        #: temp files read by tasks that succeeded here, to remove once every reader did
+        self.temp: dict[tuple[int, str], Mapping[str, tuple[str, ...]]] = {}
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -368,6 +379,8 @@ class Worker:
         )
         shipped = self._shipped(c) if self.options.ship_logs else None
         if ok:
+            if task.temp_inputs:
+                self.temp[(c.workflow_id, task.name)] = task.temp_inputs
             return Outcome(
                 finished, ev.pid, ev.start, TaskState.SUCCEEDED, changes=changes, shipped=shipped
             )
@@ -438,6 +451,23 @@ class Worker:
                 continue
             self.finished += 1
             self.succeeded += o.then is TaskState.SUCCEEDED
+        self._remove_temp(outcomes, accepted)
+
+    def _remove_temp(self, outcomes: Sequence[Outcome], accepted: Sequence[bool]) -> None:
+        """Remove the temp files every reader of which has now succeeded (read after the finish
+        committed: of two workers finishing the last readers at once, the later sees both)."""
+        for o, ok in zip(outcomes, accepted, strict=True):
+            a = o.attempt
+            temp = self.temp.pop((a.workflow_id, a.task), None)
+            if temp is None or not ok:
+                continue
+            if not isinstance(self.store, QueueStates):
+                continue  # (the server's HTTP client cannot tell yet: `herd clean` removes them)
+            readers = {name for names in temp.values() for name in names}
+            states = self.store.queue_states(a.workflow_id, sorted(readers))
+            done = {name for name, state in states.items() if state is TaskState.SUCCEEDED}
+            for path in unneeded(temp, done):
+                logger.info("removed temp file %s: every task reading it succeeded", path)
 
     # --- leases and signals -----------------------------------------------------------------
 

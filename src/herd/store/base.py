@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from herd.core.model import EMPTY, Kill, RunStatus, Scope, SpecFormat, TaskState, Workflow
 from herd.store.queued import (
@@ -432,7 +432,18 @@ class WorkerStore(Protocol):
         ...
 
 
-class Store(WorkerStore, Protocol):
+@runtime_checkable
+class QueueStates(Protocol):
+    """A store that tells the queue states of named tasks: a worker on it removes temp files
+    once their readers succeeded (every :class:`Store`; not the server's HTTP client yet)."""
+
+    def queue_states(self, workflow_id: int, tasks: Sequence[str]) -> dict[str, TaskState]:
+        """The queue state of each of ``tasks`` (a task not in the workflow's queue is left
+        out)."""
+        ...
+
+
+class Store(WorkerStore, QueueStates, Protocol):
     """Workflow state: workflows, task states, runs, attempts with provenance, samples, user data.
 
     Every method either completes or raises :class:`herd.errors.StoreError` (driver errors are

@@ -76,6 +76,9 @@ def decode_spec(text: str) -> QueuedTask:
         values[name] = tuple(values[name])
     recovery = values["recovery"]
     values["recovery"] = None if recovery is None else Recovery(**recovery)
+    temp = values.get("temp_inputs")
+    if temp:
+        values["temp_inputs"] = {path: tuple(readers) for path, readers in temp.items()}
     return QueuedTask(**values)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from herd.core.model import Recovery, TaskState
@@ -55,6 +55,9 @@ class QueuedTask:
     fingerprint: str = ""
     cmd_digest: str = ""
     env_digest: str = ""
+    #: temp files it reads (absolute) and all their readers in the submission: removed once
+    #: every one of them succeeded
+    temp_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def log_stem(self, number: int) -> str:
         """Attempt ``number``'s output files without their suffix (``.out``, ``.err``, user

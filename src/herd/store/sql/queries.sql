@@ -373,6 +373,10 @@ WHERE state = 'running' AND lease_until < :now;
 UPDATE workers SET state = 'lost'
 WHERE state IN ('active', 'draining') AND heartbeat + lease < :now;
 
+-- queue_states --
+SELECT task, state FROM queue
+WHERE workflow_id = :workflow_id AND task IN (SELECT value FROM json_each(:tasks));
+
 -- queue_counts --
 SELECT state, count(*) FROM queue
 WHERE :all_workflows OR workflow_id IN (SELECT value FROM json_each(:workflows))

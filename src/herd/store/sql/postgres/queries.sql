@@ -400,6 +400,11 @@ FOR UPDATE SKIP LOCKED;
 UPDATE workers SET state = 'lost'
 WHERE state IN ('active', 'draining') AND heartbeat + lease < :now;
 
+-- queue_states --
+SELECT task, state FROM queue
+WHERE workflow_id = :workflow_id
+    AND task IN (SELECT jsonb_array_elements_text(CAST(:tasks AS jsonb)));
+
 -- queue_counts --
 SELECT state, count(*) FROM queue
 WHERE :all_workflows
