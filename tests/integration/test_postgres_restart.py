@@ -63,3 +63,44 @@ def test_a_run_carries_on_across_a_server_restart(
             "SELECT task, count(*) FROM attempts WHERE state = 'succeeded' GROUP BY task"
         ).fetchall()
     assert sorted(rows) == sorted((f"t{i}", 1) for i in range(TASKS))
+
+
+@pytest.mark.slow
+def test_workers_carry_on_across_a_server_restart(
+    tmp_path: Path, cluster: pgserver.Cluster
+) -> None:
+    spec = tmp_path / "wf.yaml"
+    lines = ["name: restart", "tasks:"]
+    lines += [f"- {{name: t{i}, cmd: 'sleep 0.1; echo t{i} >> done.log'}}" for i in range(TASKS)]
+    spec.write_text("\n".join(lines) + "\n")
+    herd = [sys.executable, "-m", "herd.cli"]
+    submitted = subprocess.run(
+        [*herd, "submit", str(spec), "--store", cluster.url], cwd=tmp_path, capture_output=True
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    argv = [*herd, "worker", "--store", cluster.url, "--cpus", "1", "--mem", "1000"]
+    workers = [
+        subprocess.Popen(
+            argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    deadline = time.monotonic() + 60
+    while _succeeded(cluster.url) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(w.poll() is None for w in workers), "the workers ended before the restart"
+    cluster.restart()
+    errors = []
+    for w in workers:
+        out, err = w.communicate(timeout=120)
+        assert w.returncode == 0, err
+        assert "the workflows it serves are finished" in out
+        errors.append(err)
+    assert any("reconnecting" in err for err in errors)  # they did lose the connection
+    done = (tmp_path / "done.log").read_text().split()
+    assert sorted(done) == sorted(f"t{i}" for i in range(TASKS))  # each ran exactly once
+    with psycopg.connect(cluster.url) as conn:
+        rows = conn.execute(
+            "SELECT task, count(*) FROM attempts WHERE state = 'succeeded' GROUP BY task"
+        ).fetchall()
+    assert sorted(rows) == sorted((f"t{i}", 1) for i in range(TASKS))

@@ -7,7 +7,9 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -320,7 +322,8 @@ def test_herd_status_shows_workers(tmp_path: Path) -> None:
     try:
         wait_for(lambda: "held 1" in herd("status", cwd=tmp_path).stdout)
         shown = herd("status", cwd=tmp_path).stdout
-        assert f"(pid {w.pid}): active, held 1, cpu=3 " in shown
+        assert f"on {socket.gethostname()} (pid {w.pid}): active, held 1, cpu=3 " in shown
+        assert re.search(r"mem=4000, last heartbeat \d+ s ago", shown), shown
         assert "interrupted" not in shown  # the submitting herd is gone: workers serve the run
     finally:
         w.send_signal(signal.SIGINT)

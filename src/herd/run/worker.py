@@ -212,9 +212,9 @@ class Worker:
             if mono >= next_beat:
                 self._heartbeat()
                 next_beat = mono + beat_every
-            if not self.draining and (work or mono >= next_claim) and self._claim():
-                work = True  # there may be more that fits once these end
-            next_claim = mono + RECHECK if work else next_claim
+            if not self.draining and (work or mono >= next_claim):
+                self._claim()
+                next_claim = mono + RECHECK  # (a claim that was due must not stay due: a spin)
             work = False
             if self.held:
                 idle_since = mono

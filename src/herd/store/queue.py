@@ -65,11 +65,17 @@ class Tx(Protocol):
 def encode_spec(task: QueuedTask) -> str:
     values = asdict(task)
     values["recovery"] = None if task.recovery is None else asdict(task.recovery)
+    if not task.temp_inputs:
+        del values["temp_inputs"]  # (an older herd's worker reads the spec too)
     return _encode(values)
 
 
+#: the fields a spec may hold: a newer herd's additions are left out (it still runs)
+_SPEC_FIELDS = frozenset(QueuedTask.__dataclass_fields__)
+
+
 def decode_spec(text: str) -> QueuedTask:
-    values = json.loads(text)
+    values = {k: v for k, v in json.loads(text).items() if k in _SPEC_FIELDS}
     cmd = values["cmd"]
     values["cmd"] = cmd if isinstance(cmd, str) else tuple(cmd)
     for name in ("needs", "inputs", "outputs"):
