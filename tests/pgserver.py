@@ -151,8 +151,9 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[Cluster]:
-    """A new cluster in a temporary folder, on a free port; removed afterwards."""
+def throwaway_cluster(password: str | None = None) -> Iterator[Cluster]:
+    """A new cluster in a temporary folder, on a free port; removed afterwards. With
+    ``password``, TCP connections must give it (scram-sha-256), and the URL does."""
     bin_dir = _binaries() or _install()
     folder = Path(tempfile.mkdtemp(prefix="herd-pg-"))
     data, port = folder / "data", _free_port()
@@ -161,14 +162,19 @@ def throwaway_cluster() -> Iterator[Cluster]:
         _as_user(["true"])  # creates the user
         shutil.chown(folder, _USER)
     try:
-        _check(
-            _as_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"])
-        )
+        initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
+        if password is not None:
+            (folder / "pw").write_text(password + "\n")
+            if os.geteuid() == 0:
+                shutil.chown(folder / "pw", _USER)
+            initdb += ["--auth-host=scram-sha-256", f"--pwfile={folder / 'pw'}"]
+        _check(_as_user(initdb))
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
         pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w"]
         _check(_as_user([*pg_ctl, "-o", options, "start"]))
         try:
-            yield Cluster(f"postgresql://postgres@127.0.0.1:{port}/postgres", pg_ctl)
+            user = "postgres" if password is None else f"postgres:{quote(password, safe='')}"
+            yield Cluster(f"postgresql://{user}@127.0.0.1:{port}/postgres", pg_ctl)
         finally:
             _as_user_run([*pg_ctl, "-m", "immediate", "stop"])
     finally:

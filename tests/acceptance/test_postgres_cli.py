@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
+
+from tests import pgserver
 
 WORKFLOW = """\
 name: pg
@@ -108,3 +111,19 @@ def test_a_schema_from_a_newer_herd_is_refused(tmp_path: Path, postgres_url: str
         conn.execute("UPDATE herd_schema SET version = version + 1")
     for command in (["run", "wf.yaml"], ["status"], ["stats"]):
         _one_line_exit_3(herd(*command, "--store", postgres_url, cwd=tmp_path), "newer herd")
+
+
+def test_a_wrong_password_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    """On a cluster of the test's own that asks for passwords (the shared server trusts)."""
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    try:
+        with pgserver.throwaway_cluster(password="s3cret") as cluster:
+            right = herd("run", "wf.yaml", "-k", "--store", cluster.url, cwd=tmp_path)
+            assert right.returncode == 1, right.stderr  # it runs (flaky fails) with the password
+            wrong = cluster.url.replace(":s3cret@", ":wrong@")
+            for command in (["run", "wf.yaml"], ["status"], ["submit", "wf.yaml"], ["worker"]):
+                r = herd(*command, "--store", wrong, cwd=tmp_path)
+                _one_line_exit_3(r, "password authentication failed", "check the password")
+                assert "wrong" not in r.stderr  # no password in messages
+    except pgserver.NoServer as exc:
+        pytest.fail(str(exc), pytrace=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -65,6 +66,19 @@ def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
 
 def herd_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "herd.cli", *args]
+
+
+def herd(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``herd ARGS`` run to its end in ``cwd``."""
+    return subprocess.run(herd_cmd(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def worker(store: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
+    """A ``herd worker`` on ``store``, started (4 GB of memory unless ``args`` say)."""
+    argv = herd_cmd("worker", "--store", store, "--mem", "4000", *args)
+    return subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def alive(pid: int) -> bool:

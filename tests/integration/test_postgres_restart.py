@@ -27,6 +27,25 @@ def _succeeded(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _spec(root: Path) -> Path:
+    spec = root / "wf.yaml"
+    lines = ["name: restart", "tasks:"]
+    lines += [f"- {{name: t{i}, cmd: 'sleep 0.1; echo t{i} >> done.log'}}" for i in range(TASKS)]
+    spec.write_text("\n".join(lines) + "\n")
+    return spec
+
+
+def _each_ran_once(root: Path, url: str) -> None:
+    """Every task ran once (the tasks' own log) and succeeded once (the store)."""
+    done = (root / "done.log").read_text().split()
+    assert sorted(done) == sorted(f"t{i}" for i in range(TASKS))
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT task, count(*) FROM attempts WHERE state = 'succeeded' GROUP BY task"
+        ).fetchall()
+    assert sorted(rows) == sorted((f"t{i}", 1) for i in range(TASKS))
+
+
 @pytest.fixture
 def cluster() -> Iterator[pgserver.Cluster]:
     try:
@@ -40,10 +59,7 @@ def cluster() -> Iterator[pgserver.Cluster]:
 def test_a_run_carries_on_across_a_server_restart(
     tmp_path: Path, cluster: pgserver.Cluster
 ) -> None:
-    spec = tmp_path / "wf.yaml"
-    lines = ["name: restart", "tasks:"]
-    lines += [f"- {{name: t{i}, cmd: 'sleep 0.1; echo t{i} >> done.log'}}" for i in range(TASKS)]
-    spec.write_text("\n".join(lines) + "\n")
+    spec = _spec(tmp_path)
     cmd = [sys.executable, "-m", "herd.cli", "run", str(spec), "-q", "--cpu-limit", "2"]
     run = subprocess.Popen(
         [*cmd, "--store", cluster.url], cwd=tmp_path, stderr=subprocess.PIPE, text=True
@@ -56,23 +72,14 @@ def test_a_run_carries_on_across_a_server_restart(
     _, stderr = run.communicate(timeout=120)
     assert run.returncode == 0, stderr
     assert "reconnecting" in stderr  # it did lose the connection
-    done = (tmp_path / "done.log").read_text().split()
-    assert sorted(done) == sorted(f"t{i}" for i in range(TASKS))  # each ran exactly once
-    with psycopg.connect(cluster.url) as conn:
-        rows = conn.execute(
-            "SELECT task, count(*) FROM attempts WHERE state = 'succeeded' GROUP BY task"
-        ).fetchall()
-    assert sorted(rows) == sorted((f"t{i}", 1) for i in range(TASKS))
+    _each_ran_once(tmp_path, cluster.url)
 
 
 @pytest.mark.slow
 def test_workers_carry_on_across_a_server_restart(
     tmp_path: Path, cluster: pgserver.Cluster
 ) -> None:
-    spec = tmp_path / "wf.yaml"
-    lines = ["name: restart", "tasks:"]
-    lines += [f"- {{name: t{i}, cmd: 'sleep 0.1; echo t{i} >> done.log'}}" for i in range(TASKS)]
-    spec.write_text("\n".join(lines) + "\n")
+    spec = _spec(tmp_path)
     herd = [sys.executable, "-m", "herd.cli"]
     submitted = subprocess.run(
         [*herd, "submit", str(spec), "--store", cluster.url], cwd=tmp_path, capture_output=True
@@ -97,10 +104,4 @@ def test_workers_carry_on_across_a_server_restart(
         assert "the workflows it serves are finished" in out
         errors.append(err)
     assert any("reconnecting" in err for err in errors)  # they did lose the connection
-    done = (tmp_path / "done.log").read_text().split()
-    assert sorted(done) == sorted(f"t{i}" for i in range(TASKS))  # each ran exactly once
-    with psycopg.connect(cluster.url) as conn:
-        rows = conn.execute(
-            "SELECT task, count(*) FROM attempts WHERE state = 'succeeded' GROUP BY task"
-        ).fetchall()
-    assert sorted(rows) == sorted((f"t{i}", 1) for i in range(TASKS))
+    _each_ran_once(tmp_path, cluster.url)

@@ -7,26 +7,23 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from herd.core.model import TaskState
 from herd.store.base import Store
 
-from .helpers import write_spec
+from .helpers import herd, worker, write_spec
 
 LOG = "events.log"
 
 
 def work(store: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "herd.cli", "worker", "--store", store, "--mem", "4000", *args]
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return herd("worker", "--store", store, "--mem", "4000", *args, cwd=cwd, timeout=120)
 
 
 def submit(store: str, spec: Path) -> None:
-    argv = [sys.executable, "-m", "herd.cli", "submit", str(spec), "--store", store]
-    done = subprocess.run(argv, cwd=spec.parent, capture_output=True, text=True, timeout=60)
+    done = herd("submit", str(spec), "--store", store, cwd=spec.parent)
     assert done.returncode == 0, done.stderr
 
 
@@ -137,10 +134,7 @@ def test_an_idle_worker_waits_without_spinning_and_wakes_on_a_submit(
     tmp_path: Path, store_url: str
 ) -> None:
     """PostgreSQL: LISTEN/NOTIFY; SQLite: the file's data version, read from shared memory."""
-    argv = [sys.executable, "-m", "herd.cli", "worker", "--store", store_url, "--cpus", "1"]
-    w = subprocess.Popen(
-        [*argv, "--idle-exit", "60"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    w = worker(store_url, tmp_path, "--cpus", "1", "--idle-exit", "60")
     try:
         time.sleep(2)  # started and idle: nothing to await
         before = _cpu_seconds(w.pid)

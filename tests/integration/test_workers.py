@@ -27,29 +27,12 @@ from herd.store import open_store
 from herd.store.base import Store
 from herd.store.queued import ShippedLog
 
-from .helpers import wait_for, write_spec
+from .helpers import herd, wait_for, worker, write_spec
 
 HERD = [sys.executable, "-m", "herd.cli"]
 LOG = "events.log"
 #: the task writes its own start and end lines (date +%s.%N: no Python start-up per task)
 STAMP = '"$HERD_TASK $HERD_ATTEMPT $(date +%s.%N) $$"'
-
-
-def herd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "herd.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def worker(store: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "herd.cli", "worker", "--store", store, "--mem", "4000", *args]
-    return subprocess.Popen(
-        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
 
 
 def finish(*workers: subprocess.Popen[str], timeout: float = 60) -> list[str]:

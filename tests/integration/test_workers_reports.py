@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -20,17 +19,7 @@ import pytest
 from herd.core.model import TaskState
 from herd.store.base import Store
 
-from .helpers import write_spec
-
-
-def herd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "herd.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from .helpers import herd, worker, write_spec
 
 
 def _silent_worker_holding(store: Store, lease: float = 0.2) -> int:
@@ -88,8 +77,11 @@ def test_status_on_a_store_it_may_only_read_shows_and_says_who_can_reap(
 
     spec = write_spec(tmp_path, [{"name": "a", "cmd": "true"}])
     assert herd("submit", str(spec), "--store", postgres_url, cwd=tmp_path).returncode == 0
-    with open_store(postgres_url) as store:  # type: ignore[attr-defined]
+    store = open_store(postgres_url)
+    try:
         worker = _silent_worker_holding(store)
+    finally:
+        store.close()
 
     shown = herd("status", "--store", reader_url, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
@@ -130,7 +122,7 @@ def test_workers_remove_a_temp_file_once_every_reader_succeeded(
     a temp file whose reader failed is kept for its rerun."""
     temp = {"path": "hits.tmp", "temp": True}
     spare = {"path": "spare.tmp", "temp": True}
-    tasks = [
+    tasks: list[dict[str, Any]] = [
         {
             "name": "sim",
             "cmd": "echo hits > hits.tmp; echo s > spare.tmp",
@@ -154,16 +146,7 @@ def test_workers_remove_a_temp_file_once_every_reader_succeeded(
     ]
     spec = write_spec(tmp_path, tasks)
     assert herd("submit", str(spec), "--store", store_url, cwd=tmp_path).returncode == 0
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "herd.cli", "worker", "--store", store_url, "--cpus", "1"],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    workers = [worker(store_url, tmp_path, "--cpus", "1") for _ in range(2)]
     for w in workers:
         _, err = w.communicate(timeout=60)
         assert w.returncode == 0, err
