@@ -152,3 +152,18 @@ def test_an_idle_worker_waits_without_spinning_and_wakes_on_a_submit(
     finally:
         w.send_signal(signal.SIGTERM)
         w.communicate(timeout=30)
+
+
+def test_workers_start_the_critical_path_first(tmp_path: Path, store_url: str) -> None:
+    """``herd submit`` orders the queue as the scheduler would: the chain with the longest known
+    duration first, though declared last."""
+    tasks = [
+        {"name": "side", "cmd": logged("true"), "duration": 1},
+        {"name": "head", "cmd": logged("true"), "duration": 5},
+        {"name": "tail", "cmd": logged("true"), "duration": 5, "needs": ["head"]},
+    ]
+    submit(store_url, write_spec(tmp_path, tasks))
+    assert work(store_url, tmp_path, "--cpus", "1").returncode == 0
+    lines = (tmp_path / LOG).read_text().splitlines()
+    starts = [line.split()[1] for line in lines if line.startswith("start")]
+    assert starts[0] == "head" and sorted(starts) == ["head", "side", "tail"]
