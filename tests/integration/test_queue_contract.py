@@ -384,7 +384,7 @@ def test_a_queued_spec_keeps_what_this_herd_knows() -> None:
     and an empty ``temp_inputs`` is not written (older workers read the spec)."""
     import json
 
-    from herd.store.queue import decode_spec, encode_spec
+    from herd.store.queued import decode_spec, encode_spec
 
     task = queued("a", 0)
     assert "temp_inputs" not in json.loads(encode_spec(task))

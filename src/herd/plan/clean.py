@@ -4,7 +4,7 @@ A ``temp`` output is deleted as soon as every task of this run that reads it has
 (O2DPG's ``--remove-files-early``, Pegasus's in-place clean-up). Workers do the same for a
 submitted workflow: each reader carries the temp files it reads with their readers
 (:meth:`TempFiles.readers`), and the worker whose finish leaves every reader succeeded removes
-the file, on whatever host (:func:`unneeded`); two finishing at once may both remove it. A temp file is kept when a task
+the file, on whatever host (:func:`remove_unneeded`); two finishing at once may both remove it. A temp file is kept when a task
 that reads it failed (its rerun will want it) or lies outside this run's selection (a later run
 may want it). A later run that needs a deleted temp file again runs its producer again
 (``plan/planner.py``).
@@ -21,7 +21,9 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from herd.core.graph import Graph, file_key
+from herd.core.model import TaskState
 from herd.plan.files import Files
+from herd.store.base import QueueStates
 
 
 class TempFiles:
@@ -76,12 +78,21 @@ class TempFiles:
         return done
 
 
-def unneeded(temp_inputs: Mapping[str, Sequence[str]], done: Collection[str]) -> list[Path]:
-    """The temp files (absolute paths, with the tasks that read them) whose readers are all in
-    ``done``, removed from disk (a file already gone is skipped)."""
+def remove_unneeded(
+    store: object, workflow_id: int, temp_inputs: Mapping[str, Sequence[str]]
+) -> list[Path]:
+    """Remove the temp files (absolute paths, with the tasks that read them) whose readers have
+    all succeeded in ``store``'s queue, once a finish committed: of two workers finishing the
+    last readers at once, the later sees both. A store that cannot tell (the server's HTTP
+    client) removes nothing: `herd clean` does."""
+    if not temp_inputs or not isinstance(store, QueueStates):
+        return []
+    readers = sorted({name for names in temp_inputs.values() for name in names})
+    states = store.queue_states(workflow_id, readers)
+    done = {name for name, state in states.items() if state is TaskState.SUCCEEDED}
     removed = []
-    for path, readers in temp_inputs.items():
-        if all(name in done for name in readers):
+    for path, readers_of in temp_inputs.items():
+        if all(name in done for name in readers_of):
             with contextlib.suppress(FileNotFoundError):
                 Path(path).unlink()
                 removed.append(Path(path))

@@ -49,19 +49,11 @@ from herd.exec.executor import LocalExecutor
 from herd.exec.leftovers import stop_leftovers
 from herd.exec.markers import touch
 from herd.exec.monitor import is_alive
-from herd.plan.clean import unneeded
+from herd.plan.clean import remove_unneeded
 from herd.plan.files import Files
 from herd.run.attempts import DATA, attempt_finished, outcome, user_changes
 from herd.run.submit import RunOptions
-from herd.store.base import (
-    AttemptFinished,
-    Change,
-    FileStamp,
-    QueueStates,
-    Sample,
-    Store,
-    WorkerStore,
-)
+from herd.store.base import AttemptFinished, Change, FileStamp, Sample, Store, WorkerStore
 from herd.store.queued import Claimed, Outcome, QueuedTask, ShippedLog, WorkerRecord
 
 if TYPE_CHECKING:
@@ -454,19 +446,11 @@ class Worker:
         self._remove_temp(outcomes, accepted)
 
     def _remove_temp(self, outcomes: Sequence[Outcome], accepted: Sequence[bool]) -> None:
-        """Remove the temp files every reader of which has now succeeded (read after the finish
-        committed: of two workers finishing the last readers at once, the later sees both)."""
         for o, ok in zip(outcomes, accepted, strict=True):
-            a = o.attempt
-            temp = self.temp.pop((a.workflow_id, a.task), None)
-            if temp is None or not ok:
-                continue
-            if not isinstance(self.store, QueueStates):
-                continue  # (the server's HTTP client cannot tell yet: `herd clean` removes them)
-            readers = {name for names in temp.values() for name in names}
-            states = self.store.queue_states(a.workflow_id, sorted(readers))
-            done = {name for name, state in states.items() if state is TaskState.SUCCEEDED}
-            for path in unneeded(temp, done):
+            temp = self.temp.pop((o.attempt.workflow_id, o.attempt.task), None)
+            for path in (
+                remove_unneeded(self.store, o.attempt.workflow_id, temp or {}) if ok else ()
+            ):
                 logger.info("removed temp file %s: every task reading it succeeded", path)
 
     # --- leases and signals -----------------------------------------------------------------

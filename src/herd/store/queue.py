@@ -18,10 +18,9 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
 from typing import Any, Protocol
 
-from herd.core.model import Kill, Recovery, RunStatus, TaskState
+from herd.core.model import Kill, RunStatus, TaskState
 from herd.store.base import (
     AttemptFinished,
     AttemptRecord,
@@ -29,7 +28,7 @@ from herd.store.base import (
     Change,
     TaskChanged,
 )
-from herd.store.queued import Claimed, Lost, Outcome, QueuedTask
+from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, decode_spec, encode_spec
 
 _EPS = 1e-9
 #: how many ready rows a claim looks at beyond what it may take (tasks that do not fit are skipped)
@@ -57,35 +56,6 @@ class Tx(Protocol):
     def apply(self, changes: Sequence[Change]) -> None:
         """Apply a batch as :meth:`Store.write` does, inside this transaction."""
         ...
-
-
-# --- the spec a worker runs: JSON in queue.spec ----------------------------------------------
-
-
-def encode_spec(task: QueuedTask) -> str:
-    values = asdict(task)
-    values["recovery"] = None if task.recovery is None else asdict(task.recovery)
-    if not task.temp_inputs:
-        del values["temp_inputs"]  # (an older herd's worker reads the spec too)
-    return _encode(values)
-
-
-#: the fields a spec may hold: a newer herd's additions are left out (it still runs)
-_SPEC_FIELDS = frozenset(QueuedTask.__dataclass_fields__)
-
-
-def decode_spec(text: str) -> QueuedTask:
-    values = {k: v for k, v in json.loads(text).items() if k in _SPEC_FIELDS}
-    cmd = values["cmd"]
-    values["cmd"] = cmd if isinstance(cmd, str) else tuple(cmd)
-    for name in ("needs", "inputs", "outputs"):
-        values[name] = tuple(values[name])
-    recovery = values["recovery"]
-    values["recovery"] = None if recovery is None else Recovery(**recovery)
-    temp = values.get("temp_inputs")
-    if temp:
-        values["temp_inputs"] = {path: tuple(readers) for path, readers in temp.items()}
-    return QueuedTask(**values)
 
 
 # --- submit -----------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ came too late (:class:`StaleReport`) and the output shipped with a finish (:clas
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from herd.core.model import Recovery, TaskState
@@ -179,3 +180,32 @@ class StaleReport:
     reported: float
     state: TaskState
     exit_code: int | None
+
+
+# --- the spec a worker runs: JSON in queue.spec ----------------------------------------------
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: the fields a spec may hold: a newer herd's additions are left out (it still runs)
+_SPEC_FIELDS = frozenset(QueuedTask.__dataclass_fields__)
+
+
+def encode_spec(task: QueuedTask) -> str:
+    values = asdict(task)
+    values["recovery"] = None if task.recovery is None else asdict(task.recovery)
+    if not task.temp_inputs:
+        del values["temp_inputs"]  # (an older herd's worker reads the spec too)
+    return _encode(values)
+
+
+def decode_spec(text: str) -> QueuedTask:
+    values = {k: v for k, v in json.loads(text).items() if k in _SPEC_FIELDS}
+    cmd = values["cmd"]
+    values["cmd"] = cmd if isinstance(cmd, str) else tuple(cmd)
+    for name in ("needs", "inputs", "outputs"):
+        values[name] = tuple(values[name])
+    recovery = values["recovery"]
+    values["recovery"] = None if recovery is None else Recovery(**recovery)
+    temp = values.get("temp_inputs")
+    if temp:
+        values["temp_inputs"] = {path: tuple(readers) for path, readers in temp.items()}
+    return QueuedTask(**values)
