@@ -23,7 +23,7 @@ from pathlib import Path
 from herd.core.graph import Graph, file_key
 from herd.core.model import TaskState
 from herd.plan.files import Files
-from herd.store.base import QueueStates
+from herd.store.queued import QueueStates
 
 
 class TempFiles:

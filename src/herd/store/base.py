@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol
 
 from herd.core.model import EMPTY, Kill, RunStatus, Scope, SpecFormat, TaskState, Workflow
 from herd.store.queued import (
@@ -49,6 +49,7 @@ from herd.store.queued import (
     Lost,
     Outcome,
     QueuedTask,
+    QueueStates,
     ShippedLog,
     StaleReport,
     WorkerRecord,
@@ -429,17 +430,6 @@ class WorkerStore(Protocol):
         release or a reap committed; True, at once if one did since the last call) or
         ``timeout`` seconds pass (False). (PostgreSQL: ``LISTEN``; SQLite: the file's data
         version.)"""
-        ...
-
-
-@runtime_checkable
-class QueueStates(Protocol):
-    """A store that tells the queue states of named tasks: a worker on it removes temp files
-    once their readers succeeded (every :class:`Store`; not the server's HTTP client yet)."""
-
-    def queue_states(self, workflow_id: int, tasks: Sequence[str]) -> dict[str, TaskState]:
-        """The queue state of each of ``tasks`` (a task not in the workflow's queue is left
-        out)."""
         ...
 
 

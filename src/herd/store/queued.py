@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from herd.core.model import Recovery, TaskState
 from herd.store.workdir import safe_name
@@ -180,6 +180,18 @@ class StaleReport:
     reported: float
     state: TaskState
     exit_code: int | None
+
+
+@runtime_checkable
+class QueueStates(Protocol):
+    """A store that tells the queue states of named tasks: a worker on it removes temp files
+    once their readers succeeded (every :class:`~herd.store.base.Store`; not the server's HTTP
+    client yet)."""
+
+    def queue_states(self, workflow_id: int, tasks: Sequence[str]) -> dict[str, TaskState]:
+        """The queue state of each of ``tasks`` (a task not in the workflow's queue is left
+        out)."""
+        ...
 
 
 # --- the spec a worker runs: JSON in queue.spec ----------------------------------------------
