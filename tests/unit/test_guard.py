@@ -21,6 +21,7 @@ NEEDS = {
     "convert": ["in.yaml", "out.json"],
     "slurm": ["status", "wf.yaml"],
     "token": ["list"],
+    "campaign": ["list"],
 }
 
 

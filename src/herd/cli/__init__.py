@@ -15,7 +15,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from herd.cli import convert, reports, run, serve, slurm, state, tokens, workers
+from herd.cli import campaign, convert, reports, run, serve, slurm, state, tokens, workers
 from herd.cli.command import Command
 from herd.cli.guard import Parser, guarded
 
@@ -47,6 +47,7 @@ COMMANDS: dict[str, Command] = {
         slurm.cmd_slurm,
         serve.cmd_serve,
         tokens.cmd_token,
+        campaign.cmd_campaign,
     )
 }
 

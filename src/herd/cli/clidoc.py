@@ -45,8 +45,18 @@ def render() -> str:
     sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     parts = [INTRO, "## herd", "", "```", _help(top), "```", ""]
     for name in COMMANDS:
-        parts += [f"## herd {name}", "", "```", _help(sub.choices[name]), "```", ""]
+        p = sub.choices[name]
+        parts += [f"## herd {name}", "", "```", _help(p), "```", ""]
+        for action in _actions(p):  # (herd campaign ACTION: each its own section)
+            parts += [f"### herd {name} {action}", "", "```", _help(_actions(p)[action]), "```", ""]
     return "\n".join(parts)
+
+
+def _actions(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            return dict(a.choices)
+    return {}
 
 
 if __name__ == "__main__":  # pragma: no cover

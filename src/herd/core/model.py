@@ -80,6 +80,7 @@ class SpecFormat(enum.StrEnum):
     WFFORMAT = "wfformat"
     DAMPE = "dampe"
     API = "api"
+    CAMPAIGN = "campaign"  # the live workflow of a campaign (herd campaign)
 
 
 class RunStatus(enum.StrEnum):

@@ -256,7 +256,9 @@ class Worker:
         if self.waiting_for:
             self.wids = self._workflow_ids()
         counts = self.store.queue_counts(self.wids)
-        if counts and not self.waiting_for and not any(counts.get(s) for s in OPEN):
+        finished = counts and not self.waiting_for and not any(counts.get(s) for s in OPEN)
+        # an open campaign's runs may still come: its workflow is never finished
+        if finished and not self.store.open_campaigns(self.wids):
             return "the workflows it serves are finished"
         if opts.idle_exit is not None and idle >= opts.idle_exit:
             return f"idle for --idle-exit {opts.idle_exit:g} s"

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from herd.core.model import EMPTY, Kill, RunStatus, Scope, SpecFormat, TaskState, Workflow
+from herd.store.campaigned import CampaignStore
 from herd.store.queued import (
     Claimed,
     Lost,
@@ -433,7 +434,7 @@ class WorkerStore(Protocol):
         ...
 
 
-class Store(WorkerStore, QueueStates, Protocol):
+class Store(WorkerStore, QueueStates, CampaignStore, Protocol):
     """Workflow state: workflows, task states, runs, attempts with provenance, samples, user data.
 
     Every method either completes or raises :class:`herd.errors.StoreError` (driver errors are

@@ -48,6 +48,7 @@ from herd.store.base import (
     WorkflowRecord,
     coalesce,
 )
+from herd.store.campaigns import CampaignMethods, Work
 from herd.store.leftovers import WorkerLeftovers
 from herd.store.postgres_schema import (
     RETRY_AT_ONCE,
@@ -97,7 +98,7 @@ _Conn = psycopg.Connection[tuple[Any, ...]]
 _QUERIES = POSTGRES.queries
 
 
-class PostgresStore(WorkerLeftovers, Served):
+class PostgresStore(WorkerLeftovers, Served, CampaignMethods):
     """The :class:`~herd.store.base.Store` in a PostgreSQL database.
 
     ``readonly`` opens an existing herd schema without migrating it, in read-only transactions
@@ -519,6 +520,9 @@ class PostgresStore(WorkerLeftovers, Served):
     def _fetch(self, rows: Callable[[Any], _T], name: str, key: Mapping[str, Any]) -> _T:
         return self._read(f"read {name.replace('_', ' ')}", lambda c: rows(query(c, name, key)))
 
+    def _campaign_read(self, doing: str, work: Work[_T]) -> _T:
+        return self._read(doing, lambda conn: work(Tx(conn)))
+
     def _queue(self, doing: str, work: Callable[[Tx], _T]) -> _T:
         """``work`` in one transaction, for the queue functions; lookup and encoding errors
         become a :class:`StoreError` too."""
@@ -535,6 +539,7 @@ class PostgresStore(WorkerLeftovers, Served):
         return self._transaction(doing, transaction)
 
     _served = _queue  # (herd.store.served)
+    _campaign_write = _queue
 
     # --- plumbing --------------------------------------------------------------------------
 

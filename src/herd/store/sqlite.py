@@ -59,6 +59,7 @@ from herd.store.base import (
     WorkflowRecord,
     coalesce,
 )
+from herd.store.campaigns import CampaignMethods, Work
 from herd.store.leftovers import WorkerLeftovers
 from herd.store.queries import QUERIES
 from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, WorkerRecord
@@ -86,11 +87,10 @@ logger = logging.getLogger(__name__)
 #: seconds between two looks at the database while a worker waits for work (SQLite cannot notify)
 _WORK_POLL = 0.02
 
-
 _T = TypeVar("_T")
 
 
-class SQLiteStore(WorkerLeftovers, Served):
+class SQLiteStore(WorkerLeftovers, Served, CampaignMethods):
     """The :class:`~herd.store.base.Store` in one SQLite file.
 
     ``readonly`` opens an existing database without taking any write lock and without migrating it
@@ -433,6 +433,14 @@ class SQLiteStore(WorkerLeftovers, Served):
     def _fetch(self, rows: Callable[[Any], _T], name: str, key: Mapping[str, Any]) -> _T:
         with self._errors(f"read {name.replace('_', ' ')}"):
             return rows(run_query(self._conn, name, key))
+
+    def _campaign_write(self, doing: str, work: Work[_T]) -> _T:
+        with self._queue(doing) as tx:
+            return work(tx)
+
+    def _campaign_read(self, doing: str, work: Work[_T]) -> _T:
+        with self._errors(doing):
+            return work(Tx(self._conn))
 
     @contextmanager
     def _queue(self, doing: str) -> Iterator[Tx]:

@@ -178,3 +178,6 @@ class Tx:
             else:
                 many(self.conn, changes[start:end])
             start = end
+
+    def notify(self) -> None:
+        """(Workers see a commit in the file's data version: nothing to send.)"""

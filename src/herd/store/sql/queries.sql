@@ -434,3 +434,89 @@ SELECT name, labels FROM tasks WHERE workflow_id = :workflow_id AND is_current A
 -- what a cancel stops: the workflow's queued tasks still to run or running
 SELECT task, state, run_id FROM queue
 WHERE workflow_id = :workflow_id AND state IN ('waiting', 'ready', 'running');
+
+-- === campaigns (herd campaign) ================================================================
+
+-- campaign_by_name --
+SELECT c.id, c.name, c.workflow_id, c.template, c.source, c.workdir, c.created, c.closed,
+    (SELECT count(*) FROM campaign_runs AS r WHERE r.campaign_id = c.id) AS runs
+FROM campaigns AS c
+WHERE c.name = :name;
+
+-- campaign_by_id --
+SELECT c.id, c.name, c.workflow_id, c.template, c.source, c.workdir, c.created, c.closed,
+    (SELECT count(*) FROM campaign_runs AS r WHERE r.campaign_id = c.id) AS runs
+FROM campaigns AS c
+WHERE c.id = :campaign_id;
+
+-- all_campaigns --
+SELECT c.id, c.name, c.workflow_id, c.template, c.source, c.workdir, c.created, c.closed,
+    (SELECT count(*) FROM campaign_runs AS r WHERE r.campaign_id = c.id) AS runs
+FROM campaigns AS c
+ORDER BY c.id;
+
+-- insert_campaign_workflow --
+INSERT INTO workflows (name, source, format, created, updated, task_count, tasks_digest)
+VALUES (:name, :source, 'campaign', :now, :now, 0, '')
+RETURNING id;
+
+-- insert_campaign --
+INSERT INTO campaigns (name, workflow_id, template, source, workdir, created)
+VALUES (:name, :workflow_id, :template, :source, :workdir, :now)
+RETURNING id;
+
+-- lock_campaign --
+-- (SQLite: BEGIN IMMEDIATE already holds every other writer off)
+SELECT closed FROM campaigns WHERE id = :campaign_id;
+
+-- close_campaign --
+UPDATE campaigns SET closed = :now WHERE id = :campaign_id AND closed IS NULL;
+
+-- campaign_runs --
+SELECT run, fields FROM campaign_runs WHERE campaign_id = :campaign_id ORDER BY run;
+
+-- insert_campaign_run --
+INSERT INTO campaign_runs (campaign_id, run, fields, added)
+VALUES (:campaign_id, :run, :fields, :now)
+ON CONFLICT (campaign_id, run) DO NOTHING;
+
+-- campaign_groups --
+SELECT task, value, runs FROM campaign_groups WHERE campaign_id = :campaign_id
+ORDER BY closed, task, value;
+
+-- insert_campaign_group --
+INSERT INTO campaign_groups (campaign_id, task, value, runs, closed)
+VALUES (:campaign_id, :task, :value, :runs, :now);
+
+-- campaign_task --
+-- an instance joins the campaign's workflow: waiting, until the queue says otherwise
+INSERT INTO tasks (workflow_id, name, state, updated, cmd, resources)
+VALUES (:workflow_id, :name, 'waiting', :now, :cmd, :resources)
+ON CONFLICT (workflow_id, name) DO UPDATE SET
+    is_current = 1, cmd = excluded.cmd, resources = excluded.resources;
+
+-- count_campaign_tasks --
+UPDATE workflows SET updated = :now,
+    task_count = (SELECT count(*) FROM tasks WHERE workflow_id = :workflow_id AND is_current)
+WHERE id = :workflow_id;
+
+-- next_seq --
+SELECT coalesce(max(seq) + 1, 0) FROM queue WHERE workflow_id = :workflow_id;
+
+-- queue_row --
+-- (PostgreSQL locks it: a finish reading its children waits, or is waited for)
+SELECT state, children, spec FROM queue WHERE workflow_id = :workflow_id AND task = :task;
+
+-- set_children --
+UPDATE queue SET children = :children WHERE workflow_id = :workflow_id AND task = :task;
+
+-- requeue_task --
+UPDATE queue SET state = :state, unmet = :unmet, run_id = :run_id, tries = 0, recoveries = 0,
+    not_before = 0, worker_id = NULL, lease_until = NULL, resources = :resources,
+    timeout = :timeout
+WHERE workflow_id = :workflow_id AND task = :task AND state != 'running';
+
+-- open_campaigns --
+SELECT count(*) FROM campaigns
+WHERE closed IS NULL
+    AND (:all_workflows OR workflow_id IN (SELECT value FROM json_each(:workflows)));

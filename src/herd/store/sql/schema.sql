@@ -207,6 +207,38 @@ CREATE TABLE shipped_logs (
     stdout       TEXT NOT NULL,
     stderr       TEXT NOT NULL,
     truncated    INTEGER NOT NULL DEFAULT 0     -- 1: only the last bytes of a long output
+
+-- Campaigns (`herd campaign`): a template workflow instantiated per data run as runs arrive. Its
+-- task instances live in the campaign's workflow (tasks, queue), named reco[run=123] or
+-- calib[fill=8000]; the status of a run's task is derived from those tasks' states.
+CREATE TABLE campaigns (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    workflow_id  INTEGER NOT NULL UNIQUE REFERENCES workflows (id) ON DELETE CASCADE,
+    template     TEXT NOT NULL,                 -- JSON: the template (herd.core.templates)
+    source       TEXT,                          -- the template file it was created from
+    workdir      TEXT NOT NULL,                 -- absolute: where its tasks run
+    created      REAL NOT NULL,
+    closed       REAL                           -- when `herd campaign close` ended it; NULL: open
+) STRICT;
+
+-- The data runs of a campaign, as injected.
+CREATE TABLE campaign_runs (
+    campaign_id  INTEGER NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    run          INTEGER NOT NULL,
+    fields       TEXT NOT NULL,                 -- JSON object: the run's fields but `run`
+    added        REAL NOT NULL,
+    PRIMARY KEY (campaign_id, run)
+) STRICT;
+
+-- The closed groups of a campaign's grouped tasks (group_by): their instances are queued.
+CREATE TABLE campaign_groups (
+    campaign_id  INTEGER NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    task         TEXT NOT NULL,                 -- the grouped task of the template
+    value        TEXT NOT NULL,                 -- JSON: the value of its group_by field
+    runs         TEXT NOT NULL,                 -- JSON array: its runs, ascending; the first carries
+    closed       REAL NOT NULL,
+    PRIMARY KEY (campaign_id, task, value)
 ) STRICT;
 
 -- Bearer tokens of `herd serve` (`herd token create`): only the SHA-256 digest of each secret

@@ -203,6 +203,34 @@ CREATE TABLE shipped_logs (
     stdout       text NOT NULL,
     stderr       text NOT NULL,
     truncated    boolean NOT NULL DEFAULT false
+
+-- Campaigns (`herd campaign`): a template instantiated per data run as runs arrive.
+CREATE TABLE campaigns (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name         text NOT NULL UNIQUE,
+    workflow_id  bigint NOT NULL UNIQUE REFERENCES workflows (id) ON DELETE CASCADE,
+    template     jsonb NOT NULL,
+    source       text,
+    workdir      text NOT NULL,
+    created      double precision NOT NULL,
+    closed       double precision
+);
+
+CREATE TABLE campaign_runs (
+    campaign_id  bigint NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    run          bigint NOT NULL,
+    fields       jsonb NOT NULL,
+    added        double precision NOT NULL,
+    PRIMARY KEY (campaign_id, run)
+);
+
+CREATE TABLE campaign_groups (
+    campaign_id  bigint NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    task         text NOT NULL,
+    value        text NOT NULL,
+    runs         jsonb NOT NULL,
+    closed       double precision NOT NULL,
+    PRIMARY KEY (campaign_id, task, value)
 );
 
 -- Bearer tokens of `herd serve` (`herd token create`): only the SHA-256 digest of each secret
