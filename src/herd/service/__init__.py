@@ -18,6 +18,10 @@ the workers all call these functions, never the store, the graph or the planner 
 ``changes``            ``reset``, ``forget``, ``clean``, ``emit`` / ``emit_event``
 ``slurm``              workers in Slurm allocations: ``request``, ``submit`` (the workflow to the
                        shared store, allocations sbatch'ed), ``dry_run``, ``status``
+``campaigns``          campaigns (``herd campaign``): ``create``, ``listing``, ``add_runs``,
+                       ``watch``, ``close``, ``status`` (the runs x tasks matrix), ``rerun``,
+                       ``invalidate``, ``influx`` (InfluxDB line protocol)
+``metrics``            the store as Prometheus gauges (``/metrics`` on ``herd serve``)
 ``views``              ``status``, ``why``, ``provenance``, ``graph``, ``stats``, ``analyze``,
                        ``plot`` / ``plot_schedule``, ``export``, ``export_dagman``, ``convert``
 ``hub``                a long-lived front end (``herd serve``): :class:`~hub.Hub` keeps the store
