@@ -235,38 +235,10 @@ def _status(args: argparse.Namespace) -> int:
     runs = campaigns.runs_range(args.runs) if args.runs else None
     st = campaigns.status(args.name, runs=runs, task=args.task, **_where(args))
     if args.json:
-        print(json.dumps(_status_json(st), indent=1))
+        print(json.dumps(st.to_json(), indent=1))
         return 0
     print(_status_table(st))
     return 0
-
-
-def _status_json(st: CampaignStatus) -> dict[str, Any]:
-    runs: dict[str, Any] = {}
-    fields: dict[str, Any] = {}
-    jobs: dict[str, Any] = {}
-    for row in st.rows:
-        key = str(row.run.run)
-        runs[key] = {t: str(row.cells[t].status) for t in st.tasks}
-        fields[key] = dict(row.run.fields)
-        detail = {}
-        for t in st.tasks:
-            c = row.cells[t]
-            if c.instances:
-                detail[t] = {
-                    "jobs": len(c.instances),
-                    "by_status": {str(k): v for k, v in c.jobs.items()},
-                    "results": row.results.get(t, {}),
-                }
-        if detail:
-            jobs[key] = detail
-    return {
-        "campaign": st.record.name,
-        "tasks": list(st.tasks),
-        "runs": runs,
-        "fields": fields,
-        "jobs": jobs,
-    }
 
 
 def _status_table(st: CampaignStatus) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from herd.errors import UsageError
-from herd.server import events, problems, reports, tasks, views, workers, workflows
+from herd.server import campaigns, events, problems, reports, tasks, views, workers, workflows
 from herd.server.problems import Problem
 from herd.service.dispatch import Dispatcher
 from herd.service.hub import Hub
@@ -78,8 +78,9 @@ def create_app(
     app.state.public_read = public_read
     app.state.events = events.Broker(hub)
     problems.install(app)
-    for module in (workflows, tasks, reports, events, workers, views):
+    for module in (workflows, tasks, reports, events, workers, views, campaigns):
         app.include_router(module.router, prefix=PREFIX, responses=problems.ERRORS)
+    app.include_router(campaigns.root, responses=problems.ERRORS)  # /metrics: before the page at /
     views.mount(app)
     app.add_middleware(_Limited, max_body=max_body)
     app.add_middleware(_Logged)

@@ -24,10 +24,11 @@ from typing import Any
 
 from herd.core import campaign as cc
 from herd.core.campaign import Cell, Run, Status, Template
-from herd.errors import UsageError
+from herd.errors import NotFoundError, UsageError
 from herd.formats.campaign import load_template, parse_runs, run_of
 from herd.formats.decoding import read_text
 from herd.run.watch import Batch, watch_source
+from herd.service.hub import Hub
 from herd.service.state import existing_store, recorded_argv, where
 from herd.store import locate, open_store
 from herd.store.base import Store
@@ -49,11 +50,15 @@ __all__ = [
     "influx",
     "invalidate",
     "listing",
+    "listing_on",
+    "matrix_of",
     "read_runs",
     "rerun",
     "run_of",
     "runs_range",
     "status",
+    "status_on",
+    "summaries",
     "watch",
 ]
 
@@ -88,9 +93,44 @@ class RunRow:
 
 @dataclass(frozen=True, slots=True)
 class CampaignStatus:
+    """The runs x tasks matrix of a campaign (the tasks shown, the runs by number)."""
+
     record: CampaignRecord
     tasks: tuple[str, ...]
     rows: tuple[RunRow, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``herd campaign status --json`` prints and the API returns: ``runs`` (run ->
+        task -> status), ``fields`` (run -> its fields), ``jobs`` (run -> task -> the number
+        of jobs, their counts by status, each job's results recorded with ``herd emit``)."""
+        runs: dict[str, Any] = {}
+        fields: dict[str, Any] = {}
+        jobs: dict[str, Any] = {}
+        for row in self.rows:
+            key = str(row.run.run)
+            runs[key] = {t: str(row.cells[t].status) for t in self.tasks}
+            fields[key] = dict(row.run.fields)
+            detail = {
+                t: {
+                    "jobs": len(c.instances),
+                    "by_status": {str(k): v for k, v in c.jobs.items()},
+                    "instances": list(c.instances),
+                    "results": row.results.get(t, {}),
+                }
+                for t in self.tasks
+                if (c := row.cells[t]).instances
+            }
+            if detail:
+                jobs[key] = detail
+        return {
+            "campaign": self.record.name,
+            "workflow": self.record.name,
+            "open": self.record.closed is None,
+            "tasks": list(self.tasks),
+            "runs": runs,
+            "fields": fields,
+            "jobs": jobs,
+        }
 
 
 # --- the store ----------------------------------------------------------------------------
@@ -158,16 +198,19 @@ def create(
 def listing(*, workdir: Path, store: str | None = None) -> list[Summary]:
     """Every campaign, oldest first, with its status counts."""
     with existing_store(workdir, store) as opened:
-        if opened is None:
-            return []
-        out = []
-        for rec in opened.campaigns():
-            counts: dict[Status, int] = {}
-            for row in _rows(opened, rec):
-                for cell in row.cells.values():
-                    counts[cell.status] = counts.get(cell.status, 0) + 1
-            out.append(Summary(rec, counts))
-        return out
+        return [] if opened is None else summaries(opened)
+
+
+def summaries(opened: Store) -> list[Summary]:
+    """Every campaign of an open store, with its status counts."""
+    out = []
+    for rec in opened.campaigns():
+        counts: dict[Status, int] = {}
+        for row in _rows(opened, rec):
+            for cell in row.cells.values():
+                counts[cell.status] = counts.get(cell.status, 0) + 1
+        out.append(Summary(rec, counts))
+    return out
 
 
 # --- runs arrive --------------------------------------------------------------------------
@@ -294,11 +337,21 @@ def status(
 ) -> CampaignStatus:
     """The runs x tasks matrix of campaign ``name`` (runs in ``runs``, only ``task``)."""
     with _campaign(name, workdir, store) as (opened, rec):
-        tasks = tuple(t.name for t in rec.template.tasks)
-        if task is not None:
-            tasks = (rec.template.task(task).name,)
-        rows = _rows(opened, rec, runs, results=True)
-        return CampaignStatus(rec, tasks, tuple(rows))
+        return matrix_of(opened, rec, runs=runs, task=task)
+
+
+def matrix_of(
+    opened: Store,
+    rec: CampaignRecord,
+    *,
+    runs: tuple[int, int] | None = None,
+    task: str | None = None,
+) -> CampaignStatus:
+    """The matrix of a campaign of an open store."""
+    tasks = tuple(t.name for t in rec.template.tasks)
+    if task is not None:
+        tasks = (rec.template.task(task).name,)
+    return CampaignStatus(rec, tasks, tuple(_rows(opened, rec, runs, results=True)))
 
 
 def _rows(
@@ -404,3 +457,23 @@ def influx(name: str, *, workdir: Path, store: str | None = None) -> list[str]:
 def _tag(text: str) -> str:
     """A tag key or value escaped as line protocol wants (commas, equals signs, spaces)."""
     return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+# --- for a long-lived front end (herd serve) ----------------------------------------------
+
+
+def listing_on(hub: Hub) -> list[Summary]:
+    """:func:`listing` over the hub's store."""
+    with hub.store() as opened:
+        return summaries(opened)
+
+
+def status_on(
+    hub: Hub, name: str, *, runs: tuple[int, int] | None = None, task: str | None = None
+) -> CampaignStatus:
+    """:func:`status` over the hub's store; an unknown campaign is a :class:`NotFoundError`."""
+    with hub.store() as opened:
+        rec = opened.campaign(name)
+        if rec is None:
+            raise NotFoundError(f"no campaign '{name}': see GET /api/v1/campaigns")
+        return matrix_of(opened, rec, runs=runs, task=task)

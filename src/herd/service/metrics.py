@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from herd.core import campaign as cc
+from herd.service.hub import Hub
 from herd.service.state import existing_store
 from herd.store.base import Store
 
@@ -36,6 +37,12 @@ Sample = tuple[Mapping[str, str], float]
 def collect(*, workdir: Path, store: str | None = None) -> str:
     """The metrics of the store ``store`` names (empty families where herd never ran)."""
     with existing_store(workdir, store) as opened:
+        return render(opened)
+
+
+def collect_on(hub: Hub) -> str:
+    """The metrics of the hub's store (``herd serve``)."""
+    with hub.store() as opened:
         return render(opened)
 
 
