@@ -29,11 +29,9 @@ from herd.formats.campaign import load_template, parse_runs, run_of
 from herd.formats.decoding import read_text
 from herd.run.watch import Batch, watch_source
 from herd.service.hub import Hub
-from herd.service.state import existing_store, recorded_argv, where
-from herd.store import locate, open_store
+from herd.service.state import existing_store, recorded_argv, where, writable
 from herd.store.base import Store
 from herd.store.campaigned import CampaignRecord, Injected, Origin, Requeued
-from herd.store.workdir import Workdir
 
 __all__ = [
     "Added",
@@ -137,23 +135,11 @@ class CampaignStatus:
 
 
 @contextlib.contextmanager
-def _writable(workdir: Path, store: str | None) -> Iterator[Store]:
-    location = locate(store, Workdir(workdir).db_path)
-    if isinstance(location, Path):
-        location.parent.mkdir(parents=True, exist_ok=True)
-    opened = open_store(location)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@contextlib.contextmanager
 def _campaign(
     name: str, workdir: Path, store: str | None, *, write: bool = False
 ) -> Iterator[tuple[Store, CampaignRecord]]:
     """The store and the campaign called ``name`` in it, or a UsageError saying what to do."""
-    opening = _writable(workdir, store) if write else existing_store(workdir, store)
+    opening = writable(workdir, store) if write else existing_store(workdir, store)
     with opening as opened:
         rec = opened.campaign(name) if opened is not None else None
         if opened is None or rec is None:
@@ -180,7 +166,7 @@ def create(
     if not name or not name.isprintable() or "/" in name:
         raise UsageError(f"'{name}': a campaign name is printable and holds no '/'")
     template: Template = load_template(template_path)
-    with _writable(workdir, store) as opened:
+    with writable(workdir, store) as opened:
         if opened.campaign(name) is not None:
             raise UsageError(
                 f"campaign '{name}' exists: add runs to it, or pick another name for a "

@@ -74,9 +74,9 @@ def open_existing(workdir: Path, store: str | None, then: str) -> Store:
 
 
 @contextlib.contextmanager
-def writable(workdir: Path, store: str | None) -> Iterator[Store]:
+def writable(workdir: Path, store: str | None = None) -> Iterator[Store]:
     """The store ``store`` names (else ``$HERD_STORE``, else the working directory's), created
-    when missing and open for writing."""
+    when missing and open for writing (``herd submit``, ``herd worker``, ``herd campaign``)."""
     location = locate(store, Workdir(workdir).db_path)
     if isinstance(location, Path):
         location.parent.mkdir(parents=True, exist_ok=True)

@@ -244,30 +244,32 @@ def _put(
     unmet: int,
     failed: str | None,
     now: float,
+    *,
+    again: bool = False,
 ) -> None:
+    """Queue ``task`` (``again``: put its row back, tries reset): ready, waiting for ``unmet``
+    needs, or cancelled at once when the need ``failed`` failed."""
     if failed is not None:
         state, reason = TaskState.CANCELLED, f"needs '{failed}', which failed"
     else:
         state = TaskState.READY if unmet == 0 else TaskState.WAITING
-        reason = task.reason
-    tx.run(
-        "enqueue",
-        {
-            "workflow_id": wid,
-            "task": task.name,
-            "run_id": run_id,
-            "state": state.value,
-            "seq": task.seq,
-            "unmet": unmet,
-            "resources": _encode(dict(task.resources)),
-            "timeout": task.timeout,
-            "duration": None,
-            "children": "[]",
-            "spec": encode_spec(task),
-        },
-    )
-    values = {"workflow_id": wid, "task": task.name, "state": state.value, "time": now}
-    tx.run("mark_task", {**values, "reason": reason})
+        reason = "rerun" if again else task.reason
+    values = {
+        "workflow_id": wid,
+        "task": task.name,
+        "run_id": run_id,
+        "state": state.value,
+        "unmet": unmet,
+        "resources": _encode(dict(task.resources)),
+        "timeout": task.timeout,
+    }
+    if again:
+        tx.run("requeue_task", values)
+    else:
+        values |= {"seq": task.seq, "duration": None, "children": "[]"}
+        tx.run("enqueue", {**values, "spec": encode_spec(task)})
+    mark = {"workflow_id": wid, "task": task.name, "state": state.value, "time": now}
+    tx.run("mark_task", {**mark, "reason": reason})
 
 
 # --- rerun and invalidate ---------------------------------------------------------------
@@ -299,7 +301,7 @@ def requeue(
     for name in again:
         task = rows[name][2]
         unmet, failed = _needs_now(tx, wid, task.needs, set(again))
-        _put_back(tx, wid, task, run_id, unmet, failed, now)
+        _put(tx, wid, task, run_id, unmet, failed, now, again=True)
         if failed is not None:
             blocked.append(name)
     end_run_if_done(tx, run_id, now)
@@ -324,36 +326,6 @@ def _needs_now(
         else:
             unmet += 1
     return unmet, failed
-
-
-def _put_back(
-    tx: CampaignTx,
-    wid: int,
-    task: QueuedTask,
-    run_id: int,
-    unmet: int,
-    failed: str | None,
-    now: float,
-) -> None:
-    if failed is not None:
-        state, reason = TaskState.CANCELLED, f"needs '{failed}', which failed"
-    else:
-        state = TaskState.READY if unmet == 0 else TaskState.WAITING
-        reason = "rerun"
-    tx.run(
-        "requeue_task",
-        {
-            "workflow_id": wid,
-            "task": task.name,
-            "state": state.value,
-            "unmet": unmet,
-            "run_id": run_id,
-            "resources": _encode(dict(task.resources)),
-            "timeout": task.timeout,
-        },
-    )
-    values = {"workflow_id": wid, "task": task.name, "state": state.value, "time": now}
-    tx.run("mark_task", {**values, "reason": reason})
 
 
 # --- the methods a store gets -----------------------------------------------------------
