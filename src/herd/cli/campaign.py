@@ -173,7 +173,7 @@ def _add_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_injected(added.injected) | {"refused": dict(added.refused)}, indent=1))
     else:
-        print(_text(added.injected))
+        print(campaigns.describe(added.injected))
     return 2 if added.refused else 0
 
 
@@ -185,17 +185,6 @@ def _injected(i: Injected) -> dict[str, Any]:
         "closed": [{"task": g.task, "value": g.value, "runs": list(g.runs)} for g in i.closed],
         "late": [{"run": r, "task": t} for r, t in i.late],
     }
-
-
-def _text(i: Injected) -> str:
-    parts = [f"{len(i.added)} run(s) added, {i.queued} task(s) queued"]
-    if i.known:
-        parts.append(f"{len(i.known)} already in the campaign (nothing done)")
-    if i.closed:
-        parts.append("closed " + ", ".join(f"{g.task}[{g.value}]" for g in i.closed))
-    for run, task in i.late:
-        parts.append(f"run {run} came after its {task} group closed: {task} does not include it")
-    return "; ".join(parts)
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -225,7 +214,7 @@ def _close(args: argparse.Namespace) -> int:
 
     i = campaigns.close(args.name, args.groups, task=args.task, argv=sys.argv, **_where(args))
     what = "groups closed" if args.groups else f"campaign '{args.name}' closed"
-    print(f"{what}: {i.queued} task(s) queued" + ("; " + _text(i) if i.closed else ""))
+    print(f"{what}: {campaigns.describe(i)}")
     return 0
 
 

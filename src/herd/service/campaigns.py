@@ -45,6 +45,7 @@ __all__ = [
     "add_runs",
     "close",
     "create",
+    "describe",
     "influx",
     "invalidate",
     "listing",
@@ -281,16 +282,26 @@ def watch(
                 report(f"warning: run {run} refused: {why}")
             batch.added += len(added.injected.added)
             if added.injected.added:
-                report(_describe(added.injected))
+                report(describe(added.injected))
 
         return watch_source(source, every, str(workdir), inject, report, rounds=rounds)
 
 
-def _describe(i: Injected) -> str:
-    text = f"added runs {_ranges(i.added)}: {i.queued} task(s) queued"
-    if i.closed:
-        text += "; closed " + ", ".join(f"{g.task}[{g.value}]" for g in i.closed)
-    return text
+def describe(i: Injected) -> str:
+    """What an injection (or a close) did, in one line."""
+    parts = [f"{len(i.added)} run(s) added, {i.queued} task(s) queued"]
+    if i.known:
+        parts.append(f"{len(i.known)} already in the campaign (nothing done)")
+    names = [f"{g.task}[{g.value}]" for g in i.closed]
+    if len(names) > 6:
+        parts.append(f"closed {len(names)} groups ({names[0]} ... {names[-1]})")
+    elif names:
+        parts.append("closed " + ", ".join(names))
+    late = sorted({t for _, t in i.late})
+    if late:
+        runs = _ranges(sorted({r for r, _ in i.late}))
+        parts.append(f"run(s) {runs} came after their {'/'.join(late)} group closed: not included")
+    return "; ".join(parts)
 
 
 def _ranges(runs: Sequence[int]) -> str:
