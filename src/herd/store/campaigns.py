@@ -269,7 +269,7 @@ def _put(
         values |= {"seq": task.seq, "duration": None, "children": "[]"}
         tx.run("enqueue", {**values, "spec": encode_spec(task)})
     mark = {"workflow_id": wid, "task": task.name, "state": state.value, "time": now}
-    tx.run("mark_task", {**mark, "reason": reason})
+    tx.run("mark_task", {**mark, "reason": reason, "cancelled_by": failed})
 
 
 # --- rerun and invalidate ---------------------------------------------------------------
