@@ -7,6 +7,7 @@ import { showTask } from './task.js';
 import * as workflows from './views/workflows.js';
 import * as workflow from './views/workflow.js';
 import * as workers from './views/workers.js';
+import * as campaigns from './views/campaigns.js';
 
 const routes = [];
 
@@ -18,6 +19,7 @@ export function register({ pattern, view, nav, href }) {
 register({ pattern: /^#?\/?$/, view: workflows, nav: 'Workflows', href: '#/' });
 register({ pattern: /^#\/workflows\/([^/]+)(?:\/(\w+))?$/, view: workflow });
 register({ pattern: /^#\/workers$/, view: workers, nav: 'Workers', href: '#/workers' });
+register({ pattern: /^#\/campaigns(?:\/([^/]+))?$/, view: campaigns, nav: 'Campaigns', href: '#/campaigns' });
 
 const ctx = {
   /** Open a task's panel: state, attempts, exit code, kill reason and log tail. */
