@@ -54,6 +54,7 @@ from herd.plan.files import Files
 from herd.run.attempts import DATA, attempt_finished, outcome, user_changes
 from herd.run.submit import RunOptions
 from herd.store.base import AttemptFinished, Change, FileStamp, Sample, Store, WorkerStore
+from herd.store.campaigned import CampaignStore
 from herd.store.queued import Claimed, Outcome, QueuedTask, ShippedLog, WorkerRecord
 
 if TYPE_CHECKING:
@@ -257,8 +258,10 @@ class Worker:
             self.wids = self._workflow_ids()
         counts = self.store.queue_counts(self.wids)
         finished = counts and not self.waiting_for and not any(counts.get(s) for s in OPEN)
-        # an open campaign's runs may still come: its workflow is never finished
-        if finished and not self.store.open_campaigns(self.wids):
+        # an open campaign's runs may still come: its workflow is never finished (a database
+        # store knows; the HTTP client of a server has no campaigns to ask about)
+        campaigns = self.store if isinstance(self.store, CampaignStore) else None
+        if finished and not (campaigns is not None and campaigns.open_campaigns(self.wids)):
             return "the workflows it serves are finished"
         if opts.idle_exit is not None and idle >= opts.idle_exit:
             return f"idle for --idle-exit {opts.idle_exit:g} s"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from herd.core.campaign import Group, Run, Template
 
@@ -67,6 +67,7 @@ class Requeued:
     run_id: int | None = None
 
 
+@runtime_checkable
 class CampaignStore(Protocol):
     """Campaigns in a store. A campaign's task instances are tasks of its own workflow
     (format ``campaign``) and queued like a submitted workflow's, so workers run them with no
