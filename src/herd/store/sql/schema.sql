@@ -207,6 +207,7 @@ CREATE TABLE shipped_logs (
     stdout       TEXT NOT NULL,
     stderr       TEXT NOT NULL,
     truncated    INTEGER NOT NULL DEFAULT 0     -- 1: only the last bytes of a long output
+) STRICT;
 
 -- Campaigns (`herd campaign`): a template workflow instantiated per data run as runs arrive. Its
 -- task instances live in the campaign's workflow (tasks, queue), named reco[run=123] or

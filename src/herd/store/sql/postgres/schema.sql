@@ -203,6 +203,7 @@ CREATE TABLE shipped_logs (
     stdout       text NOT NULL,
     stderr       text NOT NULL,
     truncated    boolean NOT NULL DEFAULT false
+);
 
 -- Campaigns (`herd campaign`): a template instantiated per data run as runs arrive.
 CREATE TABLE campaigns (
