@@ -1,4 +1,4 @@
--- Migration 0007: campaigns (herd campaign): templates instantiated per data run, their runs and
+-- Migration 0008: campaigns (herd campaign): templates instantiated per data run, their runs and
 -- the closed groups of their grouped tasks.
 CREATE TABLE campaigns (
     id           INTEGER PRIMARY KEY,
