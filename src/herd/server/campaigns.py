@@ -58,6 +58,7 @@ def matrix(
     "/metrics",
     summary="The store as Prometheus gauges (text exposition format 0.0.4)",
     response_class=PlainTextResponse,
+    include_in_schema=False,  # outside /api/v1, and text: not part of the JSON API's document
 )
 def prometheus(request: Request, caller: Reader) -> PlainTextResponse:
     text = metrics.collect_on(hub_of(request))
