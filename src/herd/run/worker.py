@@ -3,13 +3,12 @@
 A worker is another driver of herd's execution: it runs what it claims through the same
 :class:`~herd.executor.LocalExecutor` as ``herd run`` (logs, monitoring, the memory watchdog,
 timeouts) and records attempts the way the runner does (:func:`herd.run.attempts.attempt_finished`,
-user data and events from ``$HERD_USER_DATA``), but the queue, the order and the counts live in
-the store (``Store.claim`` / ``finish``), shared with every other worker. It needs only the
-store's :class:`~herd.store.base.WorkerStore` part: a database store, or the HTTP client of a
-herd server (:class:`~herd.store.remote.RemoteQueue`, ``herd worker --server``). The failure
-policy is the scheduler's (:func:`herd.scheduler.after_failure`: recovery with more memory or
-time, retries with back-off); the worker reports the decision with the attempt, in one
-transaction.
+user data and events from ``$HERD_USER_DATA``), but the queue, the order and the counts live in the
+store (``Store.claim`` / ``finish``), shared with every other worker. It needs only the store's
+:class:`~herd.store.base.WorkerStore` part: a database store, or the HTTP client of a herd server
+(:class:`~herd.store.remote.RemoteQueue`, ``herd worker --server``). The failure policy is the
+scheduler's (:func:`herd.scheduler.after_failure`: recovery with more memory or time, retries with
+back-off); the worker reports the decision with the attempt, in one transaction.
 
 One turn of the loop: reap expired leases (at most every :data:`REAP_EVERY` seconds: any worker
 may, so a dead worker's tasks come back within its lease and a second), renew its own leases
@@ -257,11 +256,8 @@ class Worker:
         if self.waiting_for:
             self.wids = self._workflow_ids()
         counts = self.store.queue_counts(self.wids)
-        finished = counts and not self.waiting_for and not any(counts.get(s) for s in OPEN)
-        # an open campaign's runs may still come: its workflow is never finished (a database
-        # store knows; the HTTP client of a server has no campaigns to ask about)
-        campaigns = self.store if isinstance(self.store, CampaignStore) else None
-        if finished and not (campaigns is not None and campaigns.open_campaigns(self.wids)):
+        live = isinstance(self.store, CampaignStore) and self.store.open_campaigns(self.wids)
+        if counts and not self.waiting_for and not live and not any(counts.get(s) for s in OPEN):
             return "the workflows it serves are finished"
         if opts.idle_exit is not None and idle >= opts.idle_exit:
             return f"idle for --idle-exit {opts.idle_exit:g} s"

@@ -27,8 +27,8 @@ from herd.core.templates import data, parse
 from herd.errors import UsageError
 from herd.store import queue
 from herd.store.campaigned import CampaignRecord, Injected, Origin, Requeued
-from herd.store.queue import decode_spec, encode_spec, end_run_if_done
-from herd.store.queued import QueuedTask
+from herd.store.queue import end_run_if_done
+from herd.store.queued import QueuedTask, decode_spec, encode_spec
 from herd.store.workdir import Workdir
 
 _T = TypeVar("_T")
