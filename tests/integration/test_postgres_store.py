@@ -103,6 +103,54 @@ def test_cancel_causes_of_a_store_from_before_the_column_are_read_from_the_reaso
         store.close()
 
 
+def test_a_new_workflows_labels_and_resources_are_stored_as_json_values(
+    postgres_url: str, conn: Conn
+) -> None:
+    """The binary COPY of a new workflow's tasks stores the JSON text as the array or object it
+    spells, not as a JSON string (which SQL on the column, and every reader, would get wrong)."""
+    task = Task("a", "true", labels=("qc", "tf1"), resources={"cpu": 2.0, "mem": 100.0})
+    store = PostgresStore(postgres_url)
+    try:
+        wid = store.add_workflow(Workflow("w", (task,)))
+        assert store.task_labels(wid) == {"a": ("qc", "tf1")}
+    finally:
+        store.close()
+    row = conn.execute(
+        "SELECT jsonb_typeof(labels), labels ? 'qc', jsonb_typeof(resources), resources->>'cpu'"
+        " FROM tasks WHERE workflow_id = %s AND name = 'a'",
+        (wid,),
+    ).fetchone()
+    assert row == ("array", True, "object", "2.0")
+
+
+def test_labels_stored_as_json_strings_by_earlier_herds_are_repaired(
+    postgres_url: str, conn: Conn
+) -> None:
+    (repair,) = [m.version for m in POSTGRES.migrations if m.name == "task_json_arrays"]
+    migrate(conn, "test", _only(POSTGRES, repair - 1))
+    row = conn.execute(
+        "INSERT INTO workflows (name, format, created, updated, task_count)"
+        " VALUES ('w', 'native', 1.0, 1.0, 2) RETURNING id"
+    ).fetchone()
+    assert row is not None
+    wid = int(str(row[0]))
+    for name, labels, resources in (
+        ("old", '"[\\"qc\\"]"', '"{\\"cpu\\": 1.0}"'),  # what the binary COPY wrote
+        ("new", '["qc"]', '{"cpu": 1.0}'),
+    ):
+        conn.execute(
+            "INSERT INTO tasks (workflow_id, name, state, updated, cmd, labels, resources)"
+            " VALUES (%s, %s, 'waiting', 1.0, 'true', %s::jsonb, %s::jsonb)",
+            (wid, name, labels, resources),
+        )
+    PostgresStore(postgres_url).close()  # migrates
+    rows = conn.execute(
+        "SELECT name, labels::text, resources::text FROM tasks WHERE workflow_id = %s ORDER BY 1",
+        (wid,),
+    ).fetchall()
+    assert rows == [("new", '["qc"]', '{"cpu": 1.0}'), ("old", '["qc"]', '{"cpu": 1.0}')]
+
+
 def test_newer_schema_is_refused(postgres_url: str, conn: Conn) -> None:
     PostgresStore(postgres_url).close()
     conn.execute("UPDATE herd_schema SET version = version + 1")

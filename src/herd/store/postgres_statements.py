@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.types.json import set_json_dumps
 
 from herd.core.model import TaskState
 from herd.store.base import (
@@ -35,11 +36,20 @@ def copy_new_tasks(conn: _Conn, workflow_id: int, now: float, rows: Sequence[Tas
     """The tasks of a workflow new to the store: nothing to upsert, so they are copied straight
     into ``tasks`` (a million in a few seconds, most of it the server's index and key checks)."""
     waiting = TaskState.WAITING.value
-    with conn.cursor().copy(_QUERIES["copy_new_tasks"].sql) as copy:
+    cursor = conn.cursor()
+    # labels and resources are JSON text already (rows.py encodes each shared value once): the
+    # jsonb dumper of this cursor passes the text through instead of encoding it as a string
+    set_json_dumps(_as_is, cursor)
+    with cursor.copy(_QUERIES["copy_new_tasks"].sql) as copy:
         copy.set_types(list(_NEW_TASK_TYPES))
         write = copy.write_row
         for name, cmd, labels, resources, timeframe in rows:
             write((workflow_id, name, waiting, now, cmd, labels, resources, timeframe))
+
+
+def _as_is(text: Any) -> str:
+    """A value that is JSON text already, as the jsonb dumper's ``dumps``."""
+    return str(text)
 
 
 _Conn = psycopg.Connection[tuple[Any, ...]]

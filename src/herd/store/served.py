@@ -30,12 +30,8 @@ def _token(row: tuple[Any, ...]) -> TokenRecord:
 
 
 def _json_list(value: Any) -> list[str]:
-    """A JSON array column: text (SQLite, and PostgreSQL's ``jsonb`` read as text), and once
-    more when it holds the array as a JSON string (tasks that PostgreSQL's binary ``COPY`` of a
-    new workflow wrote: the text was taken for a string)."""
-    while isinstance(value, str):
-        value = json.loads(value)
-    return list(value)
+    """A JSON array column, read as text on both stores."""
+    return list(json.loads(value))
 
 
 class Served:
