@@ -132,6 +132,7 @@ class WorkerOut(BaseModel):
     state: str = Field(description="active, draining, stopped or lost")
     resources: dict[str, float]
     held: int
+    lease: float = Field(description="seconds its leases last without a heartbeat")
 
 
 class WorkerList(BaseModel):
