@@ -16,6 +16,7 @@ from herd.reports.analyze import analyze, cancel_cause
 from herd.store import open_store
 from herd.store.base import TaskChanged
 from herd.store.postgres import PostgresStore, migrate, redact
+from herd.store.postgres_statements import MANY, MANY_CHANGES
 from herd.store.queries import POSTGRES, SQLITE, Dialect, Query
 from tests.integration.helpers import LEGACY_CANCELLED
 
@@ -228,6 +229,8 @@ def test_a_lost_connection_is_reopened(postgres_url: str, conn: Conn) -> None:
 
 # --- the queries ------------------------------------------------------------------------------
 
+#: the queue's statements for many rows at once (PostgreSQL's own)
+_MANY = {*MANY.values(), *(many for _, many in MANY_CHANGES.values())}
 #: queries of one dialect only: PostgreSQL stages a workflow's tasks in a temporary table
 _OWN = {
     "postgres": {
@@ -236,6 +239,7 @@ _OWN = {
         "copy_task_staging",
         "upsert_staged_tasks",
         "retire_unstaged_tasks",
+        *_MANY,
     },
     "sqlite": {"count_tasks", "current_task_names", "retire_task", "upsert_task"},
 }
@@ -247,6 +251,16 @@ def test_both_dialects_have_the_same_queries_and_parameters() -> None:
     assert pg.keys() == lite.keys()
     for name, query in pg.items():
         assert set(query.params) == set(lite[name].params), name
+
+
+def test_a_statement_for_many_rows_reads_every_parameter_of_its_one_row_query() -> None:
+    pairs = [*((one, many) for one, many in MANY.items()), *MANY_CHANGES.values()]
+    assert {many for _, many in pairs} == _MANY
+    for one, many in pairs:
+        sql = POSTGRES.queries[many].sql
+        columns = sql[sql.index("jsonb_to_recordset") :]
+        for param in POSTGRES.queries[one].params:
+            assert re.search(rf'\b"?{param}"? [a-z]', columns), (many, param)
 
 
 def test_format_style_binds_each_use_and_keeps_literal_percents() -> None:

@@ -258,6 +258,58 @@ class QueueContract:
         assert store.failure_log(wid, "b", 1) == "warn\n"
         assert store.shipped_log(wid, "a", 2) is None
 
+    def test_a_batch_finish_counts_only_the_leases_still_held(self, store: Store) -> None:
+        wid = self.submit(
+            store, queued("a", 0, retries=1), queued("b", 1), queued("c", 2, "a", "b")
+        )
+        w1, w2 = self.worker(store, 10), self.worker(store, 11)
+        (a,) = store.claim(w1, CPU2, now=2.0, lease=LEASE, limit=1)  # until 32
+        (b,) = store.claim(w1, CPU2, now=20.0, lease=LEASE, limit=1)  # until 50
+        assert [x.task for x in store.reap(now=40.0)] == ["a"]
+        done = [outcome(a, TaskState.SUCCEEDED, 41.0), outcome(b, TaskState.SUCCEEDED, 41.0)]
+        assert store.finish(w1, done, now=41.0) == [False, True]
+        assert [x.state for x in store.attempts(wid, "a")] == [TaskState.FAILED]
+        assert [x.state for x in store.attempts(wid, "b")] == [TaskState.SUCCEEDED]
+        assert self.states(store, wid) == {
+            "a": TaskState.READY,
+            "b": TaskState.SUCCEEDED,
+            "c": TaskState.WAITING,
+        }
+        (a2,) = store.claim(w2, CPU2, now=42.0, lease=LEASE)
+        assert store.finish(w2, [outcome(a2, TaskState.SUCCEEDED, 43.0)], now=43.0) == [True]
+        assert self.states(store, wid)["c"] is TaskState.READY
+
+    def test_a_batch_finish_counts_a_shared_need_down_once_per_task(self, store: Store) -> None:
+        wid = self.submit(store, queued("a", 0), queued("b", 1), queued("c", 2, "a", "b"))
+        w = self.worker(store)
+        a, b = store.claim(w, CPU2, now=2.0, lease=LEASE)
+        done = [outcome(a, TaskState.SUCCEEDED), outcome(b, TaskState.SUCCEEDED)]
+        assert store.finish(w, done, now=3.0) == [True, True]
+        assert self.states(store, wid)["c"] is TaskState.READY
+        assert [c.task.name for c in store.claim(w, CPU2, now=4.0, lease=LEASE)] == ["c"]
+
+    def test_finish_and_claim_takes_what_the_finish_made_ready(self, store: Store) -> None:
+        wid = self.submit(store, queued("a", 0), queued("b", 1, "a"), queued("c", 2))
+        w1, w2 = self.worker(store, 10), self.worker(store, 11)
+        (a,) = store.claim(w1, {"cpu": 1.0}, now=2.0, lease=LEASE)
+        (c,) = store.claim(w2, {"cpu": 1.0}, now=2.0, lease=LEASE)
+        accepted, claimed = store.finish_and_claim(
+            w1, [outcome(a, TaskState.SUCCEEDED, 3.0)], {"cpu": 1.0}, now=3.0, lease=LEASE
+        )
+        assert accepted == [True]
+        assert [(x.task.name, x.number, x.tries) for x in claimed] == [("b", 1, 1)]
+        assert self.states(store, wid) == {
+            "a": TaskState.SUCCEEDED,
+            "b": TaskState.RUNNING,
+            "c": TaskState.RUNNING,
+        }
+        assert store.heartbeat(w1, now=4.0, lease=LEASE) == {(wid, "b", 1)}
+        accepted, claimed = store.finish_and_claim(
+            w1, [outcome(c, TaskState.SUCCEEDED, 5.0)], {"cpu": 1.0}, now=5.0, lease=LEASE
+        )
+        assert (accepted, claimed) == ([False], [])  # c is w2's: nothing of it was written
+        assert self.states(store, wid)["c"] is TaskState.RUNNING
+
     def test_a_lost_attempt_spends_a_retry(self, store: Store) -> None:
         wid = self.submit(store, queued("a", 0), queued("b", 1, "a"))
         (_a,) = store.claim(self.worker(store), CPU2, now=2.0, lease=LEASE)

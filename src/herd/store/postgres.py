@@ -33,9 +33,8 @@ from typing import Any, TypeVar
 import psycopg
 
 from herd.core.bulk import gc_paused
-from herd.core.model import RunStatus, TaskState, Workflow
+from herd.core.model import RunStatus, Workflow
 from herd.errors import StoreError
-from herd.store import queue
 from herd.store.base import (
     INTERRUPTED,
     AttemptRecord,
@@ -73,7 +72,8 @@ from herd.store.postgres_statements import (
     query,
 )
 from herd.store.queries import POSTGRES, Dialect
-from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, WorkerRecord
+from herd.store.queue_methods import QueueMethods
+from herd.store.queued import QueuedTask
 from herd.store.rows import (
     attempt_record,
     describe,
@@ -84,7 +84,6 @@ from herd.store.rows import (
     task_rows,
     user_data_record,
     user_event_record,
-    worker_record,
     workflow_record,
 )
 from herd.store.served import Served
@@ -98,7 +97,7 @@ _Conn = psycopg.Connection[tuple[Any, ...]]
 _QUERIES = POSTGRES.queries
 
 
-class PostgresStore(WorkerLeftovers, Served, CampaignMethods):
+class PostgresStore(QueueMethods, WorkerLeftovers, Served, CampaignMethods):
     """The :class:`~herd.store.base.Store` in a PostgreSQL database.
 
     ``readonly`` opens an existing herd schema without migrating it, in read-only transactions
@@ -365,7 +364,7 @@ class PostgresStore(WorkerLeftovers, Served, CampaignMethods):
             ],
         )
 
-    # --- workers (the logic is in queue.py, shared by every SQL store) ------------------------
+    # --- workers (queue_methods.py; the logic is in queue.py, shared by every SQL store) -------
 
     def submit(
         self,
@@ -379,122 +378,13 @@ class PostgresStore(WorkerLeftovers, Served, CampaignMethods):
         pid: int,
         argv: Sequence[str],
     ) -> int:
-        run = {
-            "workflow_id": workflow_id,
-            "started": now,
-            "host": host,
-            "user": user,
-            "pid": pid,
-            "argv": encode(list(argv)),
-            "limits": encode(dict(pools)),
-        }
-        closing = {"workflow_id": workflow_id, "time": now}
-
-        def submit(tx: Tx) -> int:
-            tx.run("interrupt_runs", closing)
-            (run_id,) = one_row(tx.run("insert_run", run))
-            queue.submit(tx, workflow_id, run_id, tasks, pools, now)
-            tx.notify()
-            return int(run_id)
-
-        return self._queue(f"submit {len(tasks)} tasks of workflow {workflow_id}", submit)
-
-    def register_worker(
-        self,
-        *,
-        host: str,
-        pid: int,
-        user: str,
-        resources: Mapping[str, float],
-        now: float,
-        lease: float,
-    ) -> int:
-        values = {
-            "host": host,
-            "pid": pid,
-            "user": user,
-            "now": now,
-            "lease": lease,
-            "resources": encode(dict(resources)),
-        }
-        return self._queue(
-            f"register worker pid {pid} on {host}",
-            lambda tx: int(one_row(tx.run("insert_worker", values))[0]),
+        run_id = super().submit(
+            workflow_id, tasks, pools=pools, now=now, host=host, user=user, pid=pid, argv=argv
         )
-
-    def claim(
-        self,
-        worker_id: int,
-        free: Mapping[str, float],
-        *,
-        now: float,
-        lease: float,
-        workflows: Sequence[int] | None = None,
-        limit: int | None = None,
-        ends_before: float | None = None,
-        capacity: Mapping[str, float] | None = None,
-    ) -> list[Claimed]:
-        return self._queue(
-            f"claim tasks for worker {worker_id}",
-            lambda tx: queue.claim(
-                tx,
-                worker_id,
-                free,
-                now=now,
-                lease=lease,
-                workflows=workflows,
-                limit=limit,
-                ends_before=ends_before,
-                capacity=capacity,
-            ),
-        )
-
-    def heartbeat(self, worker_id: int, *, now: float, lease: float) -> set[tuple[int, str, int]]:
-        return self._queue(
-            f"renew the leases of worker {worker_id}",
-            lambda tx: queue.heartbeat(tx, worker_id, now, lease),
-        )
-
-    def finish(self, worker_id: int, outcomes: Sequence[Outcome], *, now: float) -> list[bool]:
-        def finish(tx: Tx) -> list[bool]:
-            tx.notify()
-            return queue.finish(tx, worker_id, outcomes, now)
-
-        return self._queue(f"finish {len(outcomes)} attempts of worker {worker_id}", finish)
-
-    def release(
-        self, worker_id: int, attempts: Sequence[tuple[int, str, int]], *, now: float, reason: str
-    ) -> list[Lost]:
-        def release(tx: Tx) -> list[Lost]:
-            tx.notify()
-            return queue.release(tx, worker_id, attempts, now, reason)
-
-        return self._queue(f"release {len(attempts)} attempts of worker {worker_id}", release)
-
-    def reap(self, *, now: float) -> list[Lost]:
-        def reap(tx: Tx) -> list[Lost]:
-            lost = queue.reap(tx, now)
-            if lost:
-                tx.notify()
-            return lost
-
-        return self._queue("reap expired leases", reap)
-
-    def stop_worker(self, worker_id: int, *, now: float, state: str = "stopped") -> None:
-        def stop(tx: Tx) -> None:
-            tx.run("set_worker_state", {"worker_id": worker_id, "state": state, "now": now})
-            if state == "stopped":
-                held = queue.heartbeat(tx, worker_id, now, 0.0)
-                queue.release(tx, worker_id, sorted(held), now, "released: its worker stopped")
-                tx.notify()
-
-        self._queue(f"stop worker {worker_id}", stop)
-
-    def workers(self) -> list[WorkerRecord]:
-        return self._read(
-            "read the workers",
-            lambda conn: [worker_record(row) for row in query(conn, "all_workers", {})],
-        )
+        # statistics of the new rows: without them, a claim sorts every ready row (the planner
+        # expects a few) rather than read the head of the queue_ready index
+        self._read("analyze the queue", lambda conn: conn.execute("ANALYZE queue"))
+        return run_id
 
     def wait_for_work(self, timeout: float) -> bool:
         # every transaction that may make work claimable NOTIFYs herd_work; psycopg keeps the
@@ -512,11 +402,6 @@ class PostgresStore(WorkerLeftovers, Served, CampaignMethods):
         # (the kept notices all come at once: the next wait waits)
         return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
 
-    def queue_counts(self, workflows: Sequence[int] | None = None) -> dict[TaskState, int]:
-        return self._read(
-            "count the queued tasks", lambda conn: queue.queue_counts(Tx(conn), workflows)
-        )
-
     def _fetch(self, rows: Callable[[Any], _T], name: str, key: Mapping[str, Any]) -> _T:
         return self._read(f"read {name.replace('_', ' ')}", lambda c: rows(query(c, name, key)))
 
@@ -524,35 +409,61 @@ class PostgresStore(WorkerLeftovers, Served, CampaignMethods):
         return self._read(doing, lambda conn: work(Tx(conn)))
 
     def _queue(self, doing: str, work: Callable[[Tx], _T]) -> _T:
-        """``work`` in one transaction, for the queue functions; lookup and encoding errors
-        become a :class:`StoreError` too."""
-
+        # in pipeline mode: BEGIN, the writes whose results are not read and COMMIT travel with
+        # the reads; one sync before the commit checks the rows the changes matched
         def transaction(conn: _Conn) -> _T:
+            with conn.pipeline() as pipeline, conn.transaction():
+                tx = Tx(conn)
+                try:
+                    done = work(tx)
+                    pipeline.sync()
+                    tx.check()
+                except (LookupError, TypeError, ValueError) as exc:
+                    raise StoreError(
+                        f"could not {doing} in {self.where}: {exc}; this is a bug in herd, "
+                        "please report it"
+                    ) from exc
+                return done
+
+        return self._read(doing, self._writable(doing, transaction))
+
+    def _look(self, doing: str, work: Callable[[Tx], _T]) -> _T:
+        return self._read(doing, lambda conn: work(Tx(conn)))
+
+    def _served(self, doing: str, work: Callable[[Tx], _T]) -> _T:
+        # (herd.store.served: outside pipeline mode, so that its statements' rowcounts are read
+        # at once)
+        def transaction(conn: _Conn) -> _T:
+            tx = Tx(conn)
             try:
-                return work(Tx(conn))
+                done = work(tx)
+                tx.check()
             except (LookupError, TypeError, ValueError) as exc:
                 raise StoreError(
-                    f"could not {doing} in {self.where}: {exc}; this is a bug in herd, please "
-                    "report it"
+                    f"could not {doing} in {self.where}: {exc}; this is a bug in herd, "
+                    "please report it"
                 ) from exc
+            return done
 
         return self._transaction(doing, transaction)
 
-    _served = _queue  # (herd.store.served)
-    _campaign_write = _queue
+    _campaign_write = _served  # (outside pipeline mode, as _served)
 
     # --- plumbing --------------------------------------------------------------------------
 
     def _transaction(self, doing: str, work: Callable[[_Conn], _T]) -> _T:
         """``work`` in one transaction: committed whole, or rolled back whole."""
-        if self.readonly:
-            raise StoreError(f"could not {doing}: {self.where} was opened read-only")
 
         def transaction(conn: _Conn) -> _T:
             with conn.transaction():
                 return work(conn)
 
-        return self._read(doing, transaction)
+        return self._read(doing, self._writable(doing, transaction))
+
+    def _writable(self, doing: str, work: Callable[[_Conn], _T]) -> Callable[[_Conn], _T]:
+        if self.readonly:
+            raise StoreError(f"could not {doing}: {self.where} was opened read-only")
+        return work
 
     def _read(self, doing: str, work: Callable[[_Conn], _T]) -> _T:
         """``work`` on the connection; again on a new one while the connection is lost, and

@@ -4,6 +4,7 @@ it, the named queries run on a connection, and the transaction :mod:`herd.store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -128,24 +129,99 @@ def by_task(
 
 
 class Tx:
-    """An open transaction, as :mod:`herd.store.queue` uses it."""
+    """An open transaction, as :mod:`herd.store.queue` uses it. In pipeline mode (the store's
+    queue transactions) what is sent waits for the next read or sync; :meth:`check` then says
+    whether every change matched its row."""
 
     def __init__(self, conn: _Conn) -> None:
         self.conn = conn
+        self._must_match: list[tuple[psycopg.Cursor[tuple[Any, ...]], Sequence[Change]]] = []
 
     def run(self, name: str, values: Mapping[str, Any]) -> psycopg.Cursor[tuple[Any, ...]]:
         return query(self.conn, name, values)
 
+    def send(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        query = _QUERIES[name]
+        many = MANY.get(name)
+        if many is not None and len(rows) > 1:
+            _send_rows(self.conn, many, [{p: v[p] for p in query.params} for v in rows])
+        else:
+            self.conn.cursor().executemany(query.sql, [query.args(values) for values in rows])
+
     def apply(self, changes: Sequence[Change]) -> None:
-        statements = [STATEMENT[type(change)](change) for change in changes]
-        unmatched = pipelined(self.conn, changes, statements)
-        if unmatched is not None:
-            change = changes[unmatched]
-            raise LookupError(f"{describe(change)}: {MUST_MATCH[type(change)]}")
+        # a run of one kind of change is one statement (MANY_CHANGES) or one executemany
+        start = 0
+        while start < len(changes):
+            kind = type(changes[start])
+            end = start + 1
+            while end < len(changes) and type(changes[end]) is kind:
+                end += 1
+            run = changes[start:end]
+            statements = [STATEMENT[kind](change) for change in run]
+            many = MANY_CHANGES.get(kind)
+            if many is not None and len(run) > 1 and _distinct(run):
+                params = _QUERIES[many[0]].params
+                rows = [dict(zip(params, args, strict=True)) for _, args in statements]
+                cursor = _send_rows(self.conn, many[1], rows)
+            else:
+                cursor = self.conn.cursor()
+                cursor.executemany(statements[0][0], [args for _, args in statements])
+            if kind in MUST_MATCH:
+                self._must_match.append((cursor, run))
+            start = end
+
+    def check(self) -> None:
+        """Raise LookupError when a change sent since matched no row (after a sync)."""
+        for cursor, run in self._must_match:
+            if cursor.rowcount != len(run):
+                change = run[0]
+                what = describe(change) if len(run) == 1 else f"one of {len(run)} changes"
+                raise LookupError(f"{what}: {MUST_MATCH[type(change)]}")
+        self._must_match.clear()
 
     def notify(self) -> None:
         """Wake the workers waiting for work, when (and if) the transaction commits."""
         self.conn.execute(f"NOTIFY {CHANNEL}")
+
+
+#: the queue's one-row statements, and the statement for many rows at once (queries.sql)
+MANY = {
+    "take_task": "take_tasks",
+    "attempt_began": "attempts_began",
+    "queue_ended": "queues_ended",
+}
+#: the same for changes: the one-row query whose parameters name the rows' keys, and the other
+MANY_CHANGES: dict[type, tuple[str, str]] = {
+    AttemptStarted: ("insert_attempt", "insert_attempts"),
+    AttemptFinished: ("finish_attempt", "finish_attempts"),
+    TaskChanged: ("change_task", "change_tasks"),
+}
+_encode_rows = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _send_rows(
+    conn: _Conn, name: str, rows: Sequence[Mapping[str, Any]]
+) -> psycopg.Cursor[tuple[Any, ...]]:
+    """One statement for many rows: ``rows`` go as one JSON parameter."""
+    cursor = conn.cursor()
+    cursor.execute(_QUERIES[name].sql, (_encode_rows(rows),))
+    return cursor
+
+
+def _distinct(changes: Sequence[Change]) -> bool:
+    """No two changes of the run update one row (a statement for many rows changes each once;
+    new attempts are inserted)."""
+    keys = set()
+    for c in changes:
+        if isinstance(c, AttemptStarted):
+            return True
+        if isinstance(c, AttemptFinished):
+            keys.add((c.workflow_id, c.task, c.number))
+        elif isinstance(c, TaskChanged):
+            keys.add((c.workflow_id, c.task, 0))
+    return len(keys) == len(changes)
 
 
 def pipelined(

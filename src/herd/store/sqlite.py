@@ -44,9 +44,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from herd.core.bulk import gc_paused
-from herd.core.model import RunStatus, TaskState, Workflow
+from herd.core.model import RunStatus, Workflow
 from herd.errors import StoreError
-from herd.store import queue
 from herd.store.base import (
     INTERRUPTED,
     AttemptRecord,
@@ -62,7 +61,7 @@ from herd.store.base import (
 from herd.store.campaigns import CampaignMethods, Work
 from herd.store.leftovers import WorkerLeftovers
 from herd.store.queries import QUERIES
-from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, WorkerRecord
+from herd.store.queue_methods import QueueMethods
 from herd.store.rows import (
     attempt_record,
     describe,
@@ -73,7 +72,6 @@ from herd.store.rows import (
     task_rows,
     user_data_record,
     user_event_record,
-    worker_record,
     workflow_record,
 )
 from herd.store.served import Served
@@ -84,13 +82,13 @@ __all__ = ["INTERRUPTED", "SQLiteStore", "migrate"]
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 #: seconds between two looks at the database while a worker waits for work (SQLite cannot notify)
 _WORK_POLL = 0.02
 
-_T = TypeVar("_T")
 
-
-class SQLiteStore(WorkerLeftovers, Served, CampaignMethods):
+class SQLiteStore(QueueMethods, WorkerLeftovers, Served, CampaignMethods):
     """The :class:`~herd.store.base.Store` in one SQLite file.
 
     ``readonly`` opens an existing database without taking any write lock and without migrating it
@@ -304,112 +302,7 @@ class SQLiteStore(WorkerLeftovers, Served, CampaignMethods):
             rows = by_task(self._conn, "user_events", workflow_id, task)
             return [user_event_record(row) for row in rows]
 
-    # --- workers (the logic is in queue.py, shared by every SQL store) ------------------------
-
-    def submit(
-        self,
-        workflow_id: int,
-        tasks: Sequence[QueuedTask],
-        *,
-        pools: Mapping[str, float],
-        now: float,
-        host: str,
-        user: str,
-        pid: int,
-        argv: Sequence[str],
-    ) -> int:
-        run = {
-            "workflow_id": workflow_id,
-            "started": now,
-            "host": host,
-            "user": user,
-            "pid": pid,
-            "argv": encode(list(argv)),
-            "limits": encode(dict(pools)),
-        }
-        closing = {"workflow_id": workflow_id, "time": now}
-        with self._queue(f"submit {len(tasks)} tasks of workflow {workflow_id}") as tx:
-            run_query(tx.conn, "interrupt_runs", closing)
-            (run_id,) = run_query(tx.conn, "insert_run", run).fetchone()
-            queue.submit(tx, workflow_id, run_id, tasks, pools, now)
-        return int(run_id)
-
-    def register_worker(
-        self,
-        *,
-        host: str,
-        pid: int,
-        user: str,
-        resources: Mapping[str, float],
-        now: float,
-        lease: float,
-    ) -> int:
-        values = {
-            "host": host,
-            "pid": pid,
-            "user": user,
-            "now": now,
-            "lease": lease,
-            "resources": encode(dict(resources)),
-        }
-        with self._queue(f"register worker pid {pid} on {host}") as tx:
-            (worker_id,) = tx.run("insert_worker", values).fetchone()
-        return int(worker_id)
-
-    def claim(
-        self,
-        worker_id: int,
-        free: Mapping[str, float],
-        *,
-        now: float,
-        lease: float,
-        workflows: Sequence[int] | None = None,
-        limit: int | None = None,
-        ends_before: float | None = None,
-        capacity: Mapping[str, float] | None = None,
-    ) -> list[Claimed]:
-        with self._queue(f"claim tasks for worker {worker_id}") as tx:
-            return queue.claim(
-                tx,
-                worker_id,
-                free,
-                now=now,
-                lease=lease,
-                workflows=workflows,
-                limit=limit,
-                ends_before=ends_before,
-                capacity=capacity,
-            )
-
-    def heartbeat(self, worker_id: int, *, now: float, lease: float) -> set[tuple[int, str, int]]:
-        with self._queue(f"renew the leases of worker {worker_id}") as tx:
-            return queue.heartbeat(tx, worker_id, now, lease)
-
-    def finish(self, worker_id: int, outcomes: Sequence[Outcome], *, now: float) -> list[bool]:
-        with self._queue(f"finish {len(outcomes)} attempts of worker {worker_id}") as tx:
-            return queue.finish(tx, worker_id, outcomes, now)
-
-    def release(
-        self, worker_id: int, attempts: Sequence[tuple[int, str, int]], *, now: float, reason: str
-    ) -> list[Lost]:
-        with self._queue(f"release {len(attempts)} attempts of worker {worker_id}") as tx:
-            return queue.release(tx, worker_id, attempts, now, reason)
-
-    def reap(self, *, now: float) -> list[Lost]:
-        with self._queue("reap expired leases") as tx:
-            return queue.reap(tx, now)
-
-    def stop_worker(self, worker_id: int, *, now: float, state: str = "stopped") -> None:
-        with self._queue(f"stop worker {worker_id}") as tx:
-            tx.run("set_worker_state", {"worker_id": worker_id, "state": state, "now": now})
-            if state == "stopped":
-                held = queue.heartbeat(tx, worker_id, now, 0.0)
-                queue.release(tx, worker_id, sorted(held), now, "released: its worker stopped")
-
-    def workers(self) -> list[WorkerRecord]:
-        with self._errors("read the workers"):
-            rows = run_query(self._conn, "all_workers", {}).fetchall()
-        return [worker_record(row) for row in rows]
+    # --- workers (queue_methods.py; the logic is in queue.py, shared by every SQL store) -------
 
     def wait_for_work(self, timeout: float) -> bool:
         # SQLite has no notifications: PRAGMA data_version changes when another connection
@@ -426,35 +319,27 @@ class SQLiteStore(WorkerLeftovers, Served, CampaignMethods):
                 return False
             time.sleep(min(_WORK_POLL, left))
 
-    def queue_counts(self, workflows: Sequence[int] | None = None) -> dict[TaskState, int]:
-        with self._errors("count the queued tasks"):
-            return queue.queue_counts(Tx(self._conn), workflows)
-
     def _fetch(self, rows: Callable[[Any], _T], name: str, key: Mapping[str, Any]) -> _T:
         with self._errors(f"read {name.replace('_', ' ')}"):
             return rows(run_query(self._conn, name, key))
-
-    def _campaign_write(self, doing: str, work: Work[_T]) -> _T:
-        with self._queue(doing) as tx:
-            return work(tx)
 
     def _campaign_read(self, doing: str, work: Work[_T]) -> _T:
         with self._errors(doing):
             return work(Tx(self._conn))
 
-    @contextmanager
-    def _queue(self, doing: str) -> Iterator[Tx]:
-        """A write transaction for the queue functions; driver and lookup errors become a
-        :class:`StoreError`."""
+    def _queue(self, doing: str, work: Callable[[Tx], _T]) -> _T:
         with self._transaction(doing) as conn:
             try:
-                yield Tx(conn)
+                return work(Tx(conn))
             except (LookupError, TypeError, ValueError) as exc:
                 raise StoreError(f"could not {doing} in {self.path}: {exc}; {advice(exc)}") from exc
 
-    def _served(self, doing: str, work: Callable[[Tx], _T]) -> _T:
-        with self._queue(doing) as tx:
-            return work(tx)
+    def _look(self, doing: str, work: Callable[[Tx], _T]) -> _T:
+        with self._errors(doing):
+            return work(Tx(self._conn))
+
+    _served = _queue  # (herd.store.served)
+    _campaign_write = _queue
 
     # --- plumbing --------------------------------------------------------------------------
 

@@ -163,6 +163,11 @@ class Tx:
     def run(self, name: str, values: Mapping[str, Any]) -> sqlite3.Cursor:
         return run_query(self.conn, name, values)
 
+    def send(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            query = QUERIES[name]
+            self.conn.executemany(query.sql, [query.args(values) for values in rows])
+
     def apply(self, changes: Sequence[Change]) -> None:
         # runs of one kind of change go in one executemany (a claim or a finish of a batch)
         start = 0

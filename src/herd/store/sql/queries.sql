@@ -263,9 +263,6 @@ ON CONFLICT (workflow_id, name) DO UPDATE SET capacity = excluded.capacity;
 UPDATE tasks SET state = :state, updated = :time, reason = :reason, cancelled_by = :cancelled_by
 WHERE workflow_id = :workflow_id AND name = :task;
 
--- end_open_run --
-UPDATE runs SET ended = :ended, status = :status WHERE id = :run_id AND status = 'running';
-
 -- insert_worker --
 INSERT INTO workers (host, pid, username, started, heartbeat, state, resources, lease)
 VALUES (:host, :pid, :user, :now, :now, 'active', :resources, :lease)
@@ -307,10 +304,14 @@ WHERE workflow_id = :workflow_id AND task = :task AND state = 'ready';
 -- use_pool --
 UPDATE pools SET used = used + :amount WHERE workflow_id = :workflow_id AND name = :name;
 
--- lease_of --
-SELECT state, worker_id, number, tries, recoveries, run_id, children, spec, resources, timeout
-FROM queue
-WHERE workflow_id = :workflow_id AND task = :task;
+-- leases_of --
+-- the queue rows of a batch's tasks (:keys, a JSON list of [workflow_id, task]), each found by
+-- its key (a row-value IN over json_each would scan the workflow's rows)
+SELECT q.workflow_id, q.task, q.state, q.worker_id, q.number, q.tries, q.recoveries, q.run_id,
+    q.children, q.spec, q.resources, q.timeout
+FROM json_each(:keys) AS k
+JOIN queue AS q
+    ON q.workflow_id = json_extract(k.value, '$[0]') AND q.task = json_extract(k.value, '$[1]');
 
 -- attempt_began --
 -- a claimed attempt's row holds the claim time and the worker's pid until the process is known
@@ -329,19 +330,33 @@ WHERE workflow_id = :workflow_id AND task = :task;
 
 -- unlock_child --
 UPDATE queue SET unmet = unmet - 1, state = CASE WHEN unmet = 1 THEN 'ready' ELSE state END
-WHERE workflow_id = :workflow_id AND task = :task AND state = 'waiting'
-RETURNING state;
+WHERE workflow_id = :workflow_id AND task = :task AND state = 'waiting';
+
+-- mark_ready --
+-- the task's row in tasks follows its queue row, once its last unmet need succeeded
+UPDATE tasks SET state = 'ready', updated = :time, reason = '', cancelled_by = NULL
+WHERE workflow_id = :workflow_id AND name = :task AND state = 'waiting'
+    AND EXISTS (SELECT 1 FROM queue AS q
+        WHERE q.workflow_id = :workflow_id AND q.task = :task AND q.state = 'ready');
 
 -- cancel_child --
 UPDATE queue SET state = 'cancelled'
 WHERE workflow_id = :workflow_id AND task = :task AND state = 'waiting'
 RETURNING children;
 
--- run_has_open_tasks --
-SELECT 1 FROM queue WHERE run_id = :run_id AND state IN ('waiting', 'ready', 'running') LIMIT 1;
+-- end_open_run --
+UPDATE runs SET ended = :ended, status = :status WHERE id = :run_id AND status = 'running';
 
--- run_unsucceeded --
-SELECT count(*) FROM queue WHERE run_id = :run_id AND state != 'succeeded';
+-- end_run_when_done --
+-- a submission's run ends once none of its tasks is waiting, ready or running: failed when one
+-- of them did not succeed
+UPDATE runs SET ended = :ended,
+    status = CASE
+        WHEN EXISTS (SELECT 1 FROM queue WHERE run_id = :run_id AND state <> 'succeeded')
+        THEN 'failed' ELSE 'succeeded' END
+WHERE id = :run_id AND status = 'running'
+    AND NOT EXISTS (SELECT 1 FROM queue
+        WHERE run_id = :run_id AND state IN ('waiting', 'ready', 'running'));
 
 -- insert_failure_log --
 INSERT INTO failure_logs (attempt_id, tail)

@@ -275,9 +275,6 @@ ON CONFLICT (workflow_id, name) DO UPDATE SET capacity = excluded.capacity;
 UPDATE tasks SET state = :state, updated = :time, reason = :reason, cancelled_by = :cancelled_by
 WHERE workflow_id = :workflow_id AND name = :task;
 
--- end_open_run --
-UPDATE runs SET ended = :ended, status = :status WHERE id = :run_id AND status = 'running';
-
 -- insert_worker --
 INSERT INTO workers (host, pid, username, started, heartbeat, state, resources, lease)
 VALUES (:host, :pid, :user, :now, :now, 'active', :resources, :lease)
@@ -331,12 +328,19 @@ WHERE workflow_id = :workflow_id AND task = :task AND state = 'ready';
 -- use_pool --
 UPDATE pools SET used = used + :amount WHERE workflow_id = :workflow_id AND name = :name;
 
--- lease_of --
--- locked: a finish and a reap of the same attempt happen one after the other
-SELECT state, worker_id, number, tries, recoveries, run_id, children, spec, resources, timeout
-FROM queue
-WHERE workflow_id = :workflow_id AND task = :task
-FOR UPDATE;
+-- leases_of --
+-- the queue rows of a batch's tasks (:keys, a JSON list of [workflow_id, task] in key order),
+-- each found by its key and locked in that order: a finish and a reap of the same attempt
+-- happen one after the other, and two transactions never wait for each other crosswise
+SELECT q.workflow_id, q.task, q.state, q.worker_id, q.number, q.tries, q.recoveries, q.run_id,
+    q.children, q.spec, q.resources, q.timeout
+FROM jsonb_array_elements(CAST(:keys AS jsonb)) WITH ORDINALITY AS k (key, i)
+CROSS JOIN LATERAL (
+    SELECT * FROM queue
+    WHERE workflow_id = (k.key ->> 0)::bigint AND task = k.key ->> 1
+    FOR UPDATE
+) AS q
+ORDER BY k.i;
 
 -- attempt_began --
 -- a claimed attempt's row holds the claim time and the worker's pid until the process is known
@@ -355,19 +359,33 @@ WHERE workflow_id = :workflow_id AND task = :task;
 
 -- unlock_child --
 UPDATE queue SET unmet = unmet - 1, state = CASE WHEN unmet = 1 THEN 'ready' ELSE state END
-WHERE workflow_id = :workflow_id AND task = :task AND state = 'waiting'
-RETURNING state;
+WHERE workflow_id = :workflow_id AND task = :task AND state = 'waiting';
+
+-- mark_ready --
+-- the task's row in tasks follows its queue row, once its last unmet need succeeded
+UPDATE tasks SET state = 'ready', updated = :time, reason = '', cancelled_by = NULL
+WHERE workflow_id = :workflow_id AND name = :task AND state = 'waiting'
+    AND EXISTS (SELECT 1 FROM queue AS q
+        WHERE q.workflow_id = :workflow_id AND q.task = :task AND q.state = 'ready');
 
 -- cancel_child --
 UPDATE queue SET state = 'cancelled'
 WHERE workflow_id = :workflow_id AND task = :task AND state = 'waiting'
 RETURNING children;
 
--- run_has_open_tasks --
-SELECT 1 FROM queue WHERE run_id = :run_id AND state IN ('waiting', 'ready', 'running') LIMIT 1;
+-- end_open_run --
+UPDATE runs SET ended = :ended, status = :status WHERE id = :run_id AND status = 'running';
 
--- run_unsucceeded --
-SELECT count(*) FROM queue WHERE run_id = :run_id AND state <> 'succeeded';
+-- end_run_when_done --
+-- a submission's run ends once none of its tasks is waiting, ready or running: failed when one
+-- of them did not succeed
+UPDATE runs SET ended = :ended,
+    status = CASE
+        WHEN EXISTS (SELECT 1 FROM queue WHERE run_id = :run_id AND state <> 'succeeded')
+        THEN 'failed' ELSE 'succeeded' END
+WHERE id = :run_id AND status = 'running'
+    AND NOT EXISTS (SELECT 1 FROM queue
+        WHERE run_id = :run_id AND state IN ('waiting', 'ready', 'running'));
 
 -- insert_failure_log --
 INSERT INTO failure_logs (attempt_id, tail)
@@ -551,3 +569,83 @@ SELECT count(*) FROM campaigns
 WHERE closed IS NULL
     AND (:all_workflows
         OR workflow_id IN (SELECT jsonb_array_elements_text(CAST(:workflows AS jsonb))::bigint));
+
+-- === the queue's statements for many rows at once (PostgreSQL's own) ===========================
+-- One statement for a batch's rows (:rows, a JSON list of objects keyed by the parameters of the
+-- one-row query of the same meaning, named in postgres_statements.MANY): one execution on the
+-- server rather than one per row. Their rows are locked already (leases_of, claim_candidates).
+
+-- take_tasks --
+UPDATE queue AS q SET state = 'running', tries = q.tries + 1, number = r.number,
+    worker_id = r.worker_id, lease_until = r.lease_until
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r (workflow_id bigint, task text,
+    number integer, worker_id bigint, lease_until double precision)
+WHERE q.workflow_id = r.workflow_id AND q.task = r.task AND q.state = 'ready';
+
+-- attempts_began --
+UPDATE attempts AS a SET started = r.started, pid = r.pid
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r (workflow_id bigint, task text,
+    number integer, started double precision, pid integer)
+WHERE a.workflow_id = r.workflow_id AND a.task = r.task AND a.number = r.number;
+
+-- queues_ended --
+UPDATE queue AS q SET state = r.state, worker_id = NULL, lease_until = NULL
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r (workflow_id bigint, task text, state text)
+WHERE q.workflow_id = r.workflow_id AND q.task = r.task;
+
+-- insert_attempts --
+INSERT INTO attempts (
+    workflow_id, task, number, run_id, state, reason, started, ended, exit_code, signal,
+    kill_reason, host, username, pid, cwd, cmd, env_digest, fingerprint, utime, stime, max_rss,
+    peak_mem, mean_cpu, stdout_path, stderr_path, inputs, outputs, resources, kill_kind
+)
+SELECT r.workflow_id, r.task, r.number, r.run_id, r.state, r.reason, r.start, r."end",
+    r.exit_code, r.signal, r.kill_reason, r.host, r."user", r.pid, r.cwd, r.cmd, r.env_digest,
+    r.fingerprint, r.utime, r.stime, r.max_rss, r.peak_mem, r.mean_cpu, r.stdout_path,
+    r.stderr_path, CAST(r.inputs AS jsonb), CAST(r.outputs AS jsonb), CAST(r.resources AS jsonb),
+    r.kill
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r (workflow_id bigint, task text,
+    number integer, run_id bigint, state text, reason text, start double precision,
+    "end" double precision, exit_code integer, signal integer, kill_reason text, host text,
+    "user" text, pid integer, cwd text, cmd text, env_digest text, fingerprint text,
+    utime double precision, stime double precision, max_rss bigint, peak_mem bigint,
+    mean_cpu double precision, stdout_path text, stderr_path text, inputs text, outputs text,
+    resources text, kill text);
+
+-- finish_attempts --
+UPDATE attempts AS a SET
+    ended = r."end",
+    state = r.state,
+    exit_code = r.exit_code,
+    signal = r.signal,
+    kill_reason = r.kill_reason,
+    kill_kind = r.kill,
+    utime = r.utime,
+    stime = r.stime,
+    max_rss = r.max_rss,
+    peak_mem = r.peak_mem,
+    mean_cpu = r.mean_cpu,
+    inputs = coalesce(CAST(r.inputs AS jsonb), a.inputs),
+    outputs = coalesce(CAST(r.outputs AS jsonb), a.outputs)
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r (workflow_id bigint, task text,
+    number integer, "end" double precision, state text, exit_code integer, signal integer,
+    kill_reason text, kill text, utime double precision, stime double precision, max_rss bigint,
+    peak_mem bigint, mean_cpu double precision, inputs text, outputs text)
+WHERE a.workflow_id = r.workflow_id AND a.task = r.task AND a.number = r.number;
+
+-- change_tasks --
+UPDATE tasks AS t SET
+    state = r.state,
+    updated = r.time,
+    attempts = coalesce(r.attempts, t.attempts),
+    reason = r.reason,
+    exit_code = r.exit_code,
+    cancelled_by = r.cancelled_by,
+    fingerprint = coalesce(r.fingerprint, t.fingerprint),
+    cmd_digest = coalesce(r.cmd_digest, t.cmd_digest),
+    env_digest = coalesce(r.env_digest, t.env_digest),
+    inputs = coalesce(CAST(r.inputs AS jsonb), t.inputs)
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r (workflow_id bigint, task text, state text,
+    time double precision, attempts integer, reason text, exit_code integer, cancelled_by text,
+    fingerprint text, cmd_digest text, env_digest text, inputs text)
+WHERE t.workflow_id = r.workflow_id AND t.name = r.task;

@@ -1,0 +1,177 @@
+"""The claim of the worker protocol (see :mod:`herd.store.queue`): ready tasks by ``seq`` that
+fit the worker's free resources and the workflow's named pools, moved to running with a lease.
+
+One read whatever the batch (the worker and a window of the queue's head, PostgreSQL locking it
+``FOR UPDATE SKIP LOCKED``; a workflow's pools only when a task takes from them); the writes are
+one statement per kind for the batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from herd.core.model import TaskState
+from herd.store.base import AttemptRecord, AttemptStarted, TaskChanged
+from herd.store.queue import Tx, encode, pool_demand, use_pools
+from herd.store.queued import Claimed, QueuedTask, decode_spec
+
+_EPS = 1e-9
+#: how many ready rows a claim looks at beyond what it may take (tasks that do not fit are skipped)
+SCAN = 16
+#: the widest window of ready rows a claim looks at when none of the first ones fits
+MAX_SCAN = 4096
+
+
+def claim(
+    tx: Tx,
+    worker_id: int,
+    free: Mapping[str, float],
+    *,
+    now: float,
+    lease: float,
+    workflows: Sequence[int] | None,
+    limit: int | None,
+    ends_before: float | None,
+    capacity: Mapping[str, float] | None = None,
+) -> list[Claimed]:
+    """Take ready tasks by ``seq`` that fit ``free`` and the pools (see ``Store.claim``)."""
+    pending = tx.run("worker_by_id", {"worker_id": worker_id})  # read with the window below
+    most = limit if limit is not None else 1 << 30
+    # a window of the queue's head: what the free cores could take, a little more (PostgreSQL
+    # locks every row it returns, FOR UPDATE SKIP LOCKED); when nothing in it fits (big tasks
+    # first), a wider one, so that smaller tasks behind still start
+    scan = min(most, int(max(free.get("cpu", 1.0), 1.0)) * 2) + SCAN
+    values = {
+        "now": now,
+        "all_workflows": workflows is None,
+        "workflows": encode(list(workflows or ())),
+    }
+    rows = tx.run("claim_candidates", {**values, "scan": scan}).fetchall()
+    worker = pending.fetchone()
+    if worker is None:
+        raise LookupError(f"no worker {worker_id}")
+    host, user, pid, _ = worker
+    while True:
+        pick = _Pick(free, capacity, now, ends_before, most)
+        taken = [pick.claimed(row) for row in rows if pick.fits(tx, row)]
+        if taken or len(rows) < scan or scan >= MAX_SCAN:
+            break
+        scan *= 8
+        rows = tx.run("claim_candidates", {**values, "scan": scan}).fetchall()
+    if not taken:
+        return []
+    who = (host, user, pid)
+    lease_until = now + lease
+    tx.send(
+        "take_task",
+        [
+            {
+                "workflow_id": c.workflow_id,
+                "task": c.task.name,
+                "number": c.number,
+                "worker_id": worker_id,
+                "lease_until": lease_until,
+            }
+            for c, _ in taken
+        ],
+    )
+    use_pools(tx, [(c.workflow_id, held) for c, held in taken], 1.0)
+    started = [_attempt(c, who, now) for c, _ in taken]
+    changed = [
+        TaskChanged(c.workflow_id, c.task.name, TaskState.RUNNING, now, attempts=c.number)
+        for c, _ in taken
+    ]
+    tx.apply([*started, *changed])  # (a store applies runs of one kind of change at once)
+    return [c for c, _ in taken]
+
+
+class _Pick:
+    """Chooses, row by row in claim order, the ready tasks that fit what is free."""
+
+    def __init__(
+        self,
+        free: Mapping[str, float],
+        capacity: Mapping[str, float] | None,
+        now: float,
+        ends_before: float | None,
+        most: int,
+    ) -> None:
+        self.left = dict(free)
+        self.whole = capacity.get("cpu") if capacity else None
+        self.now, self.ends_before, self.most = now, ends_before, most
+        self.pools: dict[int, dict[str, float]] = {}
+        self.count = 0
+        self._chosen: tuple[dict[str, float], QueuedTask, dict[str, float]] | None = None
+
+    def fits(self, tx: Tx, row: tuple[Any, ...]) -> bool:
+        if self.count >= self.most:
+            return False
+        wid, duration, res_json, spec = row[0], row[7], row[5], row[8]
+        ends = self.ends_before
+        if ends is not None and duration is not None and self.now + duration > ends:
+            return False
+        resources: dict[str, float] = json.loads(res_json)
+        if self.whole is not None and resources.get("cpu", 0.0) > self.whole:
+            resources["cpu"] = self.whole  # cores are elastic: it runs on all the worker has
+        if not _fits(resources, self.left):
+            return False
+        task = decode_spec(spec)  # only for a task that fits: a claim looks at many rows
+        held = pool_demand(task, resources)
+        if held:  # (the pools are read, and locked, only by a claim that takes from them)
+            wf_pools = self.pools.get(wid)
+            if wf_pools is None:
+                wf_pools = self.pools[wid] = _pools(tx, wid)
+            if not _fits(held, wf_pools):
+                return False
+            _take(wf_pools, held)
+        _take(self.left, resources)
+        self.count += 1
+        self._chosen = (resources, task, held)
+        return True
+
+    def claimed(self, row: tuple[Any, ...]) -> tuple[Claimed, dict[str, float]]:
+        assert self._chosen is not None
+        resources, task, held = self._chosen
+        wid, _, run_id, tries, recoveries, _, timeout, _, _, attempts, wf = row
+        c = Claimed(wid, run_id, wf, attempts + 1, tries + 1, recoveries, resources, timeout, task)
+        return c, held
+
+
+def _pools(tx: Tx, workflow_id: int) -> dict[str, float]:
+    rows = tx.run("pools_of_workflow", {"workflow_id": workflow_id}).fetchall()
+    return {name: float(free) for name, free in rows}
+
+
+def _fits(demand: Mapping[str, float], free: Mapping[str, float]) -> bool:
+    return all(d <= free.get(k, float("inf")) + _EPS for k, d in demand.items() if d)
+
+
+def _take(free: dict[str, float], demand: Mapping[str, float]) -> None:
+    for k, d in demand.items():
+        if k in free:
+            free[k] -= d
+
+
+def _attempt(c: Claimed, who: tuple[str, str, int], now: float) -> AttemptStarted:
+    host, user, pid = who
+    reason = c.task.reason if c.tries == 1 else f"retry {c.tries - 1}"
+    return AttemptStarted(
+        AttemptRecord(
+            c.workflow_id,
+            c.run_id,
+            c.task.name,
+            c.number,
+            host,
+            user,
+            pid,
+            now,
+            c.task.expanded,
+            c.task.env_digest,
+            c.task.fingerprint,
+            reason,
+            cwd=c.task.cwd,
+            resources=c.resources,
+        )
+    )
