@@ -11,9 +11,11 @@ Parts (all by default):
   submit is timed apart). Prints each rate and the ratio of the workers' rate to the local run's
   (target >= 0.5).
 - ``claim``: the store alone, no process: ``n`` tasks submitted, then claimed and finished in
-  batches of 1, 2 and 8 by one worker (target >= 5,000 tasks/s). Printed per second of wall
-  time and per CPU-second of the benchmark's process (on a loaded machine the wall time
-  counts other programs' turns; with SQLite every step is in this process).
+  batches of 1, 2, 8 and 32 by one in-process worker, then in batches of 8 by 4 worker
+  processes at once (target >= 5,000 tasks/s). A worker's turn is what ``herd worker`` does:
+  ``finish_and_claim``, one transaction (a herd without it: a finish, then a claim). Printed
+  per second of wall time and per CPU-second of the workers' processes and their PostgreSQL
+  server processes (on a loaded machine the wall time counts other programs' turns).
 - ``o2dpg``: the O2DPG pp 20-timeframe workflow (726 stages, every command ``sleep 0.1``), 8 cores
   split over 2 workers of 4; a stage asking more cores than a worker has gets all of the worker's.
   Prints the wall time from the workers' start and its ratio to the lower bound max(critical
@@ -36,6 +38,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 HERD = [sys.executable, "-m", "herd.cli"]
 HERE = Path(__file__).resolve().parent
@@ -119,14 +122,86 @@ def throughput(args: argparse.Namespace, tmp: Path) -> None:
     print("target: workers >= 0.5 x the local run")
 
 
-def claim_rate(args: argparse.Namespace, tmp: Path) -> None:
-    from herd.core.model import Task, TaskState, Workflow
+def _turns(url: str, wid: int, batch: int, out: Any = None) -> tuple[int, float, float]:
+    """One in-process worker claiming and finishing ``batch`` tasks a turn until none is left:
+    (tasks, CPU seconds of this process, CPU seconds of its PostgreSQL backend)."""
+    from herd.core.model import TaskState
     from herd.store import open_store
-    from herd.store.base import AttemptFinished, Outcome, QueuedTask
+    from herd.store.base import AttemptFinished, Outcome
+
+    store = open_store(url)
+    try:
+        me = store.register_worker(
+            host="bench",
+            pid=os.getpid(),
+            user="bench",
+            resources={"cpu": batch},
+            now=time.time(),
+            lease=60,
+        )
+        backend = _backend(store)
+        c0, b0 = time.process_time(), _cpu_of(backend)
+        if out is not None:
+            out.wait()  # (a barrier: the workers start together)
+        done = 0
+        free = {"cpu": float(batch)}
+        claimed = store.claim(me, free, now=time.time(), lease=60)
+        while claimed:
+            now = time.time()
+            outcomes = [
+                Outcome(
+                    AttemptFinished(
+                        wid, c.task.name, c.number, now, TaskState.SUCCEEDED, exit_code=0
+                    ),
+                    pid=1,
+                    started=now,
+                    then=TaskState.SUCCEEDED,
+                )
+                for c in claimed
+            ]
+            done += len(claimed)
+            if hasattr(store, "finish_and_claim"):  # a worker's turn: one transaction
+                _, claimed = store.finish_and_claim(me, outcomes, free, now=now, lease=60)
+            else:  # (herd before finish_and_claim: a finish, then a claim)
+                store.finish(me, outcomes, now=now)
+                claimed = store.claim(me, free, now=now, lease=60)
+        return done, time.process_time() - c0, _cpu_of(backend) - b0
+    finally:
+        store.close()
+
+
+def _backend(store: Any) -> int | None:
+    """The pid of a PostgreSQL store's server process (on this host), else None."""
+    conn = getattr(store, "_conn", None)
+    if conn is None or not hasattr(conn, "pgconn"):
+        return None
+    return int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+
+def _cpu_of(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _worker_process(url: str, wid: int, batch: int, barrier: Any, results: Any) -> None:
+    results.put(_turns(url, wid, batch, barrier))
+
+
+def claim_rate(args: argparse.Namespace, tmp: Path) -> None:
+    import multiprocessing
+
+    from herd.core.model import Task, Workflow
+    from herd.store import open_store
+    from herd.store.base import QueuedTask
 
     n = args.n
-    for batch in (1, 2, 8):
-        with store_for(args.store, tmp, f"claim{batch}") as url:
+    for batch, count in ((1, 1), (2, 1), (8, 1), (32, 1), (8, 4)):
+        with store_for(args.store, tmp, f"claim{batch}x{count}") as url:
             store = open_store(url)
             try:
                 wf = Workflow("claims", tuple(Task(f"t{i}", "true") for i in range(n)))
@@ -144,39 +219,36 @@ def claim_rate(args: argparse.Namespace, tmp: Path) -> None:
                     pid=os.getpid(),
                     argv=[],
                 )
-                me = store.register_worker(
-                    host="bench",
-                    pid=os.getpid(),
-                    user="bench",
-                    resources={"cpu": batch},
-                    now=time.time(),
-                    lease=60,
-                )
-                t0, c0 = time.perf_counter(), time.process_time()
-                done = 0
-                while done < n:
-                    now = time.time()
-                    claimed = store.claim(me, {"cpu": float(batch)}, now=now, lease=60)
-                    outcomes = [
-                        Outcome(
-                            AttemptFinished(
-                                wid, c.task.name, c.number, now, TaskState.SUCCEEDED, exit_code=0
-                            ),
-                            pid=1,
-                            started=now,
-                            then=TaskState.SUCCEEDED,
-                        )
-                        for c in claimed
-                    ]
-                    store.finish(me, outcomes, now=now)
-                    done += len(claimed)
-                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             finally:
                 store.close()
+            t0 = time.perf_counter()
+            if count == 1:
+                done, cpu, server = _turns(url, wid, batch)
+                wall = time.perf_counter() - t0
+            else:
+                ctx = multiprocessing.get_context("fork")
+                barrier, results = ctx.Barrier(count + 1), ctx.Queue()
+                procs = [
+                    ctx.Process(target=_worker_process, args=(url, wid, batch, barrier, results))
+                    for _ in range(count)
+                ]
+                for p in procs:
+                    p.start()
+                barrier.wait()
+                t0 = time.perf_counter()
+                parts = [results.get() for _ in procs]
+                wall = time.perf_counter() - t0
+                for p in procs:
+                    p.join()
+                done = sum(x[0] for x in parts)
+                cpu, server = sum(x[1] for x in parts), sum(x[2] for x in parts)
+        assert done == n, (done, n)
+        who = "1 worker" if count == 1 else f"{count} workers"
         print(
-            f"claim + finish, batches of {batch}: {n / wall:8.0f} tasks/s of wall time, "
-            f"{n / cpu:8.0f} per CPU-second of this process "
-            f"({2 * n / batch / wall:.0f} transactions/s)   load {os.getloadavg()[0]:.1f}",
+            f"claim + finish, {who}, batches of {batch:2d}: {n / wall:6.0f} tasks/s of wall "
+            f"time, {n / (cpu + server):6.0f} per CPU-second (the workers' processes "
+            f"{cpu:.2f} s, their PostgreSQL backends {server:.2f} s)   load "
+            f"{os.getloadavg()[0]:.1f}",
             flush=True,
         )
     print("target: >= 5,000 tasks/s")

@@ -39,7 +39,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from herd.core.model import RunStatus, Task, TaskState, Workflow
 from herd.core.scheduler import after_failure
@@ -133,6 +133,7 @@ class Worker:
         self.cleaned: set[int] = set()  # dead workers of this host whose processes were stopped
         #: temp files read by tasks that succeeded here, to remove once every reader did
         self.temp: dict[tuple[int, str], Mapping[str, tuple[str, ...]]] = {}
+        self.claimed_at = -RECHECK  # (monotonic) when it last looked for work to claim
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -204,10 +205,10 @@ class Worker:
             if mono >= next_beat:
                 self._heartbeat()
                 next_beat = mono + beat_every
-            if not self.draining and (work or mono >= next_claim):
-                self._claim()
-                next_claim = mono + RECHECK  # (a claim that was due must not stay due: a spin)
-            work = False
+            # (with every core taken, a claim waits for one to free: cores are what tasks share)
+            if (work or mono >= next_claim) and (self._has_room() or not self.held):
+                work = self._claim() and self._has_room()  # there may be more that fits
+            next_claim = self.claimed_at + RECHECK
             if self.held:
                 idle_since = mono
             else:
@@ -239,8 +240,9 @@ class Worker:
                 self._release_all("released: the worker was stopped")
                 drain_until = float("inf")
             if outcomes:
-                self._finish(outcomes)
-                work = True
+                # what it claimed with the finish filled the room, or there may be more
+                work = self._finish(outcomes) and self._has_room()
+                next_claim = self.claimed_at + RECHECK
             if not self.held and self.draining:
                 return "drained"
 
@@ -269,27 +271,33 @@ class Worker:
     # --- claiming and starting --------------------------------------------------------------
 
     def _claim(self) -> bool:
+        request = self._claim_request()
+        claimed = [] if request is None else self.store.claim(self.id, self.free, **request)
+        for c in claimed:
+            self._start(c)
+        return bool(claimed)
+
+    def _claim_request(self) -> dict[str, Any] | None:
+        """The terms of a claim now (the ``Store.claim`` keywords), or None: none may be made."""
         opts = self.options
+        if self.draining:
+            return None
         if self.waiting_for:
             self.wids = self._workflow_ids()
         limit = None if opts.max_tasks is None else opts.max_tasks - self.started
         if limit is not None and limit <= 0:
-            return False
+            return None
         if opts.end_time is not None and time.time() >= opts.end_time:
-            return False
-        claimed = self.store.claim(
-            self.id,
-            self.free,
-            now=time.time(),
-            lease=opts.lease,
-            workflows=self.wids,
-            limit=limit,
-            ends_before=opts.end_time,
-            capacity=opts.resources,
-        )
-        for c in claimed:
-            self._start(c)
-        return bool(claimed)
+            return None
+        self.claimed_at = time.monotonic()
+        return {
+            "now": time.time(),
+            "lease": opts.lease,
+            "workflows": self.wids,
+            "limit": limit,
+            "ends_before": opts.end_time,
+            "capacity": opts.resources,
+        }
 
     def _start(self, c: Claimed) -> None:
         task, number = c.task, c.number
@@ -430,8 +438,15 @@ class Worker:
                 Sample(c.workflow_id, c.task.name, c.number, ev.time, ev.rss, ev.cpu, ev.processes)
             )
 
-    def _finish(self, outcomes: Sequence[Outcome]) -> None:
-        accepted = self.store.finish(self.id, outcomes, now=time.time())
+    def _finish(self, outcomes: Sequence[Outcome]) -> bool:
+        """Report the outcomes and, in the same transaction, claim what fits the cores they
+        freed; whether it claimed any."""
+        request = self._claim_request()
+        if request is None:
+            accepted = self.store.finish(self.id, outcomes, now=time.time())
+            claimed: list[Claimed] = []
+        else:
+            accepted, claimed = self.store.finish_and_claim(self.id, outcomes, self.free, **request)
         for o, ok in zip(outcomes, accepted, strict=True):
             if not ok:
                 self.lost += 1
@@ -445,6 +460,9 @@ class Worker:
             self.finished += 1
             self.succeeded += o.then is TaskState.SUCCEEDED
         self._remove_temp(outcomes, accepted)
+        for c in claimed:
+            self._start(c)
+        return bool(claimed)
 
     def _remove_temp(self, outcomes: Sequence[Outcome], accepted: Sequence[bool]) -> None:
         for o, ok in zip(outcomes, accepted, strict=True):
