@@ -73,7 +73,6 @@ from herd.store.postgres_statements import (
 )
 from herd.store.queries import POSTGRES, Dialect
 from herd.store.queue_methods import QueueMethods
-from herd.store.queued import QueuedTask
 from herd.store.rows import (
     attempt_record,
     describe,
@@ -366,25 +365,10 @@ class PostgresStore(QueueMethods, WorkerLeftovers, Served, CampaignMethods):
 
     # --- workers (queue_methods.py; the logic is in queue.py, shared by every SQL store) -------
 
-    def submit(
-        self,
-        workflow_id: int,
-        tasks: Sequence[QueuedTask],
-        *,
-        pools: Mapping[str, float],
-        now: float,
-        host: str,
-        user: str,
-        pid: int,
-        argv: Sequence[str],
-    ) -> int:
-        run_id = super().submit(
-            workflow_id, tasks, pools=pools, now=now, host=host, user=user, pid=pid, argv=argv
-        )
+    def _submitted(self) -> None:
         # statistics of the new rows: without them, a claim sorts every ready row (the planner
         # expects a few) rather than read the head of the queue_ready index
         self._read("analyze the queue", lambda conn: conn.execute("ANALYZE queue"))
-        return run_id
 
     def wait_for_work(self, timeout: float) -> bool:
         # every transaction that may make work claimable NOTIFYs herd_work; psycopg keeps the

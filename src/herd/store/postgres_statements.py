@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from itertools import groupby
 from typing import Any
 
 import psycopg
@@ -152,13 +153,8 @@ class Tx:
 
     def apply(self, changes: Sequence[Change]) -> None:
         # a run of one kind of change is one statement (MANY_CHANGES) or one executemany
-        start = 0
-        while start < len(changes):
-            kind = type(changes[start])
-            end = start + 1
-            while end < len(changes) and type(changes[end]) is kind:
-                end += 1
-            run = changes[start:end]
+        for kind, group in groupby(changes, type):
+            run = list(group)
             statements = [STATEMENT[kind](change) for change in run]
             many = MANY_CHANGES.get(kind)
             if many is not None and len(run) > 1 and _distinct(run):
@@ -170,7 +166,6 @@ class Tx:
                 cursor.executemany(statements[0][0], [args for _, args in statements])
             if kind in MUST_MATCH:
                 self._must_match.append((cursor, run))
-            start = end
 
     def check(self) -> None:
         """Raise LookupError when a change sent since matched no row (after a sync)."""

@@ -32,6 +32,9 @@ class QueueMethods:
         """``work`` reading the store outside a write transaction."""
         raise NotImplementedError
 
+    def _submitted(self) -> None:
+        """After a submission committed (a store may refresh its planner's statistics)."""
+
     def submit(
         self,
         workflow_id: int,
@@ -61,7 +64,9 @@ class QueueMethods:
             queue.submit(tx, workflow_id, run_id, tasks, pools, now)
             return int(run_id)
 
-        return self._queue(f"submit {len(tasks)} tasks of workflow {workflow_id}", submit)
+        run_id = self._queue(f"submit {len(tasks)} tasks of workflow {workflow_id}", submit)
+        self._submitted()
+        return run_id
 
     def register_worker(
         self,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from itertools import groupby
 from typing import Any
 
 from herd.store.base import (
@@ -170,19 +171,14 @@ class Tx:
 
     def apply(self, changes: Sequence[Change]) -> None:
         # runs of one kind of change go in one executemany (a claim or a finish of a batch)
-        start = 0
-        while start < len(changes):
-            kind = type(changes[start])
-            end = start + 1
-            while end < len(changes) and type(changes[end]) is kind:
-                end += 1
+        for kind, group in groupby(changes, type):
+            run = list(group)
             many = MANY.get(kind)
-            if many is None or end - start == 1:
-                for change in changes[start:end]:
+            if many is None or len(run) == 1:
+                for change in run:
                     APPLY[kind](self.conn, change)
             else:
-                many(self.conn, changes[start:end])
-            start = end
+                many(self.conn, run)
 
     def notify(self) -> None:
         """(Workers see a commit in the file's data version: nothing to send.)"""
