@@ -17,13 +17,14 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from herd.core.model import Task, TaskState, Workflow
 from herd.exec.base import Exited, Launch
 from herd.plan.commands import Commands
+from herd.plan.files import Files
 from herd.plan.planner import Verdict
 from herd.store.base import AttemptFinished, AttemptRecord, Change, FileStamp, UserData, UserEvent
 from herd.store.workdir import Workdir, safe_name
@@ -202,3 +203,24 @@ def outcome(ev: Exited) -> str:
     if ev.signal:
         return f"signal {signal.Signals(ev.signal).name}"
     return f"exit {ev.exit_code}"
+
+
+def stamps(files: Files, task: Task, paths: Sequence[str]) -> dict[str, FileStamp]:
+    """The stamps of those of ``paths`` that exist."""
+    out: dict[str, FileStamp] = {}
+    for p in paths:
+        stamp = files.stamp(task, p)
+        if stamp is not None:
+            out[p] = stamp
+    return out
+
+
+def read_end(path: Path, most: int) -> tuple[str, bool]:
+    """The last ``most`` bytes of a file ("" when it cannot be read), and whether that is not
+    the whole of it."""
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - most))
+        return f.read().decode("utf-8", "replace"), size > most
+    return "", False

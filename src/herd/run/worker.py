@@ -29,7 +29,6 @@ take them at once; a second signal stops them at once. SIGKILL loses nothing: th
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import logging
 import os
@@ -50,9 +49,9 @@ from herd.exec.markers import touch
 from herd.exec.monitor import is_alive
 from herd.plan.clean import remove_unneeded
 from herd.plan.files import Files
-from herd.run.attempts import DATA, attempt_finished, outcome, user_changes
+from herd.run.attempts import DATA, attempt_finished, outcome, read_end, stamps, user_changes
 from herd.run.submit import RunOptions
-from herd.store.base import AttemptFinished, Change, FileStamp, Sample, Store, WorkerStore
+from herd.store.base import AttemptFinished, Change, Sample, Store, WorkerStore
 from herd.store.campaigned import CampaignStore
 from herd.store.queued import Claimed, Outcome, QueuedTask, ShippedLog, WorkerRecord
 
@@ -365,8 +364,8 @@ class Worker:
         inputs = outputs = None
         if ok:
             inputs, outputs = (
-                _stamps(files, stand_in, task.inputs),
-                _stamps(files, stand_in, task.outputs),
+                stamps(files, stand_in, task.inputs),
+                stamps(files, stand_in, task.outputs),
             )
             missing = [p for p in task.outputs if p not in outputs]
             if missing:
@@ -426,8 +425,8 @@ class Worker:
     def _shipped(self, c: Claimed) -> ShippedLog:
         """The attempt's output to send with its finish (the end of each, when long)."""
         out, err = c.task.log_paths(c.number)
-        stdout, cut_out = _read_end(Path(out), SHIP_MAX)
-        stderr, cut_err = _read_end(Path(err), SHIP_MAX)
+        stdout, cut_out = read_end(Path(out), SHIP_MAX)
+        stderr, cut_err = read_end(Path(err), SHIP_MAX)
         return ShippedLog(stdout, stderr, cut_out or cut_err)
 
     def _sampled(self, ev: Sampled) -> None:
@@ -553,34 +552,14 @@ class Worker:
 OPEN = (TaskState.WAITING, TaskState.READY, TaskState.RUNNING)
 
 
-def _stamps(files: Files, task: Task, paths: Sequence[str]) -> dict[str, FileStamp]:
-    out: dict[str, FileStamp] = {}
-    for p in paths:
-        stamp = files.stamp(task, p)
-        if stamp is not None:
-            out[p] = stamp
-    return out
-
-
 def _tail(paths: tuple[Path, Path]) -> str:
     """The end of a failed attempt's stderr, else of its stdout (reports read it from any
     host)."""
     for path in paths:
-        text, _ = _read_end(path, TAIL)
+        text, _ = read_end(path, TAIL)
         if text:
             return text
     return ""
-
-
-def _read_end(path: Path, most: int) -> tuple[str, bool]:
-    """The last ``most`` bytes of a file ("" when it cannot be read), and whether that is not
-    the whole of it."""
-    with contextlib.suppress(OSError), open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - most))
-        return f.read().decode("utf-8", "replace"), size > most
-    return "", False
 
 
 def _describe(resources: Mapping[str, float]) -> str:
