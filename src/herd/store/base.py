@@ -408,20 +408,10 @@ class WorkerStore(Protocol):
         ...
 
     def finish_and_claim(
-        self,
-        worker_id: int,
-        outcomes: Sequence[Outcome],
-        free: Mapping[str, float],
-        *,
-        now: float,
-        lease: float,
-        workflows: Sequence[int] | None = None,
-        limit: int | None = None,
-        ends_before: float | None = None,
-        capacity: Mapping[str, float] | None = None,
+        self, worker_id: int, outcomes: Sequence[Outcome], free: Mapping[str, float], **terms: Any
     ) -> tuple[list[bool], list[Claimed]]:
-        """:meth:`finish`, then :meth:`claim` with ``free`` (what the finished attempts gave
-        back counted in), in one transaction: a worker's turn costs one commit, not two."""
+        """:meth:`finish`, then :meth:`claim` with ``free`` and ``terms`` (its keywords), in one
+        transaction: a worker's turn costs one commit, not two."""
         ...
 
     def release(

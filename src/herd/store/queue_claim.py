@@ -31,9 +31,9 @@ def claim(
     *,
     now: float,
     lease: float,
-    workflows: Sequence[int] | None,
-    limit: int | None,
-    ends_before: float | None,
+    workflows: Sequence[int] | None = None,
+    limit: int | None = None,
+    ends_before: float | None = None,
     capacity: Mapping[str, float] | None = None,
 ) -> list[Claimed]:
     """Take ready tasks by ``seq`` that fit ``free`` and the pools (see ``Store.claim``)."""

@@ -9,7 +9,7 @@ takes a callable), and :meth:`QueueMethods._look`, a read.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from herd.core.model import TaskState
 from herd.store import queue, queue_claim
@@ -119,33 +119,14 @@ class QueueMethods:
         )
 
     def finish_and_claim(
-        self,
-        worker_id: int,
-        outcomes: Sequence[Outcome],
-        free: Mapping[str, float],
-        *,
-        now: float,
-        lease: float,
-        workflows: Sequence[int] | None = None,
-        limit: int | None = None,
-        ends_before: float | None = None,
-        capacity: Mapping[str, float] | None = None,
+        self, worker_id: int, outcomes: Sequence[Outcome], free: Mapping[str, float], **terms: Any
     ) -> tuple[list[bool], list[Claimed]]:
+        now = terms["now"]
         return self._queue(
             f"finish {len(outcomes)} attempts of worker {worker_id} and claim more",
             lambda tx: (
                 queue.finish(tx, worker_id, outcomes, now),
-                queue_claim.claim(
-                    tx,
-                    worker_id,
-                    free,
-                    now=now,
-                    lease=lease,
-                    workflows=workflows,
-                    limit=limit,
-                    ends_before=ends_before,
-                    capacity=capacity,
-                ),
+                queue_claim.claim(tx, worker_id, free, **terms),
             ),
         )
 
