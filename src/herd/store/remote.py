@@ -143,20 +143,17 @@ class RemoteQueue:
         return self._finish(worker_id, outcomes, None)[0]
 
     def finish_and_claim(
-        self,
-        worker_id: int,
-        outcomes: Sequence[Outcome],
-        free: Mapping[str, float],
-        *,
-        now: float,
-        lease: float,
-        workflows: Sequence[int] | None = None,
-        limit: int | None = None,
-        ends_before: float | None = None,
-        capacity: Mapping[str, float] | None = None,
+        self, worker_id: int, outcomes: Sequence[Outcome], free: Mapping[str, float], **terms: Any
     ) -> tuple[list[bool], list[Claimed]]:
-        """:meth:`finish`, then :meth:`claim`, in one round trip."""
-        claim = _claim_in(free, lease, workflows, limit, ends_before, capacity)
+        """:meth:`finish`, then :meth:`claim` (``terms``: its keywords), in one round trip."""
+        claim = _claim_in(
+            free,
+            terms["lease"],
+            terms.get("workflows"),
+            terms.get("limit"),
+            terms.get("ends_before"),
+            terms.get("capacity"),
+        )
         return self._finish(worker_id, outcomes, claim)
 
     def _finish(
