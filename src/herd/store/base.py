@@ -410,8 +410,7 @@ class WorkerStore(Protocol):
     def finish_and_claim(
         self, worker_id: int, outcomes: Sequence[Outcome], free: Mapping[str, float], **terms: Any
     ) -> tuple[list[bool], list[Claimed]]:
-        """:meth:`finish`, then :meth:`claim` with ``free`` and ``terms`` (its keywords), in one
-        transaction: a worker's turn costs one commit, not two."""
+        """:meth:`finish`, then :meth:`claim` (``terms``: its keywords), in one transaction."""
         ...
 
     def release(
