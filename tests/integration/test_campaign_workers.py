@@ -44,14 +44,6 @@ def kind_of(run: int) -> str:
     return "cosmics" if run % 3 == 0 else "collisions"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "shared.db")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 def env() -> dict[str, str]:
     """``herd`` on PATH for the tasks (``herd emit``)."""

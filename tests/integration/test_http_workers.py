@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from herd.core.model import TaskState
 from herd.store import open_store
@@ -31,21 +30,6 @@ from .helpers import wait_for, write_spec
 from .test_workers import chain_spec, intervals, logged, workflow_id
 
 HERD = [sys.executable, "-m", "herd.cli"]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "shared.db")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-def shared(store_url: str) -> Iterator[Store]:
-    store = open_store(store_url)
-    yield store
-    store.close()
 
 
 def herd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
