@@ -99,7 +99,7 @@ async def claim(worker_id: WorkerId, request: Request, caller: WorkerCaller) -> 
 async def heartbeat(worker_id: WorkerId, request: Request, caller: WorkerCaller) -> Response:
     h = await _body(request, dispatch.HeartbeatIn, "a heartbeat")
     held = await _call(request, lambda d: d.heartbeat(worker_id, h.lease))
-    return _json(dispatch.HeartbeatOut(sorted(held)))
+    return _json(dispatch.HeartbeatOut([dispatch.AttemptKey(*h) for h in sorted(held)]))
 
 
 _STALE = {
@@ -139,7 +139,8 @@ async def finish(worker_id: WorkerId, request: Request, caller: WorkerCaller) ->
 )
 async def release(worker_id: WorkerId, request: Request, caller: WorkerCaller) -> Response:
     r = await _body(request, dispatch.ReleaseIn, "a release")
-    released = await _call(request, lambda d: d.release(worker_id, r.attempts, r.reason))
+    keys = [a.key for a in r.attempts]
+    released = await _call(request, lambda d: d.release(worker_id, keys, r.reason))
     return _json(dispatch.ReleaseOut(released))
 
 

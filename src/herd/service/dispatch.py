@@ -35,6 +35,7 @@ from herd.store import open_store
 from herd.store.base import RunRecord, Store, WorkflowRecord
 from herd.store.queued import Claimed, Lost, WorkerRecord
 from herd.store.wire import (
+    AttemptKey,
     ClaimIn,
     ClaimOut,
     CountsOut,
@@ -62,6 +63,7 @@ from herd.store.wire import (
 
 #: the requests and answers of the worker endpoints, for the server (docs/api.md, "Workers")
 __all__ = [
+    "AttemptKey",
     "ClaimIn",
     "ClaimOut",
     "CountsOut",

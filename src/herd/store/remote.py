@@ -137,7 +137,8 @@ class RemoteQueue:
 
     def heartbeat(self, worker_id: int, *, now: float, lease: float) -> set[tuple[int, str, int]]:
         path = f"/workers/{worker_id}/heartbeat"
-        return set(self._answer(wire.HeartbeatOut, "POST", path, wire.HeartbeatIn(lease)).held)
+        held = self._answer(wire.HeartbeatOut, "POST", path, wire.HeartbeatIn(lease)).held
+        return {h.key for h in held}
 
     def finish(self, worker_id: int, outcomes: Sequence[Outcome], *, now: float) -> list[bool]:
         return self._finish(worker_id, outcomes, None)[0]
@@ -173,7 +174,7 @@ class RemoteQueue:
     def release(
         self, worker_id: int, attempts: Sequence[tuple[int, str, int]], *, now: float, reason: str
     ) -> list[Lost]:
-        body = wire.ReleaseIn(list(attempts), reason)
+        body = wire.ReleaseIn([wire.AttemptKey(*a) for a in attempts], reason)
         return self._answer(wire.ReleaseOut, "POST", f"/workers/{worker_id}/release", body).released
 
     def stop_worker(self, worker_id: int, *, now: float, state: str = "stopped") -> None:

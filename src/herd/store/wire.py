@@ -75,8 +75,21 @@ class FinishIn(msgspec.Struct, forbid_unknown_fields=True):
     claim: ClaimIn | None = None
 
 
+class AttemptKey(msgspec.Struct, forbid_unknown_fields=True):
+    """One attempt, named by its workflow's id, its task and its number (an object, not a
+    positional triple: clients read fields by name, and OpenAPI 3.1 tools disagree on tuples)."""
+
+    workflow_id: int
+    task: str
+    number: int
+
+    @property
+    def key(self) -> tuple[int, str, int]:
+        return (self.workflow_id, self.task, self.number)
+
+
 class ReleaseIn(msgspec.Struct, forbid_unknown_fields=True):
-    attempts: list[tuple[int, str, int]]
+    attempts: list[AttemptKey]
     reason: str
 
 
@@ -104,8 +117,8 @@ class ClaimOut(msgspec.Struct):
 
 
 class HeartbeatOut(msgspec.Struct):
-    #: the attempts (workflow id, task, number) the worker still holds
-    held: list[tuple[int, str, int]]
+    #: the attempts the worker still holds
+    held: list[AttemptKey]
 
 
 class FinishOut(msgspec.Struct):
