@@ -157,6 +157,7 @@ def _take(free: dict[str, float], demand: Mapping[str, float]) -> None:
 def _attempt(c: Claimed, who: tuple[str, str, int], now: float) -> AttemptStarted:
     host, user, pid = who
     reason = c.task.reason if c.tries == 1 else f"retry {c.tries - 1}"
+    stdout, stderr = c.task.log_paths(c.number)
     return AttemptStarted(
         AttemptRecord(
             c.workflow_id,
@@ -172,6 +173,8 @@ def _attempt(c: Claimed, who: tuple[str, str, int], now: float) -> AttemptStarte
             c.task.fingerprint,
             reason,
             cwd=c.task.cwd,
+            stdout_path=stdout,
+            stderr_path=stderr,
             resources=c.resources,
         )
     )
