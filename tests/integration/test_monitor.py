@@ -22,6 +22,7 @@ from herd.exec.monitor import (
     TreeAccount,
     descendants,
     is_alive,
+    open_children,
     own_children,
     parse_stat,
     read_stat,
@@ -100,6 +101,19 @@ def test_scan_and_descendants_see_a_real_tree(tree: subprocess.Popen[bytes]) -> 
 
 def test_own_children_lists_a_child(tree: subprocess.Popen[bytes]) -> None:
     assert tree.pid in own_children()
+
+
+def test_own_children_reads_a_kept_file_again() -> None:
+    fd = open_children()
+    assert fd is not None
+    try:
+        child = subprocess.Popen(["sleep", "30"])
+        assert child.pid in own_children(fd)
+        child.kill()
+        child.wait()
+        assert child.pid not in own_children(fd), "the file is read again, not its first contents"
+    finally:
+        os.close(fd)
 
 
 def test_read_token_reads_the_environment_of_another_process() -> None:

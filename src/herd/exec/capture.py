@@ -5,7 +5,7 @@ slowly, and more so on Lustre or NFS (figures: docs/performance.md, "Figures beh
 Most short tasks print nothing, so herd hands each task a pipe instead of a file and creates the log
 file only when the first byte arrives. A silent task costs two ``pipe2`` calls, no file.
 
-The executor registers the read ends with its selector; :meth:`Capture.read` moves what is there
+The executor registers the read ends with its epoll; :meth:`Capture.read` moves what is there
 into the file; :meth:`Capture.finish` drains what is left when the task's process has been reaped
 and closes everything. A task whose stdout and stderr go to the same path gets one pipe for both,
 so their order is kept.
@@ -14,7 +14,7 @@ so their order is kept.
 from __future__ import annotations
 
 import os
-import selectors
+import select
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +59,8 @@ def _open(path: Path) -> int:
 class Capture:
     """The pipes of every running task, by read-end file descriptor."""
 
-    def __init__(self, selector: selectors.BaseSelector) -> None:
-        self._selector = selector
+    def __init__(self, poll: select.epoll) -> None:
+        self._poll = poll
         self._sinks: dict[int, _Sink] = {}
         #: file -> why it could not be written, from its pipe's close until the task's finish
         self._errors: dict[Path, str] = {}
@@ -71,7 +71,7 @@ class Capture:
         r, w = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(r, False)
         self._sinks[r] = _Sink(path)
-        self._selector.register(r, selectors.EVENT_READ, self)
+        self._poll.register(r, select.EPOLLIN)
         return r, w
 
     def read(self, fd: int) -> None:
@@ -105,8 +105,7 @@ class Capture:
 
     def _close(self, fd: int) -> None:
         sink = self._sinks.pop(fd)
-        self._selector.unregister(fd)
-        os.close(fd)
+        os.close(fd)  # which takes it out of the epoll set (no other process has it: O_CLOEXEC)
         sink.close()
         if sink.error:
             self._errors[sink.path] = sink.error

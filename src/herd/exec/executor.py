@@ -27,7 +27,7 @@ Process model
   kills every remaining descendant of herd that carries one of herd's tokens.
 - **Reaping.** SIGCHLD, SIGINT, SIGTERM and SIGHUP get Python handlers that do nothing; what matters is
   ``signal.set_wakeup_fd``, which writes each signal number to a non-blocking socketpair. ``wait``
-  blocks in a ``selectors`` wait on that socket, with a timeout from the next timer, so an exit is
+  blocks in an ``epoll`` wait on that socket, with a timeout from the next timer, so an exit is
   noticed at once and nothing polls. On every wake-up, zombies are peeked with
   ``waitid(WNOWAIT)`` and reaped with ``wait4`` (rusage: utime, stime, max rss). herd reaps *every*
   child of its process while an executor is open; pids it did not start are reaped and ignored,
@@ -178,10 +178,12 @@ class LocalExecutor:
         self._pending: list[Event] = []
         self._prefix = f"{os.getpid()}:"
         self._wakeup = Wakeup()
-        self._capture = Capture(self._wakeup.selector)
+        self._capture = Capture(self._wakeup.poll)
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._subreaper = set_subreaper(True)
+        #: herd's children file, read after each reaping (kept open: no path lookup per task)
+        self._children = monitor.open_children()
         LocalExecutor._open = True
         self._closed = False
 
@@ -268,6 +270,8 @@ class LocalExecutor:
             self._wakeup.close()
             os.close(self._devnull)
             os.close(self._home)
+            if self._children is not None:
+                os.close(self._children)
             if self._subreaper is not None:
                 set_subreaper(self._subreaper)
             LocalExecutor._open = False
@@ -467,7 +471,7 @@ class LocalExecutor:
 
     def _sweep_orphans(self) -> None:
         """SIGKILL orphans left by tasks that are over (reparented to herd, carrying our token)."""
-        for pid in monitor.own_children():
+        for pid in monitor.own_children(self._children):
             if pid in self._tasks:
                 continue
             token = monitor.read_token(pid)

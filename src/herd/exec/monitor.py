@@ -140,20 +140,35 @@ def scan() -> dict[int, ProcStat]:
     return table
 
 
-def own_children() -> list[int]:
-    """Children of this process's main thread, from one small file (needs CONFIG_PROC_CHILDREN).
+def own_children(fd: int | None = None) -> list[int]:
+    """Children of this process's main thread, from one small file (needs CONFIG_PROC_CHILDREN);
+    ``fd``: that file kept open (:func:`open_children`), read again from its start, which saves
+    a path lookup per call.
 
     Tasks are spawned by the main thread and orphans are reparented to it, so this lists both.
     """
-    pid = os.getpid()
-    try:
-        fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    if fd is not None:
+        size = 1 << 16
+        while len(data := os.pread(fd, size, 0)) == size:  # (over 9,000 children)
+            size *= 16
+        return [int(p) for p in data.split()]
+    opened = open_children()
+    if opened is None:
+        pid = os.getpid()
         return [p.pid for p in scan().values() if p.ppid == pid]
     try:
-        return [int(p) for p in os.read(fd, 1 << 20).split()]
+        return own_children(opened)
     finally:
-        os.close(fd)
+        os.close(opened)
+
+
+def open_children() -> int | None:
+    """The file :func:`own_children` reads, opened; None where the kernel has none."""
+    pid = os.getpid()
+    try:
+        return os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def read_token(pid: int) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import selectors
+import select
 import signal
 import socket
 from types import FrameType
@@ -54,12 +54,17 @@ class Wakeup:
                 " and SIGTERM, which Python delivers there"
             ) from None
         self._old = {s: signal.signal(s, _ignore) for s in self.SIGNALS}
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self._recv, selectors.EVENT_READ)
+        #: what ``wait`` blocks on: the socket, and the pipes others register (``select.epoll``
+        #: directly: the ``selectors`` layer costs more than the system calls, per task)
+        self.poll = select.epoll()
+        self._fd = self._recv.fileno()
+        self.poll.register(self._fd, select.EPOLLIN)
 
     def wait(self, timeout: float | None) -> list[int]:
         """Block until a signal or task output arrives; the output fds that are readable."""
-        return [key.fd for key, _ in self.selector.select(timeout) if key.data is not None]
+        ready = self.poll.poll(-1 if timeout is None else timeout)
+        own = self._fd
+        return [fd for fd, _ in ready if fd != own]
 
     def drain(self) -> list[int]:
         """The signal numbers that arrived since the last drain."""
@@ -77,7 +82,7 @@ class Wakeup:
         for signum, handler in self._old.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         signal.set_wakeup_fd(self._old_fd)
-        self.selector.close()
+        self.poll.close()
         self._recv.close()
         self._send.close()
 
