@@ -28,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -48,6 +49,8 @@ LOGS_NAME = "logs"
 _SAFE_CHARS = "-_.+=@,"
 #: longest file-name stem herd writes (file systems allow 255 bytes; room left for ``.<n>.out``)
 _MAX_STEM = 200
+#: names quote() leaves as they are: its always-safe characters and _SAFE_CHARS
+_PLAIN = re.compile(r"[A-Za-z0-9_.~+=@,-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,8 @@ def process_alive(pid: int, since: float) -> bool:
 
 def safe_name(name: str) -> str:
     """``name`` as one file name: ``%``-escaped, never ``.``/``..``, at most 200 bytes."""
+    if _PLAIN.fullmatch(name) and len(name) <= _MAX_STEM and name.strip("."):
+        return name  # (nearly every name: what quote() would return, at a tenth of its cost)
     escaped = quote(name, safe=_SAFE_CHARS)
     if escaped in ("", ".", ".."):
         escaped = escaped.replace(".", "%2E") or "%"  # quote() never makes a bare "%"
