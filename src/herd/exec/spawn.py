@@ -116,15 +116,17 @@ class _Spawner:
     child enters its directory with ``posix_spawn_file_actions_addchdir_np``. One attribute set
     (new session, :data:`_DEFAULT_SIGNALS` to their default action) serves every spawn."""
 
-    def __init__(self, libc: ctypes.CDLL) -> None:
+    def __init__(self, libc: ctypes.CDLL, held: ctypes.PyDLL) -> None:
         self._libc = libc
+        # the short calls keep the GIL: releasing it would hand it to the waiting thread (the
+        # markers') and wait to get it back, five times a spawn
         self._init, self._destroy = (
-            libc.posix_spawn_file_actions_init,
-            libc.posix_spawn_file_actions_destroy,
+            held.posix_spawn_file_actions_init,
+            held.posix_spawn_file_actions_destroy,
         )
-        self._dup2 = libc.posix_spawn_file_actions_adddup2
-        self._chdir = libc.posix_spawn_file_actions_addchdir_np
-        self._spawn = libc.posix_spawn
+        self._dup2 = held.posix_spawn_file_actions_adddup2
+        self._chdir = held.posix_spawn_file_actions_addchdir_np
+        self._spawn = libc.posix_spawn  # releases it
         self._attr = ctypes.create_string_buffer(_OPAQUE)
         sigset = ctypes.create_string_buffer(_OPAQUE)
         if libc.posix_spawnattr_init(self._attr) or libc.sigemptyset(sigset):
@@ -190,7 +192,8 @@ def _spawner() -> _Spawner | None:
     if not _SPAWNER:
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            _SPAWNER.append(_Spawner(libc) if sys.platform == "linux" else None)
+            linux = sys.platform == "linux"
+            _SPAWNER.append(_Spawner(libc, ctypes.PyDLL(None)) if linux else None)
         except (OSError, AttributeError):
             _SPAWNER.append(None)
     return _SPAWNER[0]
