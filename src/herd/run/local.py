@@ -432,7 +432,8 @@ class _Run:
             if redirect:  # a declared redirection exists even when the task printed nothing
                 (self.attempts.cwd(task) / redirect).touch()
         if ok:
-            inputs, outputs = self._stamps(task, "inputs"), self._stamps(task, "outputs")
+            inputs = self._stamps(task, "inputs") if task.inputs else {}
+            outputs = self._stamps(task, "outputs") if task.outputs else {}
             missing = [p for p in task.outputs if p not in (outputs or {})]
             if missing:
                 ok, detail = False, f"declared output {missing[0]} was not created"
