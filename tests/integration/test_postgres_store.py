@@ -14,7 +14,7 @@ from herd.core.model import Task, TaskState, Workflow
 from herd.errors import NoStateError, StoreError
 from herd.reports.analyze import analyze, cancel_cause
 from herd.store import open_store
-from herd.store.base import TaskChanged
+from herd.store.base import AttemptFinished, Outcome, QueuedTask, TaskChanged
 from herd.store.postgres import PostgresStore, migrate, redact
 from herd.store.postgres_statements import MANY, MANY_CHANGES
 from herd.store.queries import POSTGRES, SQLITE, Dialect, Query
@@ -239,6 +239,7 @@ _OWN = {
         "copy_task_staging",
         "upsert_staged_tasks",
         "retire_unstaged_tasks",
+        "plan_by_index",
         *_MANY,
     },
     "sqlite": {"count_tasks", "current_task_names", "retire_task", "upsert_task"},
@@ -339,3 +340,51 @@ def test_openers_at_once_see_no_schema_or_all_of_it(postgres_url: str) -> None:
         t.join(timeout=60)
     assert problems == []
     assert "all" in seen
+
+
+def test_a_workers_turn_reads_no_table_whole(postgres_url: str, conn: Conn) -> None:
+    """Claims and finishes find their rows through indexes, whatever the planner's statistics
+    (a fresh queue has none for attempts and tasks): a turn's cost does not grow with the
+    queue. Counted after enough turns that the server plans the statements once for all."""
+    store = PostgresStore(postgres_url)
+    try:
+        n = 400
+        wid = store.add_workflow(Workflow("turns", tuple(Task(f"t{i}", "true") for i in range(n))))
+        tasks = [QueuedTask(f"t{i}", "true", "/tmp", {}, {"cpu": 1.0}, i) for i in range(n)]
+        store.submit(wid, tasks, pools={}, now=1.0, host="h", user="u", pid=1, argv=[])
+        me = store.register_worker(host="h", pid=1, user="u", resources={}, now=1.0, lease=60)
+        free = {"cpu": 8.0}
+        claimed = store.claim(me, free, now=2.0, lease=60)
+
+        def turns(count: int) -> None:
+            nonlocal claimed
+            for _ in range(count):
+                outcomes = [
+                    Outcome(
+                        AttemptFinished(wid, c.task.name, c.number, 3.0, TaskState.SUCCEEDED),
+                        pid=2,
+                        started=2.5,
+                        then=TaskState.SUCCEEDED,
+                    )
+                    for c in claimed
+                ]
+                _, claimed = store.finish_and_claim(me, outcomes, free, now=3.0, lease=60)
+
+        turns(12)
+        before = _table_scans(store, conn)
+        turns(12)
+        assert claimed, "the queue ran dry: count fewer turns"
+        assert _table_scans(store, conn) == before
+    finally:
+        store.close()
+
+
+def _table_scans(store: PostgresStore, conn: Conn) -> list[tuple[object, ...]]:
+    """How often each of the queue's tables was read whole, once the store's server process
+    reported its counts."""
+    store._conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    return conn.execute(
+        "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+        "AND relname IN ('queue', 'tasks', 'attempts', 'pools', 'runs') ORDER BY relname"
+    ).fetchall()

@@ -398,6 +398,7 @@ class PostgresStore(QueueMethods, WorkerLeftovers, Served, CampaignMethods):
         def transaction(conn: _Conn) -> _T:
             with conn.pipeline() as pipeline, conn.transaction():
                 tx = Tx(conn)
+                tx.send("plan_by_index", [{}])
                 try:
                     done = work(tx)
                     pipeline.sync()
@@ -419,6 +420,7 @@ class PostgresStore(QueueMethods, WorkerLeftovers, Served, CampaignMethods):
         # at once)
         def transaction(conn: _Conn) -> _T:
             tx = Tx(conn)
+            tx.send("plan_by_index", [{}])
             try:
                 done = work(tx)
                 tx.check()

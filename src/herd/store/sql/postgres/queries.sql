@@ -249,6 +249,15 @@ DELETE FROM workflows WHERE id = :workflow_id;
 
 -- === the queue of submitted workflows (herd submit / herd worker) ============================
 
+-- plan_by_index --
+-- for the rest of a queue transaction: every statement reaches its rows through an index, one
+-- row at a time. A batch statement joins a JSON list (which the planner takes for 100 rows) to
+-- queue, tasks or attempts; left to its statistics (stale between ANALYZEs, or absent), it
+-- hashed the whole table for each batch: the cost of a claim grew with the queue. No JIT: the
+-- cost of a plan that must scan a table now reads as huge, and compiling it took 40 ms
+SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
+    set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true);
+
 -- queue_running --
 SELECT task FROM queue WHERE workflow_id = :workflow_id AND state = 'running';
 

@@ -97,7 +97,8 @@ CREATE TABLE attempts (
     FOREIGN KEY (workflow_id, task) REFERENCES tasks (workflow_id, name) ON DELETE CASCADE
 );
 
-CREATE INDEX attempts_by_start ON attempts (workflow_id, started);
+-- (no index on (workflow_id, started): a statement naming an attempt's key must find it by the
+-- key's index, whatever the planner's statistics say; migration 0009)
 CREATE INDEX attempts_by_run ON attempts (run_id);
 -- attempts still marked running: what begin_run closes after herd was killed
 CREATE INDEX attempts_running ON attempts (workflow_id) WHERE state = 'running';
