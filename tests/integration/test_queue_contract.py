@@ -310,6 +310,24 @@ class QueueContract:
         assert (accepted, claimed) == ([False], [])  # c is w2's: nothing of it was written
         assert self.states(store, wid)["c"] is TaskState.RUNNING
 
+    def test_finish_and_claim_ends_the_run_with_its_last_task(self, store: Store) -> None:
+        wid = self.submit(store, queued("a", 0), queued("b", 1, "a"), queued("c", 2))
+        w = self.worker(store)
+        (a,) = store.claim(w, {"cpu": 1.0}, now=2.0, lease=LEASE)
+        _, (b,) = store.finish_and_claim(
+            w, [outcome(a, TaskState.SUCCEEDED, 3.0)], {"cpu": 1.0}, now=3.0, lease=LEASE
+        )
+        assert store.runs(wid)[-1].status == "running"
+        _, (c,) = store.finish_and_claim(
+            w, [outcome(b, TaskState.SUCCEEDED, 4.0)], {"cpu": 1.0}, now=4.0, lease=LEASE
+        )
+        assert (b.task.name, c.task.name) == ("b", "c")
+        assert store.runs(wid)[-1].status == "running"
+        assert store.finish_and_claim(
+            w, [outcome(c, TaskState.FAILED, 5.0)], {"cpu": 1.0}, now=5.0, lease=LEASE
+        ) == ([True], [])
+        assert store.runs(wid)[-1].status == "failed"
+
     def test_a_lost_attempt_spends_a_retry(self, store: Store) -> None:
         wid = self.submit(store, queued("a", 0), queued("b", 1, "a"))
         (_a,) = store.claim(self.worker(store), CPU2, now=2.0, lease=LEASE)

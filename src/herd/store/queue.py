@@ -228,9 +228,16 @@ def _release_pools(tx: Tx, workflow_id: int, lease: _Lease) -> None:
     use_pools(tx, [(workflow_id, lease.pools[1])], -1.0)
 
 
-def finish(tx: Tx, worker_id: int, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+def finish(
+    tx: Tx,
+    worker_id: int,
+    outcomes: Sequence[Outcome],
+    now: float,
+    runs: set[int] | None = None,
+) -> list[bool]:
     """Record each outcome still under the worker's lease (see ``Store.finish``); keep the others
-    as stale reports, unless they were recorded already (a retried request)."""
+    as stale reports, unless they were recorded already (a retried request). Given ``runs``, the
+    submissions of the recorded attempts go there, for the caller to end (:func:`end_runs`)."""
     leases = _leases(tx, [(o.attempt.workflow_id, o.attempt.task) for o in outcomes])
     held: list[tuple[_Lease, Outcome]] = []
     accepted: list[bool] = []
@@ -292,7 +299,10 @@ def finish(tx: Tx, worker_id: int, outcomes: Sequence[Outcome], now: float) -> l
             wake = True
         elif o.then is not TaskState.SUCCEEDED:
             _failed(tx, a.workflow_id, a.task, lease, now, o.reason, a.exit_code)
-    _end_runs_when_done(tx, [lease.run_id for lease, _ in held], now)
+    if runs is None:
+        _end_runs_when_done(tx, [lease.run_id for lease, _ in held], now)
+    else:
+        runs.update(lease.run_id for lease, _ in held)
     if wake:  # (idle workers see a finished workflow within RECHECK without a wake-up)
         tx.notify()
     return accepted
@@ -439,6 +449,13 @@ def _cancel_descendants(
 def end_run_if_done(tx: Tx, run_id: int, now: float) -> None:
     """End the submission's run once none of its tasks is waiting, ready or running."""
     _end_runs_when_done(tx, [run_id], now)
+
+
+def end_runs(tx: Tx, runs: Iterable[int], claimed: Iterable[int], now: float) -> None:
+    """After a finish and a claim in one transaction: end the finished attempts' ``runs`` once
+    done, but for those of the ``claimed`` tasks (running, so not done: a worker's turn then
+    reads no queue to know it)."""
+    _end_runs_when_done(tx, set(runs) - set(claimed), now)
 
 
 def _end_runs_when_done(tx: Tx, run_ids: Iterable[int], now: float) -> None:

@@ -122,12 +122,16 @@ class QueueMethods:
         self, worker_id: int, outcomes: Sequence[Outcome], free: Mapping[str, float], **terms: Any
     ) -> tuple[list[bool], list[Claimed]]:
         now = terms["now"]
+
+        def turn(tx: Tx) -> tuple[list[bool], list[Claimed]]:
+            runs: set[int] = set()
+            accepted = queue.finish(tx, worker_id, outcomes, now, runs)
+            claimed = queue_claim.claim(tx, worker_id, free, **terms)
+            queue.end_runs(tx, runs, [c.run_id for c in claimed], now)
+            return accepted, claimed
+
         return self._queue(
-            f"finish {len(outcomes)} attempts of worker {worker_id} and claim more",
-            lambda tx: (
-                queue.finish(tx, worker_id, outcomes, now),
-                queue_claim.claim(tx, worker_id, free, **terms),
-            ),
+            f"finish {len(outcomes)} attempts of worker {worker_id} and claim more", turn
         )
 
     def heartbeat(self, worker_id: int, *, now: float, lease: float) -> set[tuple[int, str, int]]:
