@@ -314,11 +314,13 @@ def test_herd_status_shows_workers(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ahead", [(), ("--ahead", "1")], ids=["ahead-auto", "ahead-1"])
 def test_random_dags_failures_and_killed_workers(
-    tmp_path: Path, store_url: str, shared: Store
+    tmp_path: Path, store_url: str, shared: Store, ahead: tuple[str, ...]
 ) -> None:
     """Every task succeeds exactly once or fails after its retries; no two live attempts of a
-    task; the tape pool (2) is never exceeded — from the tasks' own logs."""
+    task; the tape pool (2) is never exceeded — from the tasks' own logs. With ``--ahead 1``
+    the killed workers also hold tasks claimed ahead (and the pool slots they take)."""
     rng = random.Random(14)
     n = 40
     tasks: list[dict[str, Any]] = []
@@ -339,7 +341,8 @@ def test_random_dags_failures_and_killed_workers(
     herd("submit", str(spec), "--store", store_url, cwd=tmp_path)
     wid = workflow_id(shared)
     lease = "1"
-    live = [worker(store_url, tmp_path, "--lease", lease, "--cpus", "2") for _ in range(4)]
+    argv = ("--lease", lease, "--cpus", "2", *ahead)
+    live = [worker(store_url, tmp_path, *argv) for _ in range(4)]
     for _ in range(3):  # kill a worker that holds a task, start another
 
         def holding() -> list[subprocess.Popen[str]]:
@@ -355,7 +358,7 @@ def test_random_dags_failures_and_killed_workers(
         live.remove(victim)
         victim.kill()
         victim.communicate()
-        live.append(worker(store_url, tmp_path, "--lease", lease, "--cpus", "2"))
+        live.append(worker(store_url, tmp_path, *argv))
     wait_for(lambda: shared.runs(wid)[-1].status != "running", timeout=90)
     finish(*live)
     records = shared.task_records(wid)

@@ -17,14 +17,19 @@ whose answer was lost — are given back), claim what fits the free resources wh
 come (its own finish, another participant's commit — looked for every :data:`BUSY_POLL` seconds
 while tasks run and cores are free — or every :data:`RECHECK` seconds for retries coming due),
 then wait for a process to end — or, with nothing running, for the store to signal work
-(``Store.wait_for_work``). Finished attempts go to the store in one ``finish`` per turn, with the
-tail of a failure's output and, with ``ship_logs``, the whole output (the last :data:`SHIP_MAX`
-bytes of each stream) for readers that share no filesystem with this host.
+(``Store.wait_for_work``). Short tasks are claimed ahead (:mod:`herd.run.ahead`): when one ends,
+the next starts from the worker's buffer at once, and the finish goes to the store while it runs.
+Finished attempts go to the store in one ``finish`` (with the claim refilling the buffer) for
+all that ended since the last (at most :data:`FLUSH_AFTER` seconds later), with the tail of a
+failure's output and, with ``ship_logs``, the whole output (the last
+:data:`~herd.run.worker_end.SHIP_MAX` bytes of each stream) for readers that share no filesystem
+with this host.
 
 Stopping: ``--idle-exit`` seconds with nothing to do, the served workflows finished, ``--max-tasks``
 started, or ``--end-time`` reached. SIGTERM or SIGINT *drains*: claim nothing more, let running
 tasks end within ``drain`` seconds, then stop them and release their leases, so other workers
-take them at once; a second signal stops them at once. SIGKILL loses nothing: the leases expire.
+take them at once (and the tasks claimed ahead at once); a second signal stops them at once.
+SIGKILL loses nothing: the leases expire (an ended attempt not reported yet runs again).
 """
 
 from __future__ import annotations
@@ -41,7 +46,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from herd.core.model import RunStatus, Task, TaskState, Workflow
-from herd.core.scheduler import after_failure
 from herd.exec.base import Exited, Interrupted, Launch, Sampled
 from herd.exec.executor import LocalExecutor
 from herd.exec.leftovers import stop_leftovers
@@ -49,11 +53,14 @@ from herd.exec.markers import touch
 from herd.exec.monitor import is_alive
 from herd.plan.clean import remove_unneeded
 from herd.plan.files import Files
-from herd.run.attempts import DATA, attempt_finished, outcome, read_end, stamps, user_changes
+from herd.run.ahead import Ahead
+from herd.run.attempts import DATA, attempt_finished, outcome, stamps, user_changes
 from herd.run.submit import RunOptions
-from herd.store.base import AttemptFinished, Change, Sample, Store, WorkerStore
+from herd.run.worker_end import SHIP_MAX as SHIP_MAX  # (herd.store.queued names it here)
+from herd.run.worker_end import failure, shipped
+from herd.store.base import Change, Sample, Store, WorkerStore
 from herd.store.campaigned import CampaignStore
-from herd.store.queued import Claimed, Outcome, QueuedTask, ShippedLog, WorkerRecord
+from herd.store.queued import Claimed, Outcome, QueuedTask, WorkerRecord
 
 if TYPE_CHECKING:
     from herd.run.local import RunResult
@@ -66,10 +73,8 @@ REAP_EVERY = 1.0
 RECHECK = 0.5
 #: seconds between two looks for new work while tasks run and cores are free
 BUSY_POLL = 0.02
-#: bytes of a failed attempt's stderr (then stdout) kept in the store
-TAIL = 4096
-#: bytes of each of stdout and stderr shipped with a finish (``--ship-logs``): the last ones
-SHIP_MAX = 1 << 20
+#: the longest an ended attempt waits to be reported (with others: one transaction for them all)
+FLUSH_AFTER = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,8 @@ class WorkerOptions:
     mem_kill_ratio: float = 2.0
     #: send every attempt's whole output with its finish (the site shares no disk with readers)
     ship_logs: bool = False
+    #: tasks per core to hold claimed ahead (None: by their durations, see herd.run.ahead)
+    ahead: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +140,9 @@ class Worker:
         #: temp files read by tasks that succeeded here, to remove once every reader did
         self.temp: dict[tuple[int, str], Mapping[str, tuple[str, ...]]] = {}
         self.claimed_at = -RECHECK  # (monotonic) when it last looked for work to claim
+        self.ahead = Ahead(options.resources, options.ahead)  # claimed, not started yet
+        self.pending: list[Outcome] = []  # ended attempts not reported yet
+        self.pending_since = 0.0  # (monotonic) when the first of them ended
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -152,13 +162,8 @@ class Worker:
             now=time.time(),
             lease=self.options.lease,
         )
-        logger.info(
-            "worker %d on %s (pid %d) offers %s",
-            self.id,
-            self.host,
-            self.pid,
-            _describe(self.options.resources),
-        )
+        offers = _describe(self.options.resources)
+        logger.info("worker %d on %s (pid %d) offers %s", self.id, self.host, self.pid, offers)
         try:
             with LocalExecutor(grace=self.options.grace) as ex:
                 self.ex = ex
@@ -204,11 +209,16 @@ class Worker:
             if mono >= next_beat:
                 self._heartbeat()
                 next_beat = mono + beat_every
-            # (with every core taken, a claim waits for one to free: cores are what tasks share)
-            if (work or mono >= next_claim) and (self._has_room() or not self.held):
-                work = self._claim() and self._has_room()  # there may be more that fits
+            # (a claim waits for room: a core free, or the buffer of tasks claimed ahead half empty)
+            free = self._claim_free()
+            if self.pending and (free is not None or self._flush_due(mono)):
+                # what it claimed with the finish filled the room, or there may be more
+                work = self._finish(free)
+            elif free is not None and (work or mono >= next_claim):
+                work = self._claim(free)  # there may be more that fits
             next_claim = self.claimed_at + RECHECK
-            if self.held:
+            self._start_ready()
+            if self.held or self.ahead or self.pending:
                 idle_since = mono
             else:
                 reason = self._why_stop(mono - idle_since)
@@ -219,31 +229,40 @@ class Worker:
                     wait = min(wait, idle_since + opts.idle_exit - mono)
                 work = self.store.wait_for_work(max(wait, 0.0))
             deadline = min(next_beat, next_reap, drain_until)
-            room = bool(self.held) and self._has_room()
+            if self.pending:
+                deadline = min(deadline, self.pending_since + FLUSH_AFTER)
+            room = bool(self.held) and self._claim_free() is not None
             if room:  # free cores: look for work others made ready while these run
                 deadline = min(deadline, next_claim, time.monotonic() + BUSY_POLL)
             events = self.ex.wait(deadline if self.held else time.monotonic())
             if room and not events:
                 work = self.store.wait_for_work(0.0)
-            outcomes: list[Outcome] = []
             for ev in events:
                 if isinstance(ev, Exited):
                     done = self._exited(ev)
                     if done is not None:
-                        outcomes.append(done)
+                        self.pending_since = self.pending_since if self.pending else mono
+                        self.pending.append(done)
                 elif isinstance(ev, Sampled):
                     self._sampled(ev)
                 elif self._interrupted(ev):
                     drain_until = time.monotonic() + opts.drain
+                    self._release_ahead("released: the worker was stopped before it started")
+            self._start_ready()  # at once: the finish goes to the store while they run
             if time.monotonic() >= drain_until or self.signals > 1:
                 self._release_all("released: the worker was stopped")
                 drain_until = float("inf")
-            if outcomes:
-                # what it claimed with the finish filled the room, or there may be more
-                work = self._finish(outcomes) and self._has_room()
-                next_claim = self.claimed_at + RECHECK
-            if not self.held and self.draining:
+            if not self.held and self.draining and not self.pending:
                 return "drained"
+
+    def _flush_due(self, mono: float) -> bool:
+        """Whether the ended attempts go to the store now, though no claim is to be made."""
+        return (
+            self.draining
+            or not self.held  # nothing runs meanwhile
+            or not self.ahead
+            or mono >= self.pending_since + FLUSH_AFTER
+        )
 
     def _why_stop(self, idle: float) -> str:
         """Why an idle worker should stop now, or ""."""
@@ -264,30 +283,30 @@ class Worker:
             return f"idle for --idle-exit {opts.idle_exit:g} s"
         return ""
 
-    def _has_room(self) -> bool:
-        return self.free.get("cpu", 1.0) > 0 and not self.draining
-
     # --- claiming and starting --------------------------------------------------------------
 
-    def _claim(self) -> bool:
-        request = self._claim_request()
-        claimed = [] if request is None else self.store.claim(self.id, self.free, **request)
-        for c in claimed:
-            self._start(c)
-        return bool(claimed)
-
-    def _claim_request(self) -> dict[str, Any] | None:
-        """The terms of a claim now (the ``Store.claim`` keywords), or None: none may be made."""
+    def _claim_free(self) -> dict[str, float] | None:
+        """What a claim may take now (its ``free``), or None: none is to be made."""
         opts = self.options
         if self.draining:
             return None
-        if self.waiting_for:
-            self.wids = self._workflow_ids()
-        limit = None if opts.max_tasks is None else opts.max_tasks - self.started
-        if limit is not None and limit <= 0:
+        if opts.max_tasks is not None and opts.max_tasks - self.started - len(self.ahead) <= 0:
             return None
         if opts.end_time is not None and time.time() >= opts.end_time:
             return None
+        return self.ahead.request(self.free)
+
+    def _claim(self, free: dict[str, float]) -> bool:
+        claimed = self.store.claim(self.id, free, **self._terms())
+        self.ahead.add(claimed)
+        return bool(claimed) and self._claim_free() is not None
+
+    def _terms(self) -> dict[str, Any]:
+        """The terms of a claim now (the ``Store.claim`` keywords but ``free``)."""
+        opts = self.options
+        if self.waiting_for:
+            self.wids = self._workflow_ids()
+        limit = None if opts.max_tasks is None else opts.max_tasks - self.started - len(self.ahead)
         self.claimed_at = time.monotonic()
         return {
             "now": time.time(),
@@ -297,6 +316,19 @@ class Worker:
             "ends_before": opts.end_time,
             "capacity": opts.resources,
         }
+
+    def _start_ready(self) -> None:
+        """Start the tasks claimed ahead that fit what is free, in their order."""
+        end = self.options.end_time
+        while self.ahead and not self.draining:
+            if end is not None:  # claimed to end before it, but started later than claimed
+                now = time.time()
+                late = {k for k, c in self.ahead.keyed() if now + (c.task.duration or 0) >= end}
+                self._release_ahead("released: it would end after --end-time", late)
+            c = self.ahead.next(self.free)
+            if c is None:
+                return
+            self._start(c)
 
     def _start(self, c: Claimed) -> None:
         task, number = c.task, c.number
@@ -351,6 +383,8 @@ class Worker:
         for name, amount in c.resources.items():
             if name in self.free:
                 self.free[name] += amount
+        if ev.pid:
+            self.ahead.observe(ev.end - ev.start)
         if held.lost:
             return None  # the store took it back: another worker runs it now
         task, number = c.task, c.number
@@ -377,57 +411,15 @@ class Worker:
         changes = held.changes + user_changes(
             str(self._log_stem(task, number)) + DATA, c.workflow_id, task.name, number
         )
-        shipped = self._shipped(c) if self.options.ship_logs else None
+        ship = shipped(c) if self.options.ship_logs else None
         if ok:
             if task.temp_inputs:
                 self.temp[(c.workflow_id, task.name)] = task.temp_inputs
             return Outcome(
-                finished, ev.pid, ev.start, TaskState.SUCCEEDED, changes=changes, shipped=shipped
+                finished, ev.pid, ev.start, TaskState.SUCCEEDED, changes=changes, shipped=ship
             )
-        return replace(self._failure(c, ev, finished, detail, changes), shipped=shipped)
-
-    def _failure(
-        self, c: Claimed, ev: Exited, finished: AttemptFinished, detail: str, changes: list[Change]
-    ) -> Outcome:
-        task = c.task
-        again = after_failure(
-            retries=task.retries,
-            backoff=task.backoff,
-            recovery=task.recovery,
-            tries=c.tries,
-            recoveries=c.recoveries,
-            kill=ev.kill,
-            resources=c.resources,
-            timeout=c.timeout,
-            now=time.time(),
-            mem_cap=self.options.resources.get("mem", float("inf")),
-        )
-        out, err = c.task.log_paths(c.number)
-        tail = _tail((Path(err), Path(out)))
-        if again is None:
-            return Outcome(
-                finished, ev.pid, ev.start, TaskState.FAILED, detail, log_tail=tail, changes=changes
-            )
-        return Outcome(
-            finished,
-            ev.pid,
-            ev.start,
-            TaskState.READY,
-            detail,
-            not_before=again.at,
-            resources=again.resources,
-            timeout=again.timeout,
-            recovered=again.recovered,
-            log_tail=tail,
-            changes=changes,
-        )
-
-    def _shipped(self, c: Claimed) -> ShippedLog:
-        """The attempt's output to send with its finish (the end of each, when long)."""
-        out, err = c.task.log_paths(c.number)
-        stdout, cut_out = read_end(Path(out), SHIP_MAX)
-        stderr, cut_err = read_end(Path(err), SHIP_MAX)
-        return ShippedLog(stdout, stderr, cut_out or cut_err)
+        mem_cap = self.options.resources.get("mem", float("inf"))
+        return replace(failure(c, ev, finished, detail, changes, mem_cap), shipped=ship)
 
     def _sampled(self, ev: Sampled) -> None:
         held = self.held.get(ev.key)
@@ -437,15 +429,18 @@ class Worker:
                 Sample(c.workflow_id, c.task.name, c.number, ev.time, ev.rss, ev.cpu, ev.processes)
             )
 
-    def _finish(self, outcomes: Sequence[Outcome]) -> bool:
-        """Report the outcomes and, in the same transaction, claim what fits the cores they
-        freed; whether it claimed any."""
-        request = self._claim_request()
-        if request is None:
+    def _finish(self, free: dict[str, float] | None) -> bool:
+        """Report the ended attempts and, in the same transaction, claim what fits ``free``
+        (None: claim nothing); whether it claimed any and there is room for more."""
+        outcomes, self.pending = self.pending, []
+        if free is None:
             accepted = self.store.finish(self.id, outcomes, now=time.time())
             claimed: list[Claimed] = []
         else:
-            accepted, claimed = self.store.finish_and_claim(self.id, outcomes, self.free, **request)
+            accepted, claimed = self.store.finish_and_claim(
+                self.id, outcomes, free, **self._terms()
+            )
+        self.ahead.add(claimed)
         for o, ok in zip(outcomes, accepted, strict=True):
             if not ok:
                 self.lost += 1
@@ -459,9 +454,7 @@ class Worker:
             self.finished += 1
             self.succeeded += o.then is TaskState.SUCCEEDED
         self._remove_temp(outcomes, accepted)
-        for c in claimed:
-            self._start(c)
-        return bool(claimed)
+        return bool(claimed) and self._claim_free() is not None
 
     def _remove_temp(self, outcomes: Sequence[Outcome], accepted: Sequence[bool]) -> None:
         for o, ok in zip(outcomes, accepted, strict=True):
@@ -484,6 +477,15 @@ class Worker:
                 self.lost += 1
                 logger.warning("lost the lease of %s attempt %d: stopping it", *key)
                 self.ex.kill(key, "lease lost")
+        for c in self.ahead.drop({k for k in self._ahead_keys() if k not in held}):
+            self.lost += 1
+            logger.warning(
+                "lost the lease of %s attempt %d before it started", c.task.name, c.number
+            )
+        known.update(self._ahead_keys())  # and the ended ones not reported yet:
+        known.update(
+            (o.attempt.workflow_id, o.attempt.task, o.attempt.number) for o in self.pending
+        )
         unknown = sorted(held - known)
         if unknown:  # a claim whose answer never came (the server restarted): give them back
             reason = "released: its worker never learnt of the claim"
@@ -532,7 +534,18 @@ class Worker:
         self.store.stop_worker(self.id, now=time.time(), state="draining")
         return True
 
+    def _ahead_keys(self) -> set[tuple[int, str, int]]:
+        return {k for k, _ in self.ahead.keyed()}
+
+    def _release_ahead(self, reason: str, keys: set[tuple[int, str, int]] | None = None) -> None:
+        """Give back tasks claimed ahead (all by default): other workers take them at once."""
+        gone = self.ahead.drop(self._ahead_keys() if keys is None else keys)
+        if gone:
+            back = sorted((c.workflow_id, c.task.name, c.number) for c in gone)
+            self.released += len(self.store.release(self.id, back, now=time.time(), reason=reason))
+
     def _release_all(self, reason: str) -> None:
+        self._release_ahead(reason)
         if not self.held:
             return
         keys = [
@@ -550,16 +563,6 @@ class Worker:
 
 #: the queue states of a task that is not finished
 OPEN = (TaskState.WAITING, TaskState.READY, TaskState.RUNNING)
-
-
-def _tail(paths: tuple[Path, Path]) -> str:
-    """The end of a failed attempt's stderr, else of its stdout (reports read it from any
-    host)."""
-    for path in paths:
-        text, _ = read_end(path, TAIL)
-        if text:
-            return text
-    return ""
 
 
 def _describe(resources: Mapping[str, float]) -> str:
