@@ -79,27 +79,38 @@ def free_port() -> int:
         return port
 
 
-def run_workers(argv: list[str], count: int, cwd: Path, env: dict[str, str]) -> float:
+def run_workers(argv: list[str], count: int, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """The wall time of ``count`` workers, and the CPU seconds they and their tasks used."""
     t0 = time.perf_counter()
     procs = [
         subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL) for _ in range(count)
     ]
+    cpu = 0.0
     for p in procs:
-        if p.wait() != 0:
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        cpu += usage.ru_utime + usage.ru_stime
+        if p.returncode != 0:
             raise SystemExit(f"a worker exited {p.returncode}: {' '.join(argv)}")
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cpu
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) the live process ``pid`` used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def db_run(base: str | None, tmp: Path, n: int, workers: int) -> dict[str, float]:
     with store_for(base, tmp, "db") as store:
         herd("submit", str(spec(tmp, n)), "--store", store, cwd=tmp)
         argv = [*HERD, "worker", "--store", store, "--cpus", "1", "--mem", "1000"]
-        wall = run_workers(argv, workers, tmp, dict(os.environ))
-    return {"rate": n / wall, "wall": wall}
+        wall, cpu = run_workers(argv, workers, tmp, dict(os.environ))
+    return {"rate": n / wall, "wall": wall, "workers_cpu_s": cpu}
 
 
 @contextmanager
-def serving(store: str, tmp: Path) -> Iterator[str]:
+def serving(store: str, tmp: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     argv = [*HERD, "serve", "--store", store, "-C", str(tmp), "--bind", f"127.0.0.1:{port}"]
     log = (tmp / "serve.log").open("ab")
@@ -117,7 +128,7 @@ def serving(store: str, tmp: Path) -> Iterator[str]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit("herd serve did not start: see serve.log") from None
                 time.sleep(0.1)
-        yield url
+        yield url, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
@@ -155,7 +166,8 @@ def http_run(
         herd("submit", str(spec(tmp, n)), "--store", store, cwd=tmp)
         worker_token = herd("token", "create", "--scope", "worker", "--store", store, cwd=tmp)
         read_token = herd("token", "create", "--scope", "read", "--store", store, cwd=tmp)
-        with serving(store, tmp) as url:
+        with serving(store, tmp) as (url, server):
+            server_cpu = cpu_of(server)
             stop, lat_file = tmp / "stop", tmp / "latencies.json"
             stop.unlink(missing_ok=True)
             pollers = None
@@ -180,11 +192,14 @@ def http_run(
             env = {**os.environ, "HERD_TOKEN": worker_token.strip().splitlines()[-1]}
             env.pop("HERD_STORE", None)
             argv = [*HERD, "worker", "--server", url, "--cpus", "1", "--mem", "1000"]
-            wall = run_workers(argv, workers, tmp, env)
+            wall, cpu = run_workers(argv, workers, tmp, env)
+            server_cpu = cpu_of(server) - server_cpu
             stop.touch()
-            out: dict[str, float] = {"rate": n / wall, "wall": wall}
+            out: dict[str, float] = {"rate": n / wall, "wall": wall, "workers_cpu_s": cpu}
+            out["server_cpu_s"] = server_cpu
             if pollers is not None:
-                pollers.wait(60)
+                _, _, usage = os.wait4(pollers.pid, 0)
+                out["pollers_cpu_s"] = usage.ru_utime + usage.ru_stime
                 lat = sorted(json.loads(lat_file.read_text()))
                 out["polls_per_s"] = len(lat) / wall
                 out["p50_ms"] = 1000 * lat[len(lat) // 2]

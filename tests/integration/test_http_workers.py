@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from herd.core.model import TaskState
-from herd.store import open_store
+from herd.store import open_store, wire
 from herd.store.base import AttemptFinished, Store
 from herd.store.queued import Outcome
 from herd.store.remote import RemoteQueue
@@ -235,6 +235,36 @@ def test_a_finish_claims_the_next_task_in_the_same_round_trip(tmp_path: Path) ->
             assert queue.finish(w, [done], now=0) == [True]  # sent again: the same answer
         finally:
             queue.close()
+
+
+def test_a_finish_and_claim_sent_again_gets_its_first_answer(
+    store_url: str, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path, [{"name": n, "cmd": "true"} for n in "abc"])
+    assert herd("submit", str(spec), "--store", store_url, cwd=tmp_path).returncode == 0
+    secret = token(store_url, tmp_path)
+    with serving(store_url, tmp_path, free_port()) as server:
+        queue = RemoteQueue(server.url, secret, retry_for=10)
+        try:
+            cpu = {"cpu": 1.0}
+            w = queue.register_worker(host="h", pid=1, user="u", resources=cpu, now=0, lease=30)
+            (a,) = queue.claim(w, cpu, now=0, lease=30)
+            end = AttemptFinished(a.workflow_id, a.task.name, a.number, 2.0, TaskState.SUCCEEDED)
+            done = Outcome(end, pid=5, started=1.0, then=TaskState.SUCCEEDED)
+            turn = wire.FinishIn([wire.outcome_in(done)], wire.ClaimIn(cpu, 30.0, request="t1"))
+            answers = [
+                httpx.post(
+                    f"{server.api}/queue/workers/{w}/finish",
+                    content=wire.encode(turn),
+                    headers={"Authorization": f"Bearer {secret}"},
+                ).json()
+                for _ in range(2)
+            ]
+        finally:
+            queue.close()
+    assert answers[0] == answers[1]  # the answer was lost: the same task, not a second one
+    assert answers[0]["accepted"] == [True] and len(answers[0]["claimed"]) == 1
+    assert answers[0]["claimed"][0]["task"]["name"] != a.task.name
 
 
 def test_worker_endpoints_want_a_worker_token(tmp_path: Path) -> None:

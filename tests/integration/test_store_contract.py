@@ -159,6 +159,15 @@ class StoreContract:
         store.add_workflow(workflow("w", "a", "b"))
         assert store.task_records(wid)["b"].state is TaskState.SUCCEEDED
 
+    def test_task_counts_count_current_tasks_by_state(self, store: Store) -> None:
+        wid = store.add_workflow(workflow("w", "a", "b", "c", "gone"))
+        other = store.add_workflow(workflow("other", "a"))
+        store.write([succeeded(wid, "a"), succeeded(wid, "gone")])
+        store.add_workflow(workflow("w", "a", "b", "c"))
+        assert store.task_counts(wid) == {TaskState.SUCCEEDED: 1, TaskState.WAITING: 2}
+        assert store.task_counts(other) == {TaskState.WAITING: 1}
+        assert store.task_counts(other + wid + 1) == {}
+
     def test_workflows_do_not_share_tasks(self, store: Store) -> None:
         one = store.add_workflow(workflow("one", "a"))
         two = store.add_workflow(workflow("two", "a"))

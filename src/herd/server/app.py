@@ -21,7 +21,7 @@ from herd.errors import UsageError
 from herd.server import campaigns, events, problems, reports, tasks, views, workers, workflows
 from herd.server.problems import Problem
 from herd.service.dispatch import Dispatcher
-from herd.service.hub import Hub
+from herd.service.hub import Hub, Pool
 from herd.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,11 @@ def create_app(
 ) -> FastAPI:
     """The HTTP API over the store ``store`` (a ``postgresql://`` URL or an SQLite file),
     opened now. ``workdir``: where submitted workflows run; ``public_read``: reads need no
-    token; ``max_body``: the largest request body, in bytes; ``pool``: connections at most."""
+    token; ``max_body``: the largest request body, in bytes; ``pool``: connections at most
+    for reads and submissions (the worker routes have connections of their own)."""
     hub = Hub(store, workdir, size=pool)
-    dispatcher = Dispatcher(hub.location, hub.store)
+    queue = Pool(hub.location, workers.WORK_THREADS // 2)  # the workers': polls do not delay them
+    dispatcher = Dispatcher(hub.location, queue.store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +63,7 @@ def create_app(
         finally:
             await app.state.events.stop()
             dispatcher.close()
+            queue.close()
             hub.close()
 
     app = FastAPI(
@@ -75,6 +78,7 @@ def create_app(
     )
     app.state.hub = hub
     app.state.dispatcher = dispatcher
+    app.state.limiters = workers.Limiters()
     app.state.public_read = public_read
     app.state.events = events.Broker(hub)
     problems.install(app)

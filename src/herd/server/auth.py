@@ -12,9 +12,10 @@ module never logs one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -35,12 +36,12 @@ def hub_of(request: Request) -> Hub:
     return hub
 
 
-def require(scope: Scope) -> Callable[..., Caller]:
+def require(scope: Scope) -> Callable[..., Awaitable[Caller]]:
     """A FastAPI dependency: the caller's grant when its token allows ``scope``; 401 without a
     valid token, 403 with a token of another scope. Anonymous reads pass under
     ``--public-read``."""
 
-    def check(
+    async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Caller:
@@ -56,7 +57,7 @@ def require(scope: Scope) -> Callable[..., Caller]:
                 "this needs a token: send `Authorization: Bearer TOKEN` (`herd token create "
                 f"--scope {scope.value}` makes one)",
             )
-        grant = hub_of(request).authenticate(token)
+        grant = await _authenticate(request, token, scope)
         if grant is None:
             raise Problem(
                 401,
@@ -73,6 +74,16 @@ def require(scope: Scope) -> Callable[..., Caller]:
         return grant
 
     return check
+
+
+async def _authenticate(request: Request, token: str, scope: Scope) -> Grant | None:
+    """The token's grant, in a thread: a worker's on the workers' own connections and threads
+    (status polls do not delay the queue), any other's on the hub's."""
+    state = request.app.state
+    if scope is Scope.WORKER:
+        d = state.dispatcher
+        return await to_thread.run_sync(d.authenticate, token, limiter=state.limiters.work)
+    return await to_thread.run_sync(hub_of(request).authenticate, token)
 
 
 def check_workflow(caller: Caller, workflow: str) -> None:

@@ -13,10 +13,11 @@ The long poll ``GET /queue/wait`` holds no connection to the store while it wait
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Path, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from herd.core.model import TaskState
 from herd.errors import UsageError
@@ -61,12 +62,28 @@ def _doc(
     return {"responses": {200: ok, **(more or {})}, "response_class": Response, **extra}
 
 
-async def _call(request: Request, work: Callable[[Dispatcher], T]) -> T:
-    """``work`` on the dispatcher, in a thread; values the store cannot hold (an integer past
-    64 bits, text that is not Unicode) are the request's fault: 422."""
+#: threads for the worker routes' store calls (their own: polls of the status and the
+#: dashboard, on the default 40, do not delay the queue), and for the long polls, which hold one
+#: each while they wait but no connection
+WORK_THREADS = 16
+WAIT_THREADS = 1000
+
+
+@dataclass(frozen=True)
+class Limiters:
+    """The worker routes' threads (see :data:`WORK_THREADS`)."""
+
+    work: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(WORK_THREADS))
+    wait: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(WAIT_THREADS))
+
+
+async def _call(request: Request, work: Callable[[Dispatcher], T], *, waits: bool = False) -> T:
+    """``work`` on the dispatcher, in a thread of the worker routes; values the store cannot
+    hold (an integer past 64 bits, text that is not Unicode) are the request's fault: 422."""
     d = dispatcher_of(request)
+    limiters: Limiters = request.app.state.limiters
     try:
-        return await run_in_threadpool(work, d)
+        return await to_thread.run_sync(work, d, limiter=limiters.wait if waits else limiters.work)
     except (OverflowError, UnicodeError) as exc:
         raise Problem(
             422, "invalid_request", f"a value of the request cannot be stored: {exc}"
@@ -178,7 +195,7 @@ async def wait(
         float, Query(ge=0, le=dispatch.WAIT_MAX, description="seconds to wait at most")
     ] = 0.0,
 ) -> Response:
-    work, version = await _call(request, lambda d: d.wait(since, timeout))
+    work, version = await _call(request, lambda d: d.wait(since, timeout), waits=True)
     return _json(dispatch.WaitOut(work, version))
 
 

@@ -22,15 +22,18 @@ A finish refused because its lease was taken back is recorded by the store as a 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from herd.core.model import TaskState
 from herd.errors import HerdError, NotFoundError, StoreError, UsageError
+from herd.service.tokens import Grant, check
 from herd.store import open_store
 from herd.store.base import RunRecord, Store, WorkflowRecord
 from herd.store.queued import Claimed, Lost, WorkerRecord
@@ -137,26 +140,20 @@ class Dispatcher:
 
     def claim(self, worker_id: int, c: ClaimIn) -> list[Claimed]:
         _check_lease(c.lease)
+        again = self._claimed_before(worker_id, c)
+        if again is not None:
+            return again
+        with self._borrow() as store, _registered(store, worker_id):
+            claimed = store.claim(worker_id, c.free, **_terms(c))
+        return self._remember(worker_id, c, claimed)
+
+    def _claimed_before(self, worker_id: int, c: ClaimIn) -> list[Claimed] | None:
+        """The answer to the same claim sent before (its first answer was lost), or None."""
         with self._lock:
             last = self._claims.get(worker_id)
-        if c.request and last is not None and last[0] == c.request:
-            return last[1]  # the same claim again: its first answer was lost
-        with self._borrow() as store:
-            try:
-                claimed = store.claim(
-                    worker_id,
-                    c.free,
-                    now=time.time(),
-                    lease=c.lease,
-                    workflows=c.workflows,
-                    limit=c.limit,
-                    ends_before=c.ends_before,
-                    capacity=c.capacity,
-                )
-            except StoreError:
-                if not any(w.id == worker_id for w in store.workers()):
-                    raise NotFoundError(f"no worker {worker_id}: register first") from None
-                raise
+        return last[1] if c.request and last is not None and last[0] == c.request else None
+
+    def _remember(self, worker_id: int, c: ClaimIn, claimed: list[Claimed]) -> list[Claimed]:
         with self._lock:
             self._claims[worker_id] = (c.request, claimed)
         return claimed
@@ -172,10 +169,20 @@ class Dispatcher:
         """Whether each outcome was accepted (False: stale, recorded as such); then what
         ``claim`` took, when one came with them."""
         check_outcomes(outcomes)
-        with self._borrow() as store:
-            accepted = store.finish(worker_id, [outcome(o) for o in outcomes], now=time.time())
+        reports = [outcome(o) for o in outcomes]
+        again = None if claim is None else self._claimed_before(worker_id, claim)
+        if claim is None or again is not None:
+            with self._borrow() as store:
+                accepted = store.finish(worker_id, reports, now=time.time())
+            self._bump()
+            return accepted, again or []
+        _check_lease(claim.lease)
+        with self._borrow() as store, _registered(store, worker_id):  # one transaction a turn
+            accepted, claimed = store.finish_and_claim(
+                worker_id, reports, claim.free, **_terms(claim)
+            )
         self._bump()
-        return accepted, [] if claim is None else self.claim(worker_id, claim)
+        return accepted, self._remember(worker_id, claim, claimed)
 
     def release(
         self, worker_id: int, attempts: Sequence[tuple[int, str, int]], reason: str
@@ -217,6 +224,11 @@ class Dispatcher:
         with self._borrow() as store:
             return store.workers()
 
+    def authenticate(self, token: str) -> Grant | None:
+        """As :meth:`herd.service.hub.Hub.authenticate`, on the workers' own connections."""
+        with self._borrow() as store:
+            return check(store, token, now=time.time())
+
     def counts(self, workflows: Sequence[int] | None) -> dict[TaskState, int]:
         with self._borrow() as store:
             return store.queue_counts(workflows)
@@ -257,6 +269,29 @@ class Dispatcher:
                     self._stop.wait(1.0)
         finally:
             store.close()
+
+
+def _terms(c: ClaimIn) -> dict[str, Any]:
+    """The keywords of :meth:`~herd.store.base.WorkerStore.claim` for the claim ``c``, now."""
+    return {
+        "now": time.time(),
+        "lease": c.lease,
+        "workflows": c.workflows,
+        "limit": c.limit,
+        "ends_before": c.ends_before,
+        "capacity": c.capacity,
+    }
+
+
+@contextlib.contextmanager
+def _registered(store: Store, worker_id: int) -> Iterator[None]:
+    """A claim refused by the store for a worker it does not know: 404, register first."""
+    try:
+        yield
+    except StoreError:
+        if not any(w.id == worker_id for w in store.workers()):
+            raise NotFoundError(f"no worker {worker_id}: register first") from None
+        raise
 
 
 def _check_lease(lease: float) -> None:

@@ -1,7 +1,7 @@
 """The Store protocol: where workflow state lives, and the records that cross it.
 
-One narrow protocol with intention-named methods; ``sqlite.py`` implements it (the embedded
-default, ``.herd/herd.db``), a PostgreSQL implementation will follow. Implementations hold code
+One narrow protocol with intention-named methods; ``sqlite.py`` (``.herd/herd.db``, the
+default) and ``postgres.py`` implement it. Implementations hold code
 only: the contract is documented here, once, and tested once by ``tests/integration/
 test_store_contract.py`` for every implementation.
 
@@ -55,6 +55,7 @@ from herd.store.queued import (
     StaleReport,
     WorkerRecord,
 )
+from herd.store.watched import Watched
 
 #: the kill reason of attempts found running when a new run begins (herd was killed meanwhile)
 INTERRUPTED = "interrupted: herd stopped"
@@ -74,8 +75,7 @@ class WorkflowRecord:
 
 
 class TaskRecord(NamedTuple):
-    """The state of one task as the store last saw it (a named tuple: a resumed run reads a
-    million).
+    """The state of one task as the store last saw it (a named tuple: a run reads a million).
 
     ``fingerprint``, ``cmd_digest``, ``env_digest`` and ``inputs`` describe the last *successful*
     attempt (empty when it never succeeded); the planner compares them with the current ones to
@@ -152,9 +152,8 @@ class AttemptRecord:
 
 @dataclass(frozen=True, slots=True)
 class TokenRecord:
-    """A bearer token of ``herd serve``: ``digest`` is the SHA-256 of its secret (the secret is
-    kept nowhere); ``workflow`` the one workflow it acts on (None: every one); ``expires`` and
-    ``revoked`` are times, None when it never expires or was not revoked."""
+    """A bearer token of ``herd serve``: ``digest`` is the SHA-256 of its secret (kept nowhere);
+    ``workflow`` the one it acts on (None: any); ``expires``, ``revoked``: times, or None."""
 
     id: int
     digest: str
@@ -440,7 +439,7 @@ class WorkerStore(Protocol):
         ...
 
 
-class Store(WorkerStore, QueueStates, CampaignStore, Protocol):
+class Store(WorkerStore, QueueStates, CampaignStore, Watched, Protocol):
     """Workflow state: workflows, task states, runs, attempts with provenance, samples, user data.
 
     Every method either completes or raises :class:`herd.errors.StoreError` (driver errors are
@@ -552,8 +551,7 @@ class Store(WorkerStore, QueueStates, CampaignStore, Protocol):
         ...
 
     def shipped_log(self, workflow_id: int, task: str, number: int) -> ShippedLog | None:
-        """The whole output a worker shipped with an attempt's finish (``--ship-logs``), or
-        None."""
+        """The output a worker shipped with an attempt's finish (``--ship-logs``), or None."""
         ...
 
     def stale_reports(self, workflow_id: int) -> list[StaleReport]:
@@ -593,8 +591,7 @@ class Store(WorkerStore, QueueStates, CampaignStore, Protocol):
 
     def cancel(self, workflow_id: int, *, now: float, reason: str) -> list[str]:
         """Cancel, in one transaction, every queued task of the workflow still waiting, ready or
-        running (``reason`` recorded): a running attempt is recorded as cancelled and its lease
-        ends (its worker's next heartbeat stops it; its finish is refused); the submission's run
-        ends ``interrupted``. Returns the tasks cancelled (none for a workflow no one submitted
-        to workers)."""
+        running (``reason`` recorded): a running attempt is recorded as cancelled, its lease ends
+        (its worker's next heartbeat stops it; its finish is refused); the submission's run ends
+        ``interrupted``. Returns the tasks cancelled (none if not submitted to workers)."""
         ...

@@ -1,6 +1,6 @@
 """What ``herd serve`` adds to a store, written once for every SQL store (as
-:mod:`herd.store.queue` is): bearer tokens, the labels of tasks, and cancelling what is left of
-a submitted workflow.
+:mod:`herd.store.queue` is): bearer tokens, the labels of tasks, their counts by state and the
+change mark (:mod:`herd.store.watched`), and cancelling what is left of a submitted workflow.
 
 :class:`Served` is a mixin: a store gets these methods by inheriting it and providing
 ``_served(doing, work)``, which runs ``work`` with a :class:`~herd.store.queue.Tx` in one
@@ -89,6 +89,16 @@ class Served:
             "task_labels",
             {"workflow_id": workflow_id},
         )
+
+    def task_counts(self, workflow_id: int) -> dict[TaskState, int]:
+        return self._fetch(
+            lambda c: {TaskState(state): int(n) for state, n in c.fetchall()},
+            "task_counts",
+            {"workflow_id": workflow_id},
+        )
+
+    def change_mark(self) -> int:
+        return self._fetch(lambda c: int(c.fetchone()[0]), "change_mark", {})
 
     def cancel(self, workflow_id: int, *, now: float, reason: str) -> list[str]:
         return self._served(

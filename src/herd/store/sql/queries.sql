@@ -445,6 +445,14 @@ UPDATE tokens SET revoked = :now WHERE id = :token_id AND revoked IS NULL;
 -- the labels of the tasks that have some (reports and the HTTP API filter by them)
 SELECT name, labels FROM tasks WHERE workflow_id = :workflow_id AND is_current AND labels <> '[]';
 
+-- task_counts --
+-- a workflow's current tasks by state (what a status poll shows), without reading their records
+SELECT state, count(*) FROM tasks WHERE +workflow_id = :workflow_id AND is_current GROUP BY state;
+
+-- change_mark --
+-- moves when another connection commits (herd.store.watched): what the event stream looks at
+PRAGMA data_version;
+
 -- queue_open_of_workflow --
 -- what a cancel stops: the workflow's queued tasks still to run or running
 SELECT task, state, run_id FROM queue

@@ -486,6 +486,14 @@ UPDATE tokens SET revoked = :now WHERE id = :token_id AND revoked IS NULL;
 -- the labels of the tasks that have some (reports and the HTTP API filter by them)
 SELECT name, labels FROM tasks WHERE workflow_id = :workflow_id AND is_current AND labels <> '[]'::jsonb;
 
+-- task_counts --
+-- a workflow's current tasks by state (what a status poll shows), without reading their records
+SELECT state, count(*) FROM tasks WHERE workflow_id = :workflow_id AND is_current GROUP BY state;
+
+-- change_mark --
+-- moves when another connection commits (herd.store.watched): what the event stream looks at
+SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint;
+
 -- queue_open_of_workflow --
 -- what a cancel stops: the workflow's queued tasks still to run or running
 SELECT task, state, run_id FROM queue
