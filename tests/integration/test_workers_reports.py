@@ -115,11 +115,9 @@ def test_analyze_shows_the_tail_a_worker_stored_when_the_logs_are_elsewhere(
     assert attempt["stored"]["lines"] == ["boom: detector map missing"]
 
 
-def test_workers_remove_a_temp_file_once_every_reader_succeeded(
-    tmp_path: Path, store_url: str
-) -> None:
-    """As ``herd run`` does: the worker whose finish leaves every reader succeeded removes it;
-    a temp file whose reader failed is kept for its rerun."""
+def temp_spec(tmp_path: Path) -> Path:
+    """``sim`` writes two temp files: ``digi`` and ``qc`` read the one, ``bad`` (which fails)
+    the other."""
     temp = {"path": "hits.tmp", "temp": True}
     spare = {"path": "spare.tmp", "temp": True}
     tasks: list[dict[str, Any]] = [
@@ -144,7 +142,15 @@ def test_workers_remove_a_temp_file_once_every_reader_succeeded(
         },
         {"name": "bad", "cmd": "cat spare.tmp; exit 1", "needs": ["sim"], "inputs": ["spare.tmp"]},
     ]
-    spec = write_spec(tmp_path, tasks)
+    return write_spec(tmp_path, tasks)
+
+
+def test_workers_remove_a_temp_file_once_every_reader_succeeded(
+    tmp_path: Path, store_url: str
+) -> None:
+    """As ``herd run`` does: the worker whose finish leaves every reader succeeded removes it;
+    a temp file whose reader failed is kept for its rerun."""
+    spec = temp_spec(tmp_path)
     assert herd("submit", str(spec), "--store", store_url, cwd=tmp_path).returncode == 0
     workers = [worker(store_url, tmp_path, "--cpus", "1") for _ in range(2)]
     for w in workers:

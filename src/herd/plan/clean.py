@@ -83,8 +83,8 @@ def remove_unneeded(
 ) -> list[Path]:
     """Remove the temp files (absolute paths, with the tasks that read them) whose readers have
     all succeeded in ``store``'s queue, once a finish committed: of two workers finishing the
-    last readers at once, the later sees both. A store that cannot tell (the server's HTTP
-    client) removes nothing: `herd clean` does."""
+    last readers at once, the later sees both (the server's HTTP client asks the server). A
+    store that cannot tell removes nothing: `herd clean` does."""
     if not temp_inputs or not isinstance(store, QueueStates):
         return []
     readers = sorted({name for names in temp_inputs.values() for name in names})

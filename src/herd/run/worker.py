@@ -59,7 +59,7 @@ from herd.run.submit import RunOptions
 from herd.run.worker_end import SHIP_MAX as SHIP_MAX  # (herd.store.queued names it here)
 from herd.run.worker_end import failure, shipped
 from herd.store.base import Change, Sample, Store, WorkerStore
-from herd.store.campaigned import CampaignStore
+from herd.store.campaigned import OpenCampaigns
 from herd.store.queued import Claimed, Outcome, QueuedTask, WorkerRecord
 
 if TYPE_CHECKING:
@@ -276,7 +276,7 @@ class Worker:
         if self.waiting_for:
             self.wids = self._workflow_ids()
         counts = self.store.queue_counts(self.wids)
-        live = isinstance(self.store, CampaignStore) and self.store.open_campaigns(self.wids)
+        live = isinstance(self.store, OpenCampaigns) and self.store.open_campaigns(self.wids)
         if counts and not self.waiting_for and not live and not any(counts.get(s) for s in OPEN):
             return "the workflows it serves are finished"
         if opts.idle_exit is not None and idle >= opts.idle_exit:

@@ -225,3 +225,29 @@ async def runs(
     workflow_id: Annotated[int, Query(ge=1, le=2**62)],
 ) -> Response:
     return _json(dispatch.RunsOut(await _call(request, lambda d: d.runs(workflow_id))))
+
+
+@router.post(
+    "/states",
+    summary="The queue states of named tasks (a worker removes temp files once all readers "
+    "succeeded)",
+    **_doc(dispatch.StatesOut, dispatch.StatesIn),
+)
+async def states(request: Request, caller: WorkerCaller) -> Response:
+    asked = await _body(request, dispatch.StatesIn, "a question of queue states")
+    found = await _call(request, lambda d: d.queue_states(asked.workflow_id, asked.tasks))
+    return _json(dispatch.StatesOut({task: state.value for task, state in found.items()}))
+
+
+@router.get(
+    "/campaigns/open",
+    summary="How many open campaigns have one of the workflows (a worker serving one waits "
+    "for runs)",
+    **_doc(dispatch.OpenOut),
+)
+async def open_campaigns(
+    request: Request,
+    caller: WorkerCaller,
+    workflow: Annotated[list[int] | None, Query(description="workflow ids (default: all)")] = None,
+) -> Response:
+    return _json(dispatch.OpenOut(await _call(request, lambda d: d.open_campaigns(workflow))))

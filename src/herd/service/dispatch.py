@@ -46,6 +46,7 @@ from herd.store.wire import (
     FinishOut,
     HeartbeatIn,
     HeartbeatOut,
+    OpenOut,
     OutcomeIn,
     ReapOut,
     Register,
@@ -53,6 +54,8 @@ from herd.store.wire import (
     ReleaseIn,
     ReleaseOut,
     RunsOut,
+    StatesIn,
+    StatesOut,
     StopIn,
     Stopped,
     WaitOut,
@@ -75,12 +78,15 @@ __all__ = [
     "FinishOut",
     "HeartbeatIn",
     "HeartbeatOut",
+    "OpenOut",
     "ReapOut",
     "Register",
     "Registered",
     "ReleaseIn",
     "ReleaseOut",
     "RunsOut",
+    "StatesIn",
+    "StatesOut",
     "StopIn",
     "Stopped",
     "WaitOut",
@@ -243,6 +249,14 @@ class Dispatcher:
     def runs(self, workflow_id: int) -> list[RunRecord]:
         with self._borrow() as store:
             return store.runs(workflow_id)
+
+    def queue_states(self, workflow_id: int, tasks: Sequence[str]) -> dict[str, TaskState]:
+        with self._borrow() as store:
+            return store.queue_states(workflow_id, tasks)
+
+    def open_campaigns(self, workflows: Sequence[int] | None) -> int:
+        with self._borrow() as store:
+            return store.open_campaigns(workflows)
 
     def _bump(self) -> None:
         with self._changed:

@@ -68,7 +68,18 @@ class Requeued:
 
 
 @runtime_checkable
-class CampaignStore(Protocol):
+class OpenCampaigns(Protocol):
+    """A store that tells whether campaigns are open (every :class:`CampaignStore`, and the
+    server's HTTP client)."""
+
+    def open_campaigns(self, workflows: Sequence[int] | None = None) -> int:
+        """How many campaigns still open (runs may come) have one of ``workflows`` (any:
+        None): a worker serving one does not stop when its queue is empty."""
+        ...
+
+
+@runtime_checkable
+class CampaignStore(OpenCampaigns, Protocol):
     """Campaigns in a store. A campaign's task instances are tasks of its own workflow
     (format ``campaign``) and queued like a submitted workflow's, so workers run them with no
     change; an injection queues a run's instances (and those of the groups it completes) in one
@@ -125,9 +136,4 @@ class CampaignStore(Protocol):
     ) -> Requeued:
         """Put ``tasks`` and every queued task downstream of them back in the queue, their
         tries and recoveries reset (a task a worker holds now is left alone)."""
-        ...
-
-    def open_campaigns(self, workflows: Sequence[int] | None = None) -> int:
-        """How many campaigns still open (runs may come) have one of ``workflows`` (any:
-        None): a worker serving one does not stop when its queue is empty."""
         ...

@@ -185,8 +185,8 @@ class StaleReport:
 @runtime_checkable
 class QueueStates(Protocol):
     """A store that tells the queue states of named tasks: a worker on it removes temp files
-    once their readers succeeded (every :class:`~herd.store.base.Store`; not the server's HTTP
-    client yet)."""
+    once their readers succeeded (every :class:`~herd.store.base.Store`, and the server's HTTP
+    client)."""
 
     def queue_states(self, workflow_id: int, tasks: Sequence[str]) -> dict[str, TaskState]:
         """The queue state of each of ``tasks`` (a task not in the workflow's queue is left

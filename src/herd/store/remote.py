@@ -96,6 +96,19 @@ class RemoteQueue:
         counts = self._answer(wire.CountsOut, "GET", "/counts", params=params).counts
         return {TaskState(k): n for k, n in counts.items()}
 
+    def queue_states(self, workflow_id: int, tasks: Sequence[str]) -> dict[str, TaskState]:
+        """As a database's: a worker removes a temp file once every reader succeeded."""
+        body = wire.StatesIn(workflow_id, list(tasks))
+        found = self._answer(wire.StatesOut, "POST", "/states", body).states
+        return {task: TaskState(state) for task, state in found.items()}
+
+    def open_campaigns(self, workflows: Sequence[int] | None = None) -> int:
+        """As a database's: a worker serving an open campaign waits for its runs."""
+        if workflows is not None and not workflows:
+            return 0
+        params = {} if workflows is None else {"workflow": list(workflows)}
+        return self._answer(wire.OpenOut, "GET", "/campaigns/open", params=params).open
+
     def workers(self) -> list[WorkerRecord]:
         """The server's workers, asked at most every :data:`LOOK_EVERY` seconds (a worker looks
         for dead workers of its host every second)."""

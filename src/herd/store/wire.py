@@ -159,6 +159,23 @@ class RunsOut(msgspec.Struct):
     runs: list[RunRecord]
 
 
+class StatesIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Named tasks of a workflow whose queue states a worker asks (the readers of temp files)."""
+
+    workflow_id: int
+    tasks: list[str]
+
+
+class StatesOut(msgspec.Struct):
+    #: the queue state of each task asked about (a task not in the queue is left out)
+    states: dict[str, str]
+
+
+class OpenOut(msgspec.Struct):
+    #: how many open campaigns have one of the workflows asked about
+    open: int
+
+
 def outcome_in(o: Outcome) -> OutcomeIn:
     """An outcome as a worker sends it."""
     return OutcomeIn(
