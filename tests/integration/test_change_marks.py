@@ -79,3 +79,23 @@ def test_a_workflow_first_listened_to_is_looked_at_while_the_store_is_idle(
     finally:
         writer.close()
         hub.close()
+
+
+def test_a_summary_is_looked_at_again_once_anything_committed(
+    store_url: str, tmp_path: Path
+) -> None:
+    hub, writer = Hub(store_url, tmp_path), open_store(store_url)
+    try:
+        wid = writer.add_workflow(Workflow("w", (Task("a", "true"), Task("b", "true"))))
+        assert hub.workflow("w").counts["waiting"] == 2
+        writer.write([done(wid, "a")])
+        assert hub.workflow("w").counts["succeeded"] == 1
+        assert [s.counts["succeeded"] for s in hub.workflows()] == [1]
+        hub.reset("w", ["a"])
+        assert hub.workflow("w").counts["succeeded"] == 0
+        assert [s.counts["succeeded"] for s in hub.workflows()] == [0]
+        writer.add_workflow(Workflow("v", (Task("a", "true"),)))
+        assert [s.workflow.name for s in hub.workflows()] == ["w", "v"]
+    finally:
+        writer.close()
+        hub.close()

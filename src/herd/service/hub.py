@@ -170,6 +170,9 @@ class Hub:
             self.location.parent.mkdir(parents=True, exist_ok=True)
         self._pool = Pool(self.location, size)
         self._marks = Pool(self.location, 1)  # never writes: it sees every commit's mark
+        #: the summaries of the last looks, with the change mark they were taken at
+        self._summaries: dict[str, tuple[int, Summary]] = {}
+        self._listed: tuple[int, list[Summary]] | None = None
         with self.store():  # open (and migrate) now: a bad URL fails at start, not at a request
             pass
 
@@ -186,12 +189,30 @@ class Hub:
 
     def workflows(self) -> list[Summary]:
         """Every workflow in the store, oldest first, with its counts."""
+        mark = self._mark()
+        if self._listed is not None and self._listed[0] == mark:
+            return self._listed[1]
         with self.store() as store:
-            return [_summary(store, w) for w in store.workflows()]
+            found = [_summary(store, w) for w in store.workflows()]
+        self._listed = (mark, found)
+        return found
 
     def workflow(self, name: str) -> Summary:
+        """The workflow with its counts: the answer of the last look while the store's change
+        mark has not moved since (a crowd of status polls costs one count per commit)."""
+        mark = self._mark()
+        kept = self._summaries.get(name)
+        if kept is not None and kept[0] == mark:
+            return kept[1]
         with self.store() as store:
-            return _summary(store, _named(store, name))
+            found = _summary(store, _named(store, name))
+        self._summaries[name] = (mark, found)
+        return found
+
+    def _mark(self) -> int:
+        """The store's change mark now (:meth:`herd.store.watched.Watched.change_mark`)."""
+        with self._marks.store() as marker:
+            return marker.change_mark()
 
     def status(self, name: str | None) -> statuses.Status:
         """What ``herd status`` shows of the workflow ``name`` (None: the store's only one)."""
@@ -338,8 +359,7 @@ class Hub:
         """What changed in the workflows ``wanted`` (every one: None) since the last look that
         ``watch`` remembers (nothing at the first look at a workflow). Nothing is read when
         the store's change mark has not moved since: an idle stream costs one cheap query."""
-        with self._marks.store() as marker:
-            mark = marker.change_mark()
+        mark = self._mark()
         if mark == watch.mark and _seen_all(watch, wanted):
             return []
         watch.mark = mark  # taken before the look: a change made during it is seen next time
