@@ -13,8 +13,8 @@ Per repeat, in alternating order (the machine is shared: compare within a pair):
   (counts and progress: what a dashboard polls) every ``--interval`` seconds. Prints the rate,
   the polls' latency (p50, p99, max) and how many polls were answered per second.
 
-Prints the ratio of the HTTP workers' rate to the database workers' (target >= 0.5) and the load
-average. ``--store`` is an SQLite file (default: a fresh one per measurement) or a PostgreSQL
+Prints the ratio of the HTTP workers' rate to the database workers' (target >= 0.5), the CPU
+seconds of the workers (with their tasks), the server and the pollers, and the load average. ``--store`` is an SQLite file (default: a fresh one per measurement) or a PostgreSQL
 URL (its schema emptied before each measurement).
 """
 

@@ -4,8 +4,11 @@ SQLite and over PostgreSQL: reads, the one error shape, bad input (docs/api.md).
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -116,3 +119,31 @@ def test_an_oversized_body_is_refused_with_413(served: Server) -> None:
     answer = call("POST", served.api + "/workflows", body=b"x" * 20_000)
     assert answer.status == 413 and answer.error["code"] == "too_large"
     assert "--max-body" in answer.error["message"]
+
+
+def test_an_oversized_chunked_body_is_refused_with_413(tmp_path: Path) -> None:
+    """No ``Content-Length`` to judge by: refused once the bytes read pass the limit."""
+    store = str(tmp_path / "h.db")
+    made = herd("token", "create", "--scope", "submit", "--store", store, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip().splitlines()[-1]
+    with running(store, tmp_path, "--max-body", "0.01") as server:
+        parts = urlsplit(server.url)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        try:
+            conn.putrequest("POST", "/api/v1/workflows")
+            conn.putheader("Authorization", f"Bearer {secret}")
+            conn.putheader("Content-Type", "application/yaml")
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            chunk = b"# " + b"x" * 4000 + b"\n"
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                for _ in range(5):  # 20 kB, twice the limit
+                    conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                conn.send(b"0\r\n\r\n")
+            answer = conn.getresponse()
+            body = json.loads(answer.read())
+        finally:
+            conn.close()
+    assert answer.status == 413 and body["error"]["code"] == "too_large"
+    assert "--max-body" in body["error"]["message"]

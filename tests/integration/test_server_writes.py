@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from herd.service.remote import chart as served_chart
+from herd.service.views import plot
 from tests.httpserver import Server, call, running, store_for
 
 SPEC = """\
@@ -192,6 +194,14 @@ def test_the_read_commands_work_through_the_server(
     assert code == 3 and "cannot reach herd serve" in err
     code, _, err = cli(capsys, "stats", "-w", "nope", "--server", server.url, "--token", read)
     assert code == 2 and "no workflow 'nope'" in err
+    # herd plot draws what the server's chart view holds: the same chart as from the store
+    here = plot(workdir, "queued", None, None, store=store)
+    assert served_chart(server.url, read, "queued", None) == here
+    drawn = workdir / "there.html"
+    plotted = ["plot", "-w", "queued", "-o", str(drawn), "--server", server.url, "--token", read]
+    code, out, err = cli(capsys, *plotted)
+    assert code == 0 and f"wrote {drawn}" in out, err
+    assert f"<title>{here[0].title}</title>" in drawn.read_text()
     # herd why plans on the server, with the spec it keeps
     code, out, err = cli(capsys, "why", "second", "-w", "queued", "--server", server.url, "--json")
     assert code == 2 and "needs a token" in err

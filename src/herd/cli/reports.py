@@ -9,6 +9,7 @@ import sys
 from herd.cli.args import count
 from herd.cli.command import command
 from herd.cli.options import add_file, add_server, add_store, spec_if_named, through_server
+from herd.errors import UsageError
 
 
 def _add_report_target(p: argparse.ArgumentParser, *, server: bool = True) -> None:
@@ -100,7 +101,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _setup_plot(p: argparse.ArgumentParser) -> None:
-    _add_report_target(p, server=False)
+    _add_report_target(p)
     p.add_argument(
         "-o", "--output", metavar="OUT", help="out.png, out.svg or out.html (default: WORKFLOW.png)"
     )
@@ -122,7 +123,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from herd.reports.plot import save
     from herd.service import views
 
-    if args.schedule:
+    if through_server(args):
+        from herd.service import remote
+
+        if args.schedule:
+            raise UsageError("--schedule draws a file of this host: leave out --server")
+        chart, name = remote.chart(args.server, args.token, args.workflow, args.run)
+    elif args.schedule:
         chart, name = views.plot_schedule(args.schedule, args.file_opt or args.file)
     else:
         spec = spec_if_named(args)

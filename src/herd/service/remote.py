@@ -1,10 +1,11 @@
-"""The read commands against a ``herd serve`` instead of a store: ``herd status|stats|analyze|why
---server URL [--token T]``.
+"""The read commands against a ``herd serve`` instead of a store: ``herd
+status|stats|analyze|why|plot --server URL [--token T]``.
 
 Each asks the API for the JSON its report serves (docs/api.md, "Reports") and decodes it into
 the same typed result the local view returns (:class:`~herd.reports.status.Status`,
 :class:`~herd.reports.stats.Stats`, :class:`~herd.reports.analyze.Analysis`, the
-:class:`~herd.reports.why.Step` of ``herd why``), so the CLI renders
+:class:`~herd.reports.why.Step` of ``herd why``, the :class:`~herd.reports.plot.Chart` of
+``herd plot``), so the CLI renders
 both alike; nothing is parsed back from text. The standard library speaks HTTP: a client needs
 no extra package. The API's errors become herd's: 401/403/4xx a :class:`UsageError` (exit 2),
 404 a :class:`NotFoundError`, an unreachable or failing server a :class:`StoreError` (exit 3),
@@ -24,6 +25,7 @@ import msgspec
 
 from herd.errors import NotFoundError, StoreError, UsageError
 from herd.reports import analyze as analyzing
+from herd.reports import plot as plotting
 from herd.reports import stats as statistics
 from herd.reports import status as statuses
 from herd.reports import why as explaining
@@ -157,3 +159,15 @@ def why(server: str, token: str | None, workflow: str | None, task: str) -> list
         server, token, workflow, f"why/{quoted}", list[explaining.Step]
     )
     return found
+
+
+def chart(
+    server: str, token: str | None, workflow: str | None, run: int | None
+) -> tuple[plotting.Chart, str]:
+    """What ``herd plot`` draws of run ``run`` (None: the last), from the server; and the
+    workflow's name."""
+    client = Client(server, token)
+    name = client.workflow(workflow)
+    path = f"/workflows/{urllib.parse.quote(name, safe='')}/chart"
+    found: plotting.Chart = _typed(client.get(path, run=run), plotting.Chart, client.base)
+    return found, name
