@@ -5,7 +5,7 @@ The records are the queue's own (:class:`~herd.store.queued.Claimed`, :class:`~h
 :class:`~herd.store.queued.WorkerRecord`, ...), encoded and checked by msgspec, so a field added
 to one of them travels without a change here. Only the requests have types of their own, and
 :class:`OutcomeIn`: an :class:`~herd.store.queued.Outcome` whose changes (an untagged union) are
-split by kind. Times the store keeps (``now``) are the server's: a worker's clock is not trusted
+split by kind, its attempt's file stamps as objects (:class:`FinishedIn`). Times the store keeps (``now``) are the server's: a worker's clock is not trusted
 with leases.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from herd.core.model import TaskState
+from herd.core.model import Kill, TaskState
 from herd.errors import UsageError
 from herd.store.base import AttemptFinished, Change, RunRecord, Sample, UserData, UserEvent
 from herd.store.queued import Claimed, Lost, Outcome, ShippedLog, WorkerRecord
@@ -50,10 +50,58 @@ class HeartbeatIn(msgspec.Struct, forbid_unknown_fields=True):
     lease: float
 
 
+class Stamp(msgspec.Struct, forbid_unknown_fields=True):
+    """A file as seen at some moment (:data:`~herd.store.base.FileStamp`), named by field: an
+    object, not a positional triple (OpenAPI 3.1 tools disagree on tuples)."""
+
+    size: int
+    mtime_ns: int
+    digest: str = ""
+
+
+class FinishedIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An :class:`~herd.store.base.AttemptFinished` on the wire, its file stamps as
+    :class:`Stamp` objects (the same fields: a test keeps them so)."""
+
+    workflow_id: int
+    task: str
+    number: int
+    end: float
+    state: TaskState
+    exit_code: int | None = None
+    signal: int | None = None
+    kill_reason: str = ""
+    kill: Kill | None = None
+    utime: float | None = None
+    stime: float | None = None
+    max_rss: int | None = None
+    peak_mem: int | None = None
+    mean_cpu: float | None = None
+    inputs: dict[str, Stamp] = {}
+    outputs: dict[str, Stamp] = {}
+
+
+_PLAIN = tuple(f for f in FinishedIn.__struct_fields__ if f not in ("inputs", "outputs"))
+
+
+def finished_in(a: AttemptFinished) -> FinishedIn:
+    plain = {f: getattr(a, f) for f in _PLAIN}
+    inputs = {path: Stamp(*s) for path, s in a.inputs.items()}
+    outputs = {path: Stamp(*s) for path, s in a.outputs.items()}
+    return FinishedIn(**plain, inputs=inputs, outputs=outputs)
+
+
+def finished(w: FinishedIn) -> AttemptFinished:
+    plain = {f: getattr(w, f) for f in _PLAIN}
+    inputs = {path: (s.size, s.mtime_ns, s.digest) for path, s in w.inputs.items()}
+    outputs = {path: (s.size, s.mtime_ns, s.digest) for path, s in w.outputs.items()}
+    return AttemptFinished(**plain, inputs=inputs, outputs=outputs)
+
+
 class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True):
     """An :class:`~herd.store.queued.Outcome` on the wire."""
 
-    attempt: AttemptFinished
+    attempt: FinishedIn
     pid: int
     started: float
     then: TaskState
@@ -179,7 +227,7 @@ class OpenOut(msgspec.Struct):
 def outcome_in(o: Outcome) -> OutcomeIn:
     """An outcome as a worker sends it."""
     return OutcomeIn(
-        o.attempt,
+        finished_in(o.attempt),
         o.pid,
         o.started,
         o.then,
@@ -200,7 +248,7 @@ def outcome(w: OutcomeIn) -> Outcome:
     """An outcome as the store takes it."""
     changes: list[Change] = [*w.samples, *w.user_data, *w.events]
     return Outcome(
-        w.attempt,
+        finished(w.attempt),
         w.pid,
         w.started,
         w.then,
