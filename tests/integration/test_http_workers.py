@@ -24,7 +24,7 @@ from herd.store import open_store, wire
 from herd.store.base import AttemptFinished, Store
 from herd.store.queued import Outcome
 from herd.store.remote import RemoteQueue
-from tests.httpserver import Server, call, free_port
+from tests.httpserver import Server, call, free_port, running
 
 from .helpers import wait_for, write_spec
 from .test_workers import chain_spec, intervals, logged, workflow_id
@@ -46,29 +46,8 @@ def token(store: str, cwd: Path, scope: str = "worker") -> str:
 @contextlib.contextmanager
 def serving(store: str, cwd: Path, port: int) -> Iterator[Server]:
     """``herd serve`` on ``port`` until the block ends (a restart binds the same port again)."""
-    log = cwd / f"serve-{port}.log"
-    argv = [*HERD, "serve", "--store", store, "-C", str(cwd), "--bind", f"127.0.0.1:{port}"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    try:
-        wait_for(lambda: _answers(server), timeout=30)
+    with running(store, cwd, port=port) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def _answers(server: Server) -> bool:
-    assert server.process.poll() is None, server.output()
-    try:
-        return call("GET", server.api + "/openapi.json", timeout=2).status == 200
-    except OSError:
-        return False
 
 
 def worker(server: Server, secret: str, cwd: Path, *args: str) -> subprocess.Popen[str]:

@@ -263,6 +263,9 @@ def test_resume_after_kill_9_stops_tasks_the_dead_herd_left_running(tmp_path: Pa
     )
     first = subprocess.Popen(herd_cmd("run", str(spec), "-C", str(tmp_path), "-q"))
     wait_for(lambda: all((tmp_path / f"started_t{i}").exists() for i in range(2)))
+    # the tasks run before herd commits their starts (group commit): kill it once they are on
+    # record, so the second run finds both attempts to stop and count
+    wait_for(lambda: attempts(tmp_path) == {"t0": 1, "t1": 1})
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert len(processes_with_token_of(first.pid)) >= 2  # orphaned, still running
