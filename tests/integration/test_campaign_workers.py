@@ -203,6 +203,7 @@ def test_a_worker_lost_mid_task_gives_the_task_back(camp: Campaign) -> None:
         wait_for(done, timeout=90)
         assert "failed" not in seen, seen  # back to new, processing, never failed
         wait_for(lambda: camp.status("slow")["runs"]["1"]["reco"] == "done", timeout=30)
+        survivor.send_signal(signal.SIGTERM)  # done: not --idle-exit's 8 s more
         survivor.communicate(timeout=60)
         attempts = json.loads(camp.herd("provenance", "--workflow", "slow", "reco[run=1]").stdout)
         assert [a["state"] for a in attempts] == ["failed", "succeeded"], attempts

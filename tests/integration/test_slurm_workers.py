@@ -39,12 +39,20 @@ def workers_in_store(rows: list[dict[str, Any]]) -> int:
     return sum(1 for row in rows for w in row["workers"] if w["state"] is not None)
 
 
+#: two-core tasks from this one on wait for the file ``gate`` before they end
+GATED = 20
+
+
 def spec_of_200(root: Path, name: str) -> Path:
-    """100 one-core and 100 two-core tasks, each appending one line to its own file."""
+    """100 one-core and 100 two-core tasks, each appending one line to its own file; the
+    two-core tasks from :data:`GATED` on first wait for the file ``gate`` (so that their
+    allocation still has work when it is cancelled, however fast the machine)."""
+    gate = "until [ -e gate ]; do sleep 0.1; done; "
     tasks = [
         {
             "name": f"{kind}{i}",
-            "cmd": f"sleep 0.2; echo $HERD_ATTEMPT >> out/{kind}{i}",
+            "cmd": f"sleep 0.2; {gate if cores == 2 and i >= GATED else ''}"
+            f"echo $HERD_ATTEMPT >> out/{kind}{i}",
             "resources": {"cpu": cores, "mem": 500 * cores},
             "duration": 60,
             "retries": 2,
@@ -87,9 +95,12 @@ def test_200_tasks_through_two_allocations_one_cancelled_each_succeeds_once(
         started = tmp_path / ".herd" / "slurm" / name / "allocations" / "workers"
         wait_for(started.exists, timeout=120)  # the store is made: status may read it
         wait_for(lambda: workers_in_store(status()) == 4, timeout=120)
+        # the two-core allocation still works: its tasks past GATED wait for the gate (else it
+        # could finish its 100 quick tasks and leave while the other waits for nodes)
         wait_for(lambda: len(list((tmp_path / "out").iterdir())) >= 40, timeout=120)
         [victim] = squeue(f"herd.{name}.cpu2-mem1000")
         subprocess.run(["scancel", victim], check=True)
+        (tmp_path / "gate").touch()
         out, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
