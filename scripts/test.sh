@@ -11,5 +11,5 @@ echo "== ruff format"; ruff format --check src tests bench examples
 echo "== mypy"; mypy
 echo "== pytest"
 # one test process per core, at most 4 (pytest-xdist): most tests wait on the processes they
-# start. Tests marked xdist_group (the Slurm tests, a module's shared server) stay on one process.
-exec pytest -q -n auto --maxprocesses 4 --dist loadgroup --durations 15 "$@"
+# start. The files tests/conftest.py names in ONE_PROCESS keep their tests in one process.
+exec pytest -q -n auto --maxprocesses 4 --durations 15 "$@"

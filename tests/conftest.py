@@ -4,11 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 #: real workflows to test against; never copied into the project (see ../shared/data/README.md)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+#: test files whose tests stay in one process when pytest runs in several (scripts/test.sh: -n):
+#: the Slurm tests share the cluster's four nodes; each of the others shares one ``herd serve``
+#: (a module-scoped fixture) among its tests, some of which read what an earlier one wrote
+ONE_PROCESS = {
+    "tests/integration/test_slurm.py": "slurm",
+    "tests/integration/test_slurm_workers.py": "slurm",
+    "tests/integration/test_server.py": "server",
+    "tests/integration/test_server_writes.py": "server_writes",
+    "tests/integration/test_server_auth.py": "server_auth",
+    "tests/integration/test_campaign_server.py": "campaign_server",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's ``load`` distribution, except that the tests of :data:`ONE_PROCESS`'s files
+    go to one process per group (xdist's own ``loadgroup`` marks nothing under pytest 9)."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Grouped(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return ONE_PROCESS.get(nodeid.split("::", 1)[0], nodeid)
+
+    return Grouped(config, log)
 
 
 @pytest.fixture

@@ -43,10 +43,6 @@ def herd(*args: str, cwd: Path, store: str) -> str:
     return done.stdout
 
 
-# the module's servers start once: its tests stay on one xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group(__name__)
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

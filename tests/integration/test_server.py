@@ -41,10 +41,6 @@ def ran(store: str, workdir: Path) -> None:
     assert done.returncode == 1, done.stderr
 
 
-# the module's servers start once: its tests stay on one xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group(__name__)
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

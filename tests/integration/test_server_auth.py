@@ -21,10 +21,6 @@ from tests.integration.test_server_writes import SPEC, token
 _PARAMS = {"name": "queued", "task": "first"}
 
 
-# the module's servers start once: its tests stay on one xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group(__name__)
-
-
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, Path]]:
     workdir = tmp_path_factory.mktemp("guarded")

@@ -52,10 +52,6 @@ def token(store: str, workdir: Path, *args: str) -> str:
     return out.getvalue().strip().splitlines()[-1]
 
 
-# the module's servers start once: its tests stay on one xdist worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group(__name__)
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

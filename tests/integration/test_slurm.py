@@ -31,9 +31,7 @@ from herd.store.workdir import Workdir
 
 from .helpers import herd_cmd, states, wait_for, write_spec
 
-# one xdist worker runs every Slurm test (scripts/test.sh: --dist loadgroup): they share the
-# cluster's four nodes, so the suite never queues its own allocations behind each other
-pytestmark = [pytest.mark.usefixtures("slurm"), pytest.mark.xdist_group("slurm")]
+pytestmark = pytest.mark.usefixtures("slurm")
 
 #: in job names, so that test sessions sharing the cluster never find each other's jobs
 ME = f"p{os.getpid()}"

@@ -20,9 +20,7 @@ from herd.store import open_store
 
 from .helpers import herd_cmd, wait_for, write_spec
 
-# one xdist worker runs every Slurm test (scripts/test.sh: --dist loadgroup): they share the
-# cluster's four nodes, so the suite never queues its own allocations behind each other
-pytestmark = [pytest.mark.usefixtures("slurm"), pytest.mark.xdist_group("slurm")]
+pytestmark = pytest.mark.usefixtures("slurm")
 
 
 def squeue(name: str, states: str = "RUNNING") -> list[str]:
