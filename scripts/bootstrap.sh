@@ -14,3 +14,7 @@ if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
+# Compiled bytecode kept in the venv: every herd subprocess of the tests (thousands) would
+# otherwise compile herd's modules anew when the environment sets PYTHONDONTWRITEBYTECODE.
+export PYTHONPYCACHEPREFIX="$VENV/pycache"
+unset PYTHONDONTWRITEBYTECODE
