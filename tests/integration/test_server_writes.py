@@ -5,6 +5,7 @@ commands with ``--server`` (docs/api.md)."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import subprocess
 import sys
@@ -212,3 +213,49 @@ def test_the_read_commands_work_through_the_server(
     assert steps[0]["task"] == "second" and steps[0]["run"] is True
     code, _, err = cli(capsys, "why", "nope", "-w", "queued", "--server", server.url)
     assert code == 2 and "no task 'nope'" in err
+
+
+def test_every_format_is_submitted_through_the_api_and_listed_in_pages(
+    site: tuple[Server, str, Path], shared_data: Path
+) -> None:
+    """Each format as its users have it (gzip too), named as ``herd submit`` of the same file
+    names it (O2DPG's after its file); then the list of workflows, paged, oldest first."""
+    server, store, workdir = site
+    submit, read = (
+        token(store, workdir, "--scope", "submit"),
+        token(store, workdir, "--scope", "read"),
+    )
+    dampe = Path(__file__).parents[1] / "data" / "dampe" / "production.xml"
+    cases = [
+        ((shared_data / "pegasus" / "diamond.yml").read_bytes(), "wf.yml", "pegasus", "diamond"),
+        (
+            (shared_data / "wfinstances" / "blast-chameleon-small-001.json.gz").read_bytes(),
+            "blast.json.gz",
+            "wfformat",
+            "makeflow-blast-small",
+        ),
+        (dampe.read_bytes(), "production.xml", "dampe", "electron-mc"),
+        (
+            (shared_data / "o2dpg" / "o2dpg_pp_3tf.json").read_bytes(),
+            "workflow.json",
+            "o2dpg",
+            "workflow",
+        ),
+        (gzip.compress(SPEC.replace("queued", "zipped").encode()), "z.yaml.gz", "native", "zipped"),
+    ]
+    for body, filename, kind, name in cases:
+        made = call("POST", f"{server.api}/workflows?filename={filename}", token=submit, body=body)
+        assert made.status == 201, (filename, made.body)
+        assert made.body["workflow"] == name and made.body["queued"] > 0, made.body
+        record = call("GET", f"{server.api}/workflows/{name}", token=read).body
+        assert record["format"] == kind and record["source"].endswith(f"/{filename}"), record
+    listed, url = [], f"{server.api}/workflows?limit=2"
+    for _ in range(10):
+        page = call("GET", url, token=read).body
+        assert len(page["items"]) <= 2
+        listed += [w["name"] for w in page["items"]]
+        if page["next"] is None:
+            break
+        url = f"{server.api}/workflows?limit=2&cursor={page['next']}"
+    names = [name for *_, name in cases]
+    assert listed[-len(names) :] == names and len(listed) == len(set(listed)), listed

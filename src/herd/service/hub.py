@@ -428,11 +428,13 @@ class Hub:
             return submit_workflow(workflow, options, store)
 
     def _keep(self, body: bytes, filename: str) -> Path:
-        """Write ``body`` to ``.herd/specs/DIGEST-NAME`` (a bare, safe file name) and return it."""
-        folder = Workdir(self.workdir).state_dir / "specs"
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write ``body`` to ``.herd/specs/DIGEST/NAME`` (NAME: the bare, safe file name it was
+        sent as, so that a format that names a workflow after its file, O2DPG's, names it as
+        ``herd submit NAME`` does) and return it."""
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name).lstrip(".") or "spec"
-        path = folder / f"{hashlib.sha256(body).hexdigest()[:16]}-{safe[:80]}"
+        folder = Workdir(self.workdir).state_dir / "specs" / hashlib.sha256(body).hexdigest()[:16]
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / safe[:80]
         if not path.exists():
             partial = path.with_name(path.name + f".{threading.get_ident()}.part")
             partial.write_bytes(body)
