@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from herd.core.model import TaskState, Workflow
-from herd.errors import HerdError, UsageError
+from herd.errors import HerdError, NotFoundError, UsageError
 from herd.reports.stats import fmt_seconds, task_labels, workflow_record
 from herd.store.base import AttemptRecord, RunRecord, Sample, Store
 
@@ -160,7 +160,7 @@ def _pick_run(runs: Sequence[RunRecord], run_id: int | None, name: str) -> RunRe
         if r.id == run_id:
             return r
     known = ", ".join(str(r.id) for r in runs)
-    raise UsageError(f"workflow '{name}' has no run {run_id} (its runs: {known})")
+    raise NotFoundError(f"workflow '{name}' has no run {run_id} (its runs: {known})")
 
 
 def _attempt_intervals(a: AttemptRecord, samples: Sequence[Sample], now: float) -> list[_Interval]:
