@@ -3,8 +3,8 @@ afterwards (never an in-process test client: the tests meet what users meet).
 
 :func:`running` starts one and yields a :class:`Server` (its base URL, the process, its log);
 :func:`call` sends one request with the standard library and returns status, headers and the
-decoded JSON (or the raw text) — the tests of the API, the HTTP workers and the dashboard share
-them.
+decoded JSON (or the raw text); :func:`token` makes a token as a user does, with ``herd token
+create`` — the tests of the API, the HTTP workers and the dashboard share them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Server:
     url: str  # http://127.0.0.1:PORT
     process: subprocess.Popen[bytes]
     log: Path
+    store: str = ""  # what it serves
 
     @property
     def api(self) -> str:
@@ -52,6 +53,15 @@ def store_for(request: Any, workdir: Path, stack: contextlib.ExitStack) -> str:
     database = request.getfixturevalue("postgres_database")
     url: str = stack.enter_context(pgserver.fresh_schema(database))
     return url
+
+
+def token(store: str, workdir: Path, scope: str, *args: str) -> str:
+    """A new token of ``scope`` (``herd token create``, a subprocess, prints it on its last line)."""
+    argv = [sys.executable, "-m", "herd.cli", "token", "create", "--scope", scope, *args]
+    argv += ["--store", store, "-C", str(workdir)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
 
 
 def free_port() -> int:
@@ -80,7 +90,7 @@ def running(
         process = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
+    server = Server(f"http://127.0.0.1:{port}", process, log, store)
     try:
         _wait_ready(server)
         yield server

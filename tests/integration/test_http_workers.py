@@ -262,6 +262,9 @@ def test_worker_endpoints_want_a_worker_token(tmp_path: Path) -> None:
         bad = call("POST", url, token=secret, json_body={**body, "lease": "soon"})
         assert bad.status == 422 and "lease" in bad.error["message"]
         assert call("GET", f"{server.api}/workflows", token=secret).status == 403
+        claim = {"free": {"cpu": 1}, "lease": 30}
+        unknown = call("POST", f"{url}/999/claim", token=secret, json_body=claim)
+        assert unknown.status == 404 and "register first" in unknown.error["message"]
 
 
 def test_a_wrong_token_stops_the_worker_with_one_line(tmp_path: Path) -> None:

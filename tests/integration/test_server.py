@@ -6,13 +6,16 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.httpserver import Server, call, running, store_for
+from tests.httpserver import START_TIMEOUT, Server, call, free_port, running, store_for
 from tests.integration.test_workers import herd
 
 SPEC = """\
@@ -68,10 +71,20 @@ def test_reads_show_what_the_cli_shows(served: Server) -> None:
     assert failed[0]["labels"] == ["checking"]
     by_label = call("GET", served.api + "/workflows/served/tasks?label=making").body["items"]
     assert sorted(t["name"] for t in by_label) == ["make_1", "make_2", "make_3"]
+    by_name = call("GET", served.api + "/workflows/served/tasks?match=e_[13]$").body["items"]
+    assert [t["name"] for t in by_name] == ["make_1", "make_3"]  # found in the name
+    both = "/workflows/served/tasks?state=succeeded&state=failed&match=^(make_2|broken)"
+    assert [t["name"] for t in call("GET", served.api + both).body["items"]] == ["broken", "make_2"]
     log = call("GET", served.api + "/workflows/served/tasks/broken/log").body
     assert log["attempt"] == 1 and log["lines"] == ["about to fail"]
     attempts = call("GET", served.api + "/workflows/served/tasks/broken/attempts").body["items"]
     assert [a["exit_code"] for a in attempts] == [3]
+    provenance = call("GET", served.api + "/workflows/served/tasks/make_1/provenance").body
+    printed = herd("provenance", "make_1", "--store", served.store, cwd=served.log.parent)
+    assert printed.returncode == 0, printed.stderr
+    assert provenance == json.loads(printed.stdout)  # what `herd provenance` prints
+    (made,) = provenance
+    assert made["cmd"] == "echo made 1 > out_1.txt" and list(made["outputs"]) == ["out_1.txt"]
     stats = call("GET", served.api + "/workflows/served/stats").body
     assert stats["failed"] == 1 and stats["succeeded"] == 3
     analysis = call("GET", served.api + "/workflows/served/analyze").body
@@ -151,3 +164,36 @@ def test_an_oversized_chunked_body_is_refused_with_413(tmp_path: Path) -> None:
             conn.close()
     assert answer.status == 413 and body["error"]["code"] == "too_large"
     assert "--max-body" in body["error"]["message"]
+
+
+def test_the_server_listens_on_this_host_only_unless_told(tmp_path: Path) -> None:
+    """Without a host in ``--bind`` (and by default, 127.0.0.1:8080) only this host's clients
+    reach it: the kernel's table of listening sockets says so."""
+    from herd.cli import parser
+
+    assert parser().parse_args(["serve"]).bind == ("127.0.0.1", 8080)
+    port = free_port()
+    argv = [sys.executable, "-m", "herd.cli", "serve", "--store", str(tmp_path / "s.db")]
+    with subprocess.Popen(
+        [*argv, "--bind", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as process:
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not (found := _listening(port)) and time.monotonic() < deadline:
+                assert process.poll() is None, "herd serve exited"
+                time.sleep(0.05)
+        finally:
+            process.terminate()
+    assert found == ["0100007F"]  # 127.0.0.1, and no other address
+
+
+def _listening(port: int) -> list[str]:
+    """The local addresses with a socket listening on ``port`` (/proc/net/tcp and tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.append(address)
+    return found

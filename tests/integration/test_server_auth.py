@@ -4,7 +4,9 @@ token of another scope, an expired, revoked or forged one; reads need a token un
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import re
 import time
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import pytest
 
 from herd.core.model import Scope
 from herd.store import open_store
+from herd.store.base import TokenRecord
 from tests.httpserver import Server, call, running
 from tests.integration.test_server_writes import SPEC, token
 
@@ -124,6 +127,8 @@ def test_reads_need_a_token_unless_public(guarded: tuple[Server, str, Path]) -> 
             answer = call("GET", server.api + path)
             assert answer.status == 401, (path, answer.body)
     assert call("GET", server.api + "/workflows", token=read).status == 200
+    stream = call("GET", server.api + "/events?timeout=1")  # (would end after 1 s if let in)
+    assert stream.status == 401 and stream.error["code"] == "unauthorized"
     # a browser's EventSource cannot send a header: GETs take ?token=
     assert call("GET", server.api + f"/workflows?token={read}").status == 200
     assert call("POST", server.api + f"/workflows/queued/cancel?token={read}").status == 401
@@ -141,3 +146,45 @@ def test_a_token_for_one_workflow_acts_on_it_alone(guarded: tuple[Server, str, P
     refused = call("POST", server.api + "/workflows", token=other, body=SPEC.encode())
     assert refused.status == 403 and "workflow 'other' only" in refused.error["message"]
     assert call("POST", server.api + "/workflows", token=mine, body=SPEC.encode()).status == 201
+
+
+def test_a_token_made_with_expires_works_until_then(guarded: tuple[Server, str, Path]) -> None:
+    server, store, workdir = guarded
+    short = token(store, workdir, "--scope", "read", "--expires", "3s")
+    record = _record(store, short)
+    assert record.expires is not None and record.expires - record.created == pytest.approx(3)
+    sent = time.time()
+    answer = call("GET", server.api + "/workflows", token=short)
+    assert sent < record.expires - 1, "the machine took over 2 s to make a token: try again"
+    assert answer.status == 200, answer.body
+    time.sleep(max(0.0, record.expires - time.time()) + 0.05)  # the clock is what is tested
+    late = call("GET", server.api + "/workflows", token=short)
+    assert late.status == 401 and "expired" in late.error["message"]
+
+
+def test_the_store_keeps_a_digest_of_a_token_never_the_token(
+    guarded: tuple[Server, str, Path],
+) -> None:
+    server, store, workdir = guarded
+    made = token(store, workdir, "--scope", "read")
+    secret = made.split("_", 2)[2]  # herd_ID_SECRET; the secret may hold "_" too
+    assert _record(store, made).digest == hashlib.sha256(secret.encode()).hexdigest()
+    assert call("GET", server.api + "/workflows", token=made).status == 200
+    kept = b"".join(p.read_bytes() for p in Path(store).parent.glob(Path(store).name + "*"))
+    assert secret.encode() not in kept  # the database file and its write-ahead log
+    from herd.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["token", "list", "--json", "--store", store]) == 0
+    assert secret not in out.getvalue() and "digest" not in out.getvalue()
+
+
+def _record(store: str, made: str) -> TokenRecord:
+    opened = open_store(store)
+    try:
+        found = opened.token(int(made.split("_")[1]))
+    finally:
+        opened.close()
+    assert found is not None
+    return found
