@@ -1,5 +1,6 @@
 // The failed tasks (what `herd analyze` shows): outcome, exit code, kill reason, host, the tasks
-// each cancelled, the command to rerun it, and the tail of its logs.
+// each cancelled, the command to rerun it, and the tail of its logs (or, when the server cannot
+// read them, the tail its worker stored with the failure).
 import { api } from '../api.js';
 import { badge, errorBox, h, seconds, throttle } from '../ui.js';
 
@@ -39,6 +40,8 @@ export async function mount(el, workflow, ctx) {
     const a = f.attempts[f.attempts.length - 1] || {};
     const tail = [...(a.stderr?.lines || [])];
     const out = [...(a.stdout?.lines || [])];
+    // run where this server cannot read the logs: the tail its worker sent with the failure
+    const stored = tail.length || out.length ? [] : [...(a.stored?.lines || [])];
     return [
       h('tr', { class: 'clickable', dataset: { task: f.task }, onclick: () => ctx.openTask(workflow, f.task) },
         h('td', {}, f.task),
@@ -50,8 +53,11 @@ export async function mount(el, workflow, ctx) {
         h('td', {}, a.end ? seconds(a.end - a.start) : ''),
         h('td', { class: 'num', title: (f.cancelled_names || []).join(', ') }, String(f.cancelled))),
       h('tr', {}, h('td', { colspan: 8 },
-        h('details', {}, h('summary', {}, `log tail (${tail.length} stderr, ${out.length} stdout lines) and rerun command`),
-          tail.length ? h('pre', { class: 'log log-stderr' }, tail.join('\n')) : h('p', { class: 'muted' }, `stderr: ${a.stderr?.problem || 'empty'}`),
+        h('details', {}, h('summary', {}, stored.length
+          ? `log tail (${stored.length} line${stored.length === 1 ? '' : 's'} ${a.stored.path}) and rerun command`
+          : `log tail (${tail.length} stderr, ${out.length} stdout lines) and rerun command`),
+          stored.length ? h('pre', { class: 'log log-stored', title: a.stored.path }, stored.join('\n')) : '',
+          tail.length ? h('pre', { class: 'log log-stderr' }, tail.join('\n')) : stored.length ? '' : h('p', { class: 'muted' }, `stderr: ${a.stderr?.problem || 'empty'}`),
           out.length ? h('pre', { class: 'log log-stdout' }, out.join('\n')) : '',
           h('code', {}, f.rerun)))),
     ];
