@@ -19,6 +19,25 @@ function token() {
 
 const TOKEN = token();
 
+/** Whether this browser holds a token (it may still be refused). */
+export const hasToken = () => Boolean(TOKEN);
+
+/** Keep `given` as this browser's token (none: forget it); the page reloads to use it. */
+export function setToken(given) {
+  if (given) localStorage.setItem(TOKEN_KEY, given);
+  else localStorage.removeItem(TOKEN_KEY);
+  window.location.reload();
+}
+
+// Told once the server refuses the page's token, or wants one it was not given (401): the page
+// then asks for a token instead of showing views it cannot fill (app.js).
+let denied = () => {};
+
+/** `handler(message)` is called on every 401, with the server's message. */
+export function onDenied(handler) {
+  denied = handler;
+}
+
 export class ApiError extends Error {
   constructor(status, message) {
     super(message);
@@ -46,9 +65,22 @@ export async function get(path, params = {}) {
       const body = await response.json();
       message = body.error?.message || body.detail || message;
     } catch { /* not JSON: keep the status line */ }
+    if (response.status === 401) denied(message);
     throw new ApiError(response.status, message);
   }
   return response.json();
+}
+
+/**
+ * The document at `href` (a link to the API, relative to the page) as text, fetched with the
+ * kept token: a plain link would carry none. An error answer is returned too (its JSON says why).
+ */
+export async function fetchDocument(href) {
+  const headers = { Accept: 'application/json' };
+  if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
+  const response = await fetch(href, { headers });
+  const text = await response.text();
+  try { return JSON.stringify(JSON.parse(text), null, 1); } catch { return text; }
 }
 
 const enc = encodeURIComponent;
@@ -76,7 +108,8 @@ export const api = {
  * Follow the server's event stream (api/v1/events: `tasks` events with the tasks that changed
  * state, `workflow` events, `resync` when this client fell behind): `onEvents(list)` gets what
  * arrived at most once per `every` ms, so that a burst of changes is one redraw; `onState('on' |
- * 'off')` tells whether the stream is up. The stream is read with fetch (not EventSource) so that
+ * 'off' | 'denied')` tells whether the stream is up ('denied': the server wants a token; the
+ * stream is not tried again). The stream is read with fetch (not EventSource) so that
  * the token travels in the Authorization header, never in a URL. While it is down the page
  * reconnects with back-off and `onEvents([])` is called every `poll` ms, so views keep up by
  * polling.
@@ -111,6 +144,15 @@ export function follow(onEvents, onState, { every = 1000, poll = 10000 } = {}) {
         const headers = { Accept: 'text/event-stream' };
         if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
         const response = await fetch(url('events'), { headers, signal: controller.signal });
+        if (response.status === 401) { // no retrying without a token: the page asks for one
+          stopped = true;
+          clearInterval(poller);
+          onState('denied');
+          let message = response.statusText;
+          try { message = (await response.json()).error?.message || message; } catch { /* keep it */ }
+          denied(message);
+          return;
+        }
         if (!response.ok) throw new ApiError(response.status, response.statusText);
         connected = true;
         onState('on');
