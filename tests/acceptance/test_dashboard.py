@@ -1,18 +1,31 @@
-"""The dashboard in a real browser: ``herd serve`` (uvicorn, a subprocess on a loopback port), a
-``herd worker`` on the same store, Debian's chromium driven by Playwright (tests/browser.py).
+"""The dashboard in a real browser, the way a remote site and a person meet it: ``herd serve``
+(uvicorn, a subprocess on a loopback port) that wants a token for every request, on SQLite and on
+PostgreSQL; Debian's chromium driven by Playwright (tests/browser.py); tokens made with ``herd
+token create``.
 
-A workflow is submitted into the served store; the page, opened before the worker starts, turns its
-tasks green from the event stream alone (no reload); a click on the failed task in the DAG opens
-its panel with the exit code and the tail of its log. Screenshots go to the test's tmp folder (the
-path is printed). The O2DPG workflow of 1,406 tasks must open grouped by stage within a bound.
+A page without a token asks for one (never a blank page); opened once with ``?token=`` (a ``read``
+token) it keeps the token and takes it out of the address bar. A workflow is submitted through
+the API (``POST /workflows`` with a ``submit`` token) and run by ``herd worker --server URL --token
+T`` (a ``worker`` token): the page, opened before the worker starts, turns the tasks green from the
+event stream alone (no reload); the workers view shows the worker holding the task it runs while
+its heartbeats keep the lease past its length; with the log files gone (as on a site that shares no
+disk with the server), a click on the failed task in the DAG shows its exit code and the tail of
+its log that the worker sent with its finish. Screenshots go to the test's tmp folder (the path is
+printed with ``pytest -s``). The O2DPG workflow of 1,406 tasks, submitted through the API, must open
+grouped by stage within a bound.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +33,7 @@ import pytest
 from playwright.sync_api import Page
 
 from tests import browser
-from tests.httpserver import Server, call, running
+from tests.httpserver import Server, call, running, store_for, token
 
 pytestmark = pytest.mark.slow
 
@@ -37,16 +50,21 @@ tasks:
   - name: broken
     needs: [prep]
     cmd: "echo 'boom: the detector is on fire' >&2; exit 3"
+  - name: hold
+    needs: [prep]
+    cmd: "while [ ! -e release ]; do sleep 0.1; done"
   - name: merge
     needs: ["sim_{i}", broken]
     cmd: "true"
 """
 
-#: seconds the page may take to show what the store holds (events come every 0.5 s, redraws at
-#: most once a second; the machine is shared)
+#: milliseconds the page may take to show what the store holds (events come every 0.5 s, redraws
+#: at most once a second; the machine is shared)
 LIVE = 30_000
 #: the O2DPG page must be drawn within this many seconds
 O2DPG_BOUND = 30.0
+#: the HTTP worker's lease, seconds: ``hold`` runs for three of them on heartbeats alone
+LEASE = 1.5
 
 STATE = """name => {
   const g = window.herdGraph;
@@ -55,20 +73,51 @@ STATE = """name => {
 }"""
 
 
-def herd(*args: str, timeout: float = 60) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "herd.cli", *args], capture_output=True, text=True, timeout=timeout
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+@dataclass(frozen=True)
+class Site:
+    """A served store, where its workflows run, and a token of each scope a user hands out."""
+
+    server: Server
+    store: str
+    workdir: Path
+    read: str
+    submit: str
+    worker: str
+
+    def get(self, path: str) -> Any:
+        answer = call("GET", self.server.api + path, token=self.read)
+        assert answer.status == 200, answer.body
+        return answer.body
+
+    def post(self, spec: bytes, filename: str) -> dict[str, Any]:
+        """Submit ``spec`` through the API; what the API then says of the workflow."""
+        url = f"{self.server.api}/workflows?filename={filename}"
+        made = call("POST", url, token=self.submit, body=spec, timeout=120)
+        assert made.status == 201, made.body
+        found: dict[str, Any] = self.get(f"/workflows/{made.body['workflow']}")
+        return found
+
+
+@contextlib.contextmanager
+def site_on(store: str, workdir: Path, port: int | None = None) -> Iterator[Site]:
+    """``herd serve`` over ``store`` wanting tokens (no ``--public-read``), and its tokens (made
+    once per store: a restarted server on ``port`` knows them)."""
+    made = {s: token(store, workdir, s) for s in ("read", "submit", "worker")}
+    with running(store, workdir, port=port) as server:
+        yield Site(server, store, workdir, **made)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    with contextlib.ExitStack() as stack:
+        store = store_for(request, tmp_path, stack)
+        yield stack.enter_context(site_on(store, tmp_path))
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[Server, str]]:
-    """A server over a new SQLite store (reads public), and the store."""
-    store = str(tmp_path / ".herd" / "herd.db")
-    with running(store, tmp_path, "--public-read") as srv:
-        yield srv, store
+def sqlite_site(tmp_path: Path) -> Iterator[Site]:
+    with site_on(str(tmp_path / ".herd" / "herd.db"), tmp_path) as made:
+        yield made
 
 
 @pytest.fixture
@@ -82,15 +131,15 @@ def page() -> Iterator[Page]:
         assert not errors, f"the page raised: {errors}"
 
 
-def submit(srv: Server, store: str, spec: Path) -> dict[str, Any]:
-    """``herd submit`` into the server's store (tokens, and so submissions through the API, are
-    not there yet); what the API says of the workflow."""
-    out = herd("submit", str(spec), "--store", store, "-C", str(srv.log.parent), timeout=120)
-    name = out.split("'")[1]  # herd: submitted 'NAME' (workflow 1, run #1): ...
-    answer = call("GET", f"{srv.api}/workflows/{name}")
-    assert answer.status == 200, answer.body
-    assert isinstance(answer.body, dict)
-    return answer.body
+def http_worker(site: Site, folder: Path, *args: str) -> subprocess.Popen[str]:
+    """``herd worker --server URL --token T`` started in ``folder``, knowing no store."""
+    folder.mkdir(exist_ok=True)
+    argv = [sys.executable, "-m", "herd.cli", "worker", "--server", site.server.url]
+    argv += ["--token", site.worker, *args]
+    out = (folder / "worker.log").open("w")
+    env = {k: v for k, v in os.environ.items() if k != "HERD_STORE"}
+    with out:
+        return subprocess.Popen(argv, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def click_node(page: Page, name: str) -> None:
@@ -110,82 +159,157 @@ def click_node(page: Page, name: str) -> None:
     page.mouse.click(box["x"] + x, box["y"] + y)
 
 
-def test_tasks_turn_green_live_and_a_failure_shows_its_log(
-    server: tuple[Server, str], page: Page, tmp_path: Path
+def await_state(page: Page, task: str, state: str) -> None:
+    page.wait_for_function(f"() => ({STATE})('{task}') === '{state}'", timeout=LIVE)
+
+
+def test_submitted_through_the_api_run_over_http_and_watched_live(
+    site: Site, page: Page, tmp_path: Path
 ) -> None:
-    srv, store = server
+    srv = site.server
+    # no token: the page says what it needs and how to get it, rather than a blank page
     page.goto(srv.url + "/")
+    prompt = page.wait_for_selector("#token-prompt")
+    assert prompt is not None and "herd token create --scope read" in prompt.inner_text()
+    assert page.inner_text("#live") == "no token"
+    page.screenshot(path=str(tmp_path / "dashboard-no-token.png"))
+    # given once in the address: kept by the browser, taken out of the address bar
+    page.goto(srv.url + f"/?token={site.read}")
     page.wait_for_selector("text=No workflow yet")
-    spec = tmp_path / "board.yaml"
-    spec.write_text(SPEC)
-    submit(srv, store, spec)
+    assert "token" not in page.url
+    assert page.evaluate("() => localStorage.getItem('herd-token')") == site.read
+    page.wait_for_selector("#live.on", timeout=LIVE)
+
+    made = site.post(SPEC.encode(), "board.yaml")
+    assert made["tasks"] == 8 and made["counts"]["ready"] == 1
     # the list follows the event stream: the new workflow appears without a reload
     page.wait_for_selector("#workflows tr[data-workflow='board']", timeout=LIVE)
-
     page.click("#workflows tr[data-workflow='board'] a")
     page.wait_for_selector("#graph[data-ready]")
     assert page.evaluate(STATE, "prep") == "ready"
     assert page.evaluate(STATE, "sim_1") == "waiting"
 
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "herd.cli",
-            "worker",
-            "--store",
-            store,
-            "-C",
-            str(tmp_path),
-            "--cpus",
-            "2",
-            "--idle-exit",
-            "2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    remote = tmp_path / "site"
+    worker = http_worker(site, remote, "--cpus", "2", "--lease", str(LEASE), "--idle-exit", "5")
     try:
         for name in ("prep", "sim_1", "sim_2", "sim_3", "sim_4"):
-            page.wait_for_function(f"() => ({STATE})('{name}') === 'succeeded'", timeout=LIVE)
-        page.wait_for_function(f"() => ({STATE})('broken') === 'failed'", timeout=LIVE)
-        page.wait_for_function(f"() => ({STATE})('merge') === 'cancelled'", timeout=LIVE)
+            await_state(page, name, "succeeded")
+        await_state(page, "broken", "failed")
+        await_state(page, "merge", "cancelled")
+        await_state(page, "hold", "running")
+        # hold outlives its lease three times over: only the worker's heartbeats keep it
+        (attempt,) = site.get("/workflows/board/tasks/hold/attempts")["items"]
+        time.sleep(max(0.0, attempt["start"] + 3 * LEASE - time.time()))
+        page.goto(srv.url + "/#/workers")
+        held = page.locator("#workers tr[data-worker] td.held")
+        page.wait_for_function(
+            "() => document.querySelector('#workers td.held')?.textContent === '1'", timeout=LIVE
+        )
+        assert held.count() == 1
+        page.screenshot(path=str(tmp_path / "dashboard-workers.png"))
+        (seen,) = site.get("/workers")["items"]
+        assert seen["held"] == 1 and seen["heartbeat"] > attempt["start"] + 2 * LEASE, seen
+        (still,) = site.get("/workflows/board/tasks/hold/attempts")["items"]
+        assert still["state"] == "running" and still["end"] is None, still
+        (site.workdir / "release").touch()
+        assert worker.wait(60) == 0, (remote / "worker.log").read_text()
     finally:
-        assert worker.wait(60) == 0
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    said = (remote / "worker.log").read_text()
+    assert "the workflows it serves are finished" in said and ", 0 lost" in said, said
+    assert [a["state"] for a in site.get("/workflows/board/tasks/hold/attempts")["items"]] == [
+        "succeeded"
+    ]
+    # the server's host does not hold the task's logs (a site that shares no disk with it)
+    shutil.rmtree(site.workdir / ".herd" / "logs")
+
+    page.goto(srv.url + "/#/workflows/board/graph")
+    page.wait_for_selector("#graph[data-ready]")
+    await_state(page, "hold", "succeeded")
     green = page.evaluate(
         "() => window.herdGraph.cy.nodes().filter((n) => n.data('name') === 'sim_1')"
         ".style('background-color')"
     )
     assert green == "rgb(140,233,154)"  # --succeeded in app.css
-
     click_node(page, "broken")
     page.wait_for_selector("#panel pre.log-stderr")
     assert "boom: the detector is on fire" in page.inner_text("#panel pre.log-stderr")
     assert page.inner_text("#panel dd.exit-code") == "3"
-    shot = tmp_path / "dashboard-graph.png"
-    page.screenshot(path=str(shot), full_page=True)
-    print(f"\nscreenshot: {shot}")
+    page.screenshot(path=str(tmp_path / "dashboard-graph.png"), full_page=True)
+    # the view's JSON, opened from its link: the same document a script gets with the token
+    page.keyboard.press("Escape")
+    with page.context.expect_page() as opened:
+        page.click("a.json")
+    shown = opened.value
+    shown.wait_for_selector("pre")
+    graph = json.loads(shown.inner_text("pre"))
+    assert graph == site.get("/workflows/board/graph")
+    assert shown.url.startswith("blob:") and site.read not in shown.url
+    shown.close()
 
     page.goto(srv.url + "/#/workflows/board/chart")
-    page.wait_for_function("() => window.herdChart && window.herdChart.bars >= 6")
+    page.wait_for_function("() => window.herdChart && window.herdChart.bars >= 7")
+    used = page.evaluate(
+        "() => window.herdChart.chart.getOption().series"
+        ".filter((s) => s.name.endsWith('used')).map((s) => Math.max(...s.data.map((p) => p[1])))"
+    )
+    assert len(used) == 2 and all(v > 0 for v in used), used  # cores, memory
     page.screenshot(path=str(tmp_path / "dashboard-chart.png"))
 
     page.goto(srv.url + "/#/workflows/board/failures")
     row = page.locator("#failures tr[data-task='broken']")
     assert "exit 3" in row.inner_text()
+    page.click("#failures details summary")
+    stored = page.locator("#failures pre.log-stored")
+    assert "boom: the detector is on fire" in stored.inner_text()
+    assert f"stored by the worker on {attempt['host']}" in page.inner_text("#failures summary")
+    page.screenshot(path=str(tmp_path / "dashboard-failures.png"))
 
     page.goto(srv.url + "/#/workers")
-    page.wait_for_selector("#workers tr[data-worker]")
+    page.wait_for_selector("#workers tr[data-worker] .w-stopped")
     assert page.locator("#workers td.held").first.inner_text() == "0"
-    print(f"screenshots: {tmp_path}")
+
+    # retry the failed through the API: the page shows them queued again, live
+    page.goto(srv.url + "/#/workflows/board/graph")
+    page.wait_for_selector("#graph[data-ready]")
+    again = call("POST", srv.api + "/workflows/board/retry", token=site.submit)
+    assert again.status == 200 and again.body["queued"] == 2, again.body
+    await_state(page, "broken", "ready")
+    await_state(page, "merge", "waiting")
+    assert page.evaluate(STATE, "sim_1") == "succeeded"
+    print(f"\nscreenshots: {tmp_path}")
+
+
+def test_a_refused_token_is_said_and_another_can_be_given(
+    sqlite_site: Site, page: Page, tmp_path: Path
+) -> None:
+    site = sqlite_site
+    revoked = token(site.store, site.workdir, "read")
+    herd = [sys.executable, "-m", "herd.cli", "token", "revoke", revoked.split("_")[1]]
+    done = subprocess.run([*herd, "--store", site.store], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    page.goto(site.server.url + f"/?token={revoked}#/workers")
+    prompt = page.wait_for_selector("#token-prompt")
+    assert prompt is not None
+    said = prompt.inner_text()
+    assert "refused this browser's token" in said and "expired or revoked" in said, said
+    page.screenshot(path=str(tmp_path / "dashboard-refused.png"))
+    page.fill("#token", site.read)
+    page.click("text=Use this token")
+    page.wait_for_selector("text=No worker has claimed", timeout=LIVE)
+    page.wait_for_selector("#live.on", timeout=LIVE)
+    assert page.evaluate("() => localStorage.getItem('herd-token')") == site.read
 
 
 def test_o2dpg_1400_tasks_open_grouped_without_freezing(
-    server: tuple[Server, str], page: Page, shared_data: Path, tmp_path: Path
+    sqlite_site: Site, page: Page, shared_data: Path, tmp_path: Path
 ) -> None:
-    srv, store = server
-    done = submit(srv, store, shared_data / "o2dpg" / "o2dpg_pp_20tf_qc_ana.json")
-    assert done["tasks"] > 1400
+    site, srv = sqlite_site, sqlite_site.server
+    spec = shared_data / "o2dpg" / "o2dpg_pp_20tf_qc_ana.json"
+    done = site.post(spec.read_bytes(), spec.name)  # an O2DPG workflow.json, as it is
+    assert done["format"] == "o2dpg" and done["tasks"] > 1400
     # the longest time the page's main thread was busy in one go (a frozen page: a long one)
     page.add_init_script(
         """window.herdLongest = 0;
@@ -194,7 +318,7 @@ def test_o2dpg_1400_tasks_open_grouped_without_freezing(
           .observe({ type: 'longtask', buffered: true });"""
     )
     started = time.perf_counter()
-    page.goto(srv.url + f"/#/workflows/{done['name']}/graph")
+    page.goto(srv.url + f"/?token={site.read}#/workflows/{done['name']}/graph")
     page.wait_for_selector("#graph[data-ready]", timeout=O2DPG_BOUND * 1000)
     took = time.perf_counter() - started
     drawn = page.evaluate(
@@ -220,20 +344,23 @@ def test_o2dpg_1400_tasks_open_grouped_without_freezing(
 
 def test_the_page_follows_a_server_that_restarts(tmp_path: Path, page: Page) -> None:
     """The server goes away while the page is open: the page says so (``polling``), keeps what it
-    showed, and once the server is back it reconnects and catches up on what changed meanwhile."""
+    showed, and once the server is back it reconnects (with the token it keeps) and catches up on
+    what changed meanwhile."""
     store = str(tmp_path / ".herd" / "herd.db")
-    spec = tmp_path / "board.yaml"
-    spec.write_text(SPEC)
-    with running(store, tmp_path, "--public-read") as srv:
-        submit(srv, store, spec)
-        page.goto(srv.url + "/#/workflows/board/graph")
+    with site_on(store, tmp_path) as site:
+        site.post(SPEC.replace("while [ ! -e release ]; do sleep 0.1; done", "true").encode(), "b")
+        page.goto(site.server.url + f"/?token={site.read}#/workflows/board/graph")
         page.wait_for_selector("#graph[data-ready]")
         page.wait_for_selector("#live.on", timeout=LIVE)
     page.wait_for_selector("#live.off", timeout=LIVE)
     assert page.evaluate(STATE, "sim_1") == "waiting"
-    herd("worker", "--store", store, "-C", str(tmp_path), "--cpus", "2", "--idle-exit", "1")
-    port = int(srv.url.rsplit(":", 1)[1])
-    with running(store, tmp_path, "--public-read", port=port):
+    worker = [sys.executable, "-m", "herd.cli", "worker", "--store", store, "-C", str(tmp_path)]
+    ran = subprocess.run(
+        [*worker, "--cpus", "2", "--idle-exit", "1"], capture_output=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr
+    port = int(site.server.url.rsplit(":", 1)[1])
+    with running(store, tmp_path, port=port):
         page.wait_for_selector("#live.on", timeout=LIVE)
-        page.wait_for_function(f"() => ({STATE})('sim_1') === 'succeeded'", timeout=LIVE)
-        page.wait_for_function(f"() => ({STATE})('broken') === 'failed'", timeout=LIVE)
+        await_state(page, "sim_1", "succeeded")
+        await_state(page, "broken", "failed")
