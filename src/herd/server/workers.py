@@ -2,7 +2,7 @@
 the same transactions and fencing as database workers, under ``/api/v1/queue``.
 
 Every route needs a token of scope ``worker`` (or ``admin``); a worker token can do nothing
-else. Bodies and answers are the queue's own records as JSON (:mod:`herd.service.dispatch`
+else, and one made for a workflow reaches that workflow's tasks alone (:mod:`herd.server.scoped`). Bodies and answers are the queue's own records as JSON (:mod:`herd.service.dispatch`
 re-exports their types; their schemas are in the OpenAPI document). The service does the work
 (:class:`~herd.service.dispatch.Dispatcher`): the routes only decode, call it in a thread and
 encode. A finish of an attempt whose lease was taken back is refused with 409 (code ``stale``),
@@ -21,7 +21,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from herd.core.model import TaskState
 from herd.errors import UsageError
-from herd.server.auth import WorkerCaller
+from herd.server import scoped
+from herd.server.auth import WorkerCaller, check_workflow
 from herd.server.problems import Problem
 from herd.service import dispatch
 from herd.service.dispatch import Dispatcher
@@ -104,7 +105,7 @@ async def register(request: Request, caller: WorkerCaller) -> Response:
     **_doc(dispatch.ClaimOut, dispatch.ClaimIn),
 )
 async def claim(worker_id: WorkerId, request: Request, caller: WorkerCaller) -> Response:
-    c = await _body(request, dispatch.ClaimIn, "a claim")
+    c = await scoped.claim(request, caller, await _body(request, dispatch.ClaimIn, "a claim"))
     return _json(dispatch.ClaimOut(await _call(request, lambda d: d.claim(worker_id, c))))
 
 
@@ -133,7 +134,9 @@ _STALE = {
 )
 async def finish(worker_id: WorkerId, request: Request, caller: WorkerCaller) -> Response:
     f = await _body(request, dispatch.FinishIn, "a finish")
-    accepted, claimed = await _call(request, lambda d: d.finish(worker_id, f.outcomes, f.claim))
+    await scoped.check(request, caller, (o.attempt.workflow_id for o in f.outcomes))
+    more = None if f.claim is None else await scoped.claim(request, caller, f.claim)
+    accepted, claimed = await _call(request, lambda d: d.finish(worker_id, f.outcomes, more))
     if all(accepted):
         return _json(dispatch.FinishOut(accepted, claimed))
     stale = [o.attempt for o, ok in zip(f.outcomes, accepted, strict=True) if not ok]
@@ -156,6 +159,7 @@ async def finish(worker_id: WorkerId, request: Request, caller: WorkerCaller) ->
 )
 async def release(worker_id: WorkerId, request: Request, caller: WorkerCaller) -> Response:
     r = await _body(request, dispatch.ReleaseIn, "a release")
+    await scoped.check(request, caller, (a.workflow_id for a in r.attempts))
     keys = [a.key for a in r.attempts]
     released = await _call(request, lambda d: d.release(worker_id, keys, r.reason))
     return _json(dispatch.ReleaseOut(released))
@@ -205,6 +209,7 @@ async def counts(
     caller: WorkerCaller,
     workflow: Annotated[list[int] | None, Query(description="workflow ids (default: all)")] = None,
 ) -> Response:
+    workflow = await scoped.allowed(request, caller, workflow)
     found: dict[TaskState, int] = await _call(request, lambda d: d.counts(workflow))
     return _json(dispatch.CountsOut({s.value: n for s, n in found.items()}))
 
@@ -215,6 +220,7 @@ async def counts(
     **_doc(dispatch.WorkflowRecord),
 )
 async def workflow(name: str, request: Request, caller: WorkerCaller) -> Response:
+    check_workflow(caller, name)
     return _json(await _call(request, lambda d: d.workflow(name)))
 
 
@@ -224,6 +230,7 @@ async def runs(
     caller: WorkerCaller,
     workflow_id: Annotated[int, Query(ge=1, le=2**62)],
 ) -> Response:
+    await scoped.check(request, caller, [workflow_id])
     return _json(dispatch.RunsOut(await _call(request, lambda d: d.runs(workflow_id))))
 
 
@@ -235,6 +242,7 @@ async def runs(
 )
 async def states(request: Request, caller: WorkerCaller) -> Response:
     asked = await _body(request, dispatch.StatesIn, "a question of queue states")
+    await scoped.check(request, caller, [asked.workflow_id])
     found = await _call(request, lambda d: d.queue_states(asked.workflow_id, asked.tasks))
     return _json(dispatch.StatesOut({task: state.value for task, state in found.items()}))
 
@@ -250,4 +258,5 @@ async def open_campaigns(
     caller: WorkerCaller,
     workflow: Annotated[list[int] | None, Query(description="workflow ids (default: all)")] = None,
 ) -> Response:
+    workflow = await scoped.allowed(request, caller, workflow)
     return _json(dispatch.OpenOut(await _call(request, lambda d: d.open_campaigns(workflow))))
