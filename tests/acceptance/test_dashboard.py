@@ -63,8 +63,9 @@ tasks:
 LIVE = 30_000
 #: the O2DPG page must be drawn within this many seconds
 O2DPG_BOUND = 30.0
-#: the HTTP worker's lease, seconds: ``hold`` runs for three of them on heartbeats alone
-LEASE = 1.5
+#: the HTTP worker's lease, seconds: ``hold`` runs for two of them on heartbeats alone (one
+#: heartbeat every third of it; a starved worker may miss one under the suite's load)
+LEASE = 2.5
 
 STATE = """name => {
   const g = window.herdGraph;
@@ -197,9 +198,9 @@ def test_submitted_through_the_api_run_over_http_and_watched_live(
         await_state(page, "broken", "failed")
         await_state(page, "merge", "cancelled")
         await_state(page, "hold", "running")
-        # hold outlives its lease three times over: only the worker's heartbeats keep it
+        # hold outlives its lease twice over: only the worker's heartbeats keep it
         (attempt,) = site.get("/workflows/board/tasks/hold/attempts")["items"]
-        time.sleep(max(0.0, attempt["start"] + 3 * LEASE - time.time()))
+        time.sleep(max(0.0, attempt["start"] + 2 * LEASE - time.time()))
         page.goto(srv.url + "/#/workers")
         held = page.locator("#workers tr[data-worker] td.held")
         page.wait_for_function(
@@ -208,7 +209,7 @@ def test_submitted_through_the_api_run_over_http_and_watched_live(
         assert held.count() == 1
         page.screenshot(path=str(tmp_path / "dashboard-workers.png"))
         (seen,) = site.get("/workers")["items"]
-        assert seen["held"] == 1 and seen["heartbeat"] > attempt["start"] + 2 * LEASE, seen
+        assert seen["held"] == 1 and seen["heartbeat"] > attempt["start"] + LEASE, seen
         (still,) = site.get("/workflows/board/tasks/hold/attempts")["items"]
         assert still["state"] == "running" and still["end"] is None, still
         (site.workdir / "release").touch()
