@@ -46,8 +46,18 @@ def schema_of(conn: Conn) -> dict[str, object]:
         "SELECT tablename, indexname, indexdef FROM pg_indexes "
         "WHERE schemaname = current_schema() ORDER BY 1, 2"
     ).fetchall()
+    options = conn.execute(
+        "SELECT relname, reloptions FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+        "AND reloptions IS NOT NULL ORDER BY 1"
+    ).fetchall()
     version = conn.execute("SELECT version FROM herd_schema").fetchall()
-    return {"columns": columns, "constraints": constraints, "indexes": indexes, "version": version}
+    return {
+        "columns": columns,
+        "constraints": constraints,
+        "indexes": indexes,
+        "options": options,
+        "version": version,
+    }
 
 
 def test_migrations_give_the_schema(conn: Conn) -> None:
@@ -377,6 +387,48 @@ def test_a_workers_turn_reads_no_table_whole(postgres_url: str, conn: Conn) -> N
         assert _table_scans(store, conn) == before
     finally:
         store.close()
+
+
+def test_a_workers_turns_update_task_rows_in_place(postgres_url: str, conn: Conn) -> None:
+    """A claim and a finish each update a task's row; with room left on its page (fillfactor)
+    most of those updates are HOT: the key's index is not written (migration 0010)."""
+    store = PostgresStore(postgres_url)
+    try:
+        n = 200
+        wid = store.add_workflow(Workflow("hot", tuple(Task(f"t{i}", "true") for i in range(n))))
+        tasks = [QueuedTask(f"t{i}", "true", "/tmp", {}, {"cpu": 1.0}, i) for i in range(n)]
+        store.submit(wid, tasks, pools={}, now=1.0, host="h", user="u", pid=1, argv=[])
+        me = store.register_worker(host="h", pid=1, user="u", resources={}, now=1.0, lease=60)
+        before = _task_updates(store, conn)
+        claimed = store.claim(me, {"cpu": 8.0}, now=2.0, lease=60)
+        while claimed:
+            outcomes = [
+                Outcome(
+                    AttemptFinished(wid, c.task.name, c.number, 3.0, TaskState.SUCCEEDED),
+                    pid=2,
+                    started=2.5,
+                    then=TaskState.SUCCEEDED,
+                )
+                for c in claimed
+            ]
+            _, claimed = store.finish_and_claim(me, outcomes, {"cpu": 8.0}, now=3.0, lease=60)
+        updates, hot = (a - b for a, b in zip(_task_updates(store, conn), before, strict=True))
+        assert updates == 2 * n
+        assert hot > 0.8 * updates
+    finally:
+        store.close()
+
+
+def _task_updates(store: PostgresStore, conn: Conn) -> tuple[int, int]:
+    """The updates of table tasks so far, and how many of them were HOT."""
+    store._conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+        "WHERE schemaname = current_schema() AND relname = 'tasks'"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def _table_scans(store: PostgresStore, conn: Conn) -> list[tuple[object, ...]]:

@@ -151,6 +151,7 @@ class QueueContract:
         store.finish(w, [outcome(a, TaskState.FAILED, log_tail="boom\n", changes=[data])], now=3.0)
         (attempt,) = store.attempts(wid, "a")
         assert (attempt.state, attempt.pid, attempt.exit_code) == (TaskState.FAILED, 777, 1)
+        assert (attempt.start, attempt.end) == (19.0, 20.0)  # the process's, not the claim's
         assert store.failure_log(wid, "a", 1) == "boom\n"
         assert store.user_data(wid) == [data]
         assert store.runs(wid)[-1].status == "failed"

@@ -51,8 +51,15 @@ class Query:
     #: the attributes of :attr:`params` of an object, as a tuple (:meth:`args_of`)
     _getter: Callable[[object], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
 
+    #: where each parameter goes in :attr:`params` (twice when the query uses it twice)
+    _positions: dict[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "_getter", _tuple_getter(self.params))
+        positions: dict[str, tuple[int, ...]] = {}
+        for index, param in enumerate(self.params):
+            positions[param] = (*positions.get(param, ()), index)
+        object.__setattr__(self, "_positions", positions)
 
     @classmethod
     def parse(cls, name: str, text: str, style: Style = "numbered") -> Query:
@@ -88,9 +95,10 @@ class Query:
         if not override:
             return values
         replaced = list(values)
-        for index, param in enumerate(self.params):
-            if param in override:
-                replaced[index] = override[param]
+        positions = self._positions
+        for param, value in override.items():
+            for index in positions.get(param, ()):
+                replaced[index] = value
         return tuple(replaced)
 
 

@@ -33,7 +33,8 @@ from herd.store.base import (
     Change,
     TaskChanged,
 )
-from herd.store.queued import Lost, Outcome, QueuedTask, decode_spec, encode_spec
+from herd.store.queued import Lost, Outcome, QueuedTask, encode_spec
+from herd.store.rows import decode, encode_map
 
 encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -142,12 +143,12 @@ def _marked(
 # --- pools (a claim takes from them, a finish or a take-back gives back) -------------------------
 
 
-def pool_demand(task: QueuedTask, resources: Mapping[str, float]) -> dict[str, float]:
-    """What the task takes of the workflow's named pools: every resource besides the machine's
+def pool_demand(semaphore: str | None, resources: Mapping[str, float]) -> dict[str, float]:
+    """What a task takes of the workflow's named pools: every resource besides the machine's
     own, and its semaphore as a pool of one (a pool the workflow does not limit is unbounded)."""
     held = {k: v for k, v in resources.items() if k not in ("cpu", "mem", "gpu") and v}
-    if task.semaphore is not None:
-        held[f"semaphore:{task.semaphore}"] = 1.0
+    if semaphore is not None:
+        held[f"semaphore:{semaphore}"] = 1.0
     return held
 
 
@@ -166,25 +167,25 @@ def use_pools(tx: Tx, demands: Sequence[tuple[int, Mapping[str, float]]], sign: 
 
 
 class _Lease:
-    """The queue row of a task, as a finish, release or reap sees it."""
+    """The queue row of a task, as a finish, release or reap sees it: of its spec only what they
+    use (decoding the whole spec cost a finish as much as the claim's decoding did)."""
 
     def __init__(self, row: tuple[Any, ...]) -> None:
         self.workflow_id, self.task = int(row[0]), str(row[1])
         state, self.worker_id, self.number, self.tries, self.recoveries, self.run_id = row[2:8]
         self.state = TaskState(state)
-        self.children: list[str] = json.loads(row[8])
-        self.spec_json: str = row[9]
-        self.resources: dict[str, float] = json.loads(row[10])
-        self.timeout: float | None = row[11]
+        self.children: list[str] = decode(row[8])
+        self.resources: dict[str, float] = decode(row[9])
+        self.timeout: float | None = row[10]
+        self.semaphore: str | None = row[11]
+        self.retries = int(row[12])
+        #: what a success records of the spec (``TaskChanged``)
+        self.fingerprint, self.cmd_digest, self.env_digest = row[13:16]
 
     @functools.cached_property
-    def spec(self) -> QueuedTask:
-        return decode_spec(self.spec_json)
-
-    @property
     def pools(self) -> tuple[int, dict[str, float]]:
         """What the attempt holds of its workflow's pools."""
-        return self.workflow_id, pool_demand(self.spec, self.resources)
+        return self.workflow_id, pool_demand(self.semaphore, self.resources)
 
     def holds(self, worker_id: int, number: int) -> bool:
         return (
@@ -251,15 +252,15 @@ def finish(
             accepted.append(_recorded(tx, o) or _stale(tx, worker_id, o, now))
     if not held:
         return accepted
-    tx.apply([o.attempt for _, o in held])  # (at once: a store applies runs of one kind together)
-    began: list[dict[str, Any]] = []
+    # the attempt's outcome and its process in one update of its row (the lease held: the claim
+    # that gave it inserted the row)
+    tx.send("attempt_ended", [_ended(o) for _, o in held])
     tails: list[dict[str, Any]] = []
     shipped: list[dict[str, Any]] = []
     changes: list[Change] = []
     for _, o in held:
         a = o.attempt
         key = {"workflow_id": a.workflow_id, "task": a.task, "number": a.number}
-        began.append({**key, "started": o.started, "pid": o.pid})
         if o.log_tail:
             tails.append({**key, "tail": o.log_tail})
         if o.shipped is not None:
@@ -268,7 +269,6 @@ def finish(
                 {**key, "stdout": log.stdout, "stderr": log.stderr, "truncated": log.truncated}
             )
         changes.extend(o.changes)
-    tx.send("attempt_began", began)
     tx.send("insert_failure_log", tails)
     tx.send("insert_shipped_log", shipped)
     if changes:
@@ -306,6 +306,31 @@ def finish(
     if wake:  # (idle workers see a finished workflow within RECHECK without a wake-up)
         tx.notify()
     return accepted
+
+
+def _ended(o: Outcome) -> dict[str, Any]:
+    """The values of ``attempt_ended``."""
+    a = o.attempt
+    return {
+        "workflow_id": a.workflow_id,
+        "task": a.task,
+        "number": a.number,
+        "started": o.started,
+        "pid": o.pid,
+        "end": a.end,
+        "state": a.state.value,
+        "exit_code": a.exit_code,
+        "signal": a.signal,
+        "kill_reason": a.kill_reason,
+        "kill": a.kill,
+        "utime": a.utime,
+        "stime": a.stime,
+        "max_rss": a.max_rss,
+        "peak_mem": a.peak_mem,
+        "mean_cpu": a.mean_cpu,
+        "inputs": encode_map(a.inputs) if a.inputs else None,
+        "outputs": encode_map(a.outputs) if a.outputs else None,
+    }
 
 
 def _recorded(tx: Tx, o: Outcome) -> bool:
@@ -355,7 +380,7 @@ def _succeeded(tx: Tx, done: Sequence[tuple[_Lease, Outcome]]) -> None:
     )
     changes: list[Change] = []
     for lease, o in done:
-        a, spec = o.attempt, lease.spec
+        a = o.attempt
         changes.append(
             TaskChanged(
                 a.workflow_id,
@@ -364,9 +389,9 @@ def _succeeded(tx: Tx, done: Sequence[tuple[_Lease, Outcome]]) -> None:
                 a.end,
                 reason="",
                 exit_code=0,
-                fingerprint=spec.fingerprint,
-                cmd_digest=spec.cmd_digest,
-                env_digest=spec.env_digest,
+                fingerprint=lease.fingerprint,
+                cmd_digest=lease.cmd_digest,
+                env_digest=lease.env_digest,
                 inputs=a.inputs,
             )
         )
@@ -531,8 +556,7 @@ def _take_back(
     tx.apply([ended])
     use_pools(tx, [lease.pools], -1.0)
     counted = recorded is not TaskState.CANCELLED
-    spec = lease.spec
-    if counted and lease.tries - lease.recoveries > spec.retries:
+    if counted and lease.tries - lease.recoveries > lease.retries:
         _failed(tx, workflow_id, task, lease, now, reason, None)
         return TaskState.FAILED
     _again(

@@ -8,7 +8,6 @@ one statement per kind for the batch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ from herd.core.model import TaskState
 from herd.store.base import AttemptRecord, AttemptStarted, TaskChanged
 from herd.store.queue import Tx, encode, pool_demand, use_pools
 from herd.store.queued import Claimed, QueuedTask, decode_spec
+from herd.store.rows import decode
 
 _EPS = 1e-9
 #: how many ready rows a claim looks at beyond what it may take (tasks that do not fit are skipped)
@@ -104,6 +104,7 @@ class _Pick:
         self.pools: dict[int, dict[str, float]] = {}
         self.count = 0
         self._chosen: tuple[dict[str, float], QueuedTask, dict[str, float]] | None = None
+        self._demands: dict[str, dict[str, float]] = {}
 
     def fits(self, tx: Tx, row: tuple[Any, ...]) -> bool:
         if self.count >= self.most:
@@ -112,13 +113,14 @@ class _Pick:
         ends = self.ends_before
         if ends is not None and duration is not None and self.now + duration > ends:
             return False
-        resources: dict[str, float] = json.loads(res_json)
-        if self.whole is not None and resources.get("cpu", 0.0) > self.whole:
-            resources["cpu"] = self.whole  # cores are elastic: it runs on all the worker has
+        resources = self._demands.get(res_json)
+        if resources is None:  # (most tasks of a workflow ask the same: decoded once a claim)
+            resources = self._demands[res_json] = self._demand(res_json)
         if not _fits(resources, self.left):
             return False
+        resources = dict(resources)
         task = decode_spec(spec)  # only for a task that fits: a claim looks at many rows
-        held = pool_demand(task, resources)
+        held = pool_demand(task.semaphore, resources)
         if held:  # (the pools are read, and locked, only by a claim that takes from them)
             wf_pools = self.pools.get(wid)
             if wf_pools is None:
@@ -130,6 +132,12 @@ class _Pick:
         self.count += 1
         self._chosen = (resources, task, held)
         return True
+
+    def _demand(self, res_json: str) -> dict[str, float]:
+        resources: dict[str, float] = decode(res_json)
+        if self.whole is not None and resources.get("cpu", 0.0) > self.whole:
+            resources["cpu"] = self.whole  # cores are elastic: it runs on all the worker has
+        return resources
 
     def claimed(self, row: tuple[Any, ...]) -> tuple[Claimed, dict[str, float]]:
         assert self._chosen is not None

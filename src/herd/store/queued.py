@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import msgspec
+
 from herd.core.model import Recovery, TaskState
 from herd.store.workdir import safe_name
 
@@ -197,8 +199,6 @@ class QueueStates(Protocol):
 # --- the spec a worker runs: JSON in queue.spec ----------------------------------------------
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-#: the fields a spec may hold: a newer herd's additions are left out (it still runs)
-_SPEC_FIELDS = frozenset(QueuedTask.__dataclass_fields__)
 
 
 def encode_spec(task: QueuedTask) -> str:
@@ -209,15 +209,10 @@ def encode_spec(task: QueuedTask) -> str:
     return _encode(values)
 
 
+#: a spec's JSON straight into a QueuedTask (its fields' types checked, a newer herd's extra
+#: fields ignored): a claim decodes one per task, and json.loads then the dataclass took 9x longer
+_decode_spec = msgspec.json.Decoder(QueuedTask).decode
+
+
 def decode_spec(text: str) -> QueuedTask:
-    values = {k: v for k, v in json.loads(text).items() if k in _SPEC_FIELDS}
-    cmd = values["cmd"]
-    values["cmd"] = cmd if isinstance(cmd, str) else tuple(cmd)
-    for name in ("needs", "inputs", "outputs"):
-        values[name] = tuple(values[name])
-    recovery = values["recovery"]
-    values["recovery"] = None if recovery is None else Recovery(**recovery)
-    temp = values.get("temp_inputs")
-    if temp:
-        values["temp_inputs"] = {path: tuple(readers) for path, readers in temp.items()}
-    return QueuedTask(**values)
+    return _decode_spec(text)

@@ -308,14 +308,34 @@ UPDATE pools SET used = used + :amount WHERE workflow_id = :workflow_id AND name
 -- the queue rows of a batch's tasks (:keys, a JSON list of [workflow_id, task]), each found by
 -- its key (a row-value IN over json_each would scan the workflow's rows)
 SELECT q.workflow_id, q.task, q.state, q.worker_id, q.number, q.tries, q.recoveries, q.run_id,
-    q.children, q.spec, q.resources, q.timeout
+    q.children, q.resources, q.timeout,
+    -- of the spec, what a finish or a take-back uses (not the whole of it, to decode)
+    json_extract(q.spec, '$.semaphore'), json_extract(q.spec, '$.retries'),
+    json_extract(q.spec, '$.fingerprint'), json_extract(q.spec, '$.cmd_digest'),
+    json_extract(q.spec, '$.env_digest')
 FROM json_each(:keys) AS k
 JOIN queue AS q
     ON q.workflow_id = json_extract(k.value, '$[0]') AND q.task = json_extract(k.value, '$[1]');
 
--- attempt_began --
--- a claimed attempt's row holds the claim time and the worker's pid until the process is known
-UPDATE attempts SET started = :started, pid = :pid
+-- attempt_ended --
+-- a claimed attempt ends: its outcome, and the start and pid of its process (the row held the
+-- claim's time and the worker's pid until then); file stamps as in finish_attempt
+UPDATE attempts SET
+    started = :started,
+    pid = :pid,
+    ended = :end,
+    state = :state,
+    exit_code = :exit_code,
+    signal = :signal,
+    kill_reason = :kill_reason,
+    kill_kind = :kill,
+    utime = :utime,
+    stime = :stime,
+    max_rss = :max_rss,
+    peak_mem = :peak_mem,
+    mean_cpu = :mean_cpu,
+    inputs = coalesce(:inputs, inputs),
+    outputs = coalesce(:outputs, outputs)
 WHERE workflow_id = :workflow_id AND task = :task AND number = :number;
 
 -- queue_ended --

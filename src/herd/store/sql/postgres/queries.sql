@@ -256,7 +256,8 @@ DELETE FROM workflows WHERE id = :workflow_id;
 -- hashed the whole table for each batch: the cost of a claim grew with the queue. No JIT: the
 -- cost of a plan that must scan a table now reads as huge, and compiling it took 40 ms
 SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
-    set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true);
+    set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true),
+    set_config('plan_cache_mode', 'force_generic_plan', true);
 
 -- queue_running --
 SELECT task FROM queue WHERE workflow_id = :workflow_id AND state = 'running';
@@ -342,7 +343,10 @@ UPDATE pools SET used = used + :amount WHERE workflow_id = :workflow_id AND name
 -- each found by its key and locked in that order: a finish and a reap of the same attempt
 -- happen one after the other, and two transactions never wait for each other crosswise
 SELECT q.workflow_id, q.task, q.state, q.worker_id, q.number, q.tries, q.recoveries, q.run_id,
-    q.children, q.spec, q.resources, q.timeout
+    q.children, q.resources, q.timeout,
+    -- of the spec, what a finish or a take-back uses (not the whole of it, to decode)
+    q.spec ->> 'semaphore', q.spec ->> 'retries', q.spec ->> 'fingerprint',
+    q.spec ->> 'cmd_digest', q.spec ->> 'env_digest'
 FROM jsonb_array_elements(CAST(:keys AS jsonb)) WITH ORDINALITY AS k (key, i)
 CROSS JOIN LATERAL (
     SELECT * FROM queue
@@ -351,9 +355,25 @@ CROSS JOIN LATERAL (
 ) AS q
 ORDER BY k.i;
 
--- attempt_began --
--- a claimed attempt's row holds the claim time and the worker's pid until the process is known
-UPDATE attempts SET started = :started, pid = :pid
+-- attempt_ended --
+-- a claimed attempt ends: its outcome, and the start and pid of its process (the row held the
+-- claim's time and the worker's pid until then); file stamps as in finish_attempt
+UPDATE attempts SET
+    started = :started,
+    pid = :pid,
+    ended = :end,
+    state = :state,
+    exit_code = :exit_code,
+    signal = :signal,
+    kill_reason = :kill_reason,
+    kill_kind = :kill,
+    utime = :utime,
+    stime = :stime,
+    max_rss = :max_rss,
+    peak_mem = :peak_mem,
+    mean_cpu = :mean_cpu,
+    inputs = coalesce(:inputs, inputs),
+    outputs = coalesce(:outputs, outputs)
 WHERE workflow_id = :workflow_id AND task = :task AND number = :number;
 
 -- queue_ended --
@@ -599,10 +619,28 @@ FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r (workflow_id bigint, task tex
     number integer, worker_id bigint, lease_until double precision)
 WHERE q.workflow_id = r.workflow_id AND q.task = r.task AND q.state = 'ready';
 
--- attempts_began --
-UPDATE attempts AS a SET started = r.started, pid = r.pid
+-- attempts_ended --
+UPDATE attempts AS a SET
+    started = r.started,
+    pid = r.pid,
+    ended = r."end",
+    state = r.state,
+    exit_code = r.exit_code,
+    signal = r.signal,
+    kill_reason = r.kill_reason,
+    kill_kind = r.kill,
+    utime = r.utime,
+    stime = r.stime,
+    max_rss = r.max_rss,
+    peak_mem = r.peak_mem,
+    mean_cpu = r.mean_cpu,
+    inputs = coalesce(CAST(r.inputs AS jsonb), a.inputs),
+    outputs = coalesce(CAST(r.outputs AS jsonb), a.outputs)
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r (workflow_id bigint, task text,
-    number integer, started double precision, pid integer)
+    number integer, started double precision, pid integer, "end" double precision, state text,
+    exit_code integer, signal integer, kill_reason text, kill text, utime double precision,
+    stime double precision, max_rss bigint, peak_mem bigint, mean_cpu double precision,
+    inputs text, outputs text)
 WHERE a.workflow_id = r.workflow_id AND a.task = r.task AND a.number = r.number;
 
 -- queues_ended --
