@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import pgserver
-from tests.httpserver import Server, call, running
+from tests.httpserver import Answer, Server, call, running
 
 TEMPLATE = """
 name: ecal
@@ -105,3 +105,26 @@ def test_metrics_are_prometheus_text(served: tuple[Server, Path, str]) -> None:
     assert values[key] == 1
     assert values[("herd_campaign_runs", (("campaign", "prompt"),))] == 3
     assert values[("herd_workers", (("state", "stopped"),))] == 1
+
+
+def test_a_token_for_another_workflow_sees_no_campaign(served: tuple[Server, Path, str]) -> None:
+    server, workdir, store = served
+    mine, other = (
+        herd("token", "create", "--scope", "read", "--workflow", name, cwd=workdir, store=store)
+        .strip()
+        .splitlines()[-1]
+        for name in ("prompt", "other")
+    )
+    assert [c["name"] for c in _get(server, "/campaigns", mine).body["items"]] == ["prompt"]
+    assert _get(server, "/campaigns/prompt", mine).status == 200
+    assert _get(server, "/campaigns", other).body["items"] == []
+    refused = [
+        _get(server, "/campaigns/prompt", other),
+        call("GET", server.url + "/metrics", token=mine),
+    ]
+    assert [r.error["code"] for r in refused] == ["forbidden", "forbidden"]
+    assert "every workflow" in refused[1].error["message"]
+
+
+def _get(server: Server, path: str, token: str) -> Answer:
+    return call("GET", server.api + path, token=token)

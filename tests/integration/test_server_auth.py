@@ -143,6 +143,8 @@ def test_a_token_for_one_workflow_acts_on_it_alone(guarded: tuple[Server, str, P
     ] == ["queued"]
     assert call("GET", server.api + "/workflows", token=other).body["items"] == []
     assert call("GET", server.api + "/workflows/queued", token=other).status == 403
+    events = call("GET", server.api + "/events?workflow=queued&timeout=1", token=other)
+    assert events.status == 403 and events.error["code"] == "forbidden"
     refused = call("POST", server.api + "/workflows", token=other, body=SPEC.encode())
     assert refused.status == 403 and "workflow 'other' only" in refused.error["message"]
     assert call("POST", server.api + "/workflows", token=mine, body=SPEC.encode()).status == 201
