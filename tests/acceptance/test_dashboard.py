@@ -160,6 +160,20 @@ def click_node(page: Page, name: str) -> None:
     page.mouse.click(box["x"] + x, box["y"] + y)
 
 
+def json_behind(page: Page) -> Any:
+    """The document the view's JSON link opens in a new tab (the page fetches it with the token
+    it keeps, which a plain link would not send, and shows it from a ``blob:``)."""
+    with page.context.expect_page() as opened:
+        page.click("a.json")
+    shown = opened.value
+    try:
+        shown.wait_for_selector("pre")
+        assert shown.url.startswith("blob:"), shown.url
+        return json.loads(shown.inner_text("pre"))
+    finally:
+        shown.close()
+
+
 def await_state(page: Page, task: str, state: str) -> None:
     page.wait_for_function(f"() => ({STATE})('{task}') === '{state}'", timeout=LIVE)
 
@@ -239,16 +253,9 @@ def test_submitted_through_the_api_run_over_http_and_watched_live(
     assert "boom: the detector is on fire" in page.inner_text("#panel pre.log-stderr")
     assert page.inner_text("#panel dd.exit-code") == "3"
     page.screenshot(path=str(tmp_path / "dashboard-graph.png"), full_page=True)
-    # the view's JSON, opened from its link: the same document a script gets with the token
+    # each view's JSON, opened from its link: the same document a script gets with the token
     page.keyboard.press("Escape")
-    with page.context.expect_page() as opened:
-        page.click("a.json")
-    shown = opened.value
-    shown.wait_for_selector("pre")
-    graph = json.loads(shown.inner_text("pre"))
-    assert graph == site.get("/workflows/board/graph")
-    assert shown.url.startswith("blob:") and site.read not in shown.url
-    shown.close()
+    assert json_behind(page) == site.get("/workflows/board/graph")
 
     page.goto(srv.url + "/#/workflows/board/chart")
     page.wait_for_function("() => window.herdChart && window.herdChart.bars >= 7")
@@ -257,6 +264,7 @@ def test_submitted_through_the_api_run_over_http_and_watched_live(
         ".filter((s) => s.name.endsWith('used')).map((s) => Math.max(...s.data.map((p) => p[1])))"
     )
     assert len(used) == 2 and all(v > 0 for v in used), used  # cores, memory
+    assert json_behind(page) == site.get("/workflows/board/chart")
     page.screenshot(path=str(tmp_path / "dashboard-chart.png"))
 
     page.goto(srv.url + "/#/workflows/board/failures")
@@ -267,10 +275,12 @@ def test_submitted_through_the_api_run_over_http_and_watched_live(
     assert "boom: the detector is on fire" in stored.inner_text()
     assert f"stored by the worker on {attempt['host']}" in page.inner_text("#failures summary")
     page.screenshot(path=str(tmp_path / "dashboard-failures.png"))
+    assert json_behind(page) == site.get("/workflows/board/analyze")
 
     page.goto(srv.url + "/#/workers")
     page.wait_for_selector("#workers tr[data-worker] .w-stopped")
     assert page.locator("#workers td.held").first.inner_text() == "0"
+    assert json_behind(page) == site.get("/workers")
 
     # retry the failed through the API: the page shows them queued again, live
     page.goto(srv.url + "/#/workflows/board/graph")
