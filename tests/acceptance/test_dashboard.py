@@ -63,6 +63,9 @@ tasks:
 LIVE = 30_000
 #: the O2DPG page must be drawn within this many seconds
 O2DPG_BOUND = 30.0
+#: nor keep the page's main thread busy in one go for this many ms: drawn by stage it took
+#: 0.2-0.4 s at load 10-13, every task at once 10 s (docs/performance.md, "The dashboard")
+FROZEN_MS = 4000
 #: the HTTP worker's lease, seconds: ``hold`` runs for two of them on heartbeats alone (one
 #: heartbeat every third of it; a starved worker may miss one under the suite's load)
 LEASE = 2.5
@@ -347,7 +350,7 @@ def test_o2dpg_1400_tasks_open_grouped_without_freezing(
         f"\nO2DPG {done['tasks']} tasks: page drawn in {took:.2f} s (graph {drawn['drawMs']:.0f}"
         f" ms, {drawn['nodes']} nodes), longest main-thread task {longest:.0f} ms; {tmp_path}"
     )
-    assert took < O2DPG_BOUND
+    assert took < O2DPG_BOUND and longest < FROZEN_MS
     page.goto(srv.url + f"/#/workflows/{done['name']}/tasks")
     page.wait_for_selector("#tasks tr[data-task]")
     assert page.locator("#tasks tr[data-task]").count() == 100  # a page, not 1,406 rows
