@@ -105,7 +105,12 @@ class Capture:
 
     def _close(self, fd: int) -> None:
         sink = self._sinks.pop(fd)
-        os.close(fd)  # which takes it out of the epoll set (no other process has it: O_CLOEXEC)
+        # out of the epoll set first: closing does not take it out while another process still
+        # holds the pipe (a task spawned meanwhile keeps a copy until its exec closes it, after
+        # herd's posix_spawn returned), and that stale entry, reporting EPOLLHUP under this fd
+        # number, would wake every epoll wait at once until then: herd spun, starving the task
+        self._poll.unregister(fd)
+        os.close(fd)
         sink.close()
         if sink.error:
             self._errors[sink.path] = sink.error
