@@ -32,11 +32,12 @@ class Launch:
     env: Mapping[str, str]
     #: output files, created with their parent directories (truncated) at the task's first byte
     #: (a silent task creates none, and leaves an older file as it is); the same path for both
-    #: gives one file; None is /dev/null
-    stdout: Path | None = None
-    stderr: Path | None = None
+    #: gives one file; None is /dev/null. A ``str`` costs the runner less than a ``Path`` (it
+    #: makes two per launch, and only passes them on)
+    stdout: str | Path | None = None
+    stderr: str | Path | None = None
     #: read from this file; None is /dev/null
-    stdin: Path | None = None
+    stdin: str | Path | None = None
     #: seconds of wall time before the watchdog terminates the tree; None: no limit
     timeout: float | None = None
     #: bytes of tree rss; the tree is killed above ``mem_limit * mem_ratio``; None: no limit

@@ -27,7 +27,7 @@ _WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 class _Sink:
     """One pipe's read end and the file it fills (opened at the first byte)."""
 
-    path: Path
+    path: str | Path
     fd: int = -1
     #: why the file could not be written ("" while it could): the task fails with it
     error: str = field(default="")
@@ -48,11 +48,11 @@ class _Sink:
             self.fd = -1
 
 
-def _open(path: Path) -> int:
+def _open(path: str | Path) -> int:
     try:
         return os.open(path, _WRITE, 0o666)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         return os.open(path, _WRITE, 0o666)
 
 
@@ -63,9 +63,9 @@ class Capture:
         self._poll = poll
         self._sinks: dict[int, _Sink] = {}
         #: file -> why it could not be written, from its pipe's close until the task's finish
-        self._errors: dict[Path, str] = {}
+        self._errors: dict[str | Path, str] = {}
 
-    def pipe(self, path: Path) -> tuple[int, int]:
+    def pipe(self, path: str | Path) -> tuple[int, int]:
         """(read end, write end) of a new pipe feeding ``path``; the caller closes the write end
         once the child has it."""
         r, w = os.pipe2(os.O_CLOEXEC)
@@ -89,7 +89,7 @@ class Capture:
                 return
             sink.write(data)
 
-    def finish(self, fds: list[int], paths: Iterable[Path | None]) -> str:
+    def finish(self, fds: list[int], paths: Iterable[str | Path | None]) -> str:
         """The task is over: drain and close its pipes (leftover writers were killed); return
         why its output could not all be written to ``paths``, its files ("" when it was)."""
         for fd in fds:

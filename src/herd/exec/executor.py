@@ -296,7 +296,8 @@ class LocalExecutor:
         opened: list[int] = []
         try:
             stdout = self._output_pipe(launch.stdout, opened, outputs)
-            same = launch.stderr == launch.stdout and launch.stdout is not None
+            out, err = launch.stdout, launch.stderr
+            same = out is not None and err is not None and os.fspath(out) == os.fspath(err)
             stderr = stdout if same else self._output_pipe(launch.stderr, opened, outputs)
             stdin = self._open_stdin(launch.stdin, opened)
             if not argv:
@@ -314,7 +315,7 @@ class LocalExecutor:
             for fd in opened:
                 os.close(fd)
 
-    def _open_stdin(self, path: Path | None, opened: list[int]) -> int:
+    def _open_stdin(self, path: str | Path | None, opened: list[int]) -> int:
         if path is None:
             return self._devnull
         try:
@@ -326,7 +327,7 @@ class LocalExecutor:
         opened.append(fd)
         return fd
 
-    def _output_pipe(self, path: Path | None, opened: list[int], outputs: list[int]) -> int:
+    def _output_pipe(self, path: str | Path | None, opened: list[int], outputs: list[int]) -> int:
         """The write end for the child: a pipe whose file is created (truncated) at the first
         byte. An older file at ``path`` is the caller's to remove when it must not survive a task
         that prints nothing."""
@@ -509,7 +510,7 @@ def _cannot_start(launch: Launch, exc: CannotStart) -> Exited:
     logger.info("%s %s", launch.key, reason)
     if launch.stderr is not None:
         try:
-            launch.stderr.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(launch.stderr), exist_ok=True)
             with open(launch.stderr, "a") as f:
                 f.write(f"herd: {reason}\n")
         except OSError:

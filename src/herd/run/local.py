@@ -346,11 +346,12 @@ class _Run:
         stem = attempts.log_stem(task.name, number)
         env = attempts.env(task, number, attempts.fresh_log(stem + DATA))
         cwd = attempts.cwd(task)
-        stdout = cwd / task.stdout if task.stdout else Path(attempts.fresh_log(stem + ".out"))
-        stderr = cwd / task.stderr if task.stderr else Path(attempts.fresh_log(stem + ".err"))
+        # the logs' paths as strings: the executor only passes them on (a Path costs more)
+        stdout = cwd / task.stdout if task.stdout else attempts.fresh_log(stem + ".out")
+        stderr = cwd / task.stderr if task.stderr else attempts.fresh_log(stem + ".err")
         for path, declared in ((stdout, task.stdout), (stderr, task.stderr)):
             if declared:  # created at the first byte: an earlier attempt's output must go
-                path.unlink(missing_ok=True)
+                Path(path).unlink(missing_ok=True)
         launch = Launch(
             key=(task.name, number),
             cmd=task.cmd,
