@@ -27,7 +27,7 @@ from herd.errors import ExecutionError
 __all__ = ["Markers", "touch"]
 
 
-def touch(path: Path) -> None:
+def touch(path: str | Path) -> None:
     """Create marker ``path`` (and its parent directories) empty, or update its times if it
     exists; ExecutionError naming it if it cannot be made."""
     try:
@@ -36,14 +36,14 @@ def touch(path: Path) -> None:
         raise ExecutionError(f"cannot write done marker {path}: {exc}") from exc
 
 
-def _create(path: Path) -> None:
+def _create(path: str | Path) -> None:
     # mknod makes a regular file in one system call, with no file descriptor to close
     try:
         os.mknod(path, 0o666 | stat.S_IFREG)
     except FileExistsError:
         os.utime(path)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         _create(path)
 
 
@@ -56,13 +56,13 @@ class Markers:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._todo: list[Path] = []
+        self._todo: list[str | Path] = []
         self._handed = self._made = 0
         self._error: ExecutionError | None = None
         self._closing = False
         self._thread: threading.Thread | None = None
 
-    def create(self, paths: list[Path]) -> None:
+    def create(self, paths: list[str]) -> None:
         """Hand ``paths`` to the thread (started at the first call); returns at once."""
         if not paths:
             return
@@ -109,14 +109,14 @@ class Markers:
                     return
             self._finished(paths, _make(paths))
 
-    def _finished(self, paths: list[Path], error: ExecutionError | None) -> None:
+    def _finished(self, paths: list[str | Path], error: ExecutionError | None) -> None:
         with self._cond:
             self._made += len(paths)
             self._error = self._error or error
             self._cond.notify_all()
 
 
-def _make(paths: list[Path]) -> ExecutionError | None:
+def _make(paths: list[str | Path]) -> ExecutionError | None:
     """Create every marker of ``paths``; the first failure, which does not stop the others."""
     error = None
     for path in paths:

@@ -183,7 +183,7 @@ class _Run:
         self.attempts = Attempts(workflow, options.workdir, wd, self.host, self.user)
         self.exits: list[_Ended] = []  # attempts that ended this turn, to record
         #: done markers of this turn's successes, and whether a task that follows one may start
-        self.new_markers: list[Path] = []
+        self.new_markers: list[str] = []
         self.markers_block = False
         self.markers = Markers()
         #: (task, state, seconds, detail) to show once committed, in order
@@ -439,7 +439,7 @@ class _Run:
             if missing:
                 ok, detail = False, f"declared output {missing[0]} was not created"
             elif task.done_marker:
-                self.new_markers.append(self.files.path(task, task.done_marker))
+                self.new_markers.append(self.files.full_path(task, task.done_marker))
                 self.markers_block = self.markers_block or len(self.graph.children(i)) > 0
         if ok and self.temp:
             self._remove_temp(i)
