@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from herd.core.graph import Graph
 from herd.core.model import Kill
+from herd.core.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Finished:
     """An attempt of ``task`` ended: ``ok`` when it exited 0."""
 
@@ -62,7 +63,7 @@ class AddTasks:
 Event = Finished | RetryDue | Stop | AddTasks
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Start:
     """Run attempt ``attempt`` (1-based, in this run) of ``task`` with these resources."""
 

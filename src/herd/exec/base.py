@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Protocol
 
 from herd.core.model import EMPTY, Kill
+from herd.core.records import record
 
 #: how the runner names an attempt: (task name, attempt number)
 AttemptKey = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Launch:
     """One attempt to run, as the runner asks for it."""
 
@@ -47,7 +48,7 @@ class Launch:
     resources: Mapping[str, float] = EMPTY
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Exited:
     """A task's main process ended and was reaped; nothing of its tree is left running."""
 

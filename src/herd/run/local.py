@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from herd.core import records
 from herd.core.graph import Graph
 from herd.core.model import HookEvent, RunStatus, Task, TaskState, Workflow
 from herd.core.scheduler import (
@@ -96,7 +97,7 @@ class RunResult:
     exit_code: int
 
 
-@dataclass(frozen=True, slots=True)
+@records.record
 class _Ended:
     """An attempt the runner saw end, with what it concluded, to record."""
 

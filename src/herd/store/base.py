@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from herd.core.model import EMPTY, Kill, RunStatus, Scope, SpecFormat, TaskState, Workflow
+from herd.core.records import record
 from herd.store.campaigned import CampaignStore
 from herd.store.queued import (
     Claimed,
@@ -113,7 +114,7 @@ class RunRecord:
     limits: Mapping[str, float] = EMPTY
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AttemptRecord:
     """One execution of a task: the provenance record (Pegasus kickstart is the model)."""
 
@@ -168,12 +169,12 @@ class TokenRecord:
 # --- changes: what a batch is made of -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AttemptStarted:
     attempt: AttemptRecord
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AttemptFinished:
     """Completes the attempt ``(workflow_id, task, number)`` with its outcome fields."""
 
@@ -195,7 +196,7 @@ class AttemptFinished:
     outputs: Mapping[str, FileStamp] = EMPTY
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TaskChanged:
     """A task's new state. With ``state=SUCCEEDED`` the digest fields record what it ran from."""
 
