@@ -382,9 +382,11 @@ def test_a_workers_turn_reads_no_table_whole(postgres_url: str, conn: Conn) -> N
 
         turns(12)
         before = _table_scans(store, conn)
+        worker_reads = _worker_reads(store, conn)
         turns(12)
         assert claimed, "the queue ran dry: count fewer turns"
         assert _table_scans(store, conn) == before
+        assert _worker_reads(store, conn) == worker_reads  # who the worker is was read once
     finally:
         store.close()
 
@@ -429,6 +431,18 @@ def _task_updates(store: PostgresStore, conn: Conn) -> tuple[int, int]:
     ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
+
+
+def _worker_reads(store: PostgresStore, conn: Conn) -> int:
+    """How often table workers was read, once the store's server process reported it."""
+    store._conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute(
+        "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+        "WHERE schemaname = current_schema() AND relname = 'workers'"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _table_scans(store: PostgresStore, conn: Conn) -> list[tuple[object, ...]]:

@@ -35,9 +35,13 @@ def claim(
     limit: int | None = None,
     ends_before: float | None = None,
     capacity: Mapping[str, float] | None = None,
+    known: dict[int, tuple[str, str, int]] | None = None,
 ) -> list[Claimed]:
-    """Take ready tasks by ``seq`` that fit ``free`` and the pools (see ``Store.claim``)."""
-    pending = tx.run("worker_by_id", {"worker_id": worker_id})  # read with the window below
+    """Take ready tasks by ``seq`` that fit ``free`` and the pools (see ``Store.claim``).
+    ``known`` keeps who each worker is (host, user, pid) across claims: one read less a turn."""
+    # who the worker is (host, user, pid: never change) is read once, with the window below
+    who = known.get(worker_id) if known is not None else None
+    pending = None if who is not None else tx.run("worker_by_id", {"worker_id": worker_id})
     most = limit if limit is not None else 1 << 30
     # a window of the queue's head: what the free cores could take, a little more (PostgreSQL
     # locks every row it returns, FOR UPDATE SKIP LOCKED); when nothing in it fits (big tasks
@@ -49,10 +53,14 @@ def claim(
         "workflows": encode(list(workflows or ())),
     }
     rows = tx.run("claim_candidates", {**values, "scan": scan}).fetchall()
-    worker = pending.fetchone()
-    if worker is None:
-        raise LookupError(f"no worker {worker_id}")
-    host, user, pid, _ = worker
+    if pending is not None:
+        worker = pending.fetchone()
+        if worker is None:
+            raise LookupError(f"no worker {worker_id}")
+        who = (worker[0], worker[1], int(worker[2]))
+        if known is not None:
+            known[worker_id] = who
+    assert who is not None
     while True:
         pick = _Pick(free, capacity, now, ends_before, most)
         taken = [pick.claimed(row) for row in rows if pick.fits(tx, row)]
@@ -62,7 +70,6 @@ def claim(
         rows = tx.run("claim_candidates", {**values, "scan": scan}).fetchall()
     if not taken:
         return []
-    who = (host, user, pid)
     lease_until = now + lease
     tx.send(
         "take_task",

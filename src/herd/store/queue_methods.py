@@ -8,6 +8,7 @@ takes a callable), and :meth:`QueueMethods._look`, a read.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -31,6 +32,11 @@ class QueueMethods:
     def _look(self, doing: str, work: Callable[[Tx], _T]) -> _T:
         """``work`` reading the store outside a write transaction."""
         raise NotImplementedError
+
+    @functools.cached_property
+    def _workers_known(self) -> dict[int, tuple[str, str, int]]:
+        """Who each worker that claimed through this store is: host, user, pid (read once)."""
+        return {}
 
     def _submitted(self) -> None:
         """After a submission committed (a store may refresh its planner's statistics)."""
@@ -115,6 +121,7 @@ class QueueMethods:
                 limit=limit,
                 ends_before=ends_before,
                 capacity=capacity,
+                known=self._workers_known,
             ),
         )
 
@@ -126,7 +133,7 @@ class QueueMethods:
         def turn(tx: Tx) -> tuple[list[bool], list[Claimed]]:
             runs: set[int] = set()
             accepted = queue.finish(tx, worker_id, outcomes, now, runs)
-            claimed = queue_claim.claim(tx, worker_id, free, **terms)
+            claimed = queue_claim.claim(tx, worker_id, free, known=self._workers_known, **terms)
             queue.end_runs(tx, runs, [c.run_id for c in claimed], now)
             return accepted, claimed
 
