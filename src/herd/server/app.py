@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from herd.errors import UsageError
@@ -58,6 +59,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the threads of the hub's calls (routes, token checks): as many as its connections.
+        # More only wait for one, and a crowd of status polls in 40 threads queued for the GIL
+        # (each turn of a thread back from SQLite waited behind the others'): poll p99 4 s
+        to_thread.current_default_thread_limiter().total_tokens = pool
         try:
             yield
         finally:
@@ -80,6 +85,7 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.limiters = workers.Limiters()
     app.state.public_read = public_read
+    app.state.encoded = {}  # a workflow's summary as JSON, while it stands (workflows.py)
     app.state.events = events.Broker(hub)
     problems.install(app)
     for module in (workflows, tasks, reports, events, workers, views, campaigns):

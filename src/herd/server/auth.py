@@ -40,40 +40,66 @@ def require(scope: Scope) -> Callable[..., Awaitable[Caller]]:
     """A FastAPI dependency: the caller's grant when its token allows ``scope``; 401 without a
     valid token, 403 with a token of another scope. Anonymous reads pass under
     ``--public-read``."""
+    needs = Depends(token_for(scope))
 
-    async def check(
+    async def check(request: Request, token: str | None = needs) -> Caller:
+        if token is None:
+            return None
+        return judged(await _authenticate(request, token, scope), scope)
+
+    return check
+
+
+def token_for(scope: Scope) -> Callable[..., Awaitable[str | None]]:
+    """A FastAPI dependency: the request's token, not checked yet (a route that checks it in
+    the thread of its own store call, :func:`grant_of`, saves a thread's turn); 401 when there
+    is none, None for an anonymous read under ``--public-read``."""
+
+    async def token(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Caller:
-        token = credentials.credentials if credentials is not None else None
-        if token is None and request.method == "GET":
-            token = request.query_params.get("token")  # a browser's EventSource sends no header
-        if token is None:
-            if scope is Scope.READ and request.app.state.public_read:
-                return None
+    ) -> str | None:
+        found = credentials.credentials if credentials is not None else None
+        if found is None and request.method == "GET":
+            found = request.query_params.get("token")  # a browser's EventSource sends no header
+        if found is None and not (scope is Scope.READ and request.app.state.public_read):
             raise Problem(
                 401,
                 "unauthorized",
                 "this needs a token: send `Authorization: Bearer TOKEN` (`herd token create "
                 f"--scope {scope.value}` makes one)",
             )
-        grant = await _authenticate(request, token, scope)
-        if grant is None:
-            raise Problem(
-                401,
-                "unauthorized",
-                "the token is unknown, expired or revoked: ask for a new one (`herd token list`)",
-            )
-        if not grant.scope.allows(scope):
-            raise Problem(
-                403,
-                "forbidden",
-                f"a token of scope '{grant.scope.value}' may not do this: it needs scope "
-                f"'{scope.value}'",
-            )
-        return grant
+        return found
 
-    return check
+    return token
+
+
+def judged(grant: Grant | None, scope: Scope) -> Grant:
+    """``grant`` when it allows ``scope``: 401 for an unknown, expired or revoked token (None),
+    403 for a token of another scope."""
+    if grant is None:
+        raise Problem(
+            401,
+            "unauthorized",
+            "the token is unknown, expired or revoked: ask for a new one (`herd token list`)",
+        )
+    if not grant.scope.allows(scope):
+        raise Problem(
+            403,
+            "forbidden",
+            f"a token of scope '{grant.scope.value}' may not do this: it needs scope "
+            f"'{scope.value}'",
+        )
+    return grant
+
+
+def grant_of(
+    authenticate: Callable[[str], Grant | None], token: str | None, scope: Scope
+) -> Caller:
+    """The caller of a request with ``token`` (from :func:`token_for`), checked by
+    ``authenticate`` in the calling thread: a route's store call checks its token in the same
+    thread's turn."""
+    return None if token is None else judged(authenticate(token), scope)
 
 
 async def _authenticate(request: Request, token: str, scope: Scope) -> Grant | None:
@@ -99,3 +125,5 @@ def check_workflow(caller: Caller, workflow: str) -> None:
 Reader = Annotated[Caller, Depends(require(Scope.READ))]
 Submitter = Annotated[Caller, Depends(require(Scope.SUBMIT))]
 WorkerCaller = Annotated[Caller, Depends(require(Scope.WORKER))]
+#: a read's token, for routes that check it in the thread of their store call
+ReaderToken = Annotated[str | None, Depends(token_for(Scope.READ))]
