@@ -265,6 +265,19 @@ def test_worker_endpoints_want_a_worker_token(tmp_path: Path) -> None:
         claim = {"free": {"cpu": 1}, "lease": 30}
         unknown = call("POST", f"{url}/999/claim", token=secret, json_body=claim)
         assert unknown.status == 404 and "register first" in unknown.error["message"]
+        for route, sent in (
+            ("heartbeat", {"lease": 30}),
+            ("release", {"attempts": [], "reason": "draining"}),
+            ("stop", {"state": "stopped"}),
+        ):  # nothing registered as 999: nothing to renew, give back or stop
+            answer = call("POST", f"{url}/999/{route}", token=secret, json_body=sent)
+            assert answer.status == 404, (route, answer.body)
+            assert (
+                answer.error["code"] == "not_found" and "no worker 999" in answer.error["message"]
+            )
+        known = got.body["id"]
+        beat = call("POST", f"{url}/{known}/heartbeat", token=secret, json_body={"lease": 30})
+        assert beat.status == 200 and beat.body == {"held": []}
 
 
 def test_a_wrong_token_stops_the_worker_with_one_line(tmp_path: Path) -> None:

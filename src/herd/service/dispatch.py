@@ -118,6 +118,8 @@ class Dispatcher:
         self._changed = threading.Condition(self._lock)
         self.version = 0
         self._claims: dict[int, tuple[str, list[Claimed]]] = {}
+        #: ids of the workers the store is known to hold (registered here, or found there)
+        self._known: set[int] = set()
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="herd-work-watcher", daemon=True)
         self._watch_store = open_store(location)
@@ -135,7 +137,7 @@ class Dispatcher:
     def register(self, r: Register) -> int:
         _check_lease(r.lease)
         with self._borrow() as store:
-            return store.register_worker(
+            worker_id = store.register_worker(
                 host=r.host,
                 pid=r.pid,
                 user=r.user,
@@ -143,6 +145,21 @@ class Dispatcher:
                 now=time.time(),
                 lease=r.lease,
             )
+        with self._lock:
+            self._known.add(worker_id)
+        return worker_id
+
+    def _require(self, store: Store, worker_id: int) -> None:
+        """Nothing when the store holds worker ``worker_id`` (asked once per worker and server),
+        else 404: a heartbeat, release or stop of a worker nobody registered changes nothing,
+        and says so."""
+        with self._lock:
+            if worker_id in self._known:
+                return
+        if not any(w.id == worker_id for w in store.workers()):
+            raise NotFoundError(f"no worker {worker_id}: register first")
+        with self._lock:
+            self._known.add(worker_id)
 
     def claim(self, worker_id: int, c: ClaimIn) -> list[Claimed]:
         _check_lease(c.lease)
@@ -167,6 +184,7 @@ class Dispatcher:
     def heartbeat(self, worker_id: int, lease: float) -> set[tuple[int, str, int]]:
         _check_lease(lease)
         with self._borrow() as store:
+            self._require(store, worker_id)
             return store.heartbeat(worker_id, now=time.time(), lease=lease)
 
     def finish(
@@ -194,12 +212,14 @@ class Dispatcher:
         self, worker_id: int, attempts: Sequence[tuple[int, str, int]], reason: str
     ) -> list[Lost]:
         with self._borrow() as store:
+            self._require(store, worker_id)
             released = store.release(worker_id, attempts, now=time.time(), reason=reason)
         self._bump()
         return released
 
     def stop(self, worker_id: int, state: str) -> None:
         with self._borrow() as store:
+            self._require(store, worker_id)
             store.stop_worker(worker_id, now=time.time(), state=state)
         with self._lock:
             self._claims.pop(worker_id, None)
