@@ -235,10 +235,13 @@ def finish(
     outcomes: Sequence[Outcome],
     now: float,
     runs: set[int] | None = None,
+    later: list[Change] | None = None,
 ) -> list[bool]:
     """Record each outcome still under the worker's lease (see ``Store.finish``); keep the others
     as stale reports, unless they were recorded already (a retried request). Given ``runs``, the
-    submissions of the recorded attempts go there, for the caller to end (:func:`end_runs`)."""
+    submissions of the recorded attempts go there, for the caller to end (:func:`end_runs`);
+    given ``later``, the successes' changes of ``tasks`` too, for the caller to apply with its
+    own (a worker's turn: one statement for the finished and the claimed tasks' rows)."""
     leases = _leases(tx, [(o.attempt.workflow_id, o.attempt.task) for o in outcomes])
     held: list[tuple[_Lease, Outcome]] = []
     accepted: list[bool] = []
@@ -274,7 +277,7 @@ def finish(
     if changes:
         tx.apply(changes)
     use_pools(tx, [lease.pools for lease, _ in held], -1.0)
-    _succeeded(tx, [(lease, o) for lease, o in held if o.then is TaskState.SUCCEEDED])
+    _succeeded(tx, [(lease, o) for lease, o in held if o.then is TaskState.SUCCEEDED], later)
     wake = False  # whether other workers may find work this finish made claimable
     for lease, o in held:
         a = o.attempt
@@ -367,8 +370,11 @@ def _stale(tx: Tx, worker_id: int, o: Outcome, now: float) -> bool:
     return False
 
 
-def _succeeded(tx: Tx, done: Sequence[tuple[_Lease, Outcome]]) -> None:
-    """The tasks succeeded: their dependents' unmet needs go down (ready at none)."""
+def _succeeded(
+    tx: Tx, done: Sequence[tuple[_Lease, Outcome]], later: list[Change] | None = None
+) -> None:
+    """The tasks succeeded: their dependents' unmet needs go down (ready at none). Their rows of
+    ``tasks`` change now, or go to ``later`` (no statement of the turn reads them before)."""
     if not done:
         return
     tx.send(
@@ -395,7 +401,10 @@ def _succeeded(tx: Tx, done: Sequence[tuple[_Lease, Outcome]]) -> None:
                 inputs=a.inputs,
             )
         )
-    tx.apply(changes)
+    if later is None:
+        tx.apply(changes)
+    else:
+        later.extend(changes)
     # in key order (locks never cross); a child of two tasks of the batch is counted down twice
     children = sorted(
         (lease.workflow_id, child, o.attempt.end) for lease, o in done for child in lease.children

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from herd.core.model import TaskState
-from herd.store.base import AttemptRecord, AttemptStarted, TaskChanged
+from herd.store.base import AttemptRecord, AttemptStarted, Change, TaskChanged
 from herd.store.queue import Tx, encode, pool_demand, use_pools
 from herd.store.queued import Claimed, QueuedTask, decode_spec
 from herd.store.rows import decode
@@ -36,9 +36,12 @@ def claim(
     ends_before: float | None = None,
     capacity: Mapping[str, float] | None = None,
     known: dict[int, tuple[str, str, int]] | None = None,
+    later: list[Change] | None = None,
 ) -> list[Claimed]:
     """Take ready tasks by ``seq`` that fit ``free`` and the pools (see ``Store.claim``).
-    ``known`` keeps who each worker is (host, user, pid) across claims: one read less a turn."""
+    ``known`` keeps who each worker is (host, user, pid) across claims: one read less a turn.
+    ``later``: changes of ``tasks`` a finish left to apply, applied (and emptied) with the
+    claim's own when it takes a task (one statement for both)."""
     # who the worker is (host, user, pid: never change) is read once, with the window below
     who = known.get(worker_id) if known is not None else None
     pending = None if who is not None else tx.run("worker_by_id", {"worker_id": worker_id})
@@ -90,7 +93,10 @@ def claim(
         TaskChanged(c.workflow_id, c.task.name, TaskState.RUNNING, now, attempts=c.number)
         for c, _ in taken
     ]
-    tx.apply([*started, *changed])  # (a store applies runs of one kind of change at once)
+    # (a store applies runs of one kind of change at once)
+    tx.apply([*started, *(later or ()), *changed])
+    if later:
+        later.clear()
     return [c for c, _ in taken]
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from herd.core.model import TaskState
 from herd.store import queue, queue_claim
+from herd.store.base import Change
 from herd.store.queue import Tx
 from herd.store.queued import Claimed, Lost, Outcome, QueuedTask, WorkerRecord
 from herd.store.rows import encode, worker_record
@@ -132,8 +133,14 @@ class QueueMethods:
 
         def turn(tx: Tx) -> tuple[list[bool], list[Claimed]]:
             runs: set[int] = set()
-            accepted = queue.finish(tx, worker_id, outcomes, now, runs)
-            claimed = queue_claim.claim(tx, worker_id, free, known=self._workers_known, **terms)
+            # the successes' rows of tasks change with the claimed tasks' rows: one statement
+            later: list[Change] = []
+            accepted = queue.finish(tx, worker_id, outcomes, now, runs, later)
+            claimed = queue_claim.claim(
+                tx, worker_id, free, known=self._workers_known, later=later, **terms
+            )
+            if later:  # (the claim took nothing)
+                tx.apply(later)
             queue.end_runs(tx, runs, [c.run_id for c in claimed], now)
             return accepted, claimed
 
