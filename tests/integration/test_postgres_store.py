@@ -269,7 +269,7 @@ def test_a_statement_for_many_rows_reads_every_parameter_of_its_one_row_query() 
     assert {many for _, many in pairs} == _MANY
     for one, many in pairs:
         sql = POSTGRES.queries[many].sql
-        columns = sql[sql.index("jsonb_to_recordset") :]
+        columns = sql[sql.index("json_to_recordset") :]
         for param in POSTGRES.queries[one].params:
             assert re.search(rf'\b"?{param}"? [a-z]', columns), (many, param)
 

@@ -161,7 +161,7 @@ class Tx:
             many = MANY_CHANGES.get(kind)
             if many is not None and len(run) > 1 and _distinct(run):
                 params = _QUERIES[many[0]].params
-                # (a key left out is NULL to jsonb_to_recordset, as null is: less to encode
+                # (a key left out is NULL to json_to_recordset, as null is: less to encode
                 # here and to parse there)
                 rows = [
                     {p: v for p, v in zip(params, args, strict=True) if v is not None}
