@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from herd.core.model import TaskState
-from herd.store import open_store, wire
+from herd.store import wire
 from herd.store.base import AttemptFinished, Store
 from herd.store.queued import Outcome
 from herd.store.remote import RemoteQueue
@@ -308,24 +308,19 @@ def test_an_unreachable_server_is_retried_then_reported(tmp_path: Path) -> None:
     assert "does not answer" in done.stderr  # the first failure is said at once
 
 
-def test_sigterm_drains_an_http_worker(tmp_path: Path) -> None:
-    store = str(tmp_path / "s.db")
+def test_sigterm_drains_an_http_worker(tmp_path: Path, store_url: str, shared: Store) -> None:
     spec = write_spec(tmp_path, [{"name": "long", "cmd": "sleep 60"}])
-    assert herd("submit", str(spec), "--store", store, cwd=tmp_path).returncode == 0
-    secret = token(store, tmp_path)
-    with serving(store, tmp_path, free_port()) as server:
+    assert herd("submit", str(spec), "--store", store_url, cwd=tmp_path).returncode == 0
+    secret = token(store_url, tmp_path)
+    with serving(store_url, tmp_path, free_port()) as server:
         w = worker(server, secret, tmp_path, "--drain", "0.5")
-        shared = open_store(store)
-        try:
-            wait_for(lambda: shared.queue_counts().get(TaskState.RUNNING) == 1)
-            w.send_signal(signal.SIGTERM)
-            out, err = w.communicate(timeout=30)
-            assert w.returncode == 0, err
-            assert "drained" in out and "1 released" in out
-            assert shared.queue_counts() == {TaskState.READY: 1}
-            assert [x.state for x in shared.workers()] == ["stopped"]
-        finally:
-            shared.close()
+        wait_for(lambda: shared.queue_counts().get(TaskState.RUNNING) == 1)
+        w.send_signal(signal.SIGTERM)
+        out, err = w.communicate(timeout=30)
+        assert w.returncode == 0, err
+        assert "drained" in out and "1 released" in out
+        assert shared.queue_counts() == {TaskState.READY: 1}
+        assert [x.state for x in shared.workers()] == ["stopped"]
 
 
 def test_shipped_logs_are_served_where_the_files_are_not(tmp_path: Path) -> None:
