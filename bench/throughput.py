@@ -13,7 +13,11 @@ each with ``-q`` (``native-q``, ``o2dpg-q``) and without (one line per finished 
 that is drained, as a log file or CI would take it). State is durable in SQLite throughout.
 
 The baseline is ``seq N | xargs -P J -I{} /bin/sh -c true`` (a shell per task, as a hand-written
-driver of shell commands does); ``xargs -P J -n 1 true`` (exec only, the floor) is measured too.
+driver of shell commands does); ``xargs -P J -n 1 true`` (exec only, the floor) is measured too,
+and so is a bare loop of herd's spawn call (``os.posix_spawn`` + ``os.wait``, J in flight) in a
+process that imported herd: what herd would make with no work of its own per task, and how long
+the machine keeps such a process waiting in each vfork (170-190 µs or 420-520 µs on this
+project's guest, depending on where the child lands; docs/performance.md, issue 18).
 Each repeat runs, for every case, the shell baseline then herd (alternating pairs, a fresh working
 directory each), and once per repeat the exec-only baseline; the ratio is herd's rate over the
 baseline run just before it. The script prints every pair with the load average, then the
@@ -67,6 +71,37 @@ def xargs_sh(n: int, jobs: int) -> float:
 
 def xargs_exec(n: int, jobs: int) -> float:
     return n / timed(f"seq {n} | xargs -P {jobs} -n 1 true", shell=True)
+
+
+#: a bare loop of herd's spawn call, ``jobs`` in flight, in a process that imported herd (its
+#: footprint: the machine's vfork wait depends on it, docs/performance.md, issue 18)
+SPAWN_LOOP = """
+import os, sys, time
+import herd.cli, herd.run.local
+n, jobs = int(sys.argv[1]), int(sys.argv[2])
+env, null = dict(os.environ), os.open(os.devnull, os.O_RDWR)
+actions = [(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)]
+running = started = done = 0
+blocked, t0 = 0.0, time.perf_counter()
+while done < n:
+    while running < jobs and started < n:
+        t = time.perf_counter()
+        os.posix_spawn("/bin/true", ["true"], env, file_actions=actions, setsid=True)
+        blocked += time.perf_counter() - t
+        running, started = running + 1, started + 1
+    os.wait()
+    running, done = running - 1, done + 1
+print(n / (time.perf_counter() - t0), blocked / n)
+"""
+
+
+def spawn_loop(n: int, jobs: int, python: str, env: dict[str, str] | None) -> tuple[float, float]:
+    """Tasks a second of :data:`SPAWN_LOOP` and the seconds each spawn blocked it."""
+    out = subprocess.run(
+        [python, "-c", SPAWN_LOOP, str(n), str(jobs)],
+        check=True, capture_output=True, text=True, env=env,
+    ).stdout.split()  # fmt: skip
+    return float(out[0]), float(out[1])
 
 
 def native_spec(n: int, path: Path) -> None:
@@ -139,7 +174,12 @@ def main() -> None:
             herd_rate(cases[0], 10, j, Path(tmp), py, env)
         for k in range(1, args.repeat + 1):
             floor = xargs_exec(n, j)
-            print(f"repeat {k}: xargs -P {j} -n 1 true {floor:6.0f}/s  (load {load():.2f})")
+            loop, block = spawn_loop(min(n, 3000), j, args.python, env)
+            print(
+                f"repeat {k}: xargs -P {j} -n 1 true {floor:6.0f}/s; a bare posix_spawn loop"
+                f" with herd imported {loop:6.0f}/s, {block * 1e6:.0f} µs blocked a spawn"
+                f"  (load {load():.2f})"
+            )
             for case in cases:
                 base = xargs_sh(n, j)
                 old = herd_rate(case, n, j, Path(tmp), args.baseline, env) if args.baseline else 0.0
