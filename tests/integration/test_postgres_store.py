@@ -391,6 +391,31 @@ def test_a_workers_turn_reads_no_table_whole(postgres_url: str, conn: Conn) -> N
         store.close()
 
 
+def test_a_submission_leaves_the_planner_statistics_of_the_task_states(
+    postgres_url: str, conn: Conn
+) -> None:
+    """After a submission the planner knows how many tasks a workflow has and in which states
+    (a status poll counts them: without statistics it planned for a few rows and sorted them
+    all, 2.5 ms instead of 1 ms for 5,000 tasks); the specs' columns are not sampled."""
+    store = PostgresStore(postgres_url)
+    try:
+        n = 300
+        wid = store.add_workflow(Workflow("w", tuple(Task(f"t{i}", "true") for i in range(n))))
+        tasks = [QueuedTask(f"t{i}", "true", "/tmp", {}, {"cpu": 1.0}, i) for i in range(n)]
+        store.submit(wid, tasks, pools={}, now=1.0, host="h", user="u", pid=1, argv=[])
+    finally:
+        store.close()
+    sampled = conn.execute(
+        "SELECT attname FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'tasks'"
+    ).fetchall()
+    assert {name for (name,) in sampled} == {"workflow_id", "is_current", "state"}
+    (rows,) = conn.execute(
+        "SELECT reltuples FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+        "AND relname = 'tasks'"
+    ).fetchone() or (None,)
+    assert rows == n
+
+
 def test_task_rows_leave_room_for_updates_in_place(conn: Conn) -> None:
     """A claim and a finish each update a task's row, and its only index (the key) never
     changes: with room left on its page the new version can stay there (a HOT update, no index

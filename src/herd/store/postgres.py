@@ -96,6 +96,10 @@ _Conn = psycopg.Connection[tuple[Any, ...]]
 _QUERIES = POSTGRES.queries
 
 
+#: what a status poll's counts need of the tasks' statistics (PostgresStore._submitted)
+_ANALYZE_TASKS = "ANALYZE tasks (workflow_id, is_current, state)"
+
+
 class PostgresStore(QueueMethods, WorkerLeftovers, Served, CampaignMethods):
     """The :class:`~herd.store.base.Store` in a PostgreSQL database.
 
@@ -367,8 +371,14 @@ class PostgresStore(QueueMethods, WorkerLeftovers, Served, CampaignMethods):
 
     def _submitted(self) -> None:
         # statistics of the new rows: without them, a claim sorts every ready row (the planner
-        # expects a few) rather than read the head of the queue_ready index
-        self._read("analyze the queue", lambda conn: conn.execute("ANALYZE queue"))
+        # expects a few) rather than read the head of the queue_ready index, and a status poll's
+        # counts sort every task (a bitmap scan for "a few" rows) rather than hash them on a
+        # sequential scan: 2.5 ms -> 1 ms for 5,000 tasks. Only the columns that count:
+        # sampling the specs' JSON of a million tasks would cost more than it saves
+        self._read(
+            "analyze the queue",
+            lambda conn: [conn.execute(s) for s in ("ANALYZE queue", _ANALYZE_TASKS)],
+        )
 
     def wait_for_work(self, timeout: float) -> bool:
         # every transaction that may make work claimable NOTIFYs herd_work; psycopg keeps the
