@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from herd.run.ahead import MOST, WINDOW, Ahead
+from herd.run.ahead import FLUSH_AFTER, MOST, TRIPS, WINDOW, Ahead
 from herd.store.queued import Claimed, QueuedTask
 
 
@@ -23,6 +23,29 @@ def test_depth_follows_the_durations_of_ended_tasks() -> None:
         ahead.observe(10 * WINDOW)  # long tasks: a round trip costs nothing worth saving
     assert ahead.depth() == 0
     assert Ahead({"cpu": 1.0}, per_core=3).depth() == 3  # --ahead fixes it
+
+
+def test_slow_round_trips_to_the_store_widen_the_window() -> None:
+    ahead = Ahead({"cpu": 1.0})
+    ahead.observe(WINDOW / 5)
+    ahead.add([], trip=WINDOW / TRIPS / 2)  # a claim at a database's round trip: it stands
+    assert (ahead.window(), ahead.depth(), ahead.flush_after()) == (WINDOW, 5, FLUSH_AFTER)
+    for _ in range(50):
+        ahead.observe_trip(WINDOW / TRIPS * 2)  # an HTTP server's, loaded
+    assert ahead.window() > 1.9 * WINDOW
+    assert 9 <= ahead.depth() <= 10  # twice the work held: as many round trips per task
+    ahead.observe_trip(WINDOW)  # slower still: an ended attempt waits for half the window
+    assert ahead.flush_after() == ahead.window() / 2 > FLUSH_AFTER
+    tiny = Ahead({"cpu": 1.0})
+    tiny.observe(WINDOW / MOST / 10)  # tasks of a fraction of a millisecond
+    assert tiny.depth() == MOST
+    for _ in range(50):
+        tiny.observe_trip(WINDOW / TRIPS * 2)
+    assert 2 * MOST - 1 <= tiny.depth() <= 2 * MOST  # at most MOST per WINDOW of the window
+    for _ in range(50):
+        ahead.observe(3 * WINDOW)  # as long as the window: still no round trip worth saving
+    assert ahead.depth() == 0
+    assert Ahead({"cpu": 1.0}, per_core=3).depth() == 3
 
 
 def test_a_claim_takes_the_free_cores_and_the_buffer_until_half_full() -> None:

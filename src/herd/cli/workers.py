@@ -147,7 +147,8 @@ def _setup_worker(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="tasks per core to hold claimed beyond those running, so that the next starts at "
-        "once (default: enough for 50 ms of work at their mean duration, at most 16)",
+        "once (default: enough for 50 ms of work at their mean duration, or for four of the "
+        "worker's round trips to the store when those are slower; at most 16 per 50 ms)",
     )
     p.add_argument(
         "--mem-kill-ratio",

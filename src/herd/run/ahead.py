@@ -6,14 +6,20 @@ than run: when a task ends, the next one starts from this buffer at once, and th
 the claim that refills the buffer) goes to the store while the new task runs — for several ended
 tasks in one transaction.
 
-How many: ``depth`` tasks per core, enough for :data:`WINDOW` seconds of work at the mean duration
-of the tasks this worker saw end (at most :data:`MOST` per core); none for tasks as long as the
-window, where a round trip costs nothing worth saving and a held task would only wait here while
-another worker could run it. A buffered task holds its lease (renewed by the heartbeat) and its
-workflow's named pools; the buffer holds at most the worker's whole of every resource but
-``cpu`` (so each of its tasks fits the worker), and ``depth`` times its cores. It is refilled
-once it is down to half of that, and given back (``Store.release``) when the worker drains or
-stops.
+How many: ``depth`` tasks per core, enough for a window of work at the mean duration of the tasks
+this worker saw end (at most :data:`MOST` per core per 50 ms of window); none for tasks as long as
+the window, where a round trip costs nothing worth saving and a held task would only wait here
+while another worker could run it. The window is :data:`WINDOW` seconds, or :data:`TRIPS` of the
+worker's mean round trip to the store when that is longer: the worker waits for each finish (its
+cores run only the tasks started before it), so the work reported in one finish (half the window)
+should outlast two round trips, or the cores idle a third of the time and more. A database worker's
+round trip is a few milliseconds; one over HTTP 20-45 ms: with 50 ms of work held, HTTP workers of
+`true` tasks sent a finish for every 1.5-5 tasks and ran at a sixth to a half of the database
+workers' rate (docs/performance.md, issue 16). A buffered task holds its lease (renewed by the
+heartbeat) and its workflow's named pools; the buffer holds at most the worker's whole of every
+resource but ``cpu`` (so each of its tasks fits the worker), and ``depth`` times its cores. It is
+refilled once it is down to half of that, and given back (``Store.release``) when the worker drains
+or stops.
 """
 
 from __future__ import annotations
@@ -25,8 +31,14 @@ from herd.store.queued import Claimed
 
 #: seconds of work per core a worker holds claimed ahead (at the mean duration of its tasks)
 WINDOW = 0.05
-#: the most tasks per core a worker holds claimed ahead
+#: the most tasks per core a worker holds claimed ahead per :data:`WINDOW` of its window (tasks
+#: shorter than WINDOW / MOST count as that long)
 MOST = 16
+#: the window is at least this many of the worker's mean round trips to the store
+TRIPS = 4
+#: the longest an ended attempt waits to be reported (with others: one finish for them all), unless
+#: half the window is longer (:meth:`Ahead.flush_after`)
+FLUSH_AFTER = 0.05
 #: weight of the newest duration in the running mean
 WEIGHT = 0.2
 _EPS = 1e-9
@@ -40,6 +52,7 @@ class Ahead:
         #: fixed tasks per core (``--ahead``), else by the tasks' durations
         self.per_core = per_core
         self.mean: float | None = None  # running mean of the durations of ended tasks
+        self.trip = 0.0  # running mean of the round trips of finishes and claims
         self.tasks: deque[Claimed] = deque()
 
     def __len__(self) -> int:
@@ -53,13 +66,28 @@ class Ahead:
         mean = self.mean
         self.mean = seconds if mean is None else mean + WEIGHT * (seconds - mean)
 
+    def observe_trip(self, seconds: float) -> None:
+        """A finish or claim kept the worker waiting ``seconds`` for the store."""
+        self.trip = seconds if not self.trip else self.trip + WEIGHT * (seconds - self.trip)
+
+    def flush_after(self) -> float:
+        """Seconds an ended attempt may wait to be reported while others run: half the window
+        when that is longer than :data:`FLUSH_AFTER` (round trips to the store are slow)."""
+        return max(FLUSH_AFTER, self.window() / 2)
+
+    def window(self) -> float:
+        """Seconds of work per core to hold ahead (and the most an ended attempt waits to be
+        reported while others run: the finish carries about half of it)."""
+        return max(WINDOW, TRIPS * self.trip)
+
     def depth(self) -> int:
         """Tasks per core to hold ahead now."""
         if self.per_core is not None:
             return self.per_core
-        if self.mean is None or self.mean >= WINDOW:
+        window = self.window()
+        if self.mean is None or self.mean >= window:
             return 0
-        return min(MOST, int(WINDOW / max(self.mean, _EPS)))
+        return int(window / max(self.mean, WINDOW / MOST))
 
     def request(self, free: Mapping[str, float]) -> dict[str, float] | None:
         """What a claim may take now (the ``free`` of ``Store.claim``: the room of the running
@@ -98,8 +126,11 @@ class Ahead:
         """The buffered attempts by ``(workflow_id, task, number)``."""
         return (((c.workflow_id, c.task.name, c.number), c) for c in self.tasks)
 
-    def add(self, claimed: list[Claimed]) -> None:
+    def add(self, claimed: list[Claimed], *, trip: float | None = None) -> None:
+        """Hold ``claimed``, which a claim that kept the worker ``trip`` seconds brought."""
         self.tasks.extend(claimed)
+        if trip is not None:
+            self.observe_trip(trip)
 
     def drop(self, keys: set[tuple[int, str, int]]) -> list[Claimed]:
         """Remove the buffered attempts ``(workflow_id, task, number)`` in ``keys``."""

@@ -20,8 +20,8 @@ then wait for a process to end — or, with nothing running, for the store to si
 (``Store.wait_for_work``). Short tasks are claimed ahead (:mod:`herd.run.ahead`): when one ends,
 the next starts from the worker's buffer at once, and the finish goes to the store while it runs.
 Finished attempts go to the store in one ``finish`` (with the claim refilling the buffer) for
-all that ended since the last (at most :data:`FLUSH_AFTER` seconds later), with the tail of a
-failure's output and, with ``ship_logs``, the whole output (the last
+all that ended since the last (at most :meth:`~herd.run.ahead.Ahead.flush_after` seconds later),
+with the tail of a failure's output and, with ``ship_logs``, the whole output (the last
 :data:`~herd.run.worker_end.SHIP_MAX` bytes of each stream) for readers that share no filesystem
 with this host.
 
@@ -73,8 +73,6 @@ REAP_EVERY = 1.0
 RECHECK = 0.5
 #: seconds between two looks for new work while tasks run and cores are free
 BUSY_POLL = 0.02
-#: the longest an ended attempt waits to be reported (with others: one transaction for them all)
-FLUSH_AFTER = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +228,7 @@ class Worker:
                 work = self.store.wait_for_work(max(wait, 0.0))
             deadline = min(next_beat, next_reap, drain_until)
             if self.pending:
-                deadline = min(deadline, self.pending_since + FLUSH_AFTER)
+                deadline = min(deadline, self.pending_since + self.ahead.flush_after())
             room = bool(self.held) and self._claim_free() is not None
             if room:  # free cores: look for work others made ready while these run
                 deadline = min(deadline, next_claim, time.monotonic() + BUSY_POLL)
@@ -261,7 +259,7 @@ class Worker:
             self.draining
             or not self.held  # nothing runs meanwhile
             or not self.ahead
-            or mono >= self.pending_since + FLUSH_AFTER
+            or mono >= self.pending_since + self.ahead.flush_after()
         )
 
     def _why_stop(self, idle: float) -> str:
@@ -297,8 +295,9 @@ class Worker:
         return self.ahead.request(self.free)
 
     def _claim(self, free: dict[str, float]) -> bool:
+        start = time.monotonic()
         claimed = self.store.claim(self.id, free, **self._terms())
-        self.ahead.add(claimed)
+        self.ahead.add(claimed, trip=time.monotonic() - start)
         return bool(claimed) and self._claim_free() is not None
 
     def _terms(self) -> dict[str, Any]:
@@ -433,6 +432,7 @@ class Worker:
         """Report the ended attempts and, in the same transaction, claim what fits ``free``
         (None: claim nothing); whether it claimed any and there is room for more."""
         outcomes, self.pending = self.pending, []
+        start = time.monotonic()
         if free is None:
             accepted = self.store.finish(self.id, outcomes, now=time.time())
             claimed: list[Claimed] = []
@@ -440,7 +440,7 @@ class Worker:
             accepted, claimed = self.store.finish_and_claim(
                 self.id, outcomes, free, **self._terms()
             )
-        self.ahead.add(claimed)
+        self.ahead.add(claimed, trip=time.monotonic() - start)
         for o, ok in zip(outcomes, accepted, strict=True):
             if not ok:
                 self.lost += 1
