@@ -358,10 +358,7 @@ def test_a_workers_turn_reads_no_table_whole(postgres_url: str, conn: Conn) -> N
     queue. Counted after enough turns that the server plans the statements once for all."""
     store = PostgresStore(postgres_url)
     try:
-        n = 400
-        wid = store.add_workflow(Workflow("turns", tuple(Task(f"t{i}", "true") for i in range(n))))
-        tasks = [QueuedTask(f"t{i}", "true", "/tmp", {}, {"cpu": 1.0}, i) for i in range(n)]
-        store.submit(wid, tasks, pools={}, now=1.0, host="h", user="u", pid=1, argv=[])
+        wid = _submitted(store, "turns", 400)
         me = store.register_worker(host="h", pid=1, user="u", resources={}, now=1.0, lease=60)
         free = {"cpu": 8.0}
         claimed = store.claim(me, free, now=2.0, lease=60)
@@ -399,10 +396,7 @@ def test_a_submission_leaves_the_planner_statistics_of_the_task_states(
     all, 2.5 ms instead of 1 ms for 5,000 tasks); the specs' columns are not sampled."""
     store = PostgresStore(postgres_url)
     try:
-        n = 300
-        wid = store.add_workflow(Workflow("w", tuple(Task(f"t{i}", "true") for i in range(n))))
-        tasks = [QueuedTask(f"t{i}", "true", "/tmp", {}, {"cpu": 1.0}, i) for i in range(n)]
-        store.submit(wid, tasks, pools={}, now=1.0, host="h", user="u", pid=1, argv=[])
+        _submitted(store, "w", 300)
     finally:
         store.close()
     sampled = conn.execute(
@@ -413,7 +407,7 @@ def test_a_submission_leaves_the_planner_statistics_of_the_task_states(
         "SELECT reltuples FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
         "AND relname = 'tasks'"
     ).fetchone() or (None,)
-    assert rows == n
+    assert rows == 300
 
 
 def test_task_rows_leave_room_for_updates_in_place(conn: Conn) -> None:
@@ -439,6 +433,14 @@ def _worker_reads(store: PostgresStore, conn: Conn) -> int:
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _submitted(store: PostgresStore, name: str, n: int) -> int:
+    """The id of workflow ``name`` of ``n`` independent ``true`` tasks, submitted to the queue."""
+    wid = store.add_workflow(Workflow(name, tuple(Task(f"t{i}", "true") for i in range(n))))
+    tasks = [QueuedTask(f"t{i}", "true", "/tmp", {}, {"cpu": 1.0}, i) for i in range(n)]
+    store.submit(wid, tasks, pools={}, now=1.0, host="h", user="u", pid=1, argv=[])
+    return wid
 
 
 def _table_scans(store: PostgresStore, conn: Conn) -> list[tuple[object, ...]]:
