@@ -17,7 +17,9 @@ driver of shell commands does); ``xargs -P J -n 1 true`` (exec only, the floor) 
 and so is a bare loop of herd's spawn call (``os.posix_spawn`` + ``os.wait``, J in flight) in a
 process that imported herd: what herd would make with no work of its own per task, and how long
 the machine keeps such a process waiting in each vfork (170-190 µs or 420-520 µs on this
-project's guest, depending on where the child lands; docs/performance.md, issue 18).
+project's guest, depending on where the child lands; docs/performance.md, issue 18). herd's rate
+over that loop's (median per case) is the share of the machine's spawn rate that herd's own work
+per task leaves.
 Each repeat runs, for every case, the shell baseline then herd (alternating pairs, a fresh working
 directory each), and once per repeat the exec-only baseline; the ratio is herd's rate over the
 baseline run just before it. The script prints every pair with the load average, then the
@@ -161,6 +163,7 @@ def main() -> None:
     n, j = args.n, args.j
     ratios: dict[str, list[float]] = {c: [] for c in cases}
     exec_ratios: dict[str, list[float]] = {c: [] for c in cases}
+    loop_ratios: dict[str, list[float]] = {c: [] for c in cases}
     base_ratios: dict[str, list[float]] = {c: [] for c in cases}
     over_base: dict[str, list[float]] = {c: [] for c in cases}
     print(f"{n} x true, {j} slots; baseline: seq {n} | xargs -P {j} -I{{}} /bin/sh -c true")
@@ -186,6 +189,7 @@ def main() -> None:
                 h = herd_rate(case, n, j, Path(tmp), args.python, env)
                 ratios[case].append(h / base)
                 exec_ratios[case].append(h / floor)
+                loop_ratios[case].append(h / loop)
                 versus = ""
                 if args.baseline:
                     base_ratios[case].append(old / base)
@@ -202,6 +206,7 @@ def main() -> None:
         print(
             f"  {case:9s} {med:.2f} {mark:5s}  [{' '.join(f'{r:.2f}' for r in ratios[case])}]"
             f"  vs xargs -n 1 true: {statistics.median(exec_ratios[case]):.2f}"
+            f"; vs the bare spawn loop: {statistics.median(loop_ratios[case]):.2f}"
         )
         if args.baseline:
             print(
