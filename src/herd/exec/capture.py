@@ -5,10 +5,13 @@ slowly, and more so on Lustre or NFS (figures: docs/performance.md, "Figures beh
 Most short tasks print nothing, so herd hands each task a pipe instead of a file and creates the log
 file only when the first byte arrives. A silent task costs two ``pipe2`` calls, no file.
 
-The executor registers the read ends with its epoll; :meth:`Capture.read` moves what is there
-into the file; :meth:`Capture.finish` drains what is left when the task's process has been reaped
-and closes everything. A task whose stdout and stderr go to the same path gets one pipe for both,
-so their order is kept.
+The executor reads the pipes only while it sleeps in its epoll wait, so a pipe joins the epoll set
+when herd is about to sleep (:meth:`Capture.watch`), not when it is made: a short task that ends
+before herd sleeps is drained once at its reaping and never enters the set, which saves two
+``epoll_ctl`` calls per pipe. :meth:`Capture.read` moves what is there into the file;
+:meth:`Capture.finish` drains what is left when the task's process has been reaped and closes
+everything. A task whose stdout and stderr go to the same path gets one pipe for both, so their
+order is kept.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class Capture:
     def __init__(self, poll: select.epoll) -> None:
         self._poll = poll
         self._sinks: dict[int, _Sink] = {}
+        #: read ends not in the epoll set yet (:meth:`watch` adds them)
+        self._unwatched: set[int] = set()
         #: file -> why it could not be written, from its pipe's close until the task's finish
         self._errors: dict[str | Path, str] = {}
 
@@ -71,8 +76,15 @@ class Capture:
         r, w = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(r, False)
         self._sinks[r] = _Sink(path)
-        self._poll.register(r, select.EPOLLIN)
+        self._unwatched.add(r)
         return r, w
+
+    def watch(self) -> None:
+        """Put the pipes made since the last call into the epoll set: herd is about to sleep, and
+        what they carry must wake it."""
+        for fd in self._unwatched:
+            self._poll.register(fd, select.EPOLLIN)
+        self._unwatched.clear()
 
     def read(self, fd: int) -> None:
         """Move what the pipe holds into its file; close it at end of file."""
@@ -105,11 +117,15 @@ class Capture:
 
     def _close(self, fd: int) -> None:
         sink = self._sinks.pop(fd)
-        # out of the epoll set first: closing does not take it out while another process still
-        # holds the pipe (a task spawned meanwhile keeps a copy until its exec closes it, after
-        # herd's posix_spawn returned), and that stale entry, reporting EPOLLHUP under this fd
-        # number, would wake every epoll wait at once until then: herd spun, starving the task
-        self._poll.unregister(fd)
+        if fd in self._unwatched:
+            self._unwatched.discard(fd)
+        else:
+            # out of the epoll set first: closing does not take it out while another process
+            # still holds the pipe (a task spawned meanwhile keeps a copy until its exec closes
+            # it, after herd's posix_spawn returned), and that stale entry, reporting EPOLLHUP
+            # under this fd number, would wake every epoll wait at once until then: herd spun,
+            # starving the task
+            self._poll.unregister(fd)
         os.close(fd)
         sink.close()
         if sink.error:

@@ -443,6 +443,7 @@ class LocalExecutor:
         return min(wakes, default=float("inf"))
 
     def _sleep(self, seconds: float) -> None:
+        self._capture.watch()
         for fd in self._wakeup.wait(None if seconds == float("inf") else max(seconds, 0.0)):
             self._capture.read(fd)
 
