@@ -122,7 +122,6 @@ class _Task:
     """A started, unreaped task (mutable bookkeeping at the I/O edge)."""
 
     __slots__ = (
-        "herd_peak",
         "kill",
         "launch",
         "outputs",
@@ -148,8 +147,6 @@ class _Task:
         #: read ends of the pipes carrying its stdout/stderr (see capture.py)
         self.outputs = outputs
         self.pid = pid
-        #: herd's own peak rss when it spawned the task, bytes: the floor of the task's max_rss
-        self.herd_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.start, self.start_mono = time.time(), time.monotonic()
         self.reason = ""
         #: why it was ended from outside, once it was (the typed fact beside ``reason``)
@@ -346,6 +343,7 @@ class LocalExecutor:
     def _reap(self) -> list[Event]:
         events: list[Event] = []
         reaped = False
+        herd_peak = -1
         while (pid := next_zombie()) is not None:
             task = self._tasks.get(pid)
             if task is not None:
@@ -360,12 +358,16 @@ class LocalExecutor:
                 break
             reaped = True
             if task is not None:
-                events.append(self._finish(task, status, rusage))
+                if herd_peak < 0:  # herd's own peak rss, bytes: the floor of a task's max_rss
+                    herd_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                events.append(self._finish(task, status, rusage, herd_peak))
         if reaped:
             self._sweep_orphans()
         return events
 
-    def _finish(self, task: _Task, status: int, rusage: resource.struct_rusage) -> Exited:
+    def _finish(
+        self, task: _Task, status: int, rusage: resource.struct_rusage, herd_peak: int
+    ) -> Exited:
         end, end_mono = time.time(), time.monotonic()
         del self._tasks[task.pid]
         if self._by_key.get(task.launch.key) is task:
@@ -376,7 +378,7 @@ class LocalExecutor:
         if task.timed_out and not task.reason:
             task.reason = _timeout_reason(wall, task.launch.timeout or 0.0)
             task.kill = Kill.TIMEOUT
-        return _exited(task, status, rusage, end, wall, account, log_error)
+        return _exited(task, status, rusage, end, wall, account, log_error, herd_peak)
 
     def _fire_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
@@ -528,12 +530,16 @@ def _exited(
     wall: float,
     account: TreeAccount | None,
     log_error: str,
+    herd_peak: int,
 ) -> Exited:
+    """The event of a reaped task. The ``ru_maxrss`` of a child counts herd's own rss (the child
+    runs on herd's memory until it execs): it is trusted only above ``herd_peak``, herd's own peak
+    when the task was reaped (at least what it was at the spawn)."""
     code = os.waitstatus_to_exitcode(status)
     cpu = rusage.ru_utime + rusage.ru_stime
     sampled_cpu = account.cpu_seconds if account is not None else 0.0
     max_rss = rusage.ru_maxrss * 1024
-    peak = max(max_rss if max_rss > task.herd_peak else 0, account.peak if account else 0)
+    peak = max(max_rss if max_rss > herd_peak else 0, account.peak if account else 0)
     return Exited(
         key=task.launch.key,
         pid=task.pid,
