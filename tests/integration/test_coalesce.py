@@ -25,8 +25,8 @@ from herd.store.base import (
     Sample,
     TaskChanged,
     UserData,
-    coalesce,
 )
+from herd.store.batch import coalesce
 from herd.store.sqlite import SQLiteStore
 from tests.integration.test_store_contract import attempt, workflow
 
@@ -143,9 +143,9 @@ def test_a_short_task_within_one_batch_takes_two_writes() -> None:
         AttemptFinished(1, "a", 1, 11.0, TaskState.SUCCEEDED, exit_code=0),
         TaskChanged(1, "a", TaskState.SUCCEEDED, 11.0, exit_code=0, fingerprint="f"),
     ]
-    folded = coalesce(batch)
-    assert [type(c).__name__ for c in folded] == ["AttemptStarted", "Sample", "TaskChanged"]
-    first, _, last = folded
+    folded = coalesce(batch)  # grouped by kind: attempts, then tasks, then the rest
+    assert [type(c).__name__ for c in folded] == ["AttemptStarted", "TaskChanged", "Sample"]
+    first, last, _ = folded
     assert isinstance(first, AttemptStarted) and first.attempt.state is TaskState.SUCCEEDED
     assert first.attempt.end == 11.0 and first.attempt.exit_code == 0
     assert isinstance(last, TaskChanged) and last.state is TaskState.SUCCEEDED

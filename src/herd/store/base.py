@@ -11,8 +11,8 @@ attempts finished, task states, samples, user data), turn after turn, and hands 
 applied in a single transaction. The store thus always holds the run's history up to the end of
 some turn, and ``kill -9`` at any moment loses at most the last few milliseconds of it: those
 tasks run again.
-:func:`coalesce` shrinks a batch to fewer, equivalent writes (a short task starts and ends within
-one batch: one attempt row written whole, one task update).
+:func:`herd.store.batch.coalesce` shrinks a batch to fewer, equivalent writes (a short task starts
+and ends within one batch: one attempt row written whole, one task update).
 
 Records
 -------
@@ -251,73 +251,6 @@ class UserEvent:
 
 
 Change = AttemptStarted | AttemptFinished | TaskChanged | Sample | UserData | UserEvent
-
-
-def coalesce(changes: Sequence[Change]) -> list[Change]:
-    """The batch with the same effect in fewer writes: an :class:`AttemptFinished` whose
-    :class:`AttemptStarted` is in the batch is folded into it (the attempt is inserted finished),
-    and the :class:`TaskChanged` of one task become one, in the place of the last, with the values
-    it keeps (``None`` fields) taken from the earlier ones. Only task changes modify task rows and
-    only attempt changes attempt rows, so moving them so is safe: samples and user data, which
-    refer to an attempt, stay after its (now complete) insertion.
-    """
-    out: list[Change | None] = []
-    started: dict[tuple[int, str, int], int] = {}  # attempt -> index of its AttemptStarted
-    changed: dict[tuple[int, str], int] = {}  # task -> index of its last TaskChanged
-    for change in changes:
-        if isinstance(change, AttemptStarted):
-            a = change.attempt
-            started[(a.workflow_id, a.task, a.number)] = len(out)
-        elif isinstance(change, AttemptFinished):
-            at = started.get((change.workflow_id, change.task, change.number))
-            if at is not None:
-                begun = out[at]
-                assert isinstance(begun, AttemptStarted)
-                out[at] = AttemptStarted(_finished(begun.attempt, change))
-                continue
-        elif isinstance(change, TaskChanged):
-            key = (change.workflow_id, change.task)
-            at = changed.get(key)
-            if at is not None:
-                earlier = out[at]
-                assert isinstance(earlier, TaskChanged)
-                out[at] = None
-                change = _merged(earlier, change)
-            changed[key] = len(out)
-        out.append(change)
-    return [change for change in out if change is not None]
-
-
-def _finished(attempt: AttemptRecord, f: AttemptFinished) -> AttemptRecord:
-    """``attempt`` with the outcome ``f`` gives it (stamps given at the end replace those of the
-    start; none given keeps them, as :class:`AttemptFinished` says). Built field by field:
-    ``dataclasses.replace`` walks every field, and is several times slower (a test checks that
-    every field is here)."""
-    a = attempt
-    return AttemptRecord(
-        workflow_id=a.workflow_id, run_id=a.run_id, task=a.task, number=a.number, host=a.host,
-        user=a.user, pid=a.pid, start=a.start, cmd=a.cmd, env_digest=a.env_digest,
-        fingerprint=a.fingerprint, reason=a.reason, end=f.end, state=f.state,
-        exit_code=f.exit_code, signal=f.signal, kill_reason=f.kill_reason, kill=f.kill,
-        utime=f.utime, stime=f.stime, max_rss=f.max_rss, peak_mem=f.peak_mem,
-        mean_cpu=f.mean_cpu, cwd=a.cwd, stdout_path=a.stdout_path, stderr_path=a.stderr_path,
-        inputs=f.inputs or a.inputs, outputs=f.outputs or a.outputs, resources=a.resources,
-    )  # fmt: skip
-
-
-def _merged(earlier: TaskChanged, later: TaskChanged) -> TaskChanged:
-    """``later``, keeping what ``earlier`` set where ``later`` keeps the stored value (None);
-    built field by field, as :func:`_finished`."""
-    e, la = earlier, later
-    return TaskChanged(
-        workflow_id=la.workflow_id, task=la.task, state=la.state, time=la.time,
-        attempts=e.attempts if la.attempts is None else la.attempts, reason=la.reason,
-        exit_code=la.exit_code, cancelled_by=la.cancelled_by,
-        fingerprint=e.fingerprint if la.fingerprint is None else la.fingerprint,
-        cmd_digest=e.cmd_digest if la.cmd_digest is None else la.cmd_digest,
-        env_digest=e.env_digest if la.env_digest is None else la.env_digest,
-        inputs=e.inputs if la.inputs is None else la.inputs,
-    )  # fmt: skip
 
 
 class WorkerStore(Protocol):

@@ -45,8 +45,8 @@ from herd.store.base import (
     UserData,
     UserEvent,
     WorkflowRecord,
-    coalesce,
 )
+from herd.store.batch import coalesce
 from herd.store.campaigns import CampaignMethods, Work
 from herd.store.leftovers import WorkerLeftovers
 from herd.store.postgres_schema import (

@@ -39,6 +39,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import groupby
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -56,8 +57,8 @@ from herd.store.base import (
     UserData,
     UserEvent,
     WorkflowRecord,
-    coalesce,
 )
+from herd.store.batch import coalesce
 from herd.store.campaigns import CampaignMethods, Work
 from herd.store.leftovers import WorkerLeftovers
 from herd.store.queries import QUERIES
@@ -76,7 +77,7 @@ from herd.store.rows import (
 )
 from herd.store.served import Served
 from herd.store.sqlite_schema import advice, check_version, connect, migrate
-from herd.store.sqlite_statements import APPLY, Tx, by_task, run_query
+from herd.store.sqlite_statements import Tx, by_task, run_query
 
 __all__ = ["INTERRUPTED", "SQLiteStore", "migrate"]
 
@@ -259,16 +260,25 @@ class SQLiteStore(QueueMethods, WorkerLeftovers, Served, CampaignMethods):
             return
         changes = coalesce(changes)
         with self._transaction(f"write a batch of {len(changes)} changes") as conn:
-            for index, change in enumerate(changes):
+            tx, index = Tx(conn), 0
+            for kind, group in groupby(changes, type):  # coalesced: grouped by kind
+                run = list(group)
                 try:
-                    APPLY[type(change)](conn, change)
+                    tx.apply_run(kind, run)
                 except (sqlite3.Error, LookupError, TypeError, ValueError) as exc:
-                    raise StoreError(self._batch_message(changes, index, exc)) from exc
+                    raise StoreError(self._batch_message(changes, index, exc, len(run))) from exc
+                index += len(run)
 
-    def _batch_message(self, changes: Sequence[Change], index: int, exc: Exception) -> str:
+    def _batch_message(
+        self, changes: Sequence[Change], index: int, exc: Exception, count: int = 1
+    ) -> str:
+        which = (
+            f"change {index + 1}" if count == 1 else f"one of changes {index + 1}-{index + count}"
+        )
+        first = "" if count == 1 else "the first: "
         return (
-            f"could not write a batch of {len(changes)} changes to {self.path}: change "
-            f"{index + 1} ({describe(changes[index])}) failed: {exc}. Nothing of the batch was "
+            f"could not write a batch of {len(changes)} changes to {self.path}: {which} "
+            f"({first}{describe(changes[index])}) failed: {exc}. Nothing of the batch was "
             f"written; {advice(exc)}"
         )
 

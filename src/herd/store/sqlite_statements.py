@@ -172,13 +172,16 @@ class Tx:
     def apply(self, changes: Sequence[Change]) -> None:
         # runs of one kind of change go in one executemany (a claim or a finish of a batch)
         for kind, group in groupby(changes, type):
-            run = list(group)
-            many = MANY.get(kind)
-            if many is None or len(run) == 1:
-                for change in run:
-                    APPLY[kind](self.conn, change)
-            else:
-                many(self.conn, run)
+            self.apply_run(kind, list(group))
+
+    def apply_run(self, kind: type, run: Sequence[Change]) -> None:
+        """Changes of one ``kind``: one statement for them all where it has one."""
+        many = MANY.get(kind)
+        if many is None or len(run) == 1:
+            for change in run:
+                APPLY[kind](self.conn, change)
+        else:
+            many(self.conn, run)
 
     def notify(self) -> None:
         """(Workers see a commit in the file's data version: nothing to send.)"""
