@@ -1,4 +1,5 @@
-"""Done markers: made by a helper thread, yet on disk before herd records or reports a success."""
+"""Done markers: made in the loop, or by a helper thread where creating them is slow, yet always on
+disk before herd records or reports a success."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import io
 import json
 import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
+import herd.exec.markers
 from herd.core.model import Limits, Task, TaskState
 from herd.errors import ExecutionError
 from herd.exec.markers import Markers
@@ -20,12 +23,13 @@ from herd.run.progress import QuietReporter
 from tests.integration.helpers import states
 
 
-def test_flush_returns_once_every_marker_exists(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threaded", [False, True], ids=["in the loop", "threaded"])
+def test_flush_returns_once_every_marker_exists(tmp_path: Path, threaded: bool) -> None:
     old = tmp_path / "old.log_done"
     old.touch()
     os.utime(old, (1, 1))
     paths = [tmp_path / "tf1" / f"t{i}.log_done" for i in range(50)] + [old]
-    with contextlib.closing(Markers()) as markers:
+    with contextlib.closing(Markers(threaded=threaded)) as markers:
         markers.create(paths[:25])
         markers.create(paths[25:])
         markers.flush()
@@ -33,14 +37,35 @@ def test_flush_returns_once_every_marker_exists(tmp_path: Path) -> None:
     assert old.stat().st_mtime > 1  # an existing marker is touched, as O2DPG's runner does
 
 
-def test_a_marker_that_cannot_be_made_fails_the_flush_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threaded", [False, True], ids=["in the loop", "threaded"])
+def test_a_marker_that_cannot_be_made_fails_the_flush_naming_it(
+    tmp_path: Path, threaded: bool
+) -> None:
     (tmp_path / "file").write_text("not a directory")
     bad, good = tmp_path / "file" / "x.log_done", tmp_path / "y.log_done"
-    with contextlib.closing(Markers()) as markers:
+    with contextlib.closing(Markers(threaded=threaded)) as markers:
         markers.create([bad, good])
         with pytest.raises(ExecutionError, match=re.escape(f"cannot write done marker {bad}")):
             markers.flush()
     assert good.exists()
+
+
+def test_markers_go_to_the_thread_once_the_loop_makes_them_slowly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fast creates stay in the loop (no thread); once they average more than SLOW each (a slow
+    file system, stood in for by a threshold no create can meet), the next go to the thread."""
+    threads = threading.active_count()
+    with contextlib.closing(Markers()) as markers:
+        markers.create([str(tmp_path / f"a{i}.log_done") for i in range(20)])
+        assert threading.active_count() == threads  # cheap here: made in the loop
+        monkeypatch.setattr(herd.exec.markers, "SLOW", 0.0)
+        markers.create([str(tmp_path / f"b{i}.log_done") for i in range(20)])
+        assert threading.active_count() == threads  # made in the loop, and judged slow
+        markers.create([str(tmp_path / f"c{i}.log_done") for i in range(20)])
+        assert threading.active_count() == threads + 1  # the thread took these
+        markers.flush()
+    assert len(list(tmp_path.glob("*.log_done"))) == 60
 
 
 class _Checking(QuietReporter):
@@ -60,7 +85,8 @@ class _Checking(QuietReporter):
 
 
 def test_o2dpg_markers_exist_before_success_is_recorded_or_shown(tmp_path: Path) -> None:
-    """Independent tasks get their markers from the thread; a dependent finds its predecessor's."""
+    """Every success has its marker before it is recorded or shown; a dependent finds its
+    predecessor's marker."""
 
     def stage(name: str, cmd: str, needs: list[str], cwd: str) -> dict[str, object]:
         resources = {"cpu": 1, "mem": 100}

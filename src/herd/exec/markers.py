@@ -1,14 +1,21 @@
-"""Done markers (O2DPG's ``<name>.log_done``), created by a helper thread off the run loop.
+"""Done markers (O2DPG's ``<name>.log_done``): made in the run loop while that is cheap, by a
+helper thread once the file system makes them slowly.
 
 The promise to O2DPG users: once a task succeeded, its marker exists before herd reports it done
-(records the success in the store or shows it). Creating a file is a metadata operation, nearly all
-of it in the kernel (allocating an inode, ext4 first skips the recently deleted ones, which a busy
-machine has many of): in the run loop, it costs as much as starting the next task (figures in
-docs/performance.md). So the loop only hands the paths over (:meth:`Markers.create`, once per turn)
-and goes on starting tasks, while one thread creates the files, the GIL released in the system
-call; :meth:`Markers.flush` makes what the thread has not taken yet itself and waits for the rest,
-and the runner calls it before each commit that records those successes and before it reports them.
-A marker that cannot be created fails the run, as before, at that flush.
+(records the success in the store or shows it). The runner hands each turn's markers over
+(:meth:`Markers.create`) and calls :meth:`Markers.flush` before each commit that records those
+successes and before it reports them; a marker that cannot be created fails the run at that flush.
+
+Creating a file is a metadata operation, nearly all of it in the kernel: one ``mknod``, 7-25 µs on
+a local disk, so :meth:`Markers.create` makes the markers at once, in the loop. A thread would
+cost more than that: each time the loop releases the GIL (every system call) while the thread
+waits for it, the two hand it over, 45 µs a time on this project's 2-core machine, several times
+a task (docs/performance.md, issue 18). Where a create is slow (a network file system; or ext4
+without a journal, which skips every inode deleted in the last 30 s to 5 min, 0.2-0.8 ms a create
+here after a few thousand deletions), the loop would wait on each: once the markers made in the
+loop took more than :data:`SLOW` each on average, the next go to one helper thread, which makes
+them while the loop starts the next tasks (the GIL released in the system call);
+:meth:`Markers.flush` then makes what the thread has not taken yet itself and waits for the rest.
 
 ``kill -9`` between a marker and the commit leaves a marker without its record: the next run
 counts the marker as done, as O2DPG would. The other order (a record without its marker) never
@@ -20,11 +27,17 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 from herd.errors import ExecutionError
 
 __all__ = ["Markers", "touch"]
+
+#: seconds a marker may take to create in the loop, on average over the first ones (at least
+#: ``_JUDGE_AFTER``); slower, the markers go to the helper thread
+SLOW = 0.0002
+_JUDGE_AFTER = 8
 
 
 def touch(path: str | Path) -> None:
@@ -48,13 +61,16 @@ def _create(path: str | Path) -> None:
 
 
 class Markers:
-    """A helper thread that creates done markers; see the module docstring.
+    """Creates done markers, in the loop or by a helper thread; see the module docstring.
 
     State, guarded by ``_cond``: ``_todo`` (paths handed over, not yet taken by the thread),
     ``_handed`` and ``_made`` (counts of paths handed over and created or failed), ``_error`` (the
-    first failure), ``_closing``."""
+    first failure), ``_closing``. ``threaded``: every marker goes to the thread from the start."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, threaded: bool = False) -> None:
+        self._threaded = threaded
+        #: seconds spent making markers in the loop
+        self._inline = 0.0
         self._cond = threading.Condition()
         self._todo: list[str | Path] = []
         self._handed = self._made = 0
@@ -63,8 +79,18 @@ class Markers:
         self._thread: threading.Thread | None = None
 
     def create(self, paths: list[str]) -> None:
-        """Hand ``paths`` to the thread (started at the first call); returns at once."""
+        """Create the markers ``paths`` now, or hand them to the thread (started at the first
+        call) once creating them in the loop is slow; a failure is raised by :meth:`flush`."""
         if not paths:
+            return
+        if not self._threaded:  # (no thread yet: nothing to lock against)
+            begun = time.perf_counter()
+            error = _make(paths)
+            self._inline += time.perf_counter() - begun
+            self._handed += len(paths)
+            self._made += len(paths)
+            self._error = self._error or error
+            self._threaded = self._made >= _JUDGE_AFTER and self._inline > SLOW * self._made
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="herd-markers", daemon=True)
@@ -80,6 +106,8 @@ class Markers:
         What the thread has not taken yet is made here, at once: the thread may be waiting for
         the GIL, which ``posix_spawn`` holds while a child execs (long, on a loaded machine)."""
         if self._thread is None:
+            if self._error is not None:
+                raise self._error
             return
         with self._cond:
             paths, self._todo = self._todo, []
