@@ -21,7 +21,10 @@ project's guest, depending on where the child lands; docs/performance.md, issue 
 over that loop's (median per case) is the share of the machine's spawn rate that herd's own work
 per task leaves.
 Each repeat runs, for every case, the shell baseline then herd (alternating pairs, a fresh working
-directory each), and once per repeat the exec-only baseline; the ratio is herd's rate over the
+directory each, under ``--dir`` or the temp directory, all kept until the end), and once per repeat
+the exec-only baseline and a probe of how long creating a file takes there (the O2DPG cases make
+one per task; see :func:`create_cost`: right after a run that deleted many files, this guest
+creates them 10-40 times slower); the ratio is herd's rate over the
 baseline run just before it. The script prints every pair with the load average, then the
 median ratio per case over the repeats. The machine is shared: trust the ratios, not the rates.
 ``--python`` runs the herd installed for another interpreter (an older checkout's ``.venv``);
@@ -42,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import statistics
 import subprocess
 import sys
@@ -142,6 +146,18 @@ def herd_rate(
     return rate
 
 
+def create_cost(root: Path, count: int = 200) -> float:
+    """Seconds a file creation takes in ``root`` now (``count`` empty files, kept until the end:
+    deleting them would slow the next creates). The O2DPG cases create one done marker per task,
+    and this guest's ext4 (no journal) skips every inode deleted in the last 30 s to 5 min: after
+    an earlier run deleted its 40,000 markers, a create takes 0.2-0.8 ms instead of 7-25 µs."""
+    folder = Path(tempfile.mkdtemp(dir=root))
+    t0 = time.perf_counter()
+    for i in range(count):
+        os.mknod(folder / f"probe{i}", 0o644 | stat.S_IFREG)
+    return (time.perf_counter() - t0) / count
+
+
 def load() -> float:
     return os.getloadavg()[0]
 
@@ -157,6 +173,7 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable, help="whose herd to run")
     ap.add_argument("--baseline", metavar="PY", help="another herd to run in every pair too")
     ap.add_argument("--no-bytecode-cache", action="store_true", help="herd compiles every run")
+    ap.add_argument("--dir", type=Path, help="where the runs work (default: the temp directory)")
     args = ap.parse_args()
     env = None if args.no_bytecode_cache else bytecode_cache()
     cases = args.case or list(CASES)
@@ -172,7 +189,7 @@ def main() -> None:
         print(f"baseline herd: {args.baseline} -m herd.cli")
     cache = "off" if env is None else f"on ({env['PYTHONPYCACHEPREFIX']})"
     print(f"bytecode cache {cache}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for py in filter(None, (args.python, args.baseline)):  # fills the cache, warms up
             herd_rate(cases[0], 10, j, Path(tmp), py, env)
         for k in range(1, args.repeat + 1):
@@ -180,8 +197,8 @@ def main() -> None:
             loop, block = spawn_loop(min(n, 3000), j, args.python, env)
             print(
                 f"repeat {k}: xargs -P {j} -n 1 true {floor:6.0f}/s; a bare posix_spawn loop"
-                f" with herd imported {loop:6.0f}/s, {block * 1e6:.0f} µs blocked a spawn"
-                f"  (load {load():.2f})"
+                f" with herd imported {loop:6.0f}/s, {block * 1e6:.0f} µs blocked a spawn;"
+                f" a file created in {create_cost(Path(tmp)) * 1e6:.0f} µs  (load {load():.2f})"
             )
             for case in cases:
                 base = xargs_sh(n, j)
