@@ -28,6 +28,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from herd.errors import ExecutionError
@@ -137,14 +138,14 @@ class Markers:
                     return
             self._finished(paths, _make(paths))
 
-    def _finished(self, paths: list[str | Path], error: ExecutionError | None) -> None:
+    def _finished(self, paths: Sequence[str | Path], error: ExecutionError | None) -> None:
         with self._cond:
             self._made += len(paths)
             self._error = self._error or error
             self._cond.notify_all()
 
 
-def _make(paths: list[str | Path]) -> ExecutionError | None:
+def _make(paths: Sequence[str | Path]) -> ExecutionError | None:
     """Create every marker of ``paths``; the first failure, which does not stop the others."""
     error = None
     for path in paths:
