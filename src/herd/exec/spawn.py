@@ -9,7 +9,8 @@ a shell would give (127 not found, 126 cannot be run) and a message saying what 
 
 ``os.posix_spawn`` holds the GIL until the child has exec'd (the parent of a vfork-style clone
 sleeps until then, long on a loaded machine), which stalls every other thread of herd, such as the
-one creating done markers (:mod:`herd.exec.markers`). So while herd has another thread, and where
+one creating done markers on a slow file system (:mod:`herd.exec.markers`), or those of a program
+that runs herd through its API. So while herd has another thread, and where
 the C library has ``posix_spawn_file_actions_addchdir_np`` (glibc 2.29+, musl 1.1.24+), herd calls
 the C library's ``posix_spawn`` through ``ctypes`` (:class:`_Spawner`), which releases the GIL, the
 child entering the task's directory itself. Building its argument arrays in Python costs more than

@@ -20,10 +20,10 @@ tasks are skipped; what was running, or had ended in the last few milliseconds w
 runs again, after :func:`stop_leftovers` has killed the processes the dead herd left (found by
 their ``HERD_TASK_TOKEN``, so a process started just before the kill is found too). Files a task
 leaves besides its record (done markers, removed temp files) are consistent with either outcome:
-a done marker counts as done, a removed temp input is made again. Done markers are made by a
-helper thread (:mod:`herd.exec.markers`), and a commit waits for the markers of the successes it
-records, so a success is never on record (nor shown: what ended is reported after its commit)
-without its marker.
+a done marker counts as done, a removed temp input is made again. Done markers are made in the
+loop, or by a helper thread where creating them is slow (:mod:`herd.exec.markers`), and a commit
+waits for the markers of the successes it records, so a success is never on record (nor shown:
+what ended is reported after its commit) without its marker.
 
 The working directory is locked for the whole run (``.herd/lock``); a second ``herd run`` there
 refuses at once.
@@ -465,8 +465,9 @@ class _Run:
         self.exits.clear()
 
     def _hand_markers(self) -> None:
-        """Hand this turn's done markers to their thread (:mod:`herd.exec.markers`); wait for them
-        when a task that follows one may start now, which must find the marker as in O2DPG."""
+        """Make this turn's done markers, or hand them to their thread (:mod:`herd.exec.markers`);
+        wait for them when a task that follows one may start now, which must find the marker as
+        in O2DPG."""
         self.markers.create(self.new_markers)
         self.new_markers = []
         if self.markers_block:
