@@ -59,15 +59,16 @@ def test_markers_go_to_the_thread_once_the_loop_makes_them_slowly(
     threads = threading.active_count()
     with contextlib.closing(Markers()) as markers:
         monkeypatch.setattr(herd.exec.markers, "SLOW", 3600.0)
-        markers.create([str(tmp_path / f"a{i}.log_done") for i in range(20)])
+        for turn in range(20):
+            markers.create([str(tmp_path / f"a{turn}-{i}.log_done") for i in range(3)])
         assert threading.active_count() == threads  # cheap: made in the loop
         monkeypatch.setattr(herd.exec.markers, "SLOW", 0.0)
-        markers.create([str(tmp_path / f"b{i}.log_done") for i in range(20)])
+        markers.create([str(tmp_path / f"b{i}.log_done") for i in range(3)])
         assert threading.active_count() == threads  # made in the loop, and judged slow
-        markers.create([str(tmp_path / f"c{i}.log_done") for i in range(20)])
+        markers.create([str(tmp_path / f"c{i}.log_done") for i in range(3)])
         assert threading.active_count() == threads + 1  # the thread took these
         markers.flush()
-    assert len(list(tmp_path.glob("*.log_done"))) == 60
+    assert len(list(tmp_path.glob("*.log_done"))) == 66
 
 
 class _Checking(QuietReporter):

@@ -13,9 +13,10 @@ waits for it, the two hand it over, 45 µs a time on this project's 2-core machi
 a task (docs/performance.md, issue 18). Where a create is slow (a network file system; or ext4
 without a journal, which skips every inode deleted in the last 30 s to 5 min, 0.2-0.8 ms a create
 here after a few thousand deletions), the loop would wait on each: once the markers made in the
-loop took more than :data:`SLOW` each on average, the next go to one helper thread, which makes
-them while the loop starts the next tasks (the GIL released in the system call);
-:meth:`Markers.flush` then makes what the thread has not taken yet itself and waits for the rest.
+loop took more than :data:`SLOW` each (the median of recent turns), the next go to one helper
+thread, which makes them while the loop starts the next tasks (the GIL released in the system
+call); :meth:`Markers.flush` then makes what the thread has not taken yet itself and waits for
+the rest.
 
 ``kill -9`` between a marker and the commit leaves a marker without its record: the next run
 counts the marker as done, as O2DPG would. The other order (a record without its marker) never
@@ -28,6 +29,7 @@ import os
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,10 +37,11 @@ from herd.errors import ExecutionError
 
 __all__ = ["Markers", "touch"]
 
-#: seconds a marker may take to create in the loop, on average over the first ones (at least
-#: ``_JUDGE_AFTER``); slower, the markers go to the helper thread
+#: seconds a marker may take to create in the loop: the median over the last ``_JUDGED`` turns of
+#: each turn's wall time per marker (wall time: a network file system waits without using CPU; a
+#: median: a loaded machine preempts the loop in some turns); slower, they go to the thread
 SLOW = 0.0002
-_JUDGE_AFTER = 8
+_JUDGED = 16
 
 
 def touch(path: str | Path) -> None:
@@ -70,8 +73,8 @@ class Markers:
 
     def __init__(self, *, threaded: bool = False) -> None:
         self._threaded = threaded
-        #: seconds spent making markers in the loop
-        self._inline = 0.0
+        #: seconds per marker of the last turns that made them in the loop
+        self._times: deque[float] = deque(maxlen=_JUDGED)
         self._cond = threading.Condition()
         self._todo: list[str | Path] = []
         self._handed = self._made = 0
@@ -87,11 +90,12 @@ class Markers:
         if not self._threaded:  # (no thread yet: nothing to lock against)
             begun = time.perf_counter()
             error = _make(paths)
-            self._inline += time.perf_counter() - begun
+            times = self._times
+            times.append((time.perf_counter() - begun) / len(paths))
             self._handed += len(paths)
             self._made += len(paths)
             self._error = self._error or error
-            self._threaded = self._made >= _JUDGE_AFTER and self._inline > SLOW * self._made
+            self._threaded = len(times) == _JUDGED and sorted(times)[_JUDGED // 2] > SLOW
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="herd-markers", daemon=True)
