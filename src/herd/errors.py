@@ -7,7 +7,8 @@
     │   └── ValidationError     the DAG is wrong: cycle, unknown need, duplicate name,
     │                           a task that can never fit the limits (exit 2)
     ├── UsageError              a command-line argument is wrong (exit 2)
-    │   └── NotFoundError       a workflow, task, attempt or token named does not exist (exit 2)
+    │   ├── NotFoundError       a workflow, task, attempt or token named does not exist (exit 2)
+    │   └── ForbiddenError      the token may not do this: another token's worker (exit 2)
     ├── StoreError              the state store failed (exit 3)
     │   ├── NoStateError        a read-only command found no herd state at the store (exit 3)
     │   └── LockedError         another herd process holds this working directory (exit 3)
@@ -81,6 +82,10 @@ class UsageError(HerdError):
 
 class NotFoundError(UsageError):
     """No such workflow, task or attempt in the store: see `herd status`."""
+
+
+class ForbiddenError(UsageError):
+    """The token may not do this: use the token the thing was made with, or an admin token."""
 
 
 class StoreError(HerdError):

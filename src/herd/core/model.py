@@ -94,8 +94,8 @@ class RunStatus(enum.StrEnum):
 
 class Scope(enum.StrEnum):
     """What a token of ``herd serve`` lets its holder do (docs/api.md): ``read`` reads, ``submit``
-    also submits, cancels, resets and retries, ``worker`` only registers, claims, heartbeats,
-    finishes and releases, ``admin`` does everything."""
+    also submits, cancels, resets and retries, ``worker`` only registers workers and claims,
+    heartbeats, finishes and releases for them, ``admin`` does everything."""
 
     READ = "read"
     SUBMIT = "submit"

@@ -133,6 +133,11 @@ class WorkerOut(BaseModel):
     resources: dict[str, float]
     held: int
     lease: float = Field(description="seconds its leases last without a heartbeat")
+    token_id: int | None = Field(
+        None,
+        description="the id of the token that registered it over HTTP (`herd token list`); "
+        "null: registered without one (a database worker)",
+    )
 
 
 class WorkerList(BaseModel):

@@ -20,7 +20,15 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from herd.errors import HerdError, LockedError, NotFoundError, SpecError, StoreError, UsageError
+from herd.errors import (
+    ForbiddenError,
+    HerdError,
+    LockedError,
+    NotFoundError,
+    SpecError,
+    StoreError,
+    UsageError,
+)
 from herd.server.models import ErrorBody
 
 logger = logging.getLogger(__name__)
@@ -75,6 +83,8 @@ def from_herd(exc: HerdError) -> Problem:
     """The answer to a :class:`HerdError` the service raised."""
     if isinstance(exc, NotFoundError):
         return Problem(404, "not_found", exc.message)
+    if isinstance(exc, ForbiddenError):
+        return Problem(403, "forbidden", exc.message)
     if isinstance(exc, SpecError):
         return Problem(
             422,

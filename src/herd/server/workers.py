@@ -2,10 +2,12 @@
 the same transactions and fencing as database workers, under ``/api/v1/queue``.
 
 Every route needs a token of scope ``worker`` (or ``admin``); a worker token can do nothing
-else, and one made for a workflow reaches that workflow's tasks alone (:mod:`herd.server.scoped`). Bodies and answers are the queue's own records as JSON (:mod:`herd.service.dispatch`
-re-exports their types; their schemas are in the OpenAPI document). The service does the work
-(:class:`~herd.service.dispatch.Dispatcher`): the routes only decode, call it in a thread and
-encode. A finish of an attempt whose lease was taken back is refused with 409 (code ``stale``),
+else, drives only the workers it registered (:meth:`~herd.service.dispatch.Dispatcher.allow`:
+403 for another's), and one made for a workflow reaches that workflow's tasks alone
+(:mod:`herd.server.scoped`). Bodies and answers are the queue's own records as JSON
+(:mod:`herd.service.dispatch` re-exports their types; their schemas are in the OpenAPI
+document). The service does the work (:class:`~herd.service.dispatch.Dispatcher`): the routes
+only decode, call it in a thread and encode. A finish of an attempt whose lease was taken back is refused with 409 (code ``stale``),
 its report recorded as stale; the body also says which outcomes of the batch were accepted.
 The long poll ``GET /queue/wait`` holds no connection to the store while it waits.
 """
@@ -96,7 +98,7 @@ async def _call(request: Request, work: Callable[[Dispatcher], T], *, waits: boo
 )
 async def register(request: Request, caller: WorkerCaller) -> Response:
     r = await _body(request, dispatch.Register, "a worker's registration")
-    return _json(dispatch.Registered(await _call(request, lambda d: d.register(r))))
+    return _json(dispatch.Registered(await _call(request, lambda d: d.register(r, caller))))
 
 
 @router.post(
@@ -106,7 +108,7 @@ async def register(request: Request, caller: WorkerCaller) -> Response:
 )
 async def claim(worker_id: WorkerId, request: Request, caller: WorkerCaller) -> Response:
     c = await scoped.claim(request, caller, await _body(request, dispatch.ClaimIn, "a claim"))
-    return _json(dispatch.ClaimOut(await _call(request, lambda d: d.claim(worker_id, c))))
+    return _json(dispatch.ClaimOut(await _call(request, lambda d: d.claim(worker_id, c, caller))))
 
 
 @router.post(
@@ -116,7 +118,7 @@ async def claim(worker_id: WorkerId, request: Request, caller: WorkerCaller) -> 
 )
 async def heartbeat(worker_id: WorkerId, request: Request, caller: WorkerCaller) -> Response:
     h = await _body(request, dispatch.HeartbeatIn, "a heartbeat")
-    held = await _call(request, lambda d: d.heartbeat(worker_id, h.lease))
+    held = await _call(request, lambda d: d.heartbeat(worker_id, h.lease, caller))
     return _json(dispatch.HeartbeatOut([dispatch.AttemptKey(*h) for h in sorted(held)]))
 
 
@@ -136,7 +138,9 @@ async def finish(worker_id: WorkerId, request: Request, caller: WorkerCaller) ->
     f = await _body(request, dispatch.FinishIn, "a finish")
     await scoped.check(request, caller, (o.attempt.workflow_id for o in f.outcomes))
     more = None if f.claim is None else await scoped.claim(request, caller, f.claim)
-    accepted, claimed = await _call(request, lambda d: d.finish(worker_id, f.outcomes, more))
+    accepted, claimed = await _call(
+        request, lambda d: d.finish(worker_id, f.outcomes, more, caller)
+    )
     if all(accepted):
         return _json(dispatch.FinishOut(accepted, claimed))
     stale = [o.attempt for o, ok in zip(f.outcomes, accepted, strict=True) if not ok]
@@ -161,7 +165,7 @@ async def release(worker_id: WorkerId, request: Request, caller: WorkerCaller) -
     r = await _body(request, dispatch.ReleaseIn, "a release")
     await scoped.check(request, caller, (a.workflow_id for a in r.attempts))
     keys = [a.key for a in r.attempts]
-    released = await _call(request, lambda d: d.release(worker_id, keys, r.reason))
+    released = await _call(request, lambda d: d.release(worker_id, keys, r.reason, caller))
     return _json(dispatch.ReleaseOut(released))
 
 
@@ -172,7 +176,7 @@ async def release(worker_id: WorkerId, request: Request, caller: WorkerCaller) -
 )
 async def stop(worker_id: WorkerId, request: Request, caller: WorkerCaller) -> Response:
     s = await _body(request, dispatch.StopIn, "a stop")
-    await _call(request, lambda d: d.stop(worker_id, s.state))
+    await _call(request, lambda d: d.stop(worker_id, s.state, caller))
     return _json(dispatch.Stopped(s.state))
 
 
@@ -181,9 +185,14 @@ async def reap(request: Request, caller: WorkerCaller) -> Response:
     return _json(dispatch.ReapOut(await _call(request, lambda d: d.reap())))
 
 
-@router.get("/workers", summary="Every worker, for a worker", **_doc(dispatch.WorkersOut))
+@router.get(
+    "/workers",
+    summary="Every worker, for a worker (a token for one workflow: the workers of that "
+    "workflow's tokens)",
+    **_doc(dispatch.WorkersOut),
+)
 async def workers(request: Request, caller: WorkerCaller) -> Response:
-    return _json(dispatch.WorkersOut(await _call(request, lambda d: d.workers())))
+    return _json(dispatch.WorkersOut(await _call(request, lambda d: d.workers(caller))))
 
 
 @router.get(

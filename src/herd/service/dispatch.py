@@ -12,6 +12,12 @@ on connections borrowed one request at a time from the server's pool
               saw last, or after a bounded wait: no busy loop on either side.
 ``_claims``   each worker's last claim by its request name: a claim sent again (its answer was
               lost on the way) gets the same answer instead of a second set of tasks.
+``_owners``   the id of the token that registered each worker the store is known to hold (None:
+              none, a database worker). A worker token drives (claims, heartbeats, finishes,
+              releases, stops) only the workers it registered, an admin token any
+              (:meth:`Dispatcher.allow`); a token for one workflow lists only the workers of
+              that workflow's tokens. Learnt at registration here, or from the store once: an
+              owner never changes, so the check costs no round trip to the store.
 reaping       the watcher also reaps expired leases every :data:`REAP_EVERY` seconds, so the
               tasks of a worker that vanished come back even when no other worker is left.
 
@@ -22,17 +28,16 @@ A finish refused because its lease was taken back is recorded by the store as a 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from herd.core.model import TaskState
-from herd.errors import HerdError, NotFoundError, StoreError, UsageError
+from herd.core.model import Scope, TaskState
+from herd.errors import ForbiddenError, HerdError, NotFoundError, UsageError
 from herd.service.tokens import Grant, check
 from herd.store import open_store
 from herd.store.base import RunRecord, Store, WorkflowRecord
@@ -118,8 +123,8 @@ class Dispatcher:
         self._changed = threading.Condition(self._lock)
         self.version = 0
         self._claims: dict[int, tuple[str, list[Claimed]]] = {}
-        #: ids of the workers the store is known to hold (registered here, or found there)
-        self._known: set[int] = set()
+        #: the workers the store is known to hold (registered here, or found there): their owners
+        self._owners: dict[int, int | None] = {}
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="herd-work-watcher", daemon=True)
         self._watch_store = open_store(location)
@@ -134,8 +139,10 @@ class Dispatcher:
 
     # --- the queue --------------------------------------------------------------------------
 
-    def register(self, r: Register) -> int:
+    def register(self, r: Register, by: Grant | None = None) -> int:
+        """A new worker's id, owned by the token of ``by`` (None: by none)."""
         _check_lease(r.lease)
+        token_id = None if by is None else by.token
         with self._borrow() as store:
             worker_id = store.register_worker(
                 host=r.host,
@@ -144,29 +151,50 @@ class Dispatcher:
                 resources=r.resources,
                 now=time.time(),
                 lease=r.lease,
+                token_id=token_id,
             )
         with self._lock:
-            self._known.add(worker_id)
+            self._owners[worker_id] = token_id
         return worker_id
 
-    def _require(self, store: Store, worker_id: int) -> None:
-        """Nothing when the store holds worker ``worker_id`` (asked once per worker and server),
-        else 404: a heartbeat, release or stop of a worker nobody registered changes nothing,
-        and says so."""
-        with self._lock:
-            if worker_id in self._known:
-                return
-        if not any(w.id == worker_id for w in store.workers()):
-            raise NotFoundError(f"no worker {worker_id}: register first")
-        with self._lock:
-            self._known.add(worker_id)
+    def allow(self, by: Grant | None, worker_id: int) -> None:
+        """Nothing when ``by`` may drive worker ``worker_id``: an admin token (or no check,
+        None) any worker, a worker token those it registered; 403 otherwise, and 404 when the
+        store holds no such worker (a claim, heartbeat, finish, release or stop of a worker
+        nobody registered changes nothing, and says so). The store is asked once per worker and
+        server."""
+        owner = self._owner(worker_id)
+        if by is None or by.scope is Scope.ADMIN or owner == by.token:
+            return
+        if owner is None:
+            raise ForbiddenError(
+                f"worker {worker_id} was registered without a token (a database worker, `herd "
+                "worker --store`): only an admin token may drive it over HTTP; register a worker "
+                "of your own (POST /queue/workers)"
+            )
+        raise ForbiddenError(
+            f"worker {worker_id} was registered by another token: a worker token drives only "
+            "the workers it registered; register one of your own (POST /queue/workers) or use "
+            "an admin token"
+        )
 
-    def claim(self, worker_id: int, c: ClaimIn) -> list[Claimed]:
+    def _owner(self, worker_id: int) -> int | None:
+        with self._lock:
+            if worker_id in self._owners:
+                return self._owners[worker_id]
+        self.workers()  # learns every worker's owner
+        with self._lock:
+            if worker_id in self._owners:
+                return self._owners[worker_id]
+        raise NotFoundError(f"no worker {worker_id}: register first")
+
+    def claim(self, worker_id: int, c: ClaimIn, by: Grant | None = None) -> list[Claimed]:
         _check_lease(c.lease)
+        self.allow(by, worker_id)
         again = self._claimed_before(worker_id, c)
         if again is not None:
             return again
-        with self._borrow() as store, _registered(store, worker_id):
+        with self._borrow() as store:
             claimed = store.claim(worker_id, c.free, **_terms(c))
         return self._remember(worker_id, c, claimed)
 
@@ -181,18 +209,25 @@ class Dispatcher:
             self._claims[worker_id] = (c.request, claimed)
         return claimed
 
-    def heartbeat(self, worker_id: int, lease: float) -> set[tuple[int, str, int]]:
+    def heartbeat(
+        self, worker_id: int, lease: float, by: Grant | None = None
+    ) -> set[tuple[int, str, int]]:
         _check_lease(lease)
+        self.allow(by, worker_id)
         with self._borrow() as store:
-            self._require(store, worker_id)
             return store.heartbeat(worker_id, now=time.time(), lease=lease)
 
     def finish(
-        self, worker_id: int, outcomes: Sequence[OutcomeIn], claim: ClaimIn | None = None
+        self,
+        worker_id: int,
+        outcomes: Sequence[OutcomeIn],
+        claim: ClaimIn | None = None,
+        by: Grant | None = None,
     ) -> tuple[list[bool], list[Claimed]]:
         """Whether each outcome was accepted (False: stale, recorded as such); then what
         ``claim`` took, when one came with them."""
         check_outcomes(outcomes)
+        self.allow(by, worker_id)
         reports = [outcome(o) for o in outcomes]
         again = None if claim is None else self._claimed_before(worker_id, claim)
         if claim is None or again is not None:
@@ -201,7 +236,7 @@ class Dispatcher:
             self._bump()
             return accepted, again or []
         _check_lease(claim.lease)
-        with self._borrow() as store, _registered(store, worker_id):  # one transaction a turn
+        with self._borrow() as store:  # one transaction a turn
             accepted, claimed = store.finish_and_claim(
                 worker_id, reports, claim.free, **_terms(claim)
             )
@@ -209,17 +244,21 @@ class Dispatcher:
         return accepted, self._remember(worker_id, claim, claimed)
 
     def release(
-        self, worker_id: int, attempts: Sequence[tuple[int, str, int]], reason: str
+        self,
+        worker_id: int,
+        attempts: Sequence[tuple[int, str, int]],
+        reason: str,
+        by: Grant | None = None,
     ) -> list[Lost]:
+        self.allow(by, worker_id)
         with self._borrow() as store:
-            self._require(store, worker_id)
             released = store.release(worker_id, attempts, now=time.time(), reason=reason)
         self._bump()
         return released
 
-    def stop(self, worker_id: int, state: str) -> None:
+    def stop(self, worker_id: int, state: str, by: Grant | None = None) -> None:
+        self.allow(by, worker_id)
         with self._borrow() as store:
-            self._require(store, worker_id)
             store.stop_worker(worker_id, now=time.time(), state=state)
         with self._lock:
             self._claims.pop(worker_id, None)
@@ -246,9 +285,18 @@ class Dispatcher:
 
     # --- lookups ----------------------------------------------------------------------------
 
-    def workers(self) -> list[WorkerRecord]:
+    def workers(self, by: Grant | None = None) -> list[WorkerRecord]:
+        """Every worker; for a token of one workflow (``by``), those registered by tokens of
+        that workflow."""
         with self._borrow() as store:
-            return store.workers()
+            found = store.workers()
+            bound = None if by is None or by.workflow is None else store.tokens()
+        with self._lock:
+            self._owners.update((w.id, w.token_id) for w in found)
+        if bound is None or by is None:
+            return found
+        ours = {t.id for t in bound if t.workflow == by.workflow}
+        return [w for w in found if w.token_id in ours]
 
     def authenticate(self, token: str) -> Grant | None:
         """As :meth:`herd.service.hub.Hub.authenticate`, on the workers' own connections."""
@@ -315,17 +363,6 @@ def _terms(c: ClaimIn) -> dict[str, Any]:
         "ends_before": c.ends_before,
         "capacity": c.capacity,
     }
-
-
-@contextlib.contextmanager
-def _registered(store: Store, worker_id: int) -> Iterator[None]:
-    """A claim refused by the store for a worker it does not know: 404, register first."""
-    try:
-        yield
-    except StoreError:
-        if not any(w.id == worker_id for w in store.workers()):
-            raise NotFoundError(f"no worker {worker_id}: register first") from None
-        raise
 
 
 def _check_lease(lease: float) -> None:

@@ -294,9 +294,11 @@ class WorkerStore(Protocol):
         resources: Mapping[str, float],
         now: float,
         lease: float,
+        token_id: int | None = None,
     ) -> int:
         """Record a new worker (``active``, its leases lasting ``lease`` seconds: :meth:`reap`
-        marks it ``lost`` when it has been silent longer) and return its id."""
+        marks it ``lost`` when it has been silent longer) and return its id; ``token_id`` is the
+        token of ``herd serve`` that registered it (None: a database worker)."""
         ...
 
     def claim(

@@ -84,6 +84,7 @@ class QueueMethods:
         resources: Mapping[str, float],
         now: float,
         lease: float,
+        token_id: int | None = None,
     ) -> int:
         values = {
             "host": host,
@@ -92,6 +93,7 @@ class QueueMethods:
             "now": now,
             "lease": lease,
             "resources": encode(dict(resources)),
+            "token_id": token_id,
         }
         return self._queue(
             f"register worker pid {pid} on {host}",

@@ -150,6 +150,9 @@ class WorkerRecord:
     held: int = 0
     #: seconds its leases last without a heartbeat
     lease: float = 0.0
+    #: the id of the token that registered it over HTTP (`herd token list`), which alone (or an
+    #: admin token) may drive it there; None: registered without one (a database worker)
+    token_id: int | None = None
 
     def silent(self, now: float) -> bool:
         """Whether the worker stopped renewing its leases: :meth:`Store.reap` would take its

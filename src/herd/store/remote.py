@@ -131,7 +131,9 @@ class RemoteQueue:
         resources: Mapping[str, float],
         now: float,
         lease: float,
+        token_id: int | None = None,
     ) -> int:
+        """(``token_id`` is not sent: the server records the token this queue sends.)"""
         body = wire.Register(host, pid, user, dict(resources), lease)
         return self._answer(wire.Registered, "POST", "/workers", body).id
 

@@ -167,9 +167,9 @@ def attempt_record(row: Row) -> AttemptRecord:
 
 
 def worker_record(row: Row) -> WorkerRecord:
-    worker_id, host, pid, user, started, heartbeat, state, resources, held, lease = row
+    worker_id, host, pid, user, started, heartbeat, state, resources, held, lease, token = row
     return WorkerRecord(
-        worker_id, host, pid, user, started, heartbeat, state, floats(resources), held, lease
+        worker_id, host, pid, user, started, heartbeat, state, floats(resources), held, lease, token
     )
 
 

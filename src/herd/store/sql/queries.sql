@@ -264,8 +264,9 @@ UPDATE tasks SET state = :state, updated = :time, reason = :reason, cancelled_by
 WHERE workflow_id = :workflow_id AND name = :task;
 
 -- insert_worker --
-INSERT INTO workers (host, pid, username, started, heartbeat, state, resources, lease)
-VALUES (:host, :pid, :user, :now, :now, 'active', :resources, :lease)
+INSERT INTO workers (host, pid, username, started, heartbeat, state, resources, lease,
+    token_id)
+VALUES (:host, :pid, :user, :now, :now, 'active', :resources, :lease, :token_id)
 RETURNING id;
 
 -- worker_by_id --
@@ -274,7 +275,7 @@ SELECT host, username, pid, state FROM workers WHERE id = :worker_id;
 -- all_workers --
 SELECT w.id, w.host, w.pid, w.username AS user, w.started, w.heartbeat, w.state, w.resources,
     (SELECT count(*) FROM queue AS q WHERE q.worker_id = w.id AND q.state = 'running') AS held,
-    w.lease
+    w.lease, w.token_id
 FROM workers AS w
 ORDER BY w.id;
 

@@ -182,7 +182,9 @@ CREATE TABLE workers (
     heartbeat    REAL NOT NULL,                 -- last renewal of its leases
     state        TEXT NOT NULL,                 -- active, draining, stopped or lost
     resources    TEXT NOT NULL DEFAULT '{}',    -- JSON object: what it offers
-    lease        REAL NOT NULL                  -- seconds its leases last; lost when silent longer
+    lease        REAL NOT NULL,                 -- seconds its leases last; lost when silent longer
+    token_id     INTEGER REFERENCES tokens (id) -- the token that registered it over HTTP, which
+                                                -- alone (or an admin token) drives it; NULL: none
 ) STRICT;
 
 -- The end of the output of failed attempts run by workers, so reports work from any host.

@@ -182,7 +182,8 @@ CREATE TABLE workers (
     heartbeat    double precision NOT NULL,
     state        text NOT NULL,
     resources    jsonb NOT NULL DEFAULT '{}',
-    lease        double precision NOT NULL
+    lease        double precision NOT NULL,
+    token_id     bigint                         -- references tokens (below)
 );
 
 -- The end of the output of failed attempts run by workers, so reports work from any host.
@@ -248,3 +249,7 @@ CREATE TABLE tokens (
     expires      double precision,
     revoked      double precision
 );
+
+-- The token that registered a worker over HTTP, which alone (or an admin token) drives it; NULL:
+-- none (a database worker).
+ALTER TABLE workers ADD FOREIGN KEY (token_id) REFERENCES tokens (id);
