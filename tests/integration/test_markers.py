@@ -77,9 +77,12 @@ class _Checking(QuietReporter):
     def __init__(self, workdir: Path) -> None:
         super().__init__(io.StringIO())
         self.workdir, self.seen = workdir, 0
+        #: the most threads herd's process had while it reported
+        self.threads = threading.active_count()
 
     def finished(self, task: Task, state: TaskState, seconds: float, detail: str) -> None:
         super().finished(task, state, seconds, detail)
+        self.threads = max(self.threads, threading.active_count())
         if state is TaskState.SUCCEEDED:
             assert (self.workdir / task.cwd / f"{task.name}.log_done").exists(), task.name
             recorded = states(self.workdir, "workflow")[task.name]
@@ -87,15 +90,21 @@ class _Checking(QuietReporter):
             self.seen += 1
 
 
-def test_o2dpg_markers_exist_before_success_is_recorded_or_shown(tmp_path: Path) -> None:
+@pytest.mark.parametrize("slow", [False, True], ids=["fast creates", "slow creates"])
+def test_o2dpg_markers_exist_before_success_is_recorded_or_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow: bool
+) -> None:
     """Every success has its marker before it is recorded or shown; a dependent finds its
-    predecessor's marker."""
+    predecessor's marker. Where creates are fast (stood in for by a threshold of an hour) herd
+    makes them in its loop and starts no thread; where they are slow (a threshold of zero) the
+    thread takes them over, with the same promise."""
+    monkeypatch.setattr(herd.exec.markers, "SLOW", 0.0 if slow else 3600.0)
 
     def stage(name: str, cmd: str, needs: list[str], cwd: str) -> dict[str, object]:
         resources = {"cpu": 1, "mem": 100}
         return {"name": name, "cmd": cmd, "needs": needs, "resources": resources, "cwd": cwd}
 
-    stages = [stage(f"t{i}", "true", [], "./") for i in range(40)]
+    stages = [stage(f"t{i}", "true", [], "./") for i in range(60)]
     stages += [
         stage("sim", "true", [], "tf1"),
         stage("reco", "test -e sim.log_done", ["sim"], "tf1"),
@@ -104,9 +113,11 @@ def test_o2dpg_markers_exist_before_success_is_recorded_or_shown(tmp_path: Path)
     spec.write_text(json.dumps({"stages": stages}))
     reporter = _Checking(tmp_path)
     options = RunOptions(workdir=tmp_path, limits=Limits({"cpu": 2, "mem": 1000}))
+    threads = threading.active_count()
     result = run_workflow(load(spec), options, reporter)
     assert result.status == "succeeded", result
     assert reporter.seen == len(stages)
+    assert reporter.threads == (threads + 1 if slow else threads)
 
 
 def test_a_run_whose_marker_cannot_be_made_stops_with_the_path(tmp_path: Path) -> None:
