@@ -20,8 +20,7 @@ from __future__ import annotations
 from herd.core.bulk import gc_paused
 from herd.formats.decoding import Document, parse, read_text
 from herd.formats.detection import FORMATS, detect, detect_data
-from herd.formats.loading import LOADERS, load, load_document, load_text, loader
-from herd.formats.pegasus_catalogs import Setup
+from herd.formats.loading import LOADERS, Setup, load, load_document, load_text, loader
 from herd.formats.writing import dump, dumps
 
 __all__ = [

@@ -6,6 +6,7 @@ recursion, YAML aliases that repeat a value exponentially often — with a
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import re
@@ -14,13 +15,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from xml.etree import ElementTree
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import yaml
 
 from herd.errors import SpecError
+
+if TYPE_CHECKING:
+    from xml.etree import ElementTree
+
+    import yaml
 
 #: what herd reads, the hint of a document it cannot name
 KNOWN = (
@@ -32,8 +37,15 @@ _XML_ROOT = re.compile(
     r"(?:\s+|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)*<([A-Za-z_][\w.:-]*)", re.DOTALL
 )
 
-#: the libyaml-backed loader when PyYAML was built with it (an order of magnitude faster)
-_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+@functools.cache
+def pyyaml() -> tuple[ModuleType, Any]:
+    """PyYAML and its safe loader, libyaml's when PyYAML was built with it (an order of magnitude
+    faster); imported at the first YAML document, since a JSON or XML spec does not need the
+    20 ms its import takes."""
+    import yaml
+
+    return yaml, getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,14 +143,16 @@ def parse(text: str, source: str) -> Document:
         try:
             return Document(source, data=json.loads(text))
         except json.JSONDecodeError as exc:
+            lib, loader = pyyaml()
             try:  # YAML flow style also starts with a brace
-                return Document(source, data=yaml.load(text, Loader=_YamlLoader))
-            except yaml.YAMLError:
+                return Document(source, data=lib.load(text, Loader=loader))
+            except lib.YAMLError:
                 problem = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
                 raise SpecError(problem, file=source) from None
+    lib, loader = pyyaml()
     try:
-        data = yaml.load(text, Loader=_YamlLoader)
-    except yaml.YAMLError as exc:
+        data = lib.load(text, Loader=loader)
+    except lib.YAMLError as exc:
         raise _yaml_error(exc, source) from None
     if "&" in text and _ANCHOR.search(text):  # aliases may repeat a value exponentially often
         _check_aliases(data, source)
@@ -183,6 +197,8 @@ def _xml_root(text: str, source: str) -> str:
     match = _XML_ROOT.match(text)
     if match is not None:
         return match.group(1).rpartition(":")[2]
+    from xml.etree import ElementTree
+
     try:  # not a simple prolog: let the real parser find the root or the error
         return ElementTree.fromstring(text).tag.rpartition("}")[2]
     except ElementTree.ParseError as exc:
@@ -197,7 +213,7 @@ def xml_error(exc: ElementTree.ParseError, source: str) -> SpecError:
 
 
 def _yaml_error(exc: yaml.YAMLError, source: str) -> SpecError:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+    if isinstance(exc, pyyaml()[0].MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
         problem = f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
         hint = None

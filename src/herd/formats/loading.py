@@ -8,8 +8,8 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-from xml.etree import ElementTree
 
 from herd.core.bulk import gc_paused
 from herd.core.model import MAX_TASKS, Workflow
@@ -25,7 +25,6 @@ from herd.formats.decoding import (
     xml_error,
 )
 from herd.formats.detection import detect_data
-from herd.formats.pegasus_catalogs import Setup
 
 #: format -> "module:function"; XML loaders take the text, the others the parsed data
 LOADERS: dict[str, str] = {
@@ -37,6 +36,15 @@ LOADERS: dict[str, str] = {
 }
 
 _Loader = Callable[[Any, str], Workflow]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What ``pegasus-plan`` would be given besides the workflow: ``--conf`` and ``-D``. (Here,
+    not with the catalogs that read it: a spec of another format does not import those.)"""
+
+    conf: str | None = None
+    defines: Mapping[str, str] = field(default_factory=dict)
 
 
 def load(
@@ -94,7 +102,9 @@ def load_document(
         from herd.formats.pegasus import load_data
 
         workflow = load_data(doc.data, doc.source, setup)
-    elif doc.text is not None:
+    elif doc.text is not None:  # XML, which its loader imported ElementTree for
+        from xml.etree import ElementTree
+
         try:
             workflow = loader(fmt)(doc.text, doc.source)
         except ElementTree.ParseError as exc:

@@ -45,10 +45,10 @@ from typing import Any
 from herd.core.model import SpecFormat, Task, Workflow, frozen_map
 from herd.exec.stage import SCHEMES, scheme
 from herd.formats.common import describe, fail, freeze, list_of_maps
+from herd.formats.loading import Setup
 from herd.formats.pegasus_catalogs import (
     KINDS,
     Found,
-    Setup,
     Transformation,
     catalog,
     properties,

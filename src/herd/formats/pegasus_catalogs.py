@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from herd.formats.common import describe, fail, list_of_maps
+from herd.formats.decoding import pyyaml
+from herd.formats.loading import Setup
 from herd.formats.pegasus_commands import parse_hooks
 from herd.formats.pegasus_profiles import Profiles, Report, get_field, parse_profiles
 from herd.formats.pegasus_staging import Replica, replica
@@ -36,16 +36,6 @@ KINDS: dict[str, tuple[str, str, str]] = {
 #: how each kind's entries are told apart when an inline entry wins over a file's
 _ENTRY_KEY = {"replica": "lfn", "transformation": "name", "site": "name"}
 PROPERTIES = "pegasus.properties"
-
-_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True)
-class Setup:
-    """What ``pegasus-plan`` would be given besides the workflow: ``--conf`` and ``-D``."""
-
-    conf: str | None = None
-    defines: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,9 +123,10 @@ def _catalog_file(
     path: str, list_key: str, source: str, where: str, found: Found
 ) -> list[Mapping[str, Any]]:
     text = _read(path, source, where, found)
+    lib, loader = pyyaml()
     try:
-        data = yaml.load(text, Loader=_YamlLoader)
-    except yaml.YAMLError as exc:
+        data = lib.load(text, Loader=loader)
+    except lib.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         fail(f"invalid YAML{at}", path, None, None, "fix the catalog file")

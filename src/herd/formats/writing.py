@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from herd.core.model import Workflow
 from herd.errors import HerdError, SpecError
 
-#: the libyaml-backed dumper when PyYAML was built with it (an order of magnitude faster)
-_YamlDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+if TYPE_CHECKING:
+    import yaml
 
 
 def dumps(workflow: Workflow, fmt: str = "yaml") -> str:
@@ -24,9 +23,10 @@ def dumps(workflow: Workflow, fmt: str = "yaml") -> str:
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "yaml":
-        text: str = yaml.dump(
+        lib, dumper = _pyyaml_dumper()
+        text: str = lib.dump(
             data,
-            Dumper=_Dumper,
+            Dumper=dumper,
             sort_keys=False,
             allow_unicode=True,
             default_flow_style=None,
@@ -62,5 +62,13 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-_Dumper: Any = type("_Dumper", (_YamlDumper,), {})
-_Dumper.add_representer(str, _represent_str)
+@functools.cache
+def _pyyaml_dumper() -> tuple[Any, Any]:
+    """PyYAML (imported at the first YAML written) and herd's dumper: libyaml's when PyYAML was
+    built with it (an order of magnitude faster), scripts as literal blocks."""
+    import yaml
+
+    base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    dumper: Any = type("_Dumper", (base,), {})
+    dumper.add_representer(str, _represent_str)
+    return yaml, dumper

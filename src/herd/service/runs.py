@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herd.core.graph import Graph, build, check_limits, select
 from herd.core.model import MAX_TASKS, Limits, Workflow
@@ -21,14 +21,15 @@ from herd.exec.machine import parse_named, run_limits
 from herd.formats import Setup
 from herd.formats import load as load_spec
 from herd.formats.built import load_built as load_spec_built
-from herd.launch.slurm.executor import slurm_executor as launch_slurm_executor
-from herd.launch.slurm.jobs import SlurmOptions
-from herd.reports.script import serial_script
 from herd.run.local import Reporter, RunResult, run_workflow
-from herd.run.simulate import SimResult, durations_of
-from herd.run.simulate import simulate as simulate_graph
 from herd.run.submit import Prepared, RunOptions, prepare
 from herd.service.state import existing_store
+
+if TYPE_CHECKING:
+    from herd.run.simulate import SimResult
+
+# Slurm, the simulator and the script writer are imported by the operations that use them: a
+# `herd run` on this machine does not pay their ~16 ms of imports.
 
 __all__ = [
     "Graph",
@@ -98,6 +99,9 @@ def slurm_executor(
 ) -> Callable[[Workflow, Path], Executor]:
     """The executor factory (``RunOptions.executor``) that runs each task as a Slurm job
     (:mod:`herd.launch.slurm`) with these sbatch options; ``group`` tasks may share a job."""
+    from herd.launch.slurm.executor import slurm_executor as launch_slurm_executor
+    from herd.launch.slurm.jobs import SlurmOptions
+
     options = SlurmOptions(partition, account, qos, tuple(extra), group)
     return launch_slurm_executor(options)
 
@@ -126,6 +130,8 @@ def tasks(workflow: Workflow) -> list[dict[str, Any]]:
 
 def script(workflow: Workflow, targets: Sequence[str] = (), labels: Sequence[str] = ()) -> str:
     """The workflow (or the targets and what they need) as a serial bash script."""
+    from herd.reports.script import serial_script
+
     graph = build(workflow)
     return serial_script(graph, select(graph, list(targets), list(labels)))
 
@@ -156,6 +162,9 @@ def simulate(
 ) -> SimResult:
     """The real scheduler over ``workflow`` on a virtual clock: tasks last what the spec records
     (``duration`` for those it gives none); ``blind`` schedules without looking at durations."""
+    from herd.run.simulate import durations_of
+    from herd.run.simulate import simulate as simulate_graph
+
     graph = validate(workflow, limits)
     durations = durations_of(graph, duration)
     return simulate_graph(
@@ -166,3 +175,12 @@ def simulate(
         use_durations=not blind,
         keep_schedule=keep_schedule,
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``SimResult``, imported with the simulator at the first use."""
+    if name == "SimResult":
+        from herd.run.simulate import SimResult
+
+        return SimResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

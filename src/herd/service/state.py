@@ -15,7 +15,6 @@ from pathlib import Path
 
 from herd.errors import NoStateError, UsageError
 from herd.formats import load
-from herd.reports.status import pick_workflow
 from herd.store import ENV, is_url, locate, open_store
 from herd.store.base import Store, WorkflowRecord
 from herd.store.workdir import Workdir
@@ -96,7 +95,7 @@ def reading(
     with existing_store(workdir, store) as opened:
         if opened is None:
             raise UsageError(f"herd has not run anything in {where(workdir, store)} yet{then}")
-        yield opened, pick_workflow(opened, workflow, where(workdir, store))
+        yield opened, _pick(opened, workflow, where(workdir, store))
 
 
 @contextlib.contextmanager
@@ -112,6 +111,14 @@ def changing(
         try:
             if workflow is None and spec:
                 workflow = load(spec).name
-            yield opened, pick_workflow(opened, workflow, where(workdir, store))
+            yield opened, _pick(opened, workflow, where(workdir, store))
         finally:
             opened.close()
+
+
+def _pick(store: Store, workflow: str | None, where: str) -> WorkflowRecord:
+    """:func:`herd.reports.status.pick_workflow`, imported at the first use: ``herd run``, which
+    imports this module, does not pay the 25 ms the reports take to import."""
+    from herd.reports.status import pick_workflow
+
+    return pick_workflow(store, workflow, where)
