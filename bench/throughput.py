@@ -25,8 +25,11 @@ directory each, under ``--dir`` or the temp directory, all kept until the end), 
 the exec-only baseline and a probe of how long creating a file takes there (the O2DPG cases make
 one per task; see :func:`create_cost`: right after a run that deleted many files, this guest
 creates them 10-40 times slower); the ratio is herd's rate over the
-baseline run just before it. The script prints every pair with the load average, then the
-median ratio per case over the repeats. The machine is shared: trust the ratios, not the rates.
+baseline run just before it. The script prints every pair with the load average and how many
+vCPUs each side kept busy on average (CPU time of the command and everything it started, over its
+wall time: on this 2-vCPU guest, xargs keeps ~1.7 busy and herd ~1.3, the rest idles while herd
+waits in its vforks; docs/performance.md, session 11), then the median ratio per case over the
+repeats. The machine is shared: trust the ratios, not the rates.
 ``--python`` runs the herd installed for another interpreter (an older checkout's ``.venv``);
 ``--baseline PY`` also runs that one's herd in every pair, between the shell baseline and herd,
 and reports herd over it too (``--baseline /work/base/.venv/bin/python``: before and after a
@@ -45,6 +48,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import stat
 import statistics
 import subprocess
@@ -64,11 +68,22 @@ def bytecode_cache() -> dict[str, str]:
     return env
 
 
+#: vCPUs the last :func:`timed` command kept busy on average (see there)
+BUSY: list[float] = [0.0]
+
+
 def timed(cmd: list[str] | str, *, shell: bool = False, env: dict[str, str] | None = None) -> float:
-    """Seconds ``cmd`` takes; its stdout is drained and dropped (a pipe, not a terminal)."""
+    """Seconds ``cmd`` takes; its stdout is drained and dropped (a pipe, not a terminal). Also
+    sets :data:`BUSY`: the CPU time of the command and of every process it started (each reaped
+    by its parent, so counted in ours), over those seconds; on two vCPUs, 2.0 leaves none idle."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, shell=shell, check=True, stdout=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    BUSY[0] = cpu / wall
+    return wall
 
 
 def xargs_sh(n: int, jobs: int) -> float:
@@ -173,7 +188,11 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable, help="whose herd to run")
     ap.add_argument("--baseline", metavar="PY", help="another herd to run in every pair too")
     ap.add_argument("--no-bytecode-cache", action="store_true", help="herd compiles every run")
-    ap.add_argument("--dir", type=Path, help="where the runs work (default: the temp directory)")
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        help="where the runs work, made if missing (default: the temp directory)",
+    )
     args = ap.parse_args()
     env = None if args.no_bytecode_cache else bytecode_cache()
     cases = args.case or list(CASES)
@@ -183,12 +202,15 @@ def main() -> None:
     loop_ratios: dict[str, list[float]] = {c: [] for c in cases}
     base_ratios: dict[str, list[float]] = {c: [] for c in cases}
     over_base: dict[str, list[float]] = {c: [] for c in cases}
+    busy: dict[str, list[tuple[float, float]]] = {c: [] for c in cases}  # (xargs sh, herd)
     print(f"{n} x true, {j} slots; baseline: seq {n} | xargs -P {j} -I{{}} /bin/sh -c true")
     print(f"herd: {args.python} -m herd.cli; load {load():.2f} at the start")
     if args.baseline:
         print(f"baseline herd: {args.baseline} -m herd.cli")
     cache = "off" if env is None else f"on ({env['PYTHONPYCACHEPREFIX']})"
     print(f"bytecode cache {cache}")
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for py in filter(None, (args.python, args.baseline)):  # fills the cache, warms up
             herd_rate(cases[0], 10, j, Path(tmp), py, env)
@@ -202,8 +224,10 @@ def main() -> None:
             )
             for case in cases:
                 base = xargs_sh(n, j)
+                base_busy = BUSY[0]
                 old = herd_rate(case, n, j, Path(tmp), args.baseline, env) if args.baseline else 0.0
                 h = herd_rate(case, n, j, Path(tmp), args.python, env)
+                busy[case].append((base_busy, BUSY[0]))
                 ratios[case].append(h / base)
                 exec_ratios[case].append(h / floor)
                 loop_ratios[case].append(h / loop)
@@ -214,7 +238,8 @@ def main() -> None:
                     versus = f"  baseline herd {old:6.0f}/s ({old / base:.2f})"
                 print(
                     f"  {case:9s} xargs sh {base:6.0f}/s{versus}  herd {h:6.0f}/s  ratio"
-                    f" {h / base:.2f}  (vs exec-only {h / floor:.2f}; load {load():.2f})"
+                    f" {h / base:.2f}  (vs exec-only {h / floor:.2f}; vCPUs busy: xargs"
+                    f" {base_busy:.2f}, herd {BUSY[0]:.2f}; load {load():.2f})"
                 )
     print(f"\nmedian over {args.repeat} pairs (target >= {TARGET} of xargs -P {j} sh -c true):")
     for case in cases:
@@ -224,6 +249,8 @@ def main() -> None:
             f"  {case:9s} {med:.2f} {mark:5s}  [{' '.join(f'{r:.2f}' for r in ratios[case])}]"
             f"  vs xargs -n 1 true: {statistics.median(exec_ratios[case]):.2f}"
             f"; vs the bare spawn loop: {statistics.median(loop_ratios[case]):.2f}"
+            f"; vCPUs busy: xargs sh {statistics.median(b[0] for b in busy[case]):.2f},"
+            f" herd {statistics.median(b[1] for b in busy[case]):.2f}"
         )
         if args.baseline:
             print(
