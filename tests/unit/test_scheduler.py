@@ -289,3 +289,37 @@ def test_invariants_hold_on_random_dags(
     # deterministic: the same inputs give the same schedule
     again = Scheduler(graph, limits, policy=policy, keep_going=keep_going)
     assert run_virtual(again, durations, fails) == log
+
+
+class _PushedOneByOne(Scheduler):
+    """The set-up before the bulk one: every ready task pushed on its class's heap in turn."""
+
+    def _init_todo(self, todo: set[int]) -> None:
+        ptr, ids = self.graph.parent_ptr, self.graph.parent_ids
+        ready = []
+        for i in sorted(todo):
+            unmet = sum(1 for p in ids[ptr[i] : ptr[i + 1]] if p in todo)
+            self.unmet[i] = unmet
+            self.state[i] = TaskState.WAITING
+            self.counts[TaskState.SKIPPED] -= 1
+            self.counts[TaskState.WAITING] += 1
+            if unmet == 0:
+                ready.append(i)
+        for i in ready:
+            self._set(i, TaskState.READY)
+            self._push(i)
+
+
+@settings(max_examples=150, deadline=None)
+@given(random_workflows(), st.sampled_from(list(Policy)), st.integers(0, 2**16))
+def test_the_bulk_set_up_schedules_as_pushing_each_ready_task_did(
+    case: tuple[Workflow, Limits, list[float], frozenset[int]], policy: Policy, subset: int
+) -> None:
+    w, limits, durations, fails = case
+    graph = build(w)
+    todo = [i for i in range(len(graph)) if subset >> (i % 16) & 1] if subset % 3 else None
+    bulk = Scheduler(graph, limits, policy=policy, todo=todo)
+    pushed = _PushedOneByOne(graph, limits, policy=policy, todo=todo)
+    assert bulk.counts == pushed.counts and bulk.state == pushed.state
+    assert bulk.unmet == pushed.unmet
+    assert run_virtual(bulk, durations, fails) == run_virtual(pushed, durations, fails)
