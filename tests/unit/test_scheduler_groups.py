@@ -146,3 +146,24 @@ def test_extend_keeps_old_edges_adds_file_edges_into_new_tasks_only() -> None:
         extend(graph, [Task("again", "true", outputs=("x",))])
     with pytest.raises(ValidationError, match="cycle"):
         extend(graph, [task("p", ["q"]), task("q", ["p"])])
+
+
+def test_an_added_task_is_held_at_its_own_demand_while_resource_maps_come_and_go() -> None:
+    """The scheduler makes each resource map's demand vector once: a map that went away with the
+    graph holding it must not lend its id, and so its vector, to a new map of another size."""
+    s = Scheduler(build(Workflow("t", (task("first"),))), Limits({"cpu": 8}))
+    (first,) = [d for d in s.start() if isinstance(d, Start)]
+    handle(s, Finished(first.task, True, 0.0))
+    for n in range(1, 60):
+        # every task anew (the same names, needs and resources, new objects), and one more
+        tasks = [
+            Task(t.name, "true", needs=t.needs, resources=frozen_map(dict(t.resources)))
+            for t in s.graph.tasks
+        ]
+        cpu = float(1 + n % 5)
+        tasks.append(Task(f"x{n}", "true", resources=frozen_map({"cpu": cpu})))
+        graph = build(Workflow("t", tuple(tasks)))
+        out = handle(s, AddTasks(graph, frozenset({n}), float(n)))
+        assert started(s, out) == [f"x{n}"]
+        assert s.used() == {"cpu": cpu}, f"x{n}"
+        handle(s, Finished(n, True, float(n)))

@@ -53,7 +53,7 @@ State collections
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from herd.core.events import (
@@ -163,8 +163,9 @@ class Scheduler:
         self._running: dict[int, tuple[float, ...]] = {}
         self._held: set[str] = set()
         self._classes: dict[tuple[tuple[float, ...], str | None], _Class] = {}
-        #: id of a task's resource map (the graph keeps it alive) -> its demand vector
-        self._vectors: dict[int, tuple[float, ...]] = {}
+        #: id of a task's resource map -> (that map, kept alive so that its id is not reused by
+        #: another when tasks are added; its demand vector)
+        self._vectors: dict[int, tuple[Mapping[str, float], tuple[float, ...]]] = {}
         self._blocked: int | None = None
         self._bypass = 0
         #: the first task that failed finally: without keep_going, it halts the run
@@ -477,13 +478,14 @@ class Scheduler:
             res = self._overrides[i][0]
             return tuple(float(res.get(p, 0.0)) for p in self.pools)
         resources = self.graph.tasks[i].resources
-        vector = self._vectors.get(id(resources))
-        if vector is None:
+        kept = self._vectors.get(id(resources))
+        if kept is None:
             res = self.graph.tasks[i].demand
-            vector = self._vectors[id(resources)] = tuple(
-                float(res.get(p, 0.0)) for p in self.pools
+            kept = self._vectors[id(resources)] = (
+                resources,
+                tuple(float(res.get(p, 0.0)) for p in self.pools),
             )
-        return vector
+        return kept[1]
 
     def _class_of(self, i: int) -> _Class:
         """The class of ready task ``i``: its demand vector and semaphore (made when new)."""
