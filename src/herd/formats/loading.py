@@ -102,7 +102,7 @@ def load_document(
         from herd.formats.pegasus import load_data
 
         workflow = load_data(doc.data, doc.source, setup)
-    elif doc.text is not None:  # XML, which its loader imported ElementTree for
+    elif doc.text is not None:  # XML: its loader parses it with ElementTree, errors caught here
         from xml.etree import ElementTree
 
         try:
