@@ -189,12 +189,9 @@ class Scheduler:
 
     def _init_todo(self, todo: set[int]) -> None:
         """Every task to run waits, or is ready when none of what it needs is to run. The ready
-        ones go to their classes' heaps in bulk: a task's class is found from its resources
-        (tasks share a few resource maps), and each heap is made once (``heapify``, linear)."""
+        ones go to their classes' heaps in bulk, each heap made once (``heapify``, linear)."""
         ptr, ids = self.graph.parent_ptr, self.graph.parent_ids
-        tasks, keys, state, unmet_of = self.graph.tasks, self._keys, self.state, self.unmet
-        #: (a task's resources, its semaphore) -> its class
-        classes: dict[tuple[tuple[tuple[str, float], ...], str | None], _Class] = {}
+        keys, state, unmet_of = self._keys, self.state, self.unmet
         ready = 0
         for i in sorted(todo):
             unmet = sum(1 for p in ids[ptr[i] : ptr[i + 1]] if p in todo)
@@ -204,12 +201,7 @@ class Scheduler:
                 continue
             state[i] = R
             ready += 1
-            task = tasks[i]
-            shape = (tuple(task.resources.items()), task.semaphore)
-            cls = classes.get(shape)
-            if cls is None:
-                cls = classes[shape] = self._class_of(i)
-            cls.heap.append((keys[i], i))
+            self._class_of(i).heap.append((keys[i], i))
         for cls in self._classes.values():
             heapq.heapify(cls.heap)
         self.counts[SKIP] -= len(todo)
