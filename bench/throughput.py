@@ -17,9 +17,9 @@ driver of shell commands does); ``xargs -P J -n 1 true`` (exec only, the floor) 
 and so is a bare loop of herd's spawn call (``os.posix_spawn`` + ``os.wait``, J in flight) in a
 process that imported herd: what herd would make with no work of its own per task, and how long
 the machine keeps such a process waiting in each vfork (170-190 µs or 420-520 µs on this
-project's guest, depending on where the child lands; docs/performance.md, issue 18). herd's rate
-over that loop's (median per case) is the share of the machine's spawn rate that herd's own work
-per task leaves.
+project's guest, depending on where the child lands, which ``bench/placement.py`` shows;
+docs/performance.md, issue 18). herd's rate over that loop's (median per case) is the share of
+the machine's spawn rate that herd's own work per task leaves.
 Each repeat runs, for every case, the shell baseline then herd (alternating pairs, a fresh working
 directory each, under ``--dir`` or the temp directory, all kept until the end), and once per repeat
 the exec-only baseline and a probe of how long creating a file takes there (the O2DPG cases make
