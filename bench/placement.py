@@ -57,28 +57,35 @@ def record(cmd: list[str], data: Path, cwd: Path) -> None:
 
 
 def analyse(data: Path) -> Placement:
-    """The placement figures of one trace; the driver is the process that created most tasks."""
+    """The placement figures of one trace file."""
     out = subprocess.run(
         ["perf", "script", "-i", str(data), "-F", "comm,pid,cpu,time,event,trace"],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    rows = [m for m in map(_LINE.match, out.splitlines()) if m]
-    births: dict[int, list[tuple[int, int, str]]] = collections.defaultdict(list)
-    for m in rows:
-        if m["event"] == "sched:sched_wakeup_new":
-            fields = dict(_FIELD.findall(m["rest"]))
-            births[int(m["pid"])].append((int(fields["pid"]), int(fields["target_cpu"]), m["comm"]))
-    if not births:
+    placement = summarise(out)
+    if placement is None:
         print(f"bench/placement.py: no process creation in {data}: was the tracepoint recorded?",
               file=sys.stderr)  # fmt: skip
         sys.exit(2)
+    return placement
+
+
+def summarise(trace: str) -> Placement | None:
+    """The placement figures of ``perf script`` output (fields comm, pid, cpu, time, event,
+    trace); the driver is the process that created most processes. None: it created none."""
+    rows = [m for m in map(_LINE.match, trace.splitlines()) if m]
+    births: dict[int, list[tuple[int, str]]] = collections.defaultdict(list)
+    for m in rows:
+        if m["event"] == "sched:sched_wakeup_new":
+            births[int(m["pid"])].append((int(dict(_FIELD.findall(m["rest"]))["pid"]), m["comm"]))
+    if not births:
+        return None
     parent = max(births, key=lambda pid: len(births[pid]))
-    children = births[parent]
-    tasks = {child for child, _, _ in children}
+    tasks = {child for child, _ in births[parent]}
     same = 0
     current: dict[int, int] = {}  # vCPU -> pid running there
     share: dict[int, float] = collections.defaultdict(float)
-    last: float | None = None
+    last: float | None = None  # the time of the last event, from the first task's creation
     for m in rows:
         t, cpu = float(m["time"]), int(m["cpu"])
         if m["event"] == "sched:sched_wakeup_new" and int(m["pid"]) == parent:
@@ -91,7 +98,7 @@ def analyse(data: Path) -> Placement:
             current[cpu] = int(dict(_FIELD.findall(m["rest"]))["next_pid"])
     total = sum(share.values()) or 1.0
     return Placement(
-        driver=children[0][2],
+        driver=births[parent][0][1],
         tasks=len(tasks),
         same_cpu=same,
         running={k: v / total for k, v in sorted(share.items())},
