@@ -173,7 +173,12 @@ def run(mode: str, n: int, jobs: int, work: float, library: Path | None) -> tupl
     argv = [sys.executable, "-c", LOOP, str(n), str(jobs), mode, str(work)]
     if library is not None:
         argv.append(str(library))
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        print(f"bench/spawners.py: the {mode} loop failed: {why}", file=sys.stderr)
+        sys.exit(2)
+    out = done.stdout.split()
     return float(out[0]), float(out[1])
 
 
@@ -186,6 +191,8 @@ def main() -> None:
     ap.add_argument("--work-us", type=float, default=300.0, help="Python CPU a task, µs")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
+    if args.n < 1 or args.j < 1:
+        ap.error("-n and -j must be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
         library, why = build(Path(tmp))
         modes = [m for m in MODES if library is not None or not m.startswith("c-")]
