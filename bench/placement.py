@@ -121,6 +121,8 @@ def main() -> None:
     ap.add_argument("-j", type=int, default=2)
     ap.add_argument("--python", default=sys.executable, help="whose herd to run")
     args = ap.parse_args()
+    if args.n < 1 or args.j < 1:
+        ap.error("-n and -j must be at least 1")
     if shutil.which("perf") is None:
         print("bench/placement.py: perf is not installed (Debian: apt-get install linux-perf)",
               file=sys.stderr)  # fmt: skip
