@@ -3,24 +3,16 @@ itself needs perf and root)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-PLACEMENT = Path(__file__).resolve().parents[2] / "bench" / "placement.py"
+from tests import bench
 
 
 @pytest.fixture(scope="module")
 def placement() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_placement", PLACEMENT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return bench.load("placement")
 
 
 def new(comm: str, pid: int, cpu: int, t: float, child: int, target: int) -> str:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -14,18 +11,12 @@ from herd.core.graph import build, check_limits
 from herd.core.model import Limits, Workflow
 from herd.formats import load_text
 from herd.run.simulate import durations_of, simulate
-
-GENERATE = Path(__file__).resolve().parents[2] / "bench" / "generate.py"
+from tests import bench
 
 
 @pytest.fixture(scope="module")
 def generate() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_generate", GENERATE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return bench.load("generate")
 
 
 def generated(generate: ModuleType, kind: str, size: int, links: str | None = None) -> Workflow:
