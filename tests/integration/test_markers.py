@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import re
@@ -16,6 +17,8 @@ import pytest
 import herd.exec.markers
 from herd.core.model import Limits, Task, TaskState
 from herd.errors import ExecutionError
+from herd.exec.base import Launch
+from herd.exec.executor import LocalExecutor
 from herd.exec.markers import Markers
 from herd.formats import load
 from herd.run.local import RunOptions, run_workflow
@@ -132,3 +135,43 @@ def test_a_run_whose_marker_cannot_be_made_stops_with_the_path(tmp_path: Path) -
     ):
         run_workflow(load(spec), options, QuietReporter(io.StringIO()))
     assert states(tmp_path).get("t") is not TaskState.SUCCEEDED
+
+
+def test_a_marker_no_task_waits_for_is_made_after_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slot: the task after one that nothing needs starts before that one's marker is made
+    (its file creation does not delay the start); after a task that another needs, the marker
+    comes first, whichever task starts next, and the dependent finds it."""
+    log: list[tuple[str, str]] = []
+    make = herd.exec.markers._make
+
+    def logged_make(paths: list[str | Path]) -> ExecutionError | None:
+        log.extend(("marker", Path(p).name.removesuffix(".log_done")) for p in paths)
+        return make(paths)
+
+    start = LocalExecutor.start
+
+    def logged_start(self: LocalExecutor, launch: Launch) -> int:
+        log.append(("start", launch.key[0]))
+        return start(self, launch)
+
+    monkeypatch.setattr(herd.exec.markers, "_make", logged_make)
+    monkeypatch.setattr(LocalExecutor, "start", logged_start)
+    stage = {"cmd": "true", "resources": {"cpu": 1, "mem": 100}, "cwd": "./"}
+    stages = [{"name": f"t{i}", "needs": [], **stage} for i in range(5)]
+    stages += [{"name": "sim", "needs": [], **stage}, {"name": "reco", "needs": ["sim"], **stage}]
+    spec = tmp_path / "workflow.json"
+    spec.write_text(json.dumps({"stages": stages}))
+    options = RunOptions(workdir=tmp_path, limits=Limits({"cpu": 1, "mem": 1000}))
+    result = run_workflow(load(spec), options, QuietReporter(io.StringIO()))
+    assert result.status == "succeeded", result
+    order = {event: n for n, event in enumerate(log)}
+    names = [name for kind, name in log if kind == "start"]
+    assert len(names) == len(stages), log
+    for before, after in itertools.pairwise(names):
+        if before == "sim":
+            assert order[("marker", before)] < order[("start", after)], log
+        else:
+            assert order[("start", after)] < order[("marker", before)], log
+    assert order[("marker", "sim")] < order[("start", "reco")], log

@@ -21,9 +21,9 @@ runs again, after :func:`stop_leftovers` has killed the processes the dead herd 
 their ``HERD_TASK_TOKEN``, so a process started just before the kill is found too). Files a task
 leaves besides its record (done markers, removed temp files) are consistent with either outcome:
 a done marker counts as done, a removed temp input is made again. Done markers are made in the
-loop, or by a helper thread where creating them is slow (:mod:`herd.exec.markers`), and a commit
-waits for the markers of the successes it records, so a success is never on record (nor shown:
-what ended is reported after its commit) without its marker.
+loop after the turn's starts (before, if a task that follows one may start), or by a thread where
+creating them is slow (:mod:`herd.exec.markers`); a commit waits for the markers of the successes
+it records, so a success is never on record, nor shown (after its commit), without its marker.
 
 The working directory is locked for the whole run (``.herd/lock``); a second ``herd run`` there
 refuses at once.
@@ -170,13 +170,8 @@ class _Run:
         prepared: Prepared,
         workflow_id: int,
     ) -> None:
-        self.wf, self.options, self.reporter, self.store, self.wd = (
-            workflow,
-            options,
-            reporter,
-            store,
-            wd,
-        )
+        self.wf, self.options, self.reporter = workflow, options, reporter
+        self.store, self.wd = store, wd
         self.graph, self.plan, self.wid = prepared.graph, prepared.plan, workflow_id
         self.records, self.selected = prepared.records, prepared.selected
         self.files = Files(options.workdir, checksum=options.checksum)
@@ -286,8 +281,10 @@ class _Run:
             decisions: list[Decision] = []
             for ev in events:
                 decisions.extend(self._event(sched, ev))
-            self._hand_markers()
+            if self.markers_block:  # a task that follows one may start now: the marker first
+                self._hand_markers()
             self._apply(sched, decisions)  # the next tasks start before the last ones are recorded
+            self._hand_markers()  # (the markers no task waits for: after the starts)
             self._record_exits()
             self._fire_timers(sched)
             now = time.monotonic()
@@ -466,8 +463,8 @@ class _Run:
 
     def _hand_markers(self) -> None:
         """Make this turn's done markers, or hand them to their thread (:mod:`herd.exec.markers`);
-        wait for them when a task that follows one may start now, which must find the marker as
-        in O2DPG."""
+        wait for them when a task that follows one may start now (it must find the marker, as in
+        O2DPG): the loop then calls this before the turn's starts, else after them."""
         self.markers.create(self.new_markers)
         self.new_markers = []
         if self.markers_block:
