@@ -4,11 +4,14 @@ disk before herd records or reports a success."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import itertools
 import json
 import os
 import re
+import stat
+import tempfile
 import threading
 from pathlib import Path
 
@@ -38,6 +41,103 @@ def test_flush_returns_once_every_marker_exists(tmp_path: Path, threaded: bool) 
         markers.flush()
         assert all(p.is_file() for p in paths)
     assert old.stat().st_mtime > 1  # an existing marker is touched, as O2DPG's runner does
+
+
+def _inodes(paths: list[Path]) -> list[tuple[int, int]]:
+    return [(p.stat().st_dev, p.stat().st_ino) for p in paths]
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["in the loop", "threaded"])
+def test_a_runs_markers_are_hard_links_to_one_empty_file(tmp_path: Path, threaded: bool) -> None:
+    """One inode for all of a run's markers, in any folder of a file system: an empty regular
+    file of the user's, unnamed but for the markers (it goes when they do)."""
+    paths = [tmp_path / f"t{i}.log_done" for i in range(30)] + [tmp_path / "tf2" / "x.log_done"]
+    with contextlib.closing(Markers(threaded=threaded)) as markers:
+        markers.create([str(p) for p in paths])
+        markers.flush()
+    assert set(_inodes(paths)) == {_inodes(paths)[0]}
+    info = paths[0].stat()
+    assert (info.st_nlink, info.st_size, info.st_uid) == (len(paths), 0, os.getuid())
+    assert stat.S_ISREG(info.st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [p.name for p in paths[:-1]] + ["tf2"]
+    )  # nothing else in the folder
+
+
+def test_markers_on_another_file_system_link_to_a_file_there(tmp_path: Path) -> None:
+    """Each file system gets its own file to link to (/dev/shm: tmpfs, not the disk tmp_path is
+    on), made at its first marker."""
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as other:
+        assert os.stat(other).st_dev != tmp_path.stat().st_dev, "needs /dev/shm apart from /tmp"
+        here = [tmp_path / f"a{i}.log_done" for i in range(3)]
+        there = [Path(other) / f"b{i}.log_done" for i in range(3)]
+        with contextlib.closing(Markers()) as markers:
+            markers.create([str(p) for p in [here[0], there[0], here[1], there[1]]])
+            markers.create([str(p) for p in [here[2], there[2]]])
+            markers.flush()
+        assert len(set(_inodes(here))) == len(set(_inodes(there))) == 1
+        assert _inodes(here)[0] != _inodes(there)[0]
+
+
+def test_markers_made_after_every_earlier_one_was_removed_link_to_a_new_file(
+    tmp_path: Path,
+) -> None:
+    """Once the last name of the file is gone (a user cleaned up mid-run), no link to it can be
+    made again: the next marker starts a new one."""
+    first = [tmp_path / f"a{i}.log_done" for i in range(3)]
+    later = [tmp_path / f"b{i}.log_done" for i in range(3)]
+    with contextlib.closing(Markers()) as markers:
+        markers.create([str(p) for p in first])
+        for p in first:
+            p.unlink()
+        markers.create([str(p) for p in later])
+        markers.flush()
+    assert len(set(_inodes(later))) == 1
+    assert later[0].stat().st_nlink == len(later)
+
+
+def test_a_file_at_the_link_limit_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ext4 allows 65,000 links to a file; the marker past the limit links to a new one (the
+    limit stood in for by a link that fails with EMLINK once)."""
+    link, calls = os.link, []
+
+    def limited(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        if len(calls) == 3:
+            raise OSError(errno.EMLINK, "Too many links")
+        link(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(herd.exec.markers.os, "link", limited)
+    paths = [tmp_path / f"t{i}.log_done" for i in range(5)]
+    with contextlib.closing(Markers()) as markers:
+        markers.create([str(p) for p in paths])
+        markers.flush()
+    inodes = _inodes(paths)
+    assert inodes[0] == inodes[1] and inodes[2] == inodes[3] == inodes[4] != inodes[0]
+
+
+def test_where_no_unnamed_file_can_be_made_each_marker_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without O_TMPFILE (NFS before 4.2, FUSE) gets plain empty files, as
+    before (its EOPNOTSUPP stood in for)."""
+
+    real_open = os.open
+
+    def unsupported(path: str, flags: int, mode: int = 0o777) -> int:
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(herd.exec.markers.os, "open", unsupported)
+    paths = [tmp_path / f"t{i}.log_done" for i in range(3)]
+    with contextlib.closing(Markers()) as markers:
+        markers.create([str(p) for p in paths])
+        markers.flush()
+    assert len(set(_inodes(paths))) == 3
+    assert all(p.stat().st_nlink == 1 for p in paths)
 
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["in the loop", "threaded"])
@@ -121,6 +221,9 @@ def test_o2dpg_markers_exist_before_success_is_recorded_or_shown(
     assert result.status == "succeeded", result
     assert reporter.seen == len(stages)
     assert reporter.threads == (threads + 1 if slow else threads)
+    markers = list(tmp_path.rglob("*.log_done"))
+    assert {m.stat().st_ino for m in markers} == {markers[0].stat().st_ino}  # links of one file
+    assert markers[0].stat().st_nlink == len(stages)
 
 
 def test_a_run_whose_marker_cannot_be_made_stops_with_the_path(tmp_path: Path) -> None:
@@ -146,9 +249,9 @@ def test_a_marker_no_task_waits_for_is_made_after_the_next_start(
     log: list[tuple[str, str]] = []
     make = herd.exec.markers._make
 
-    def logged_make(paths: list[str | Path]) -> ExecutionError | None:
+    def logged_make(paths: list[str | Path], links: object) -> ExecutionError | None:
         log.extend(("marker", Path(p).name.removesuffix(".log_done")) for p in paths)
-        return make(paths)
+        return make(paths, links)  # type: ignore[arg-type]
 
     start = LocalExecutor.start
 
