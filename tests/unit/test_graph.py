@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import posixpath
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from herd.core.graph import (
     ancestors,
@@ -10,6 +14,7 @@ from herd.core.graph import (
     check_limits,
     critical_path,
     descendants,
+    file_key,
     select,
     upward_ranks,
 )
@@ -97,3 +102,16 @@ def test_selection_ancestors_descendants_ranks() -> None:
     assert descendants(g, [0]) == {0, 1, 2}
     assert upward_ranks(g, [1, 2, 3, 1]) == [6, 5, 3, 1]
     assert critical_path(g, [1, 2, 3, 1]) == 6
+
+
+_PATHS = st.text(alphabet="./ab", max_size=10)
+
+
+_CWDS = st.one_of(st.none(), st.sampled_from([".", "./", "tf1", "tf1/", "/abs", "./x/"]), _PATHS)
+
+
+@given(cwd=_CWDS, path=_PATHS)
+def test_file_key_is_the_normalised_join_of_cwd_and_path(cwd: str | None, path: str) -> None:
+    task = Task(name="t", cmd="true", cwd=cwd or None)
+    expected = posixpath.normpath(posixpath.join(cwd, path) if cwd else path)
+    assert file_key(task, path) == expected

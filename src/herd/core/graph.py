@@ -206,12 +206,19 @@ def _check_names(workflow: Workflow, index: dict[str, int]) -> None:
 
 
 def file_key(task: Task, path: str) -> str:
-    """The path a task's file refers to, relative to the workflow directory, normalised."""
-    if task.cwd and not posixpath.isabs(path):
-        path = posixpath.join(task.cwd, path)
-    elif _normal(path):
-        return path  # the common case, and millions of calls: skip normpath
+    """The path a task's file refers to, relative to the workflow directory, normalised: what
+    ``posixpath.normpath(posixpath.join(task.cwd, path))`` gives, made by hand (millions of calls
+    when planning; O2DPG's tasks have the cwd ``./``)."""
+    cwd = task.cwd
+    if cwd and cwd not in _HERE and path[:1] != "/":
+        path = f"{cwd}{path}" if cwd[-1] == "/" else f"{cwd}/{path}"
+    if _normal(path):
+        return path  # the common case: skip normpath
     return posixpath.normpath(path)
+
+
+#: task folders that are the workflow directory itself: joining one changes no normalised path
+_HERE = frozenset({".", "./"})
 
 
 def _normal(path: str) -> bool:
