@@ -118,6 +118,23 @@ def test_a_file_at_the_link_limit_is_replaced(
     assert inodes[0] == inodes[1] and inodes[2] == inodes[3] == inodes[4] != inodes[0]
 
 
+def test_a_link_refused_for_any_other_reason_leaves_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A security module refusing the link through /proc (its EACCES stood in for) costs the
+    marker its link, not the run."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(herd.exec.markers.os, "link", refused)
+    paths = [tmp_path / f"t{i}.log_done" for i in range(3)]
+    with contextlib.closing(Markers()) as markers:
+        markers.create([str(p) for p in paths])
+        markers.flush()
+    assert len(set(_inodes(paths))) == 3
+
+
 def test_where_no_unnamed_file_can_be_made_each_marker_is_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -115,13 +115,15 @@ class _Links:
                 fd = current[1]
                 os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=fd, follow_symlinks=True)
                 return True
+            except FileExistsError:
+                raise
             except FileNotFoundError:
                 if not os.path.isdir(os.path.dirname(path) or "."):
                     raise
                 current = self._template(path, current, renew=True)  # its markers were removed
             except OSError as exc:
                 if exc.errno not in _NO_LINK:
-                    raise
+                    return False  # (a file may still be made; if not, mknod says why)
                 current = self._template(path, current, renew=exc.errno == errno.EMLINK)
         return False
 
@@ -132,7 +134,12 @@ class _Links:
         not made. ``failed``: the template a link just failed with. When it is that file
         system's, a new one replaces it if ``renew`` (full, or gone), else links stop there."""
         folder = os.path.dirname(path) or "."
-        device = os.stat(folder).st_dev
+        try:
+            device = os.stat(folder).st_dev
+        except FileNotFoundError:
+            raise
+        except OSError:
+            return None
         with self._lock:
             fd = self._templates.get(device)
             if failed is not None and failed[0] == device and fd == failed[1]:
