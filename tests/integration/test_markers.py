@@ -47,15 +47,21 @@ def _inodes(paths: list[Path]) -> list[tuple[int, int]]:
     return [(p.stat().st_dev, p.stat().st_ino) for p in paths]
 
 
+def _made(paths: list[Path], *, threaded: bool = False) -> list[tuple[int, int]]:
+    """The (device, inode) of each of ``paths``, made as the markers of one run."""
+    with contextlib.closing(Markers(threaded=threaded)) as markers:
+        markers.create([str(p) for p in paths])
+        markers.flush()
+    return _inodes(paths)
+
+
 @pytest.mark.parametrize("threaded", [False, True], ids=["in the loop", "threaded"])
 def test_a_runs_markers_are_hard_links_to_one_empty_file(tmp_path: Path, threaded: bool) -> None:
     """One inode for all of a run's markers, in any folder of a file system: an empty regular
     file of the user's, unnamed but for the markers (it goes when they do)."""
     paths = [tmp_path / f"t{i}.log_done" for i in range(30)] + [tmp_path / "tf2" / "x.log_done"]
-    with contextlib.closing(Markers(threaded=threaded)) as markers:
-        markers.create([str(p) for p in paths])
-        markers.flush()
-    assert set(_inodes(paths)) == {_inodes(paths)[0]}
+    inodes = _made(paths, threaded=threaded)
+    assert set(inodes) == {inodes[0]}
     info = paths[0].stat()
     assert (info.st_nlink, info.st_size, info.st_uid) == (len(paths), 0, os.getuid())
     assert stat.S_ISREG(info.st_mode)
@@ -111,10 +117,7 @@ def test_a_file_at_the_link_limit_is_replaced(
 
     monkeypatch.setattr(herd.exec.markers.os, "link", limited)
     paths = [tmp_path / f"t{i}.log_done" for i in range(5)]
-    with contextlib.closing(Markers()) as markers:
-        markers.create([str(p) for p in paths])
-        markers.flush()
-    inodes = _inodes(paths)
+    inodes = _made(paths)
     assert inodes[0] == inodes[1] and inodes[2] == inodes[3] == inodes[4] != inodes[0]
 
 
@@ -129,10 +132,7 @@ def test_a_link_refused_for_any_other_reason_leaves_a_file(
 
     monkeypatch.setattr(herd.exec.markers.os, "link", refused)
     paths = [tmp_path / f"t{i}.log_done" for i in range(3)]
-    with contextlib.closing(Markers()) as markers:
-        markers.create([str(p) for p in paths])
-        markers.flush()
-    assert len(set(_inodes(paths))) == 3
+    assert len(set(_made(paths))) == 3
 
 
 def test_where_no_unnamed_file_can_be_made_each_marker_is_a_file(
@@ -150,10 +150,7 @@ def test_where_no_unnamed_file_can_be_made_each_marker_is_a_file(
 
     monkeypatch.setattr(herd.exec.markers.os, "open", unsupported)
     paths = [tmp_path / f"t{i}.log_done" for i in range(3)]
-    with contextlib.closing(Markers()) as markers:
-        markers.create([str(p) for p in paths])
-        markers.flush()
-    assert len(set(_inodes(paths))) == 3
+    assert len(set(_made(paths))) == 3
     assert all(p.stat().st_nlink == 1 for p in paths)
 
 
